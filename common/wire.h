@@ -1,0 +1,28 @@
+/*
+ * common/wire.h — Envelope in and out of frames, with the checks every
+ * receiver applies: protocol version, a known message type, sane ids.
+ */
+#ifndef COMMON_WIRE_H
+#define COMMON_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "replicacao.pb-c.h"
+
+typedef Replicacao__Envelope Envelope;
+
+#define WIRE_ID_MAX 64 /* bytes of an id, including the NUL */
+
+/* Start an envelope from `from` at `epoch`; the caller sets one body. */
+void wire_init(Envelope *env, const char *from, uint64_t epoch);
+/* Pack into a fresh malloc'ed frame (header included). NULL when out of
+ * memory. */
+uint8_t *wire_pack(const Envelope *env, size_t *frame_len);
+/* Unpack one frame's payload and validate it. NULL with a reason on error;
+ * free a result with wire_free. */
+Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen);
+void wire_free(Envelope *env);
+const char *wire_body_name(const Envelope *env);
+
+#endif

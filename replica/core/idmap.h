@@ -1,0 +1,31 @@
+/*
+ * replica/core/idmap.h — client id -> log index, for applying a retried
+ * request once. Open addressing with linear probing and backward-shift
+ * deletion (no tombstones), keys copied in.
+ */
+#ifndef REPLICA_IDMAP_H
+#define REPLICA_IDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct idmap_slot {
+    char *key; /* NULL: empty */
+    uint64_t value;
+};
+
+struct idmap {
+    struct idmap_slot *slots;
+    size_t cap; /* power of two, or 0 */
+    size_t len;
+};
+
+void idmap_init(struct idmap *m);
+void idmap_free(struct idmap *m);
+/* 0 on success, -1 when out of memory. Replaces an existing key's value. */
+int idmap_put(struct idmap *m, const char *key, uint64_t value);
+/* The value, or 0 when absent (log indices start at 1). */
+uint64_t idmap_get(const struct idmap *m, const char *key);
+void idmap_del(struct idmap *m, const char *key);
+
+#endif

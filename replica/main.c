@@ -1,0 +1,223 @@
+/*
+ * replica/main.c — the `replica` command line: flags, each with an
+ * environment-variable twin for compose, then node_run.
+ */
+#include "logging.h"
+#include "node.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct flag {
+    const char *name;
+    const char *env;
+    const char *arg;
+    const char *help;
+};
+
+/* The one table --help, getopt and the environment are all read from. */
+static const struct flag flags[] = {
+    {"id", "REPLICA_ID", "ID", "replica id, stable across restarts (default: hostname)"},
+    {"name", "REPLICA_NAME", "NAME", "display name (default: reverse DNS of own address, or id)"},
+    {"listen", "REPLICA_LISTEN", "IP:PORT",
+     "where peers and clients connect (default 0.0.0.0:5000)"},
+    {"advertise", "REPLICA_ADVERTISE", "HOST:PORT",
+     "address others should use (default hostname:port)"},
+    {"peers", "REPLICA_PEERS", "LIST", "host:port,... or one DNS name resolving to every replica"},
+    {"initial-size", "REPLICA_INITIAL_SIZE", "N", "size of the first configuration (default 3)"},
+    {"data-dir", "REPLICA_DATA_DIR", "DIR", "durable log directory (default ./data/ID)"},
+    {"heartbeat-ms", "REPLICA_HEARTBEAT_MS", "MS", "primary heartbeat interval (default 50)"},
+    {"election-min-ms", "REPLICA_ELECTION_MIN_MS", "MS",
+     "election timeout lower bound (default 300)"},
+    {"election-max-ms", "REPLICA_ELECTION_MAX_MS", "MS",
+     "election timeout upper bound, exclusive (default 600)"},
+    {"resolve-interval-ms", "REPLICA_RESOLVE_INTERVAL_MS", "MS",
+     "how often --peers is re-resolved (default 1000)"},
+    {"max-frame-bytes", "REPLICA_MAX_FRAME_BYTES", "BYTES",
+     "largest accepted frame (default 16777216)"},
+    {"max-request-bytes", "REPLICA_MAX_REQUEST_BYTES", "BYTES",
+     "largest client request (default 1048576)"},
+    {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+};
+#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: replica [options]\n\n"
+                 "One replica of a replicacao cluster. Every option can also be set through\n"
+                 "the environment variable shown; a flag wins over the environment.\n\n");
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s %s", flags[i].name, flags[i].arg);
+        fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, flags[i].help, "", flags[i].env);
+    }
+    fprintf(out,
+            "  %-30s %s\n\nExit status: 0 after SIGTERM/SIGINT, 75 after a fail request,\n"
+            "1 on a fatal error.\n",
+            "--help", "this text");
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *s == '\0' || *end != '\0' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reverse DNS of our own address: compose answers with project_replica_N. */
+static void default_name(const char *host, char *out, size_t len, const char *fallback)
+{
+    snprintf(out, len, "%s", fallback);
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+        return;
+    }
+    char name[128];
+    if (getnameinfo(res->ai_addr, res->ai_addrlen, name, sizeof(name), NULL, 0, NI_NAMEREQD) == 0 &&
+        strncmp(name, "localhost", 9) != 0) {
+        char *dot = strchr(name, '.');
+        if (dot) {
+            *dot = '\0';
+        }
+        snprintf(out, len, "%.*s", (int)len - 1, name);
+    }
+    freeaddrinfo(res);
+}
+
+static int apply(struct node_options *o, const char *name, const char *v, const char **peers,
+                 int *level)
+{
+    unsigned long long u;
+    if (strcmp(name, "id") == 0) {
+        if (strlen(v) == 0 || strlen(v) >= sizeof(o->id)) {
+            return -1;
+        }
+        snprintf(o->id, sizeof(o->id), "%s", v);
+    } else if (strcmp(name, "name") == 0) {
+        snprintf(o->name, sizeof(o->name), "%s", v);
+    } else if (strcmp(name, "listen") == 0) {
+        snprintf(o->listen, sizeof(o->listen), "%s", v);
+    } else if (strcmp(name, "advertise") == 0) {
+        snprintf(o->advertise, sizeof(o->advertise), "%s", v);
+    } else if (strcmp(name, "peers") == 0) {
+        *peers = v;
+    } else if (strcmp(name, "data-dir") == 0) {
+        snprintf(o->data_dir, sizeof(o->data_dir), "%s", v);
+    } else if (strcmp(name, "log-level") == 0) {
+        *level = log_level_parse(v);
+        return *level < 0 ? -1 : 0;
+    } else {
+        if (parse_uint(v, 1ULL << 32, &u) != 0 || u == 0) {
+            return -1;
+        }
+        if (strcmp(name, "initial-size") == 0) {
+            o->initial_size = (unsigned)u;
+        } else if (strcmp(name, "heartbeat-ms") == 0) {
+            o->heartbeat_ms = (unsigned)u;
+        } else if (strcmp(name, "election-min-ms") == 0) {
+            o->election_min_ms = (unsigned)u;
+        } else if (strcmp(name, "election-max-ms") == 0) {
+            o->election_max_ms = (unsigned)u;
+        } else if (strcmp(name, "resolve-interval-ms") == 0) {
+            o->resolve_interval_ms = (unsigned)u;
+        } else if (strcmp(name, "max-frame-bytes") == 0) {
+            o->max_frame_bytes = (size_t)u;
+        } else if (strcmp(name, "max-request-bytes") == 0) {
+            o->max_request_bytes = (size_t)u;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct node_options o = {
+        .initial_size = 3,
+        .heartbeat_ms = 50,
+        .election_min_ms = 300,
+        .election_max_ms = 600,
+        .resolve_interval_ms = 1000,
+        .max_frame_bytes = 16u << 20,
+        .max_request_bytes = 1u << 20,
+    };
+    snprintf(o.listen, sizeof(o.listen), "0.0.0.0:5000");
+    const char *peers = "";
+    int level = LOG_INFO;
+
+    /* The environment first, so flags override it. */
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const char *v = getenv(flags[i].env);
+        if (v != NULL && *v != '\0' && apply(&o, flags[i].name, v, &peers, &level) != 0) {
+            fprintf(stderr, "replica: bad value '%s' in $%s\n", v, flags[i].env);
+            return 2;
+        }
+    }
+    struct option longopts[N_FLAGS + 2];
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        longopts[i] = (struct option){flags[i].name, required_argument, NULL, (int)i};
+    }
+    longopts[N_FLAGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_FLAGS + 1] = (struct option){0, 0, 0, 0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (opt < 0 || (size_t)opt >= N_FLAGS) {
+            usage(stderr);
+            return 2;
+        }
+        if (apply(&o, flags[opt].name, optarg, &peers, &level) != 0) {
+            fprintf(stderr, "replica: bad value '%s' for --%s\n", optarg, flags[opt].name);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "replica: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (o.election_max_ms <= o.election_min_ms || o.heartbeat_ms >= o.election_min_ms) {
+        fprintf(stderr, "replica: need heartbeat < election-min < election-max\n");
+        return 2;
+    }
+
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    if (o.id[0] == '\0') {
+        snprintf(o.id, sizeof(o.id), "%.*s", (int)sizeof(o.id) - 1, host);
+    }
+    if (o.name[0] == '\0') {
+        default_name(host, o.name, sizeof(o.name), o.id);
+    }
+    const char *port = strrchr(o.listen, ':');
+    if (port == NULL) {
+        fprintf(stderr, "replica: --listen wants ip:port\n");
+        return 2;
+    }
+    if (o.advertise[0] == '\0') {
+        snprintf(o.advertise, sizeof(o.advertise), "%s%s", host, port);
+    }
+    if (o.data_dir[0] == '\0') {
+        snprintf(o.data_dir, sizeof(o.data_dir), "data/%s", o.id);
+    }
+    char err[256];
+    if (addr_list_parse(peers, port + 1, &o.peers, err, sizeof(err)) != 0) {
+        fprintf(stderr, "replica: --peers: %s\n", err);
+        return 2;
+    }
+    log_setup(o.id, (enum log_level)level);
+    return node_run(&o);
+}

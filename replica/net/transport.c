@@ -1,0 +1,694 @@
+/*
+ * replica/net/transport.c — see transport.h.
+ *
+ * Sections: connections (read, hello, queue, flush, close), outbound targets
+ * (connect, reconnect with backoff), listener, life cycle.
+ */
+#include "transport.h"
+#include "frame.h"
+#include "logging.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETRY_MIN_MS   100
+#define RETRY_MAX_MS   2000
+#define MISSING_PASSES 3 /* resolutions a target may be absent from before removal */
+
+struct outbuf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+struct target;
+
+struct conn {
+    uv_tcp_t tcp;
+    struct transport *t;
+    struct target *target; /* outbound: what it connects to; NULL inbound */
+    struct frame_reader reader;
+    struct outbuf out;
+    bool hello_done;
+    bool closing;
+    bool is_client;
+    char peer_id[WIRE_ID_MAX];
+    char peer_name[128];
+    char peer_address[256];
+    char desc[512];
+    void *data;
+    struct conn *next;
+    struct conn *prev;
+};
+
+enum target_state {
+    TARGET_IDLE,       /* waiting for its retry timer */
+    TARGET_CONNECTING, /* connect in progress or connected */
+    TARGET_SELF,       /* our own address: never connected again */
+    TARGET_ALIAS,      /* another address of a replica we already reach */
+};
+
+struct target {
+    struct transport *t;
+    char addr[128]; /* numeric ip:port */
+    enum target_state state;
+    struct conn *conn;
+    char id[WIRE_ID_MAX];    /* learned from its Hello */
+    bool retry_is_immediate; /* this connect follows a close: refusal means gone */
+    unsigned backoff_ms;
+    unsigned missing;
+    uv_timer_t timer;
+    uv_connect_t req;
+    struct target *next;
+};
+
+struct transport {
+    uv_loop_t *loop;
+    struct transport_options o;
+    char self_id[WIRE_ID_MAX];
+    char name[128];
+    char advertise[256];
+    struct transport_callbacks cb;
+    uv_tcp_t listener;
+    bool listening;
+    struct conn *conns;
+    struct target *targets;
+    unsigned open_handles;
+    bool closing;
+    void (*closed_cb)(struct transport *t);
+    char readbuf[64 * 1024];
+};
+
+static void target_schedule(struct target *tg, unsigned delay_ms);
+static void target_connect(struct target *tg);
+
+/* ========================================================================
+ * Connections
+ * ====================================================================== */
+
+static void handle_closed(struct transport *t)
+{
+    if (--t->open_handles == 0 && t->closing && t->closed_cb) {
+        t->closed_cb(t);
+    }
+}
+
+static struct conn *conn_new(struct transport *t)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->t = t;
+    uv_tcp_init(t->loop, &c->tcp);
+    t->open_handles++;
+    c->tcp.data = c;
+    frame_reader_init(&c->reader, t->o.max_frame_bytes);
+    snprintf(c->desc, sizeof(c->desc), "connection");
+    c->next = t->conns;
+    if (t->conns) {
+        t->conns->prev = c;
+    }
+    t->conns = c;
+    return c;
+}
+
+static void conn_free_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct transport *t = c->t;
+    frame_reader_free(&c->reader);
+    free(c->out.data);
+    free(c);
+    handle_closed(t);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    struct transport *t = c->t;
+    if (reason != NULL) {
+        log_info("closing %s: %s", c->desc, reason);
+    }
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        t->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    if (c->hello_done && t->cb.on_closed) {
+        t->cb.on_closed(t, c);
+    }
+    struct target *tg = c->target;
+    if (tg != NULL) {
+        tg->conn = NULL;
+        if (tg->state == TARGET_CONNECTING && !t->closing) {
+            if (c->hello_done && !c->is_client) {
+                /* It was up: reconnect at once. A refusal then tells the
+                 * node the process is gone (fast failover). */
+                tg->retry_is_immediate = true;
+                tg->backoff_ms = RETRY_MIN_MS;
+                tg->state = TARGET_IDLE;
+                target_connect(tg);
+            } else {
+                target_schedule(tg, tg->backoff_ms);
+            }
+        }
+    }
+    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+}
+
+static void set_desc(struct conn *c)
+{
+    const char *kind = c->is_client ? "client" : "peer";
+    const char *who = c->peer_id[0] ? c->peer_id : "?";
+    const char *where = c->target ? c->target->addr : c->peer_address;
+    snprintf(c->desc, sizeof(c->desc), "%s %s (%s%s)", kind, who, c->target ? "to " : "from ",
+             where[0] ? where : "?");
+}
+
+static void queue_hello(struct conn *c)
+{
+    struct transport *t = c->t;
+    Envelope env;
+    Replicacao__Hello hello = REPLICACAO__HELLO__INIT;
+    wire_init(&env, t->self_id, 0);
+    hello.name = t->name;
+    hello.address = t->advertise;
+    hello.kind = REPLICACAO__HELLO__KIND__REPLICA;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    conn_queue(c, &env);
+}
+
+static struct target *target_with_id(struct transport *t, const char *id, struct target *except)
+{
+    for (struct target *tg = t->targets; tg; tg = tg->next) {
+        if (tg != except && tg->state == TARGET_CONNECTING && tg->conn && tg->conn->hello_done &&
+            strcmp(tg->id, id) == 0) {
+            return tg;
+        }
+    }
+    return NULL;
+}
+
+/* The first frame: who is at the other end. False when the connection was
+ * closed because of it. */
+static bool handle_hello(struct conn *c, const Envelope *env)
+{
+    struct transport *t = c->t;
+    if (env->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
+        conn_close(c, "first message was not a hello");
+        return false;
+    }
+    c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
+    if (!c->is_client && env->from[0] == '\0') {
+        conn_close(c, "replica hello without an id");
+        return false;
+    }
+    snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
+    snprintf(c->peer_name, sizeof(c->peer_name), "%s", env->hello->name);
+    if (env->hello->address[0] != '\0') {
+        snprintf(c->peer_address, sizeof(c->peer_address), "%s", env->hello->address);
+    }
+    set_desc(c);
+    struct target *tg = c->target;
+    if (tg != NULL) {
+        if (strcmp(c->peer_id, t->self_id) == 0) {
+            tg->state = TARGET_SELF;
+            conn_close(c, NULL);
+            return false;
+        }
+        if (c->is_client || target_with_id(t, c->peer_id, tg) != NULL) {
+            tg->state = TARGET_ALIAS;
+            conn_close(c, NULL);
+            return false;
+        }
+        snprintf(tg->id, sizeof(tg->id), "%s", c->peer_id);
+        tg->backoff_ms = RETRY_MIN_MS;
+        tg->retry_is_immediate = false;
+    } else {
+        queue_hello(c); /* inbound: answer with ours */
+    }
+    c->hello_done = true;
+    if (t->cb.on_hello) {
+        t->cb.on_hello(t, c, env);
+    }
+    return !c->closing;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    /* One buffer serves every connection: each read is consumed (copied
+     * into the connection's frame reader) before the next alloc. */
+    struct conn *c = h->data;
+    buf->base = c->t->readbuf;
+    buf->len = sizeof(c->t->readbuf);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->closing || nread == 0) {
+        return;
+    }
+    if (frame_reader_feed(&c->reader, buf->base, (size_t)nread) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    while (!c->closing) {
+        const uint8_t *payload;
+        size_t len;
+        enum frame_result fr = frame_reader_next(&c->reader, &payload, &len);
+        if (fr == FRAME_NEED_MORE) {
+            break;
+        }
+        if (fr == FRAME_TOO_LARGE) {
+            char why[128];
+            snprintf(why, sizeof(why), "frame of %zu bytes exceeds --max-frame-bytes %zu", len,
+                     c->reader.max_frame);
+            log_warn("%s: %s", c->desc, why);
+            conn_close(c, why);
+            return;
+        }
+        char err[160];
+        Envelope *env = wire_unpack(payload, len, err, sizeof(err));
+        if (env == NULL) {
+            log_warn("%s: %s", c->desc, err);
+            conn_close(c, err);
+            return;
+        }
+        if (!c->hello_done) {
+            handle_hello(c, env);
+        } else if (c->t->cb.on_message) {
+            c->t->cb.on_message(c->t, c, env);
+        }
+        wire_free(env);
+    }
+}
+
+void conn_queue(struct conn *c, const Envelope *env)
+{
+    if (c->closing) {
+        return;
+    }
+    size_t need = replicacao__envelope__get_packed_size(env) + FRAME_HEADER_BYTES;
+    struct outbuf *o = &c->out;
+    if (o->len + need > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap < o->len + need) {
+            cap *= 2;
+        }
+        uint8_t *d = realloc(o->data, cap);
+        if (d == NULL) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        o->data = d;
+        o->cap = cap;
+    }
+    frame_put_header(o->data + o->len, (uint32_t)(need - FRAME_HEADER_BYTES));
+    replicacao__envelope__pack(env, o->data + o->len + FRAME_HEADER_BYTES);
+    o->len += need;
+}
+
+struct write_req {
+    uv_write_t req;
+    uint8_t *data;
+};
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct conn *c = req->handle->data;
+    free(w->data);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED) {
+        conn_close(c, uv_strerror(status));
+    }
+}
+
+static void conn_flush(struct conn *c)
+{
+    if (c->out.len == 0 || c->closing) {
+        return;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > c->t->o.max_output_bytes) {
+        conn_close(c, "too slow: output backlog over the limit");
+        return;
+    }
+    struct write_req *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    w->data = c->out.data;
+    uv_buf_t buf = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    memset(&c->out, 0, sizeof(c->out));
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rc < 0) {
+        free(w->data);
+        free(w);
+        conn_close(c, uv_strerror(rc));
+    }
+}
+
+void transport_flush(struct transport *t)
+{
+    struct conn *next;
+    for (struct conn *c = t->conns; c; c = next) {
+        next = c->next; /* conn_flush may close (unlink) c */
+        conn_flush(c);
+    }
+}
+
+bool conn_is_client(const struct conn *c)
+{
+    return c->is_client;
+}
+
+bool conn_is_outbound(const struct conn *c)
+{
+    return c->target != NULL;
+}
+
+const char *conn_peer_id(const struct conn *c)
+{
+    return c->peer_id;
+}
+
+const char *conn_describe(const struct conn *c)
+{
+    return c->desc;
+}
+
+void *conn_get_data(const struct conn *c)
+{
+    return c->data;
+}
+
+void conn_set_data(struct conn *c, void *data)
+{
+    c->data = data;
+}
+
+static void conn_start(struct conn *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 10);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* ========================================================================
+ * Outbound targets
+ * ====================================================================== */
+
+static void target_timer_cb(uv_timer_t *timer)
+{
+    struct target *tg = timer->data;
+    if (tg->state == TARGET_IDLE) {
+        target_connect(tg);
+    }
+}
+
+static void target_schedule(struct target *tg, unsigned delay_ms)
+{
+    tg->state = TARGET_IDLE;
+    uv_timer_start(&tg->timer, target_timer_cb, delay_ms, 0);
+    tg->backoff_ms = tg->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : tg->backoff_ms * 2;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct conn *c = req->handle->data;
+    struct target *tg = c->target;
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        if (tg->retry_is_immediate && tg->id[0] != '\0' && c->t->cb.on_peer_gone) {
+            log_info("peer %s (%s) refused reconnection: %s", tg->id, tg->addr,
+                     uv_strerror(status));
+            c->t->cb.on_peer_gone(c->t, tg->id);
+        }
+        tg->retry_is_immediate = false;
+        conn_close(c, NULL);
+        return;
+    }
+    conn_start(c);
+    queue_hello(c);
+    /* Hellos go out with the next flush, like everything else. */
+}
+
+static int parse_numeric(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[128];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host)) {
+        return -1;
+    }
+    int port = atoi(colon + 1);
+    if (addr[0] == '[') {
+        memcpy(host, addr + 1, (size_t)(colon - addr) - 2);
+        host[colon - addr - 2] = '\0';
+        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
+static void target_connect(struct target *tg)
+{
+    struct transport *t = tg->t;
+    struct sockaddr_storage ss;
+    if (t->closing || parse_numeric(tg->addr, &ss) != 0) {
+        return;
+    }
+    struct conn *c = conn_new(t);
+    if (c == NULL) {
+        target_schedule(tg, tg->backoff_ms);
+        return;
+    }
+    c->target = tg;
+    tg->conn = c;
+    tg->state = TARGET_CONNECTING;
+    set_desc(c);
+    int rc = uv_tcp_connect(&tg->req, &c->tcp, (struct sockaddr *)&ss, connect_cb);
+    if (rc < 0) {
+        conn_close(c, uv_strerror(rc));
+    }
+}
+
+static void target_free_cb(uv_handle_t *h)
+{
+    struct target *tg = h->data;
+    struct transport *t = tg->t;
+    free(tg);
+    handle_closed(t);
+}
+
+static void target_remove(struct target *tg)
+{
+    if (tg->conn) {
+        struct conn *c = tg->conn;
+        tg->state = TARGET_SELF; /* no reconnect from conn_close */
+        conn_close(c, "address no longer resolves");
+    }
+    uv_close((uv_handle_t *)&tg->timer, target_free_cb);
+}
+
+void transport_set_targets(struct transport *t, const char *const *addrs, size_t n)
+{
+    for (struct target *tg = t->targets; tg; tg = tg->next) {
+        tg->missing++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct target *tg;
+        for (tg = t->targets; tg && strcmp(tg->addr, addrs[i]) != 0; tg = tg->next) {
+        }
+        if (tg != NULL) {
+            tg->missing = 0;
+            continue;
+        }
+        tg = calloc(1, sizeof(*tg));
+        if (tg == NULL || strlen(addrs[i]) >= sizeof(tg->addr)) {
+            free(tg);
+            continue;
+        }
+        tg->t = t;
+        strcpy(tg->addr, addrs[i]);
+        tg->backoff_ms = RETRY_MIN_MS;
+        uv_timer_init(t->loop, &tg->timer);
+        t->open_handles++;
+        tg->timer.data = tg;
+        tg->next = t->targets;
+        t->targets = tg;
+        log_debug("discovered %s", tg->addr);
+        target_connect(tg);
+    }
+    struct target **pp = &t->targets;
+    while (*pp) {
+        struct target *tg = *pp;
+        if (tg->missing >= MISSING_PASSES) {
+            *pp = tg->next;
+            log_info("forgetting %s: no longer resolves", tg->addr);
+            target_remove(tg);
+        } else {
+            pp = &tg->next;
+        }
+    }
+}
+
+void transport_each_conn(struct transport *t, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+    struct conn *next;
+    for (struct conn *c = t->conns; c; c = next) {
+        next = c->next;
+        if (c->hello_done && !c->closing) {
+            fn(c, arg);
+        }
+    }
+}
+
+struct conn *transport_peer(struct transport *t, const char *id)
+{
+    struct target *tg = target_with_id(t, id, NULL);
+    return tg ? tg->conn : NULL;
+}
+
+bool transport_peer_info(struct transport *t, const char *id, const char **address,
+                         const char **name)
+{
+    for (struct conn *c = t->conns; c; c = c->next) {
+        if (c->hello_done && !c->is_client && strcmp(c->peer_id, id) == 0) {
+            *address = c->peer_address;
+            *name = c->peer_name;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ========================================================================
+ * Listener
+ * ====================================================================== */
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    struct transport *t = server->data;
+    if (status < 0) {
+        log_warn("accept: %s", uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_new(t);
+    if (c == NULL) {
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c, "accept failed");
+        return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[64];
+        uv_ip_name((struct sockaddr *)&ss, ip, sizeof(ip));
+        snprintf(c->peer_address, sizeof(c->peer_address), "%s", ip);
+    }
+    set_desc(c);
+    conn_start(c);
+}
+
+int transport_listen(struct transport *t, const char *hostport, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    if (parse_numeric(hostport, &ss) != 0) {
+        snprintf(err, errlen, "listen address '%s' must be numeric ip:port", hostport);
+        return UV_EINVAL;
+    }
+    uv_tcp_init(t->loop, &t->listener);
+    t->open_handles++;
+    t->listener.data = t;
+    t->listening = true;
+    int rc = uv_tcp_bind(&t->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&t->listener, 128, accept_cb);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "listen on %s: %s", hostport, uv_strerror(rc));
+    }
+    return rc;
+}
+
+/* ========================================================================
+ * Life cycle
+ * ====================================================================== */
+
+struct transport *transport_new(uv_loop_t *loop, const struct transport_options *o,
+                                const struct transport_callbacks *cb)
+{
+    struct transport *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return NULL;
+    }
+    t->loop = loop;
+    t->o = *o;
+    snprintf(t->self_id, sizeof(t->self_id), "%s", o->self_id);
+    snprintf(t->name, sizeof(t->name), "%s", o->name);
+    snprintf(t->advertise, sizeof(t->advertise), "%s", o->advertise);
+    if (t->o.max_frame_bytes == 0) {
+        t->o.max_frame_bytes = FRAME_DEFAULT_MAX;
+    }
+    if (t->o.max_output_bytes == 0) {
+        t->o.max_output_bytes = 256u << 20;
+    }
+    t->cb = *cb;
+    return t;
+}
+
+static void listener_closed_cb(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+void transport_close(struct transport *t, void (*done)(struct transport *t))
+{
+    t->closing = true;
+    t->closed_cb = done;
+    t->open_handles++; /* held until every close below is issued */
+    if (t->listening) {
+        uv_close((uv_handle_t *)&t->listener, listener_closed_cb);
+    }
+    while (t->conns) {
+        conn_close(t->conns, NULL);
+    }
+    struct target *tg = t->targets;
+    t->targets = NULL;
+    while (tg) {
+        struct target *next = tg->next;
+        uv_close((uv_handle_t *)&tg->timer, target_free_cb);
+        tg = next;
+    }
+    handle_closed(t);
+}
+
+void transport_free(struct transport *t)
+{
+    free(t);
+}
+
+void *transport_data(struct transport *t)
+{
+    return t->cb.data;
+}

@@ -1,0 +1,87 @@
+/*
+ * replica/net/transport.h — TCP connections for the libuv adapter.
+ *
+ * Owns the listener, every connection (inbound from peers and clients,
+ * outbound to the peers discovery found), framing and output buffering.
+ *
+ * Output is HELD: conn_queue only appends a frame to the connection's
+ * buffer, and transport_flush writes all of them. The node calls it after
+ * the durable log is synced, which is how the core's durability contract is
+ * kept (see replica/core/core.h).
+ *
+ * Every connection starts with a Hello each way. A peer replica is known by
+ * the id in its Hello; an outbound connection whose Hello names ourselves
+ * (our own address came back from DNS) or a replica we already reach by
+ * another address is closed and not retried.
+ */
+#ifndef REPLICA_TRANSPORT_H
+#define REPLICA_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "wire.h"
+
+struct conn;
+struct transport;
+
+struct transport_callbacks {
+    void *data;
+    /* The peer's Hello arrived (it is validated: id, kind). */
+    void (*on_hello)(struct transport *t, struct conn *c, const Envelope *hello);
+    /* Any later envelope; the transport frees it after the call. */
+    void (*on_message)(struct transport *t, struct conn *c, const Envelope *env);
+    /* The connection is going away (the conn is freed after this). */
+    void (*on_closed)(struct transport *t, struct conn *c);
+    /* Outbound to replica `id` closed and an immediate reconnect was
+     * refused: its process is most likely gone. */
+    void (*on_peer_gone)(struct transport *t, const char *id);
+};
+
+struct transport_options {
+    const char *self_id;
+    const char *name;
+    const char *advertise; /* host:port others should use for us */
+    size_t max_frame_bytes;
+    size_t max_output_bytes; /* a connection buffering more is too slow: closed */
+};
+
+struct transport *transport_new(uv_loop_t *loop, const struct transport_options *o,
+                                const struct transport_callbacks *cb);
+/* Listen on host:port. 0, or a negative libuv error with a reason. */
+int transport_listen(struct transport *t, const char *hostport, char *err, size_t errlen);
+/* The current set of peer addresses ("ip:port"); new ones are connected,
+ * ones missing from `n_missing_passes` consecutive calls are dropped. */
+void transport_set_targets(struct transport *t, const char *const *addrs, size_t n);
+/* Write everything queued on every connection. */
+void transport_flush(struct transport *t);
+/* Close everything; `done` runs once every handle is closed. */
+void transport_close(struct transport *t, void (*done)(struct transport *t));
+void transport_free(struct transport *t);
+void *transport_data(struct transport *t);
+
+/* Call fn for every connection whose Hello is done. fn must not close
+ * connections other than the one it is given. */
+void transport_each_conn(struct transport *t, void (*fn)(struct conn *c, void *arg), void *arg);
+/* The connection to send to replica `id` (outbound, Hello done), or NULL. */
+struct conn *transport_peer(struct transport *t, const char *id);
+/* Peer details for status: the address and name from its Hello. */
+bool transport_peer_info(struct transport *t, const char *id, const char **address,
+                         const char **name);
+
+/* Queue one envelope (held until transport_flush). Silently dropped on a
+ * closing connection. */
+void conn_queue(struct conn *c, const Envelope *env);
+void conn_close(struct conn *c, const char *reason);
+bool conn_is_client(const struct conn *c);
+/* True for connections we opened to a discovered peer. */
+bool conn_is_outbound(const struct conn *c);
+const char *conn_peer_id(const struct conn *c);
+const char *conn_describe(const struct conn *c); /* "peer r2 (10.0.0.3:5000)" */
+/* A slot for the node's own per-connection state. */
+void *conn_get_data(const struct conn *c);
+void conn_set_data(struct conn *c, void *data);
+
+#endif

@@ -1,0 +1,610 @@
+/*
+ * replica/node.c — the libuv adapter around the core (see node.h).
+ *
+ * Sections: the core's io (send, persist, reply, event), the flush that
+ * keeps the durability contract, client calls (request, status, read,
+ * subscribe, fail), transport callbacks, life cycle.
+ *
+ * One loop iteration = one batch: every frame read in it is fed to the
+ * core, then the prepare handle (which runs right before the loop blocks)
+ * fsyncs the log once and only then writes what the core sent or replied.
+ */
+#include "node.h"
+#include "clock.h"
+#include "logging.h"
+#include "net/codec.h"
+#include "net/discovery.h"
+#include "net/transport.h"
+#include "storage/wal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define READ_LIMIT_DEFAULT 100
+#define READ_LIMIT_MAX     1000
+
+/* A client request waiting for the core's reply. The core holds a pointer
+ * to it as its token; the connection may close first, then conn is NULL. */
+struct call {
+    struct conn *conn;
+    uint64_t call_id;
+    struct call *next;
+    struct call *prev;
+};
+
+/* What the node keeps per connection. */
+struct conn_state {
+    bool subscribed;
+    struct call *calls;
+};
+
+struct node {
+    struct node_options o;
+    uv_loop_t loop;
+    struct core *core;
+    struct core_io io;
+    struct wal *wal;
+    struct transport *t;
+    struct discovery *disc;
+    uv_timer_t tick_timer;
+    uv_prepare_t flush_prep;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    int64_t started_ms;
+    uint64_t rng;
+    bool stopping;
+    int exit_code;
+};
+
+static int64_t now_ms(void)
+{
+    return clock_mono_ms();
+}
+
+static void fatal(struct node *n, const char *what, int rc)
+{
+    log_error("%s: %s; exiting so a restart recovers from the durable log", what, uv_strerror(rc));
+    (void)n;
+    _exit(1);
+}
+
+/* ========================================================================
+ * The core's io
+ * ====================================================================== */
+
+static struct node *node_of(struct core_io *io)
+{
+    return io->data;
+}
+
+static void io_send(struct core_io *io, const char *to, const struct core_msg *m)
+{
+    struct node *n = node_of(io);
+    struct conn *c = transport_peer(n->t, to);
+    if (c == NULL) {
+        return; /* not connected: the core retries on its own schedule */
+    }
+    struct codec_out out;
+    if (codec_from_core(&out, n->o.id, m) == 0) {
+        conn_queue(c, &out.env);
+        codec_out_release(&out);
+    }
+}
+
+static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
+{
+    struct node *n = node_of(io);
+    int rc = wal_append_state(n->wal, hs);
+    if (rc < 0) {
+        fatal(n, "buffering hard state", rc);
+    }
+}
+
+static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
+                               const struct core_entry *e, size_t count)
+{
+    struct node *n = node_of(io);
+    int rc = wal_append_entries(n->wal, truncate_from, e, count);
+    if (rc < 0) {
+        fatal(n, "buffering log entries", rc);
+    }
+}
+
+static const char *address_of(struct node *n, const char *id)
+{
+    const char *addr = "", *name = "";
+    if (id == NULL || id[0] == '\0') {
+        return "";
+    }
+    if (strcmp(id, n->o.id) == 0) {
+        return n->o.advertise;
+    }
+    transport_peer_info(n->t, id, &addr, &name);
+    return addr;
+}
+
+static void call_unlink(struct call *call)
+{
+    if (call->conn == NULL) {
+        return;
+    }
+    struct conn_state *cs = conn_get_data(call->conn);
+    if (call->prev) {
+        call->prev->next = call->next;
+    } else {
+        cs->calls = call->next;
+    }
+    if (call->next) {
+        call->next->prev = call->prev;
+    }
+    call->conn = NULL;
+}
+
+static void io_reply(struct core_io *io, uint64_t token, const struct core_reply *r)
+{
+    struct node *n = node_of(io);
+    struct call *call = (struct call *)(uintptr_t)token;
+    if (call->conn != NULL) {
+        Envelope env;
+        Replicacao__ClientReply rep = REPLICACAO__CLIENT_REPLY__INIT;
+        wire_init(&env, n->o.id, core_epoch(n->core));
+        rep.call_id = call->call_id;
+        rep.status = (Replicacao__ClientReply__Status)r->status;
+        rep.index = r->index;
+        rep.epoch = r->epoch;
+        rep.primary = (char *)(r->primary ? r->primary : "");
+        rep.primary_address = (char *)address_of(n, r->primary);
+        rep.message = (char *)(r->message ? r->message : "");
+        env.body_case = REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY;
+        env.client_reply = &rep;
+        conn_queue(call->conn, &env);
+        call_unlink(call);
+    }
+    free(call);
+}
+
+static void queue_if_subscribed(struct conn *c, void *env)
+{
+    struct conn_state *cs = conn_get_data(c);
+    if (cs != NULL && cs->subscribed) {
+        conn_queue(c, env);
+    }
+}
+
+static void io_event(struct core_io *io, const struct core_event *ev)
+{
+    struct node *n = node_of(io);
+    if (strcmp(ev->type, "committed") != 0) {
+        log_info("%s subject=%s epoch=%llu index=%llu %s", ev->type, ev->subject,
+                 (unsigned long long)ev->epoch, (unsigned long long)ev->index, ev->detail);
+    }
+    Envelope env;
+    Replicacao__Event e = REPLICACAO__EVENT__INIT;
+    wire_init(&env, n->o.id, ev->epoch);
+    e.type = (char *)ev->type;
+    e.replica = n->o.id;
+    e.subject = (char *)ev->subject;
+    e.epoch = ev->epoch;
+    e.index = ev->index;
+    e.time_ms = clock_wall_ms();
+    e.detail = (char *)ev->detail;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_EVENT;
+    env.event = &e;
+    transport_each_conn(n->t, queue_if_subscribed, &env);
+}
+
+static uint64_t io_random(struct core_io *io)
+{
+    /* xorshift64*: the core only needs spread, not secrecy. */
+    struct node *n = node_of(io);
+    n->rng ^= n->rng >> 12;
+    n->rng ^= n->rng << 25;
+    n->rng ^= n->rng >> 27;
+    return n->rng * 2685821657736338717ULL;
+}
+
+static int64_t io_wall_clock(struct core_io *io)
+{
+    return clock_wall_ms();
+}
+
+/* ========================================================================
+ * The flush: durability before visibility
+ * ====================================================================== */
+
+static void tick_cb(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    core_tick(n->core, now_ms());
+}
+
+static void flush_cb(uv_prepare_t *prep)
+{
+    struct node *n = prep->data;
+    int64_t now = now_ms();
+    core_flush(n->core, now);
+    if (wal_pending(n->wal)) {
+        int rc = wal_sync(n->wal);
+        if (rc < 0) {
+            fatal(n, "fsync of the log", rc);
+        }
+    }
+    transport_flush(n->t);
+    if (!n->stopping) {
+        int64_t delay = core_next_deadline(n->core) - now;
+        uv_timer_start(&n->tick_timer, tick_cb, delay > 0 ? (uint64_t)delay : 0, 0);
+    }
+}
+
+/* ========================================================================
+ * Client calls
+ * ====================================================================== */
+
+static void reply_error(struct node *n, struct conn *c, const char *msg)
+{
+    Envelope env;
+    Replicacao__Error e = REPLICACAO__ERROR__INIT;
+    wire_init(&env, n->o.id, core_epoch(n->core));
+    e.message = (char *)msg;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    conn_queue(c, &env);
+}
+
+static void handle_client_request(struct node *n, struct conn *c,
+                                  const Replicacao__ClientRequest *req)
+{
+    struct call *call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        reply_error(n, c, "out of memory");
+        return;
+    }
+    struct conn_state *cs = conn_get_data(c);
+    call->conn = c;
+    call->call_id = req->call_id;
+    call->next = cs->calls;
+    if (cs->calls) {
+        cs->calls->prev = call;
+    }
+    cs->calls = call;
+    core_client_request(n->core, now_ms(), (uint64_t)(uintptr_t)call, req->client_id,
+                        req->data.data, req->data.len);
+}
+
+static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
+{
+    int64_t now = now_ms();
+    struct core_status st;
+    core_get_status(n->core, now, &st);
+    Replicacao__PeerStatus peers[CORE_MAX_MEMBERS], *peer_ptrs[CORE_MAX_MEMBERS];
+    for (unsigned i = 0; i < st.n_peers; i++) {
+        const struct core_peer_status *p = &st.peers[i];
+        const char *addr = "", *name = "";
+        bool connected = transport_peer_info(n->t, p->id, &addr, &name);
+        replicacao__peer_status__init(&peers[i]);
+        peers[i].id = (char *)p->id;
+        peers[i].name = (char *)name;
+        peers[i].address = (char *)addr;
+        peers[i].voter = p->voter;
+        peers[i].connected = connected && transport_peer(n->t, p->id) != NULL;
+        peers[i].match_index = p->match_index;
+        peers[i].last_seen_ms = p->last_seen_ms;
+        peer_ptrs[i] = &peers[i];
+    }
+    Envelope env;
+    Replicacao__Status s = REPLICACAO__STATUS__INIT;
+    wire_init(&env, n->o.id, st.epoch);
+    s.call_id = call_id;
+    s.id = n->o.id;
+    s.name = n->o.name;
+    s.address = n->o.advertise;
+    s.role = (char *)core_role_name(st.role);
+    s.epoch = st.epoch;
+    s.primary = st.primary;
+    s.voted_for = st.voted_for;
+    s.last_index = st.last_index;
+    s.commit_index = st.commit_index;
+    s.processed = st.processed;
+    s.synced = st.synced;
+    s.heartbeat_age_ms = st.heartbeat_age_ms;
+    s.uptime_ms = now - n->started_ms;
+    s.voter = st.voter;
+    s.n_peers = st.n_peers;
+    s.peers = peer_ptrs;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
+    env.status = &s;
+    conn_queue(c, &env);
+}
+
+static bool read_matches(struct node *n, const struct core_entry *e, int filter)
+{
+    if (e->type != CORE_ENTRY_DATA) {
+        return false;
+    }
+    bool mine = strcmp(e->primary, n->o.id) == 0;
+    switch (filter) {
+    case REPLICACAO__READ_REQUEST__FILTER__PROCESSED:
+        return mine;
+    case REPLICACAO__READ_REQUEST__FILTER__SYNCED:
+        return !mine;
+    default:
+        return true;
+    }
+}
+
+static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
+{
+    uint32_t limit = req->limit ? req->limit : READ_LIMIT_DEFAULT;
+    if (limit > READ_LIMIT_MAX) {
+        limit = READ_LIMIT_MAX;
+    }
+    uint64_t commit = core_commit_index(n->core);
+    Replicacao__Entry *entries = calloc(limit, sizeof(*entries));
+    Replicacao__Entry **ptrs = calloc(limit, sizeof(*ptrs));
+    if (entries == NULL || ptrs == NULL) {
+        free(entries);
+        free(ptrs);
+        reply_error(n, c, "out of memory");
+        return;
+    }
+    size_t count = 0;
+    for (uint64_t i = req->after + 1; i <= commit && count < limit; i++) {
+        const struct core_entry *e = core_entry_at(n->core, i);
+        if (read_matches(n, e, req->filter)) {
+            codec_entry_to_pb(e, &entries[count]);
+            ptrs[count] = &entries[count];
+            count++;
+        }
+    }
+    struct core_status st;
+    core_get_status(n->core, now_ms(), &st);
+    Envelope env;
+    Replicacao__ReadReply r = REPLICACAO__READ_REPLY__INIT;
+    wire_init(&env, n->o.id, core_epoch(n->core));
+    r.call_id = req->call_id;
+    r.commit_index = commit;
+    r.n_entries = count;
+    r.entries = ptrs;
+    r.total = req->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ? st.processed
+              : req->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
+                                                                         : st.processed + st.synced;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REPLY;
+    env.read_reply = &r;
+    conn_queue(c, &env);
+    free(entries);
+    free(ptrs);
+}
+
+static void handle_core_message(struct node *n, struct conn *c, const Envelope *env)
+{
+    if (conn_is_client(c) || strcmp(env->from, conn_peer_id(c)) != 0) {
+        conn_close(c, "replica message from a client or under another id");
+        return;
+    }
+    struct core_msg m;
+    struct core_entry *scratch;
+    char err[128];
+    int rc = codec_to_core(env, &m, &scratch, err, sizeof(err));
+    if (rc < 0) {
+        log_warn("%s: %s", conn_describe(c), err);
+        conn_close(c, err);
+        return;
+    }
+    core_recv(n->core, now_ms(), &m);
+    free(scratch);
+}
+
+/* ========================================================================
+ * Transport callbacks
+ * ====================================================================== */
+
+static void on_hello(struct transport *t, struct conn *c, const Envelope *hello)
+{
+    struct node *n = transport_data(t);
+    struct conn_state *cs = calloc(1, sizeof(*cs));
+    if (cs == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    conn_set_data(c, cs);
+    if (!conn_is_client(c) && conn_is_outbound(c)) {
+        log_info("connected to %s", conn_describe(c));
+        core_peer_up(n->core, now_ms(), conn_peer_id(c));
+    }
+}
+
+static void on_message(struct transport *t, struct conn *c, const Envelope *env)
+{
+    struct node *n = transport_data(t);
+    switch (env->body_case) {
+    case REPLICACAO__ENVELOPE__BODY_VOTE_REQUEST:
+    case REPLICACAO__ENVELOPE__BODY_VOTE_RESPONSE:
+    case REPLICACAO__ENVELOPE__BODY_APPEND:
+    case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE:
+        handle_core_message(n, c, env);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST:
+        handle_client_request(n, c, env->client_request);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST:
+        handle_status(n, c, env->status_request->call_id);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_READ_REQUEST:
+        handle_read(n, c, env->read_request);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE:
+        ((struct conn_state *)conn_get_data(c))->subscribed = true;
+        break;
+    case REPLICACAO__ENVELOPE__BODY_FAIL:
+        /* A simulated crash: no flush, no goodbye. What was not fsynced is
+         * lost exactly as in a real crash, and nothing unsynced was sent. */
+        log_warn("failing on request from %s: %s", conn_describe(c), env->fail->reason);
+        _exit(NODE_EXIT_FAILED);
+    default: {
+        char why[96];
+        snprintf(why, sizeof(why), "unexpected message '%s'", wire_body_name(env));
+        reply_error(n, c, why);
+        conn_close(c, why);
+        break;
+    }
+    }
+}
+
+static void on_closed(struct transport *t, struct conn *c)
+{
+    struct conn_state *cs = conn_get_data(c);
+    if (cs == NULL) {
+        return;
+    }
+    while (cs->calls) {
+        call_unlink(cs->calls); /* the core still owns the call; freed at reply */
+    }
+    free(cs);
+    conn_set_data(c, NULL);
+}
+
+static void on_peer_gone(struct transport *t, const char *id)
+{
+    struct node *n = transport_data(t);
+    core_peer_down(n->core, now_ms(), id);
+}
+
+/* ========================================================================
+ * Life cycle
+ * ====================================================================== */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void transport_closed(struct transport *t)
+{
+    struct node *n = transport_data(t);
+    close_handle((uv_handle_t *)&n->tick_timer);
+    close_handle((uv_handle_t *)&n->flush_prep);
+    close_handle((uv_handle_t *)&n->sig_term);
+    close_handle((uv_handle_t *)&n->sig_int);
+}
+
+static void discovery_stopped(void *arg)
+{
+    (void)arg;
+}
+
+static void signal_cb(uv_signal_t *sig, int signum)
+{
+    struct node *n = sig->data;
+    if (n->stopping) {
+        return;
+    }
+    log_info("signal %d: shutting down", signum);
+    n->stopping = true;
+    core_stop(n->core);
+    /* Make what is buffered durable and send it before closing. */
+    flush_cb(&n->flush_prep);
+    uv_timer_stop(&n->tick_timer);
+    discovery_stop(n->disc, discovery_stopped, NULL);
+    transport_close(n->t, transport_closed);
+}
+
+static int node_open_log(struct node *n, int64_t now)
+{
+    struct wal_recovered rec;
+    char err[512];
+    int rc = wal_open(n->o.data_dir, &n->wal, &rec, err, sizeof(err));
+    if (rc < 0) {
+        log_error("data dir %s: %s", n->o.data_dir, err);
+        return rc;
+    }
+    struct core_options co = {
+        .id = n->o.id,
+        .heartbeat_ms = n->o.heartbeat_ms,
+        .election_min_ms = n->o.election_min_ms,
+        .election_max_ms = n->o.election_max_ms,
+        .initial_size = n->o.initial_size,
+        .max_request_bytes = n->o.max_request_bytes,
+        /* Keep one Append well inside a frame. */
+        .max_append_bytes = n->o.max_frame_bytes / 4,
+    };
+    n->core = core_new(&co, &n->io, &rec.hs, rec.entries, rec.n_entries, now);
+    log_info("recovered epoch=%llu entries=%zu from %s", (unsigned long long)rec.hs.epoch,
+             rec.n_entries, n->o.data_dir);
+    wal_recovered_free(&rec);
+    return n->core ? 0 : UV_ENOMEM;
+}
+
+int node_run(const struct node_options *o)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return 1;
+    }
+    n->o = *o;
+    n->started_ms = now_ms();
+    n->rng = (uint64_t)clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
+    n->io = (struct core_io){
+        .data = n,
+        .send = io_send,
+        .persist_state = io_persist_state,
+        .persist_entries = io_persist_entries,
+        .reply = io_reply,
+        .event = io_event,
+        .random = io_random,
+        .wall_clock = io_wall_clock,
+    };
+    uv_loop_init(&n->loop);
+    int rc = node_open_log(n, n->started_ms);
+    if (rc < 0) {
+        free(n);
+        return 1;
+    }
+    struct transport_options to = {
+        .self_id = o->id,
+        .name = o->name,
+        .advertise = o->advertise,
+        .max_frame_bytes = o->max_frame_bytes,
+    };
+    struct transport_callbacks cb = {
+        .data = n,
+        .on_hello = on_hello,
+        .on_message = on_message,
+        .on_closed = on_closed,
+        .on_peer_gone = on_peer_gone,
+    };
+    n->t = transport_new(&n->loop, &to, &cb);
+    char err[256];
+    if (n->t == NULL || transport_listen(n->t, o->listen, err, sizeof(err)) < 0) {
+        log_error("%s", n->t ? err : "out of memory");
+        return 1;
+    }
+    uv_timer_init(&n->loop, &n->tick_timer);
+    n->tick_timer.data = n;
+    uv_prepare_init(&n->loop, &n->flush_prep);
+    n->flush_prep.data = n;
+    uv_prepare_start(&n->flush_prep, flush_cb);
+    uv_signal_init(&n->loop, &n->sig_term);
+    uv_signal_init(&n->loop, &n->sig_int);
+    n->sig_term.data = n->sig_int.data = n;
+    uv_signal_start(&n->sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&n->sig_int, signal_cb, SIGINT);
+    n->disc = discovery_start(&n->loop, n->t, &o->peers, o->resolve_interval_ms);
+    log_info("replica %s (%s) listening on %s, advertising %s, %u peer address(es)", o->id, o->name,
+             o->listen, o->advertise, o->peers.n);
+
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+
+    int code = n->exit_code;
+    wal_close(n->wal);
+    core_free(n->core);
+    transport_free(n->t);
+    uv_loop_close(&n->loop);
+    free(n);
+    log_info("stopped");
+    return code;
+}

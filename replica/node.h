@@ -1,0 +1,35 @@
+/*
+ * replica/node.h — one running replica: the core, its durable log and its
+ * connections on one libuv loop.
+ */
+#ifndef REPLICA_NODE_H
+#define REPLICA_NODE_H
+
+#include <stddef.h>
+
+#include "addr.h"
+#include "core/core.h"
+
+struct node_options {
+    char id[CORE_ID_MAX];
+    char name[128];
+    char listen[128];    /* numeric ip:port */
+    char advertise[256]; /* host:port */
+    char data_dir[512];
+    struct addr_list peers;
+    unsigned initial_size;
+    unsigned heartbeat_ms;
+    unsigned election_min_ms;
+    unsigned election_max_ms;
+    unsigned resolve_interval_ms;
+    size_t max_frame_bytes;
+    size_t max_request_bytes;
+};
+
+/* Exit codes: 0 after SIGTERM/SIGINT, 75 when asked to fail, 1 on a fatal
+ * error (unusable data dir, failed fsync, cannot listen). */
+#define NODE_EXIT_FAILED 75
+
+int node_run(const struct node_options *o);
+
+#endif
