@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct flag {
@@ -93,6 +94,23 @@ static void default_name(const char *host, char *out, size_t len, const char *fa
         snprintf(out, len, "%.*s", (int)len - 1, name);
     }
     freeaddrinfo(res);
+}
+
+/* mkdir -p for the data dir's parents; the log creates the last level. */
+static int make_parents(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return 0;
 }
 
 static int apply(struct node_options *o, const char *name, const char *v, const char **peers,
@@ -212,6 +230,11 @@ int main(int argc, char **argv)
     }
     if (o.data_dir[0] == '\0') {
         snprintf(o.data_dir, sizeof(o.data_dir), "data/%s", o.id);
+    }
+    if (make_parents(o.data_dir) != 0) {
+        fprintf(stderr, "replica: cannot create the parents of %s: %s\n", o.data_dir,
+                strerror(errno));
+        return 1;
     }
     char err[256];
     if (addr_list_parse(peers, port + 1, &o.peers, err, sizeof(err)) != 0) {

@@ -963,6 +963,7 @@ void core_tick(struct core *c, int64_t now)
     if (now < c->election_deadline) {
         return;
     }
+    maybe_choose_bootstrap(c); /* a one-replica cluster has no peer_up to wait for */
     if (can_campaign(c)) {
         start_round(c, now, true);
     } else {
