@@ -13,8 +13,8 @@
 #include "clock.h"
 #include "logging.h"
 #include "net/codec.h"
-#include "net/discovery.h"
-#include "net/transport.h"
+#include "discovery.h"
+#include "transport.h"
 #include "storage/wal.h"
 
 #include <stdio.h>

@@ -1,5 +1,6 @@
 /*
- * replica/net/transport.h — TCP connections for the libuv adapter.
+ * common/transport.h — TCP connections on a libuv loop, for the replica's
+ * adapter and the coordinator's cluster client alike.
  *
  * Owns the listener, every connection (inbound from peers and clients,
  * outbound to the peers discovery found), framing and output buffering.
@@ -14,8 +15,8 @@
  * (our own address came back from DNS) or a replica we already reach by
  * another address is closed and not retried.
  */
-#ifndef REPLICA_TRANSPORT_H
-#define REPLICA_TRANSPORT_H
+#ifndef COMMON_TRANSPORT_H
+#define COMMON_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,6 +45,7 @@ struct transport_options {
     const char *self_id;
     const char *name;
     const char *advertise; /* host:port others should use for us */
+    bool client;           /* say Hello as a client (the coordinator), not a replica */
     size_t max_frame_bytes;
     size_t max_output_bytes; /* a connection buffering more is too slow: closed */
 };

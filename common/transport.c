@@ -1,5 +1,5 @@
 /*
- * replica/net/transport.c — see transport.h.
+ * common/transport.c — see transport.h.
  *
  * Sections: connections (read, hello, queue, flush, close), outbound targets
  * (connect, reconnect with backoff), listener, life cycle.
@@ -181,7 +181,7 @@ static void queue_hello(struct conn *c)
     wire_init(&env, t->self_id, 0);
     hello.name = t->name;
     hello.address = t->advertise;
-    hello.kind = REPLICACAO__HELLO__KIND__REPLICA;
+    hello.kind = t->o.client ? REPLICACAO__HELLO__KIND__CLIENT : REPLICACAO__HELLO__KIND__REPLICA;
     env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     conn_queue(c, &env);

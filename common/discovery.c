@@ -1,5 +1,5 @@
 /*
- * replica/net/discovery.c — see discovery.h.
+ * common/discovery.c — see discovery.h.
  */
 #include "discovery.h"
 #include "logging.h"

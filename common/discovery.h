@@ -1,5 +1,5 @@
 /*
- * replica/net/discovery.h — turns --peers into connection targets.
+ * common/discovery.h — turns --peers / --replicas into connection targets.
  *
  * Every item of the list (a literal address or a DNS name) is resolved
  * again every interval, asynchronously on libuv's thread pool; the union of
@@ -7,8 +7,8 @@
  * resolving for a pass keeps its old addresses until the transport ages
  * them out, so a DNS hiccup does not drop live peers.
  */
-#ifndef REPLICA_DISCOVERY_H
-#define REPLICA_DISCOVERY_H
+#ifndef COMMON_DISCOVERY_H
+#define COMMON_DISCOVERY_H
 
 #include <uv.h>
 
