@@ -20,6 +20,9 @@ void frame_reader_free(struct frame_reader *r)
 
 int frame_reader_feed(struct frame_reader *r, const void *data, size_t n)
 {
+    if (n == 0) {
+        return 0; /* nothing to add; also keeps memcpy away from a NULL buffer */
+    }
     if (r->start > 0) {
         /* Slide what is left to the front so the buffer never creeps. */
         memmove(r->buf, r->buf + r->start, r->len - r->start);
