@@ -379,6 +379,7 @@ static unsigned tally(struct core *c)
 }
 
 static void become_primary(struct core *c, int64_t now);
+static void primary_update_commit(struct core *c);
 
 static void check_won(struct core *c, int64_t now);
 
@@ -589,6 +590,7 @@ static void become_primary(struct core *c, int64_t now)
     }
     event(c, "elected", c->id, last_index(c), NULL);
     broadcast_heartbeat(c, now);
+    primary_update_commit(c); /* the only voter commits on its own */
 }
 
 /* ========================================================================
@@ -795,11 +797,13 @@ static void recv_append_response(struct core *c, int64_t now, const struct core_
         return;
     }
     p->last_ack = now;
-    if (p->inflight > 0) {
-        p->inflight--;
-    }
     if (m->append_response.success) {
         if (m->append_response.match_index > p->match_index) {
+            /* Progress answers one Append with entries (a heartbeat's
+             * answer makes none), which frees a slot in the pipeline. */
+            if (p->inflight > 0) {
+                p->inflight--;
+            }
             p->match_index = m->append_response.match_index;
             primary_update_commit(c);
             maybe_change_config(c, now);

@@ -1,0 +1,633 @@
+/*
+ * coordinator/http.c — see http.h.
+ *
+ * Sections: replies, routes (the API table of DESIGN.md), static files,
+ * WebSocket clients, life cycle.
+ *
+ * Every WebSocket client has its own bounded queue and writer thread: the
+ * cluster's loop thread only appends to queues, so a slow or vanished
+ * browser delays nobody but itself, and loses messages (counted) rather
+ * than growing without bound.
+ */
+#include "http.h"
+#include "cluster.h"
+#include "logging.h"
+#include "metrics.h"
+
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define WS_QUEUE_MAX     2048 /* messages per client before dropping */
+#define WS_PING_EVERY_MS 15000
+
+struct ws_msg {
+    struct ws_msg *next;
+    size_t len;
+    char data[];
+};
+
+struct ws_client {
+    struct http *h;
+    struct mg_connection *conn;
+    pthread_t writer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ws_msg *head;
+    struct ws_msg *tail;
+    size_t queued;
+    bool closing;
+    struct ws_client *next;
+};
+
+struct http {
+    struct http_options o;
+    struct metrics *metrics;
+    struct cluster *cluster;
+    struct mg_context *ctx;
+    pthread_mutex_t ws_mu; /* guards the client list */
+    struct ws_client *clients;
+};
+
+/* ========================================================================
+ * Replies
+ * ====================================================================== */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 400 ? "OK" : "Error";
+    }
+}
+
+static int send_body(struct mg_connection *conn, int status, const char *type, const char *body,
+                     const char *extra_headers)
+{
+    size_t len = body ? strlen(body) : 0;
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\n%s\r\n",
+              status, reason(status), type, len, extra_headers ? extra_headers : "");
+    if (len) {
+        mg_write(conn, body, len);
+    }
+    return status;
+}
+
+static int send_json(struct mg_connection *conn, int status, const char *body)
+{
+    return send_body(conn, status, "application/json", body, NULL);
+}
+
+static int send_error(struct mg_connection *conn, int status, const char *code, const char *msg,
+                      const char *extra_headers)
+{
+    char *body = cluster_error_json(code, msg);
+    int rc = send_body(conn, status, "application/json", body, extra_headers);
+    free(body);
+    return rc;
+}
+
+static int send_reply(struct mg_connection *conn, struct cluster_reply *r)
+{
+    char extra[64] = "";
+    if (r->status == 503) {
+        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
+                 r->retry_after_s ? r->retry_after_s : 1);
+    }
+    int rc = send_body(conn, r->status, "application/json", r->body, extra);
+    free(r->body);
+    return rc;
+}
+
+static int method_not_allowed(struct mg_connection *conn, const char *allow)
+{
+    char extra[64];
+    snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+    return send_error(conn, 405, "method_not_allowed", "that method is not supported here", extra);
+}
+
+/* ========================================================================
+ * Routes
+ * ====================================================================== */
+
+/* Read the whole body, at most max bytes. NULL with *status set (413, 400)
+ * when it cannot. */
+static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int *status)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->content_length > 0 && (size_t)ri->content_length > max) {
+        *status = 413;
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    if (buf == NULL) {
+        *status = 503;
+        return NULL;
+    }
+    size_t used = 0;
+    for (;;) {
+        int n = mg_read(conn, buf + used, max + 1 - used);
+        if (n <= 0) {
+            break;
+        }
+        used += (size_t)n;
+        if (used > max) {
+            free(buf);
+            *status = 413;
+            return NULL;
+        }
+    }
+    buf[used] = '\0';
+    *len = used;
+    return buf;
+}
+
+/* Query parameter as an unsigned number; def when absent. -1 when bad. */
+static int query_u64(const struct mg_request_info *ri, const char *name, uint64_t def, uint64_t max,
+                     uint64_t *out)
+{
+    char buf[32];
+    const char *q = ri->query_string;
+    int n = q ? mg_get_var(q, strlen(q), name, buf, sizeof(buf)) : -1;
+    if (n < 0) {
+        *out = def;
+        return n == -1 ? 0 : -1; /* -1: absent; -2: too long */
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno != 0 || buf[0] == '\0' || *end != '\0' || buf[0] == '-' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void random_id(char *out, size_t len)
+{
+    unsigned char raw[8];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(raw, &ts, sizeof(raw));
+    }
+    snprintf(out, len, "c-%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4],
+             raw[5], raw[6], raw[7]);
+}
+
+static int post_request(struct http *h, struct mg_connection *conn)
+{
+    size_t len;
+    int status = 400;
+    char *body = read_body(conn, h->o.max_body_bytes, &len, &status);
+    if (body == NULL) {
+        return status == 413
+                   ? send_error(conn, 413, "too_large", "the request body is too large", NULL)
+                   : send_error(conn, status, "unavailable", "cannot read the body", NULL);
+    }
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    free(body);
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        return send_error(conn, 400, "bad_json", "the body must be a JSON object", NULL);
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(json, "data");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "id");
+    const cJSON *fault = cJSON_GetObjectItemCaseSensitive(json, "fault");
+    const char *problem = NULL, *code = "bad_request";
+    if (!cJSON_IsString(data)) {
+        problem = "\"data\" (a string) is required";
+        code = "missing_data";
+    } else if (strlen(data->valuestring) > h->o.max_data_bytes) {
+        problem = "\"data\" is too large";
+        code = "too_large";
+    } else if (id != NULL && !cJSON_IsNull(id) &&
+               (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
+                strlen(id->valuestring) >= 128)) {
+        problem = "\"id\" must be a string of 1 to 127 bytes";
+    } else if (fault != NULL && !cJSON_IsBool(fault) && !cJSON_IsNull(fault)) {
+        problem = "\"fault\" must be true or false";
+    }
+    if (problem != NULL) {
+        cJSON_Delete(json);
+        return send_error(conn, 400, code, problem, NULL);
+    }
+    char client_id[128];
+    if (cJSON_IsString(id)) {
+        snprintf(client_id, sizeof(client_id), "%s", id->valuestring);
+    } else {
+        random_id(client_id, sizeof(client_id));
+    }
+    struct cluster_reply r;
+    cluster_request(h->cluster, data->valuestring, strlen(data->valuestring), client_id,
+                    cJSON_IsTrue(fault), h->o.request_timeout_ms, &r);
+    cJSON_Delete(json);
+    return send_reply(conn, &r);
+}
+
+static int get_requests(struct http *h, struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    uint64_t after, limit;
+    if (query_u64(ri, "after", 0, UINT64_MAX, &after) < 0 ||
+        query_u64(ri, "limit", 100, 1000, &limit) < 0) {
+        return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
+                          NULL);
+    }
+    struct cluster_reply r;
+    cluster_read(h->cluster, after, (uint32_t)limit, h->o.request_timeout_ms, &r);
+    return send_reply(conn, &r);
+}
+
+static bool valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n >= 64) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("-_.:", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int replica_route(struct http *h, struct mg_connection *conn, const char *rest)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char id[128];
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n >= sizeof(id)) {
+        return send_error(conn, 404, "not_found", "no replica with that id", NULL);
+    }
+    memcpy(id, rest, n);
+    id[n] = '\0';
+    if (!valid_id(id)) {
+        return send_error(conn, 404, "not_found", "no replica with that id", NULL);
+    }
+    if (slash != NULL && strcmp(slash, "/fail") == 0) {
+        if (strcmp(ri->request_method, "POST") != 0) {
+            return method_not_allowed(conn, "POST");
+        }
+        struct cluster_reply r;
+        cluster_fail(h->cluster, id, h->o.request_timeout_ms, &r);
+        return send_reply(conn, &r);
+    }
+    if (slash != NULL) {
+        return send_error(conn, 404, "not_found", "no such resource", NULL);
+    }
+    if (strcmp(ri->request_method, "GET") != 0) {
+        return method_not_allowed(conn, "GET");
+    }
+    uint64_t after, limit;
+    if (query_u64(ri, "after", 0, UINT64_MAX, &after) < 0 ||
+        query_u64(ri, "limit", 50, 1000, &limit) < 0) {
+        return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
+                          NULL);
+    }
+    struct cluster_reply r;
+    cluster_replica(h->cluster, id, after, (uint32_t)limit, h->o.request_timeout_ms, &r);
+    return send_reply(conn, &r);
+}
+
+static int api_route(struct http *h, struct mg_connection *conn, const char *path)
+{
+    const char *m = mg_get_request_info(conn)->request_method;
+    bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0, post = strcmp(m, "POST") == 0;
+    if (strcmp(path, "/api/cluster") == 0) {
+        if (!get) {
+            return method_not_allowed(conn, "GET");
+        }
+        char *snap = cluster_snapshot(h->cluster);
+        int rc = send_json(conn, 200, snap);
+        free(snap);
+        return rc;
+    }
+    if (strcmp(path, "/api/requests") == 0) {
+        return post  ? post_request(h, conn)
+               : get ? get_requests(h, conn)
+                     : method_not_allowed(conn, "GET, POST");
+    }
+    if (strcmp(path, "/api/primary/fail") == 0) {
+        if (!post) {
+            return method_not_allowed(conn, "POST");
+        }
+        struct cluster_reply r;
+        cluster_fail(h->cluster, NULL, h->o.request_timeout_ms, &r);
+        return send_reply(conn, &r);
+    }
+    if (strncmp(path, "/api/replicas/", 14) == 0) {
+        return replica_route(h, conn, path + 14);
+    }
+    return send_error(conn, 404, "not_found", "no such API endpoint", NULL);
+}
+
+/* ========================================================================
+ * Static files
+ * ====================================================================== */
+
+static int send_static(struct http *h, struct mg_connection *conn, const char *path)
+{
+    const char *m = mg_get_request_info(conn)->request_method;
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
+        return method_not_allowed(conn, "GET");
+    }
+    if (strstr(path, "..") != NULL || strchr(path, '\\') != NULL) {
+        return send_error(conn, 404, "not_found", "no such file", NULL);
+    }
+    char file[2048];
+    if (strcmp(path, "/") == 0) {
+        path = "/index.html";
+    }
+    if (strcmp(path, "/vendor/d3.min.js") == 0) {
+        /* From the lock-file install, or a copy placed next to the app. */
+        snprintf(file, sizeof(file), "%s/vendor/d3.min.js", h->o.dashboard_dir);
+        struct stat st;
+        if (stat(file, &st) != 0) {
+            snprintf(file, sizeof(file), "%s/node_modules/d3/dist/d3.min.js", h->o.dashboard_dir);
+        }
+    } else if (strncmp(path, "/node_modules/", 14) == 0) {
+        return send_error(conn, 404, "not_found", "no such file", NULL);
+    } else {
+        snprintf(file, sizeof(file), "%s%s", h->o.dashboard_dir, path);
+    }
+    struct stat st;
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return send_error(conn, 404, "not_found", "no such file", NULL);
+    }
+    mg_send_file(conn, file);
+    return 200;
+}
+
+static int request_handler(struct mg_connection *conn, void *cbdata)
+{
+    struct http *h = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *path = ri->local_uri ? ri->local_uri : "/";
+    if (strncmp(path, "/api/", 5) == 0) {
+        return api_route(h, conn, path);
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        return send_body(conn, 200, "text/plain", "ok\n", NULL);
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        char *snap = cluster_snapshot(h->cluster);
+        char *text = metrics_render(h->metrics, snap);
+        free(snap);
+        int rc = send_body(conn, 200, "text/plain; version=0.0.4", text ? text : "", NULL);
+        free(text);
+        return rc;
+    }
+    return send_static(h, conn, path);
+}
+
+/* ========================================================================
+ * WebSocket clients
+ * ====================================================================== */
+
+static void ws_push(struct ws_client *wc, const char *json, size_t len)
+{
+    struct ws_msg *m = malloc(sizeof(*m) + len);
+    if (m == NULL) {
+        return;
+    }
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, json, len);
+    pthread_mutex_lock(&wc->mu);
+    if (wc->queued >= WS_QUEUE_MAX) {
+        pthread_mutex_unlock(&wc->mu);
+        free(m);
+        metrics_ws_dropped(wc->h->metrics);
+        return;
+    }
+    if (wc->tail) {
+        wc->tail->next = m;
+    } else {
+        wc->head = m;
+    }
+    wc->tail = m;
+    wc->queued++;
+    pthread_cond_signal(&wc->cv);
+    pthread_mutex_unlock(&wc->mu);
+}
+
+void http_publish(void *arg, const char *json, size_t len)
+{
+    struct http *h = arg;
+    pthread_mutex_lock(&h->ws_mu);
+    for (struct ws_client *wc = h->clients; wc; wc = wc->next) {
+        ws_push(wc, json, len);
+    }
+    pthread_mutex_unlock(&h->ws_mu);
+}
+
+static void *ws_writer(void *arg)
+{
+    struct ws_client *wc = arg;
+    bool broken = false;
+    pthread_mutex_lock(&wc->mu);
+    while (!wc->closing) {
+        if (wc->head == NULL) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += WS_PING_EVERY_MS / 1000;
+            if (pthread_cond_timedwait(&wc->cv, &wc->mu, &until) == ETIMEDOUT && !broken &&
+                !wc->closing) {
+                /* Keeps the connection alive through idle periods; the
+                 * browser's pong counts as activity. */
+                pthread_mutex_unlock(&wc->mu);
+                broken = mg_websocket_write(wc->conn, MG_WEBSOCKET_OPCODE_PING, "", 0) <= 0;
+                pthread_mutex_lock(&wc->mu);
+            }
+            continue;
+        }
+        struct ws_msg *m = wc->head;
+        wc->head = m->next;
+        if (wc->head == NULL) {
+            wc->tail = NULL;
+        }
+        wc->queued--;
+        pthread_mutex_unlock(&wc->mu);
+        if (!broken) {
+            broken = mg_websocket_write(wc->conn, MG_WEBSOCKET_OPCODE_TEXT, m->data, m->len) <= 0;
+        }
+        free(m);
+        pthread_mutex_lock(&wc->mu);
+    }
+    pthread_mutex_unlock(&wc->mu);
+    return NULL;
+}
+
+static void ws_ready(struct mg_connection *conn, void *cbdata)
+{
+    struct http *h = cbdata;
+    struct ws_client *wc = calloc(1, sizeof(*wc));
+    if (wc == NULL) {
+        return;
+    }
+    wc->h = h;
+    wc->conn = conn;
+    pthread_mutex_init(&wc->mu, NULL);
+    pthread_cond_init(&wc->cv, NULL);
+    /* The snapshot goes first, before anything published after it. */
+    pthread_mutex_lock(&h->ws_mu);
+    char *snap = cluster_snapshot_message(h->cluster);
+    if (snap) {
+        ws_push(wc, snap, strlen(snap));
+        free(snap);
+    }
+    wc->next = h->clients;
+    h->clients = wc;
+    pthread_mutex_unlock(&h->ws_mu);
+    if (pthread_create(&wc->writer, NULL, ws_writer, wc) != 0) {
+        wc->closing = true;
+    }
+    mg_set_user_connection_data(conn, wc);
+    metrics_ws_clients(h->metrics, 1);
+}
+
+static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
+{
+    (void)conn;
+    (void)data;
+    (void)len;
+    (void)cbdata;
+    /* The stream is one-way; whatever the browser says is ignored, but a
+     * close frame ends the connection. */
+    return (bits & 0x0f) != MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+}
+
+static void ws_close(const struct mg_connection *conn, void *cbdata)
+{
+    struct http *h = cbdata;
+    struct ws_client *wc = mg_get_user_connection_data(conn);
+    if (wc == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->ws_mu);
+    for (struct ws_client **pp = &h->clients; *pp; pp = &(*pp)->next) {
+        if (*pp == wc) {
+            *pp = wc->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->ws_mu);
+    pthread_mutex_lock(&wc->mu);
+    bool started = !wc->closing;
+    wc->closing = true;
+    pthread_cond_signal(&wc->cv);
+    pthread_mutex_unlock(&wc->mu);
+    /* The connection is only valid until we return: wait for the writer. */
+    if (started) {
+        pthread_join(wc->writer, NULL);
+    }
+    while (wc->head) {
+        struct ws_msg *m = wc->head;
+        wc->head = m->next;
+        free(m);
+    }
+    pthread_mutex_destroy(&wc->mu);
+    pthread_cond_destroy(&wc->cv);
+    free(wc);
+    metrics_ws_clients(h->metrics, -1);
+}
+
+/* ========================================================================
+ * Life cycle
+ * ====================================================================== */
+
+struct http *http_new(const struct http_options *o, struct metrics *m)
+{
+    struct http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return NULL;
+    }
+    h->o = *o;
+    h->metrics = m;
+    pthread_mutex_init(&h->ws_mu, NULL);
+    return h;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("http: %s", message);
+    return 1;
+}
+
+int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
+{
+    h->cluster = c;
+    char threads[16], timeout[16];
+    snprintf(threads, sizeof(threads), "%u", h->o.threads ? h->o.threads : 64);
+    snprintf(timeout, sizeof(timeout), "%u", h->o.request_timeout_ms + 5000);
+    const char *options[] = {
+        "listening_ports",
+        h->o.listen,
+        "num_threads",
+        threads,
+        "request_timeout_ms",
+        timeout,
+        "websocket_timeout_ms",
+        "45000",
+        "enable_keep_alive",
+        "yes",
+        NULL,
+    };
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof(callbacks));
+    callbacks.log_message = log_message;
+    mg_init_library(MG_FEATURES_WEBSOCKET);
+    h->ctx = mg_start(&callbacks, h, options);
+    if (h->ctx == NULL) {
+        snprintf(err, errlen, "cannot listen on %s (in use, or not an ip:port)", h->o.listen);
+        return -1;
+    }
+    mg_set_request_handler(h->ctx, "/", request_handler, h);
+    mg_set_websocket_handler(h->ctx, "/api/ws", NULL, ws_ready, ws_data, ws_close, h);
+    return 0;
+}
+
+void http_stop(struct http *h)
+{
+    if (h->ctx) {
+        mg_stop(h->ctx); /* closes every connection: ws_close runs for each */
+    }
+    mg_exit_library();
+    pthread_mutex_destroy(&h->ws_mu);
+    free(h);
+}

@@ -1,0 +1,31 @@
+/*
+ * coordinator/http.h — the HTTP API, the WebSocket stream and the
+ * dashboard's static files, on civetweb worker threads.
+ */
+#ifndef COORDINATOR_HTTP_H
+#define COORDINATOR_HTTP_H
+
+#include <stddef.h>
+
+struct cluster;
+struct metrics;
+struct http;
+
+struct http_options {
+    char listen[128];         /* civetweb listening_ports syntax, e.g. 0.0.0.0:8080 */
+    char dashboard_dir[1024]; /* where index.html and node_modules/d3 live */
+    size_t max_body_bytes;    /* larger bodies: 413 */
+    size_t max_data_bytes;    /* a request's "data": larger is 400 too_large */
+    unsigned request_timeout_ms;
+    unsigned threads;
+};
+
+/* Created before the cluster (which publishes into it), started after. */
+struct http *http_new(const struct http_options *o, struct metrics *m);
+/* cluster_publish_fn: queue one JSON message for every WebSocket client.
+ * Never blocks on a client. */
+void http_publish(void *http, const char *json, size_t len);
+int http_start(struct http *h, struct cluster *c, char *err, size_t errlen);
+void http_stop(struct http *h);
+
+#endif

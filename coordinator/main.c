@@ -1,0 +1,279 @@
+/*
+ * coordinator/main.c — the `coordinator` command line: flags (each with an
+ * environment twin), then the cluster thread and the HTTP server, until
+ * SIGINT or SIGTERM.
+ */
+#include "cluster.h"
+#include "http.h"
+#include "logging.h"
+#include "metrics.h"
+#include "supervisor.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct flag {
+    const char *name;
+    const char *env;
+    const char *arg;
+    const char *help;
+};
+
+static const struct flag flags[] = {
+    {"listen", "COORDINATOR_LISTEN", "IP:PORT",
+     "HTTP and WebSocket address (default 0.0.0.0:8080)"},
+    {"replicas", "COORDINATOR_REPLICAS", "LIST",
+     "host:port,... or a DNS name resolving to every replica"},
+    {"spawn", "COORDINATOR_SPAWN", "N", "start and supervise N local replicas on 127.0.0.1"},
+    {"spawn-base-port", "COORDINATOR_SPAWN_BASE_PORT", "PORT",
+     "first spawned replica's port (default 7101)"},
+    {"replica-bin", "COORDINATOR_REPLICA_BIN", "PATH",
+     "replica binary for --spawn (default: next to this one)"},
+    {"data-dir", "COORDINATOR_DATA_DIR", "DIR",
+     "spawned replicas' data, DIR/r1... (default ./data)"},
+    {"dashboard-dir", "COORDINATOR_DASHBOARD_DIR", "DIR",
+     "the dashboard's files (default: found near the binary)"},
+    {"request-timeout-ms", "COORDINATOR_REQUEST_TIMEOUT_MS", "MS",
+     "how long a request may wait for a primary (default 10000)"},
+    {"max-body-bytes", "COORDINATOR_MAX_BODY_BYTES", "BYTES",
+     "largest request body, else 413 (default 2097152)"},
+    {"max-data-bytes", "COORDINATOR_MAX_DATA_BYTES", "BYTES",
+     "largest \"data\", else 400 (default 1048576)"},
+    {"status-interval-ms", "COORDINATOR_STATUS_INTERVAL_MS", "MS",
+     "replica status poll period (default 200)"},
+    {"log-level", "COORDINATOR_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+};
+#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
+
+struct config {
+    struct http_options http;
+    struct supervisor_options spawn;
+    const char *replicas;
+    unsigned status_interval_ms;
+    int level;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: coordinator [options]\n\n"
+                 "The replicacao coordinator: HTTP API, live WebSocket stream, metrics and\n"
+                 "dashboard for a replica cluster. Every option can also be set through the\n"
+                 "environment variable shown; a flag wins over the environment.\n\n");
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s %s", flags[i].name, flags[i].arg);
+        fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, flags[i].help, "", flags[i].env);
+    }
+    fprintf(out, "  %-30s %s\n", "--help", "this text");
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *s == '\0' || *end != '\0' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int apply(struct config *c, const char *name, const char *v)
+{
+    unsigned long long u = 0;
+    if (strcmp(name, "listen") == 0) {
+        snprintf(c->http.listen, sizeof(c->http.listen), "%s", v);
+    } else if (strcmp(name, "replicas") == 0) {
+        c->replicas = v;
+    } else if (strcmp(name, "replica-bin") == 0) {
+        snprintf(c->spawn.replica_bin, sizeof(c->spawn.replica_bin), "%s", v);
+    } else if (strcmp(name, "data-dir") == 0) {
+        snprintf(c->spawn.data_dir, sizeof(c->spawn.data_dir), "%s", v);
+    } else if (strcmp(name, "dashboard-dir") == 0) {
+        snprintf(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), "%s", v);
+    } else if (strcmp(name, "log-level") == 0) {
+        c->level = log_level_parse(v);
+        return c->level < 0 ? -1 : 0;
+    } else if (parse_uint(v, UINT32_MAX, &u) != 0) {
+        return -1;
+    } else if (strcmp(name, "spawn") == 0) {
+        if (u > 32) {
+            return -1;
+        }
+        c->spawn.n = (unsigned)u;
+    } else if (strcmp(name, "spawn-base-port") == 0) {
+        if (u == 0 || u > 65000) {
+            return -1;
+        }
+        c->spawn.base_port = (unsigned)u;
+    } else if (strcmp(name, "request-timeout-ms") == 0 && u > 0) {
+        c->http.request_timeout_ms = (unsigned)u;
+    } else if (strcmp(name, "max-body-bytes") == 0 && u > 0) {
+        c->http.max_body_bytes = (size_t)u;
+    } else if (strcmp(name, "max-data-bytes") == 0 && u > 0) {
+        c->http.max_data_bytes = (size_t)u;
+    } else if (strcmp(name, "status-interval-ms") == 0 && u > 0) {
+        c->status_interval_ms = (unsigned)u;
+    } else if (u == 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Defaults that depend on where we run from: the build tree puts the
+ * replica next door (build/replica/replica) and the dashboard two levels
+ * up; an install puts both under /usr/local. */
+static void find_defaults(struct config *c)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    char cand[PATH_MAX + 64];
+    if (c->spawn.replica_bin[0] == '\0') {
+        snprintf(cand, sizeof(cand), "%s/../replica/replica", self);
+        if (!exists(cand)) {
+            snprintf(cand, sizeof(cand), "%s/replica", self);
+        }
+        snprintf(c->spawn.replica_bin, sizeof(c->spawn.replica_bin), "%.*s",
+                 (int)sizeof(c->spawn.replica_bin) - 1, exists(cand) ? cand : "replica");
+    }
+    if (c->http.dashboard_dir[0] == '\0') {
+        const char *tries[] = {"%s/../../dashboard", "%s/../share/replicacao/dashboard",
+                               "%s/dashboard"};
+        snprintf(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), "dashboard");
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(cand, sizeof(cand), tries[i], self);
+            char index[PATH_MAX + 128];
+            snprintf(index, sizeof(index), "%s/index.html", cand);
+            if (exists(index)) {
+                snprintf(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), "%.*s",
+                         (int)sizeof(c->http.dashboard_dir) - 1, cand);
+                break;
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg = {
+        .http = {.max_body_bytes = 2u << 20,
+                 .max_data_bytes = 1u << 20,
+                 .request_timeout_ms = 10000},
+        .spawn = {.base_port = 7101, .restart_delay_ms = 300},
+        .replicas = "",
+        .status_interval_ms = 200,
+        .level = LOG_INFO,
+    };
+    snprintf(cfg.http.listen, sizeof(cfg.http.listen), "0.0.0.0:8080");
+    snprintf(cfg.spawn.data_dir, sizeof(cfg.spawn.data_dir), "data");
+    snprintf(cfg.spawn.host, sizeof(cfg.spawn.host), "127.0.0.1");
+
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const char *v = getenv(flags[i].env);
+        if (v != NULL && *v != '\0' && apply(&cfg, flags[i].name, v) != 0) {
+            fprintf(stderr, "coordinator: bad value '%s' in $%s\n", v, flags[i].env);
+            return 2;
+        }
+    }
+    struct option longopts[N_FLAGS + 2];
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        longopts[i] = (struct option){flags[i].name, required_argument, NULL, (int)i};
+    }
+    longopts[N_FLAGS] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[N_FLAGS + 1] = (struct option){0, 0, 0, 0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (opt < 0 || (size_t)opt >= N_FLAGS) {
+            usage(stderr);
+            return 2;
+        }
+        if (apply(&cfg, flags[opt].name, optarg) != 0) {
+            fprintf(stderr, "coordinator: bad value '%s' for --%s\n", optarg, flags[opt].name);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "coordinator: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    log_setup("coordinator", (enum log_level)cfg.level);
+    find_defaults(&cfg);
+
+    struct cluster_options co = {.status_interval_ms = cfg.status_interval_ms};
+    char err[256];
+    if (addr_list_parse(cfg.replicas, "5000", &co.replicas, err, sizeof(err)) != 0) {
+        fprintf(stderr, "coordinator: --replicas: %s\n", err);
+        return 2;
+    }
+    if (co.replicas.n == 0 && cfg.spawn.n == 0) {
+        fprintf(stderr, "coordinator: give --replicas LIST or --spawn N\n");
+        return 2;
+    }
+    if (cfg.spawn.n > 0) {
+        if (mkdir(cfg.spawn.data_dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "coordinator: cannot create %s: %s\n", cfg.spawn.data_dir,
+                    strerror(errno));
+            return 1;
+        }
+        co.spawn = &cfg.spawn;
+    }
+
+    /* Block the stop signals in every thread; main waits for them below.
+     * (libuv unblocks them again in the replicas it spawns.) */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct metrics *metrics = metrics_new();
+    struct http *http = http_new(&cfg.http, metrics);
+    co.publish = http_publish;
+    co.publish_arg = http;
+    co.metrics = metrics;
+    struct cluster *cluster = cluster_start(&co, err, sizeof(err));
+    if (cluster == NULL) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (http_start(http, cluster, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        cluster_stop(cluster);
+        return 1;
+    }
+    log_info("listening on http://%s (dashboard from %s)%s", cfg.http.listen,
+             cfg.http.dashboard_dir, cfg.spawn.n ? ", supervising local replicas" : "");
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_info("signal %d: stopping", sig);
+    http_stop(http);
+    cluster_stop(cluster);
+    metrics_free(metrics);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,254 @@
+/*
+ * coordinator/metrics.c — see metrics.h.
+ */
+#include "metrics.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Latency buckets in seconds, Prometheus style (cumulative when rendered). */
+static const double request_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
+static const double failover_buckets[] = {0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10};
+#define N_REQ (sizeof(request_buckets) / sizeof(request_buckets[0]))
+#define N_FO  (sizeof(failover_buckets) / sizeof(failover_buckets[0]))
+
+struct histogram {
+    unsigned long long counts[16];
+    unsigned long long total;
+    double sum;
+};
+
+struct metrics {
+    pthread_mutex_t mu;
+    unsigned long long requests_by_status[600];
+    struct histogram request_seconds;
+    struct histogram failover_seconds;
+    long ws_clients;
+    unsigned long long ws_dropped;
+};
+
+struct metrics *metrics_new(void)
+{
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (m != NULL) {
+        pthread_mutex_init(&m->mu, NULL);
+    }
+    return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (m != NULL) {
+        pthread_mutex_destroy(&m->mu);
+        free(m);
+    }
+}
+
+static void observe(struct histogram *h, const double *bounds, size_t n, double v)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v <= bounds[i]) {
+            h->counts[i]++;
+            break;
+        }
+    }
+    h->total++;
+    h->sum += v;
+}
+
+void metrics_request(struct metrics *m, int http_status, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    if (http_status >= 100 && http_status < 600) {
+        m->requests_by_status[http_status]++;
+    }
+    observe(&m->request_seconds, request_buckets, N_REQ, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_failover(struct metrics *m, double seconds)
+{
+    pthread_mutex_lock(&m->mu);
+    observe(&m->failover_seconds, failover_buckets, N_FO, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_ws_clients(struct metrics *m, int delta)
+{
+    pthread_mutex_lock(&m->mu);
+    m->ws_clients += delta;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_ws_dropped(struct metrics *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->ws_dropped++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+struct text {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+
+static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return;
+        }
+        if (t->buf && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 8192;
+        while (cap <= t->len + (size_t)n) {
+            cap *= 2;
+        }
+        char *b = realloc(t->buf, cap);
+        if (b == NULL) {
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+}
+
+static void put_histogram(struct text *t, const char *name, const char *help,
+                          const struct histogram *h, const double *bounds, size_t n)
+{
+    put(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long long cum = 0;
+    for (size_t i = 0; i < n; i++) {
+        cum += h->counts[i];
+        put(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], cum);
+    }
+    put(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, h->total, name,
+        h->sum, name, h->total);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Replica ids come from the network: keep label values printable. */
+static void label(char *out, size_t len, const char *s)
+{
+    size_t j = 0;
+    for (; *s && j + 1 < len; s++) {
+        out[j++] = (*s == '"' || *s == '\\' || *s == '\n') ? '_' : *s;
+    }
+    out[j] = '\0';
+}
+
+char *metrics_render(struct metrics *m, const char *snapshot_json)
+{
+    struct text t = {0};
+    pthread_mutex_lock(&m->mu);
+    put(&t, "# HELP replicacao_requests_total Client requests by HTTP status.\n"
+            "# TYPE replicacao_requests_total counter\n");
+    for (int code = 100; code < 600; code++) {
+        if (m->requests_by_status[code]) {
+            put(&t, "replicacao_requests_total{code=\"%d\"} %llu\n", code,
+                m->requests_by_status[code]);
+        }
+    }
+    put_histogram(&t, "replicacao_request_duration_seconds",
+                  "Time from receiving a request to answering it.", &m->request_seconds,
+                  request_buckets, N_REQ);
+    put_histogram(&t, "replicacao_failover_duration_seconds",
+                  "Time from losing the primary to the next election.", &m->failover_seconds,
+                  failover_buckets, N_FO);
+    put(&t,
+        "# HELP replicacao_failovers_total Failovers seen.\n"
+        "# TYPE replicacao_failovers_total counter\nreplicacao_failovers_total %llu\n",
+        m->failover_seconds.total);
+    put(&t,
+        "# HELP replicacao_websocket_clients Connected dashboard clients.\n"
+        "# TYPE replicacao_websocket_clients gauge\nreplicacao_websocket_clients %ld\n",
+        m->ws_clients);
+    put(&t,
+        "# HELP replicacao_websocket_dropped_total Messages dropped for slow clients.\n"
+        "# TYPE replicacao_websocket_dropped_total counter\n"
+        "replicacao_websocket_dropped_total %llu\n",
+        m->ws_dropped);
+    pthread_mutex_unlock(&m->mu);
+
+    cJSON *snap = cJSON_Parse(snapshot_json ? snapshot_json : "{}");
+    put(&t,
+        "# HELP replicacao_cluster_epoch Highest epoch seen.\n"
+        "# TYPE replicacao_cluster_epoch gauge\nreplicacao_cluster_epoch %.0f\n",
+        num(snap, "epoch"));
+    put(&t,
+        "# HELP replicacao_cluster_commit_index Highest commit index seen.\n"
+        "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %.0f\n",
+        num(snap, "commit_index"));
+    static const char *gauges[][2] = {
+        {"epoch", "Epoch the replica is in."},
+        {"commit_index", "Replica's commit index."},
+        {"last_index", "Replica's last log index."},
+        {"lag", "Entries behind the cluster's commit index."},
+        {"heartbeat_age_ms", "Milliseconds since the replica heard from its primary."},
+        {"processed", "Committed entries it processed as primary."},
+        {"synced", "Committed entries it received by sync."},
+    };
+    const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(snap, "replicas");
+    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+        put(&t, "# HELP replicacao_replica_%s %s\n# TYPE replicacao_replica_%s gauge\n",
+            gauges[g][0], gauges[g][1], gauges[g][0]);
+        const cJSON *r;
+        cJSON_ArrayForEach(r, replicas)
+        {
+            char id[80];
+            label(id, sizeof(id), str(r, "id"));
+            put(&t, "replicacao_replica_%s{replica=\"%s\"} %.0f\n", gauges[g][0], id,
+                num(r, gauges[g][0]));
+        }
+    }
+    /* Each family's samples must stand together: one loop per family. */
+    put(&t, "# HELP replicacao_replica_role 1 for the role the replica is in.\n"
+            "# TYPE replicacao_replica_role gauge\n");
+    static const char *roles[] = {"primary", "backup", "candidate", "learner"};
+    const cJSON *r;
+    cJSON_ArrayForEach(r, replicas)
+    {
+        char id[80];
+        label(id, sizeof(id), str(r, "id"));
+        for (size_t i = 0; i < 4; i++) {
+            put(&t, "replicacao_replica_role{replica=\"%s\",role=\"%s\"} %d\n", id, roles[i],
+                strcmp(str(r, "role"), roles[i]) == 0);
+        }
+    }
+    put(&t, "# HELP replicacao_replica_up 1 when the coordinator reaches the replica.\n"
+            "# TYPE replicacao_replica_up gauge\n");
+    cJSON_ArrayForEach(r, replicas)
+    {
+        char id[80];
+        label(id, sizeof(id), str(r, "id"));
+        put(&t, "replicacao_replica_up{replica=\"%s\"} %d\n", id,
+            strcmp(str(r, "status"), "up") == 0);
+    }
+    cJSON_Delete(snap);
+    return t.buf;
+}

@@ -1,0 +1,25 @@
+/*
+ * coordinator/metrics.h — counters for GET /metrics (Prometheus text).
+ * Updated from the loop thread and HTTP workers alike, so every update
+ * takes the lock; rendering adds per-replica gauges from the snapshot.
+ */
+#ifndef COORDINATOR_METRICS_H
+#define COORDINATOR_METRICS_H
+
+#include <stddef.h>
+
+struct metrics;
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+/* One POST /api/requests, by its HTTP status, with its latency. */
+void metrics_request(struct metrics *m, int http_status, double seconds);
+/* One failover: from the primary's failure to the next election. */
+void metrics_failover(struct metrics *m, double seconds);
+void metrics_ws_clients(struct metrics *m, int delta);
+void metrics_ws_dropped(struct metrics *m);
+/* Prometheus exposition text (malloc'ed), with per-replica gauges read
+ * from the /api/cluster snapshot JSON. */
+char *metrics_render(struct metrics *m, const char *snapshot_json);
+
+#endif
