@@ -15,6 +15,10 @@
 #define RETRY_MIN_MS   100
 #define RETRY_MAX_MS   2000
 #define MISSING_PASSES 3 /* resolutions a target may be absent from before removal */
+/* A live peer on a LAN or loopback accepts in well under a millisecond; a
+ * container that was killed takes its address with it, so the reconnect
+ * hangs (ARP) instead of being refused. Past this it counts as gone. */
+#define GONE_AFTER_MS 100
 
 struct outbuf {
     uint8_t *data;
@@ -30,6 +34,7 @@ struct conn {
     struct target *target; /* outbound: what it connects to; NULL inbound */
     struct frame_reader reader;
     struct outbuf out;
+    bool tcp_connected; /* outbound: the connect completed */
     bool hello_done;
     bool closing;
     bool is_client;
@@ -82,6 +87,8 @@ struct transport {
 
 static void target_schedule(struct target *tg, unsigned delay_ms);
 static void target_connect(struct target *tg);
+static void target_timer_cb(uv_timer_t *timer);
+static void report_gone(struct target *tg, const char *why);
 
 /* ========================================================================
  * Connections
@@ -156,7 +163,13 @@ void conn_close(struct conn *c, const char *reason)
                 tg->backoff_ms = RETRY_MIN_MS;
                 tg->state = TARGET_IDLE;
                 target_connect(tg);
+                uv_timer_start(&tg->timer, target_timer_cb, GONE_AFTER_MS, 0);
             } else {
+                /* The reconnect after a close failed, even if the dying
+                 * process's listen backlog accepted it first. */
+                if (tg->retry_is_immediate && tg->id[0] != '\0' && !t->closing) {
+                    report_gone(tg, reason ? reason : "reconnection failed");
+                }
                 target_schedule(tg, tg->backoff_ms);
             }
         }
@@ -198,6 +211,19 @@ static struct target *target_with_id(struct transport *t, const char *id, struct
     return NULL;
 }
 
+/* A replica we were backing off from has just connected to us: it is back,
+ * so stop waiting and dial it now (it needs our Appends and votes). */
+static void redial_now(struct transport *t, const char *id)
+{
+    for (struct target *tg = t->targets; tg; tg = tg->next) {
+        if (tg->state == TARGET_IDLE && strcmp(tg->id, id) == 0) {
+            uv_timer_stop(&tg->timer);
+            tg->backoff_ms = RETRY_MIN_MS;
+            target_connect(tg);
+        }
+    }
+}
+
 /* The first frame: who is at the other end. False when the connection was
  * closed because of it. */
 static bool handle_hello(struct conn *c, const Envelope *env)
@@ -235,6 +261,9 @@ static bool handle_hello(struct conn *c, const Envelope *env)
         tg->retry_is_immediate = false;
     } else {
         queue_hello(c); /* inbound: answer with ours */
+        if (!c->is_client) {
+            redial_now(t, c->peer_id);
+        }
     }
     c->hello_done = true;
     if (t->cb.on_hello) {
@@ -413,11 +442,24 @@ static void conn_start(struct conn *c)
  * Outbound targets
  * ====================================================================== */
 
+static void report_gone(struct target *tg, const char *why)
+{
+    struct transport *t = tg->t;
+    tg->retry_is_immediate = false;
+    log_info("peer %s (%s) is gone: %s", tg->id, tg->addr, why);
+    if (t->cb.on_peer_gone) {
+        t->cb.on_peer_gone(t, tg->id);
+    }
+}
+
 static void target_timer_cb(uv_timer_t *timer)
 {
     struct target *tg = timer->data;
     if (tg->state == TARGET_IDLE) {
         target_connect(tg);
+    } else if (tg->state == TARGET_CONNECTING && tg->retry_is_immediate && tg->id[0] != '\0' &&
+               tg->conn != NULL && !tg->conn->tcp_connected) {
+        report_gone(tg, "reconnection not answered");
     }
 }
 
@@ -425,7 +467,8 @@ static void target_schedule(struct target *tg, unsigned delay_ms)
 {
     tg->state = TARGET_IDLE;
     uv_timer_start(&tg->timer, target_timer_cb, delay_ms, 0);
-    tg->backoff_ms = tg->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : tg->backoff_ms * 2;
+    unsigned cap = tg->t->o.retry_max_ms;
+    tg->backoff_ms = tg->backoff_ms * 2 > cap ? cap : tg->backoff_ms * 2;
 }
 
 static void connect_cb(uv_connect_t *req, int status)
@@ -436,15 +479,14 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        if (tg->retry_is_immediate && tg->id[0] != '\0' && c->t->cb.on_peer_gone) {
-            log_info("peer %s (%s) refused reconnection: %s", tg->id, tg->addr,
-                     uv_strerror(status));
-            c->t->cb.on_peer_gone(c->t, tg->id);
+        if (tg->retry_is_immediate && tg->id[0] != '\0') {
+            report_gone(tg, uv_strerror(status));
         }
         tg->retry_is_immediate = false;
         conn_close(c, NULL);
         return;
     }
+    c->tcp_connected = true;
     conn_start(c);
     queue_hello(c);
     /* Hellos go out with the next flush, like everything else. */
@@ -649,6 +691,9 @@ struct transport *transport_new(uv_loop_t *loop, const struct transport_options 
     snprintf(t->advertise, sizeof(t->advertise), "%s", o->advertise);
     if (t->o.max_frame_bytes == 0) {
         t->o.max_frame_bytes = FRAME_DEFAULT_MAX;
+    }
+    if (t->o.retry_max_ms == 0) {
+        t->o.retry_max_ms = RETRY_MAX_MS;
     }
     if (t->o.max_output_bytes == 0) {
         t->o.max_output_bytes = 256u << 20;

@@ -48,6 +48,7 @@ struct transport_options {
     bool client;           /* say Hello as a client (the coordinator), not a replica */
     size_t max_frame_bytes;
     size_t max_output_bytes; /* a connection buffering more is too slow: closed */
+    unsigned retry_max_ms;   /* reconnect backoff cap (default 2000) */
 };
 
 struct transport *transport_new(uv_loop_t *loop, const struct transport_options *o,

@@ -109,8 +109,13 @@ struct cluster {
     uint64_t next_call_id;
     struct job *active; /* jobs the loop is working on */
 
-    /* Failover timing: from the primary's loss to the next election. */
+    /* The primary as last announced (elected event or a status saying so,
+     * highest epoch wins), and failover timing: from its loss to the first
+     * election of a higher epoch. */
+    char primary_id[64];
+    uint64_t primary_epoch;
     int64_t failover_start;
+    uint64_t failover_epoch;
     char failover_from[64];
 
     /* The newest committed event not yet published. */
@@ -372,14 +377,23 @@ static cJSON *event_new(const char *type, const char *replica, const char *subje
     return ev;
 }
 
+static void note_primary(struct cluster *c, const char *id, uint64_t epoch)
+{
+    if (epoch >= c->primary_epoch) {
+        snprintf(c->primary_id, sizeof(c->primary_id), "%s", id);
+        c->primary_epoch = epoch;
+    }
+}
+
 /* The primary is gone: start the failover clock (once). */
 static void failover_begin(struct cluster *c, const struct replica *r)
 {
-    struct replica *p = current_primary(c);
-    bool was_primary = strcmp(replica_role(r), "primary") == 0 && (p == NULL || p == r);
-    if (was_primary && c->failover_start == 0) {
+    if (c->failover_start == 0 && strcmp(r->id, c->primary_id) == 0) {
         c->failover_start = clock_mono_ms();
+        c->failover_epoch = c->primary_epoch;
         snprintf(c->failover_from, sizeof(c->failover_from), "%s", r->id);
+        log_debug("failover clock started: %s (epoch %llu) is gone", r->id,
+                  (unsigned long long)c->failover_epoch);
     }
 }
 
@@ -499,8 +513,10 @@ static void handle_event(struct cluster *c, struct replica *r, const Replicacao_
         return;
     }
     cJSON *ev = event_new(e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
-    if (strcmp(e->type, "elected") == 0 && c->failover_start != 0 &&
-        strcmp(e->replica, c->failover_from) != 0) {
+    if (strcmp(e->type, "elected") == 0) {
+        note_primary(c, e->replica, e->epoch);
+    }
+    if (strcmp(e->type, "elected") == 0 && c->failover_start != 0 && e->epoch > c->failover_epoch) {
         int64_t ms = clock_mono_ms() - c->failover_start;
         cJSON_AddNumberToObject(ev, "failover_ms", (double)ms);
         cJSON_AddStringToObject(ev, "previous_primary", c->failover_from);
@@ -540,6 +556,14 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
         r->status_pending = false;
         snprintf(r->role, sizeof(r->role), "%s", env->status->role);
         r->epoch = env->status->epoch;
+        if (strcmp(r->role, "primary") == 0) {
+            if (c->failover_start != 0 && r->epoch > c->failover_epoch) {
+                /* Its election event never reached us (we were not
+                 * connected): no figure beats a wrong one. */
+                c->failover_start = 0;
+            }
+            note_primary(c, r->id, r->epoch);
+        }
         mark_changed(c);
         break;
     }
@@ -1206,6 +1230,9 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
         .advertise = "",
         .client = true,
         .max_frame_bytes = o->max_frame_bytes,
+        /* A restarted replica must be watched again at once: its events are
+         * what the dashboard shows. */
+        .retry_max_ms = 250,
     };
     struct transport_callbacks cb = {
         .data = c,
