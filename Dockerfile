@@ -1,0 +1,39 @@
+# One image for both binaries: compose runs it as `replica` or `coordinator`.
+# Builds from source on debian:bookworm-slim (docker/base-image.sh makes that
+# image locally where no registry answers); needs only Debian's package
+# mirror. The dashboard's d3 comes from the build context (npm ci on the
+# host, see docker/prepare.sh), never from the npm registry.
+
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
+      libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcivetweb-dev libcjson-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt ./
+COPY proto proto
+COPY common common
+COPY replica replica
+COPY coordinator coordinator
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DREPLICACAO_TESTS=OFF \
+      -DCMAKE_INSTALL_PREFIX=/usr/local \
+ && cmake --build /build -j"$(nproc)" \
+ && cmake --install /build --strip
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libuv1 libprotobuf-c1 libcivetweb1 libcjson1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/replicacao --shell /usr/sbin/nologin replicacao \
+ && mkdir -p /var/lib/replicacao \
+ && chown replicacao:replicacao /var/lib/replicacao
+COPY --from=build /usr/local/bin/replica /usr/local/bin/replctl /usr/local/bin/coordinator /usr/local/bin/
+COPY dashboard /usr/local/share/replicacao/dashboard
+USER replicacao
+WORKDIR /var/lib/replicacao
+ENV REPLICA_DATA_DIR=/var/lib/replicacao/data
+EXPOSE 5000 8080
+# The replica's check; the coordinator's is set in docker-compose.yml.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s \
+  CMD ["replctl", "-a", "127.0.0.1:5000", "-t", "2000", "status"]
+CMD ["replica"]
