@@ -5,9 +5,13 @@
 #include "logging.h"
 #include "node.h"
 
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +80,33 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
     return 0;
 }
 
-/* Reverse DNS of our own address: compose answers with project_replica_N. */
+/* Ask DNS itself for the PTR record of addr: getnameinfo would answer from
+ * /etc/hosts, which in a container maps our address to the container id. */
+static int ptr_lookup(struct in_addr addr, char *out, size_t len)
+{
+    const unsigned char *b = (const unsigned char *)&addr.s_addr;
+    char q[64];
+    snprintf(q, sizeof(q), "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+    res_init();
+    _res.retrans = 1; /* seconds: a missing DNS server must not stall start */
+    _res.retry = 1;
+    unsigned char ans[1024];
+    int n = res_query(q, ns_c_in, ns_t_ptr, ans, sizeof(ans));
+    ns_msg msg;
+    if (n < 0 || ns_initparse(ans, n, &msg) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+        ns_rr rr;
+        if (ns_parserr(&msg, ns_s_an, i, &rr) == 0 && ns_rr_type(rr) == ns_t_ptr &&
+            dn_expand(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), out, (int)len) >= 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Reverse DNS of our own address: compose answers project_replica_N. */
 static void default_name(const char *host, char *out, size_t len, const char *fallback)
 {
     snprintf(out, len, "%s", fallback);
@@ -84,16 +114,17 @@ static void default_name(const char *host, char *out, size_t len, const char *fa
     if (getaddrinfo(host, NULL, &hints, &res) != 0) {
         return;
     }
-    char name[128];
-    if (getnameinfo(res->ai_addr, res->ai_addrlen, name, sizeof(name), NULL, 0, NI_NAMEREQD) == 0 &&
-        strncmp(name, "localhost", 9) != 0) {
-        char *dot = strchr(name, '.');
-        if (dot) {
-            *dot = '\0';
-        }
-        snprintf(out, len, "%.*s", (int)len - 1, name);
-    }
+    struct in_addr addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
     freeaddrinfo(res);
+    char name[256];
+    if ((ntohl(addr.s_addr) >> 24) == 127 || ptr_lookup(addr, name, sizeof(name)) != 0) {
+        return;
+    }
+    char *dot = strchr(name, '.');
+    if (dot) {
+        *dot = '\0';
+    }
+    snprintf(out, len, "%.*s", (int)len - 1, name);
 }
 
 /* mkdir -p for the data dir's parents; the log creates the last level. */
