@@ -30,6 +30,10 @@ struct target;
 
 struct conn {
     uv_tcp_t tcp;
+    /* The connect request lives here, not in the target: libuv calls its
+     * callback (cancelled) before the handle's close callback, and the
+     * target may already be gone by then. */
+    uv_connect_t connect_req;
     struct transport *t;
     struct target *target; /* outbound: what it connects to; NULL inbound */
     struct frame_reader reader;
@@ -64,7 +68,6 @@ struct target {
     unsigned backoff_ms;
     unsigned missing;
     uv_timer_t timer;
-    uv_connect_t req;
     struct target *next;
 };
 
@@ -139,7 +142,12 @@ void conn_close(struct conn *c, const char *reason)
     c->closing = true;
     struct transport *t = c->t;
     if (reason != NULL) {
-        log_info("closing %s: %s", c->desc, reason);
+        /* Clients come and go all the time; peers closing is news. */
+        if (c->is_client) {
+            log_debug("closing %s: %s", c->desc, reason);
+        } else {
+            log_info("closing %s: %s", c->desc, reason);
+        }
     }
     if (c->prev) {
         c->prev->next = c->next;
@@ -175,6 +183,14 @@ void conn_close(struct conn *c, const char *reason)
         }
     }
     uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
+}
+
+void conn_reject(struct conn *c, const char *reason)
+{
+    if (!c->closing) {
+        log_warn("%s: %s; closing it", c->desc, reason);
+        conn_close(c, NULL);
+    }
 }
 
 static void set_desc(struct conn *c)
@@ -230,12 +246,12 @@ static bool handle_hello(struct conn *c, const Envelope *env)
 {
     struct transport *t = c->t;
     if (env->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
-        conn_close(c, "first message was not a hello");
+        conn_reject(c, "first message was not a hello");
         return false;
     }
     c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
     if (!c->is_client && env->from[0] == '\0') {
-        conn_close(c, "replica hello without an id");
+        conn_reject(c, "replica hello without an id");
         return false;
     }
     snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
@@ -306,15 +322,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             char why[128];
             snprintf(why, sizeof(why), "frame of %zu bytes exceeds --max-frame-bytes %zu", len,
                      c->reader.max_frame);
-            log_warn("%s: %s", c->desc, why);
-            conn_close(c, why);
+            conn_reject(c, why);
             return;
         }
         char err[160];
         Envelope *env = wire_unpack(payload, len, err, sizeof(err));
         if (env == NULL) {
-            log_warn("%s: %s", c->desc, err);
-            conn_close(c, err);
+            conn_reject(c, err);
             return;
         }
         if (!c->hello_done) {
@@ -473,11 +487,11 @@ static void target_schedule(struct target *tg, unsigned delay_ms)
 
 static void connect_cb(uv_connect_t *req, int status)
 {
-    struct conn *c = req->handle->data;
-    struct target *tg = c->target;
+    struct conn *c = req->data;
     if (c->closing) {
-        return;
+        return; /* cancelled by a close: the target may be gone */
     }
+    struct target *tg = c->target;
     if (status < 0) {
         if (tg->retry_is_immediate && tg->id[0] != '\0') {
             report_gone(tg, uv_strerror(status));
@@ -526,7 +540,8 @@ static void target_connect(struct target *tg)
     tg->conn = c;
     tg->state = TARGET_CONNECTING;
     set_desc(c);
-    int rc = uv_tcp_connect(&tg->req, &c->tcp, (struct sockaddr *)&ss, connect_cb);
+    c->connect_req.data = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&ss, connect_cb);
     if (rc < 0) {
         conn_close(c, uv_strerror(rc));
     }

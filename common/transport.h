@@ -78,6 +78,9 @@ bool transport_peer_info(struct transport *t, const char *id, const char **addre
  * closing connection. */
 void conn_queue(struct conn *c, const Envelope *env);
 void conn_close(struct conn *c, const char *reason);
+/* Close because the other end broke the protocol: always logged as a
+ * warning with the reason, whoever it is. */
+void conn_reject(struct conn *c, const char *reason);
 bool conn_is_client(const struct conn *c);
 /* True for connections we opened to a discovered peer. */
 bool conn_is_outbound(const struct conn *c);

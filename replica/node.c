@@ -381,7 +381,7 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
 static void handle_core_message(struct node *n, struct conn *c, const Envelope *env)
 {
     if (conn_is_client(c) || strcmp(env->from, conn_peer_id(c)) != 0) {
-        conn_close(c, "replica message from a client or under another id");
+        conn_reject(c, "replica message from a client or under another id");
         return;
     }
     struct core_msg m;
@@ -389,8 +389,7 @@ static void handle_core_message(struct node *n, struct conn *c, const Envelope *
     char err[128];
     int rc = codec_to_core(env, &m, &scratch, err, sizeof(err));
     if (rc < 0) {
-        log_warn("%s: %s", conn_describe(c), err);
-        conn_close(c, err);
+        conn_reject(c, err);
         return;
     }
     core_recv(n->core, now_ms(), &m);
@@ -447,7 +446,7 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
         char why[96];
         snprintf(why, sizeof(why), "unexpected message '%s'", wire_body_name(env));
         reply_error(n, c, why);
-        conn_close(c, why);
+        conn_reject(c, why);
         break;
     }
     }

@@ -170,6 +170,8 @@ static void log_truncate(struct core *c, uint64_t from)
  * Membership
  * ====================================================================== */
 
+static void bootstrap_list(struct core *c);
+
 /* The configuration is the latest CONFIG entry in the log, committed or not
  * (dissertation 4.1). Before the first one, the bootstrap list stands in. */
 static void load_config(struct core *c)
@@ -184,11 +186,7 @@ static void load_config(struct core *c)
             return;
         }
     }
-    for (unsigned i = 0; i < c->hs.n_bootstrap; i++) {
-        memcpy(c->cfg[i].id, c->hs.bootstrap[i], CORE_ID_MAX);
-        c->cfg[i].voter = true;
-    }
-    c->n_cfg = c->hs.n_bootstrap;
+    bootstrap_list(c);
 }
 
 static struct core_member *member(struct core *c, const char *id)
@@ -216,14 +214,6 @@ static unsigned n_voters(const struct core *c)
     return n;
 }
 
-/* While bootstrapping every member of the initial configuration must vote for
- * the first primary: two replicas whose discovery disagreed on the initial
- * set can then never both win (each voter holds one sticky bootstrap list). */
-static unsigned votes_needed(const struct core *c)
-{
-    return c->cfg_index == 0 ? n_voters(c) : n_voters(c) / 2 + 1;
-}
-
 static bool can_campaign(struct core *c)
 {
     return c->n_cfg > 0 && is_voter(c, c->id);
@@ -234,13 +224,29 @@ static int cmp_ids(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-/* Settle on the initial configuration once enough replicas are known: the
- * initial_size lowest ids, the same on every replica whose discovery saw the
- * same set. Persisted before any vote relies on it. */
-static void maybe_choose_bootstrap(struct core *c)
+/* BOOTSTRAP. Before the log holds a configuration, the initial one is the
+ * initial_size lowest ids this replica knows of (its "view"). The list stays
+ * fluid while discovery fills the view, so replicas that start together
+ * converge on the same list. It becomes fixed, persisted with the vote, the
+ * moment the replica casts a real bootstrap vote or runs a real bootstrap
+ * candidacy: from then on it supports no other list.
+ *
+ * A bootstrap candidate needs the vote of every member of its list AND of a
+ * majority of every replica it knows. Each voter is fixed to one list, so two
+ * lists can only both win with disjoint majorities of overlapping views:
+ * impossible unless discovery itself is partitioned. */
+static void bootstrap_list(struct core *c)
 {
-    if (c->cfg_index != 0 || c->hs.n_bootstrap != 0 || last_index(c) != 0 ||
-        c->n_peers + 1 < c->o.initial_size) {
+    c->n_cfg = 0;
+    if (c->hs.n_bootstrap > 0) {
+        for (unsigned i = 0; i < c->hs.n_bootstrap; i++) {
+            memcpy(c->cfg[i].id, c->hs.bootstrap[i], CORE_ID_MAX);
+            c->cfg[i].voter = true;
+        }
+        c->n_cfg = c->hs.n_bootstrap;
+        return;
+    }
+    if (last_index(c) != 0 || c->n_peers + 1 < c->o.initial_size) {
         return;
     }
     char ids[CORE_MAX_MEMBERS + 1][CORE_ID_MAX];
@@ -250,21 +256,39 @@ static void maybe_choose_bootstrap(struct core *c)
         memcpy(ids[n++], c->peers[i].id, CORE_ID_MAX);
     }
     qsort(ids, n, CORE_ID_MAX, cmp_ids);
-    c->hs.n_bootstrap = c->o.initial_size;
+    bool self = false;
     for (unsigned i = 0; i < c->o.initial_size; i++) {
-        memcpy(c->hs.bootstrap[i], ids[i], CORE_ID_MAX);
+        memcpy(c->cfg[i].id, ids[i], CORE_ID_MAX);
+        c->cfg[i].voter = true;
+        self |= strcmp(ids[i], c->id) == 0;
     }
-    c->io->persist_state(c->io, &c->hs);
-    load_config(c);
+    c->n_cfg = c->o.initial_size;
+    if (!self && c->role == CORE_CANDIDATE) {
+        c->role = CORE_BACKUP; /* a pre-vote for a list we are no longer in */
+        c->pre_vote = false;
+    }
+}
+
+/* Fix the fluid list before a vote or candidacy relies on it; the caller's
+ * persist_state makes it durable together with that vote. */
+static void bootstrap_fix(struct core *c)
+{
+    if (c->cfg_index != 0 || c->hs.n_bootstrap != 0) {
+        return;
+    }
+    for (unsigned i = 0; i < c->n_cfg; i++) {
+        memcpy(c->hs.bootstrap[i], c->cfg[i].id, CORE_ID_MAX);
+    }
+    c->hs.n_bootstrap = c->n_cfg;
 }
 
 static bool bootstrap_matches(const struct core *c, const struct core_msg *m)
 {
-    if (c->hs.n_bootstrap == 0 || m->vote_request.n_bootstrap != c->hs.n_bootstrap) {
+    if (c->n_cfg == 0 || m->vote_request.n_bootstrap != c->n_cfg) {
         return false;
     }
-    for (unsigned i = 0; i < c->hs.n_bootstrap; i++) {
-        if (strcmp(m->vote_request.bootstrap[i], c->hs.bootstrap[i]) != 0) {
+    for (unsigned i = 0; i < c->n_cfg; i++) {
+        if (strcmp(m->vote_request.bootstrap[i], c->cfg[i].id) != 0) {
             return false;
         }
     }
@@ -297,6 +321,9 @@ static struct peer *peer_get(struct core *c, const char *id)
     strcpy(p->id, id);
     p->last_heard = -1;
     p->next_index = last_index(c) + 1;
+    if (c->cfg_index == 0) {
+        bootstrap_list(c); /* the view grew */
+    }
     return p;
 }
 
@@ -350,8 +377,8 @@ static void become_backup(struct core *c, int64_t now, uint64_t epoch, const cha
 static void send_vote_requests(struct core *c)
 {
     const char *boot[CORE_MAX_MEMBERS];
-    for (unsigned i = 0; i < c->hs.n_bootstrap; i++) {
-        boot[i] = c->hs.bootstrap[i];
+    for (unsigned i = 0; i < c->n_cfg; i++) {
+        boot[i] = c->cfg[i].id;
     }
     struct core_msg m = {.type = CORE_MSG_VOTE_REQUEST};
     m.epoch = c->pre_vote ? c->hs.epoch + 1 : c->hs.epoch;
@@ -359,8 +386,13 @@ static void send_vote_requests(struct core *c)
     m.vote_request.last_epoch = last_epoch(c);
     m.vote_request.pre_vote = c->pre_vote;
     if (c->cfg_index == 0) {
-        m.vote_request.n_bootstrap = c->hs.n_bootstrap;
+        /* Bootstrap: every replica we know votes (see bootstrap_list). */
+        m.vote_request.n_bootstrap = c->n_cfg;
         m.vote_request.bootstrap = boot;
+        for (unsigned i = 0; i < c->n_peers; i++) {
+            c->io->send(c->io, c->peers[i].id, &m);
+        }
+        return;
     }
     for (unsigned i = 0; i < c->n_cfg; i++) {
         if (c->cfg[i].voter && strcmp(c->cfg[i].id, c->id) != 0) {
@@ -378,6 +410,20 @@ static unsigned tally(struct core *c)
     return n;
 }
 
+/* Enough votes? Normally a majority of the voters; while bootstrapping,
+ * every member of the list and a majority of the whole view. */
+static bool won(struct core *c)
+{
+    if (c->cfg_index != 0) {
+        return tally(c) >= n_voters(c) / 2 + 1;
+    }
+    unsigned all = c->self_granted;
+    for (unsigned i = 0; i < c->n_peers; i++) {
+        all += c->peers[i].granted;
+    }
+    return c->n_cfg > 0 && tally(c) == n_voters(c) && all >= (c->n_peers + 1) / 2 + 1;
+}
+
 static void become_primary(struct core *c, int64_t now);
 static void primary_update_commit(struct core *c);
 
@@ -392,6 +438,7 @@ static void start_round(struct core *c, int64_t now, bool pre_vote)
     }
     c->self_granted = true;
     if (!pre_vote) {
+        bootstrap_fix(c);
         /* Durable before the requests leave (the io contract orders it). */
         persist_epoch(c, c->hs.epoch + 1, c->id);
         c->primary[0] = '\0';
@@ -404,7 +451,7 @@ static void start_round(struct core *c, int64_t now, bool pre_vote)
 
 static void check_won(struct core *c, int64_t now)
 {
-    if (c->role != CORE_CANDIDATE || tally(c) < votes_needed(c)) {
+    if (c->role != CORE_CANDIDATE || !won(c)) {
         return;
     }
     if (c->pre_vote) {
@@ -459,6 +506,9 @@ static void recv_vote_request(struct core *c, int64_t now, const struct core_msg
         if (m->epoch == c->hs.epoch && up_to_date && boot_ok &&
             (c->hs.voted_for[0] == '\0' || strcmp(c->hs.voted_for, from) == 0)) {
             if (c->hs.voted_for[0] == '\0') {
+                if (m->vote_request.last_index == 0) {
+                    bootstrap_fix(c);
+                }
                 persist_epoch(c, c->hs.epoch, from);
             }
             grant = true;
@@ -814,7 +864,10 @@ static void recv_append_response(struct core *c, int64_t now, const struct core_
     } else {
         uint64_t hint = m->append_response.hint_index;
         if (hint <= p->match_index) {
-            hint = p->match_index + 1;
+            /* Its log is shorter than it once acknowledged: the replica
+             * lost its data dir and came back empty under the same id.
+             * Believe it and resend from where it is. */
+            p->match_index = hint > 0 ? hint - 1 : 0;
         }
         if (hint < p->next_index) {
             p->next_index = hint;
@@ -967,7 +1020,9 @@ void core_tick(struct core *c, int64_t now)
     if (now < c->election_deadline) {
         return;
     }
-    maybe_choose_bootstrap(c); /* a one-replica cluster has no peer_up to wait for */
+    if (c->cfg_index == 0) {
+        bootstrap_list(c); /* a one-replica cluster has no peer_up to wait for */
+    }
     if (can_campaign(c)) {
         start_round(c, now, true);
     } else {
@@ -992,7 +1047,6 @@ void core_peer_up(struct core *c, int64_t now, const char *id)
         p->inflight = 0;
         p->need_send = true;
     }
-    maybe_choose_bootstrap(c);
     maybe_change_config(c, now);
 }
 

@@ -670,49 +670,75 @@ static struct harness *backup_b(struct world *w, int slot, int64_t now)
  * 1. Bootstrap
  * ====================================================================== */
 
-/* The initial configuration is persisted the moment it is chosen, which is
- * before the first vote request can rely on it. */
-static void test_bootstrap_persists_config_before_voting(void **state)
+/* The bootstrap list is fluid while discovery fills the view: nothing is
+ * persisted when it is computed, and a pre-vote fixes nothing, so a lower id
+ * discovered late still changes it. It is fixed, persisted together with the
+ * new epoch and the self-vote, before the first real vote request leaves;
+ * later discoveries no longer change it. */
+static void test_bootstrap_list_fixed_with_first_vote(void **state)
 {
     struct world *w = *state;
     struct core_options o = opts("b");
     struct harness *b = start(w, 0, &o, NULL, NULL, 0, 0);
 
     core_peer_up(b->core, 0, "c");
-    assert_int_equal(mark(b), 0); /* two of three known: nothing chosen yet */
     core_peer_up(b->core, 0, "a");
-    assert_int_equal(count(b, 0, REC_STATE), 1);
-    struct rec *st = nth(b, 0, REC_STATE, 0);
-    assert_int_equal(st->hs.epoch, 0);
-    assert_string_equal(st->hs.voted_for, "");
-    assert_int_equal(st->hs.n_bootstrap, 3);
-    assert_string_equal(st->hs.bootstrap[0], "a");
-    assert_string_equal(st->hs.bootstrap[1], "b");
-    assert_string_equal(st->hs.bootstrap[2], "c");
-    assert_int_equal(count(b, 0, REC_SEND), 0);
-    assert_int_equal(core_role(b->core), CORE_BACKUP);
-
+    assert_int_equal(mark(b), 0); /* computed, not persisted */
     core_tick(b->core, EMIN);
+    assert_int_equal(count(b, 0, REC_STATE), 0);
     assert_int_equal(count_sends(b, 0, CORE_MSG_VOTE_REQUEST), 2);
-    const char *to[] = {"a", "c"};
-    for (int i = 0; i < 2; i++) {
-        struct rec *r = sent(b, 0, CORE_MSG_VOTE_REQUEST, to[i]);
-        assert_non_null(r);
-        assert_true(r->seq > st->seq);
-        assert_true(r->msg.vote_request.pre_vote);
-        assert_int_equal(r->msg.epoch, 1);
-        assert_int_equal(r->msg.vote_request.n_bootstrap, 3);
-        assert_string_equal(r->msg.vote_request.bootstrap[0], "a");
-        assert_string_equal(r->msg.vote_request.bootstrap[1], "b");
-        assert_string_equal(r->msg.vote_request.bootstrap[2], "c");
-    }
-    /* A new connection later does not change a sticky choice. */
-    size_t m = mark(b);
+    struct rec *r = sent(b, 0, CORE_MSG_VOTE_REQUEST, "a");
+    assert_non_null(r);
+    assert_true(r->msg.vote_request.pre_vote);
+    assert_int_equal(r->msg.epoch, 1);
+    assert_int_equal(r->msg.vote_request.n_bootstrap, 3);
+    assert_string_equal(r->msg.vote_request.bootstrap[0], "a");
+    assert_string_equal(r->msg.vote_request.bootstrap[1], "b");
+    assert_string_equal(r->msg.vote_request.bootstrap[2], "c");
+
+    /* A lower id arrives before any real vote: the list moves with it. */
     core_peer_up(b->core, EMIN + 1, "0");
+    assert_int_equal(count(b, 0, REC_STATE), 0);
+    size_t m = mark(b);
+    core_tick(b->core, core_next_deadline(b->core));
+    r = sent(b, m, CORE_MSG_VOTE_REQUEST, "0");
+    assert_non_null(r);
+    assert_true(r->msg.vote_request.pre_vote);
+    assert_string_equal(r->msg.vote_request.bootstrap[0], "0");
+    assert_string_equal(r->msg.vote_request.bootstrap[1], "a");
+    assert_string_equal(r->msg.vote_request.bootstrap[2], "b");
+
+    /* Every member and a majority of the view grant the pre-vote. */
+    int64_t t = core_next_deadline(b->core) - 1;
+    deliver(b, t, msg_vote_resp("0", 1, true, true));
     assert_int_equal(count(b, m, REC_STATE), 0);
+    deliver(b, t, msg_vote_resp("a", 1, true, true));
+    struct rec *st = nth(b, m, REC_STATE, 0);
+    assert_non_null(st);
+    assert_int_equal(st->hs.epoch, 1);
+    assert_string_equal(st->hs.voted_for, "b");
+    assert_int_equal(st->hs.n_bootstrap, 3);
+    assert_string_equal(st->hs.bootstrap[0], "0");
+    assert_string_equal(st->hs.bootstrap[1], "a");
+    assert_string_equal(st->hs.bootstrap[2], "b");
+    const char *to[] = {"0", "a", "c"};
+    for (int i = 0; i < 3; i++) {
+        r = last_sent(b, m, CORE_MSG_VOTE_REQUEST, to[i]);
+        assert_non_null(r);
+        assert_false(r->msg.vote_request.pre_vote);
+        assert_true(r->seq > st->seq); /* durable before it leaves */
+    }
+
+    /* Fixed now: an even lower id changes nothing. */
+    size_t m2 = mark(b);
+    core_peer_up(b->core, t + 1, "-");
+    core_tick(b->core, core_next_deadline(b->core));
+    r = sent(b, m2, CORE_MSG_VOTE_REQUEST, "a");
+    assert_non_null(r);
+    assert_string_equal(r->msg.vote_request.bootstrap[0], "0");
 }
 
-/* Every replica that knows the same set settles on the same initial_size
+/* Every replica that knows the same set computes the same initial_size
  * lowest ids, and one outside them is a learner that never campaigns. */
 static void test_bootstrap_picks_lowest_ids(void **state)
 {
@@ -728,22 +754,19 @@ static void test_bootstrap_picks_lowest_ids(void **state)
     deliver(c, 0, msg_vote_resp("d", 0, false, true));
     deliver(e, 0, msg_vote_resp("d", 0, false, true));
     deliver(e, 0, msg_vote_resp("c", 0, false, true));
-    assert_int_equal(mark(c), 0);
-    assert_int_equal(mark(e), 0);
     core_peer_up(c->core, 0, "a");
     core_peer_up(e->core, 0, "a");
-
-    struct harness *hs[] = {c, e};
-    for (int i = 0; i < 2; i++) {
-        struct rec *st = nth(hs[i], 0, REC_STATE, 0);
-        assert_non_null(st);
-        assert_int_equal(st->hs.n_bootstrap, 3);
-        assert_string_equal(st->hs.bootstrap[0], "a");
-        assert_string_equal(st->hs.bootstrap[1], "c");
-        assert_string_equal(st->hs.bootstrap[2], "d");
-    }
+    assert_int_equal(count(c, 0, REC_STATE), 0);
     assert_int_equal(core_role(c->core), CORE_BACKUP);
     assert_int_equal(core_role(e->core), CORE_LEARNER);
+
+    core_tick(c->core, core_next_deadline(c->core));
+    struct rec *r = sent(c, 0, CORE_MSG_VOTE_REQUEST, "e");
+    assert_non_null(r); /* the whole view is asked, members or not */
+    assert_int_equal(r->msg.vote_request.n_bootstrap, 3);
+    assert_string_equal(r->msg.vote_request.bootstrap[0], "a");
+    assert_string_equal(r->msg.vote_request.bootstrap[1], "c");
+    assert_string_equal(r->msg.vote_request.bootstrap[2], "d");
 
     size_t m = mark(e);
     for (int64_t t = 0; t <= 10 * EMAX; t++) {
@@ -778,9 +801,6 @@ static void test_no_bootstrap_without_enough_peers(void **state)
     assert_int_equal(core_last_index(a->core), 0);
 
     core_peer_up(a->core, 5000, "c");
-    struct rec *st = nth(a, 0, REC_STATE, 0);
-    assert_non_null(st);
-    assert_int_equal(st->hs.n_bootstrap, 3);
     core_tick(a->core, core_next_deadline(a->core));
     assert_int_equal(count_sends(a, 0, CORE_MSG_VOTE_REQUEST), 2);
 }
@@ -1898,9 +1918,9 @@ static void test_learner_never_campaigns(void **state)
     assert_int_equal(core_role(d->core), CORE_LEARNER);
 }
 
-/* Four real cores: d arrives while a, b, c bootstrap. d's discovery saw only
- * a and b when it chose, so its own bootstrap list ([a, b, d]) is wrong; its
- * early campaign is refused, it joins as a learner and is promoted. */
+/* Four real cores: d arrives while a, b, c bootstrap. d's discovery has seen
+ * only a and b, so its own list ([a, b, d]) differs from theirs; its early
+ * campaign is refused, it joins as a learner and is promoted. */
 static void test_learner_joins_live_cluster(void **state)
 {
     struct world *w = *state;
@@ -1918,18 +1938,19 @@ static void test_learner_joins_live_cluster(void **state)
     start(w, 3, &o[3], NULL, NULL, 0, -100);
     for (int i = 0; i < 4; i++) {
         for (int j = 0; j < 4; j++) {
-            if (i != j) {
+            if (i != j && !(i == 3 && j == 2)) {
                 core_peer_up(w->h[i].core, 0, ids[j]);
             }
         }
     }
-    assert_string_equal(nth(&w->h[3], 0, REC_STATE, 0)->hs.bootstrap[2], "d");
 
     run(w, 0, 1000);
     struct harness *a = &w->h[0];
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     assert_int_equal(core_epoch(a->core), 1);
-    assert_non_null(sent(&w->h[3], 0, CORE_MSG_VOTE_REQUEST, "a")); /* d did try */
+    struct rec *tried = sent(&w->h[3], 0, CORE_MSG_VOTE_REQUEST, "a"); /* d did try */
+    assert_non_null(tried);
+    assert_string_equal(tried->msg.vote_request.bootstrap[2], "d");
     assert_non_null(find_event(a, 0, "joined"));
     assert_non_null(find_event(a, 0, "caught_up"));
     char text[256];
@@ -2026,7 +2047,8 @@ static void test_config_decode_rejects_garbage(void **state)
 
 /* --initial-size 1 with no other replica: nothing will ever call
  * core_peer_up, so the election deadline itself must settle the bootstrap
- * list [self] (persisted first) and elect it, writing CONFIG "v a". */
+ * list [self] (persisted with the first vote) and elect it, writing
+ * CONFIG "v a". */
 static void test_single_replica_bootstraps_alone(void **state)
 {
     struct world *w = *state;
@@ -2041,7 +2063,8 @@ static void test_single_replica_bootstraps_alone(void **state)
     assert_non_null(st);
     assert_int_equal(st->hs.n_bootstrap, 1);
     assert_string_equal(st->hs.bootstrap[0], "a");
-    assert_int_equal(st->hs.epoch, 0);
+    assert_int_equal(st->hs.epoch, 1);
+    assert_string_equal(st->hs.voted_for, "a");
     char text[64];
     config_text(core_entry_at(a->core, 1), text, sizeof(text));
     assert_string_equal(text, "v a");
@@ -2049,23 +2072,20 @@ static void test_single_replica_bootstraps_alone(void **state)
     assert_disk_matches(a);
 }
 
-/* BUG: a primary that is the only voter appends its first entry (CONFIG or
- * NOOP) but never commits it until a client request happens to call
- * primary_update_commit: become_primary does not. As a consequence
- * maybe_change_config sees commit < epoch_start_index and a replica that
- * connects is not added as a learner until the first request. Expected: the
- * first entry commits at once and b joins at the next tick. */
-static void test_bug_single_voter_commits_first_entry(void **state)
+/* A primary that is the only voter commits its first entry at once (not
+ * only when a client request happens along), so a replica that connects
+ * next is added as a learner at the next tick. */
+static void test_single_voter_commits_first_entry(void **state)
 {
     struct world *w = *state;
     struct core_options o = opts("a");
     o.initial_size = 1;
     struct harness *a = start(w, 0, &o, NULL, NULL, 0, 0);
-    core_peer_up(a->core, 0, "b"); /* bootstraps [a]: the lowest id */
     core_tick(a->core, EMIN);
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     assert_int_equal(core_last_index(a->core), 1);
     assert_int_equal(core_commit_index(a->core), 1);
+    core_peer_up(a->core, EMIN + 1, "b");
     core_tick(a->core, EMIN + HB);
     assert_non_null(find_event(a, 0, "joined"));
 }
@@ -2074,7 +2094,7 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_bootstrap_persists_config_before_voting),
+        T(test_bootstrap_list_fixed_with_first_vote),
         T(test_bootstrap_picks_lowest_ids),
         T(test_no_bootstrap_without_enough_peers),
         T(test_election_timeout_prevote_then_vote),
@@ -2116,7 +2136,7 @@ int main(void)
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_config_decode_rejects_garbage),
         T(test_single_replica_bootstraps_alone),
-        T(test_bug_single_voter_commits_first_entry),
+        T(test_single_voter_commits_first_entry),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

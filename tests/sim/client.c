@@ -1,0 +1,164 @@
+/*
+ * tests/sim/client.c — simulated clients, the coordinator's stand-in.
+ *
+ * Each client has at most one request outstanding, sends it to the node it
+ * believes is primary, follows NOT_PRIMARY hints, and retries the SAME client
+ * id after UNKNOWN, a refused connection or a reply that does not come in
+ * time. Retrying the same id is what exercises guarantee 3 (a retried request
+ * is applied once): an earlier attempt may have committed after all.
+ */
+#include "sim.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void client_ids(int k, uint64_t req, char *cid, size_t cid_cap, char *data, size_t data_cap)
+{
+    snprintf(cid, cid_cap, "c%d-%" PRIu64, k, req);
+    snprintf(data, data_cap, "v%d-%" PRIu64, k, req);
+}
+
+bool client_parse_id(const char *cid, int *k, uint64_t *req)
+{
+    char *end;
+    if (cid[0] != 'c') {
+        return false;
+    }
+    long kk = strtol(cid + 1, &end, 10);
+    if (end == cid + 1 || *end != '-' || kk < 0 || kk >= SIM_MAX_CLIENTS) {
+        return false;
+    }
+    const char *r = end + 1;
+    unsigned long long rr = strtoull(r, &end, 10);
+    if (end == r || *end != '\0' || rr == 0) {
+        return false;
+    }
+    *k = (int)kk;
+    *req = rr;
+    return true;
+}
+
+void client_init(struct cluster *cl, int k)
+{
+    struct sim_client *c = &cl->clients[k];
+    memset(c, 0, sizeof(*c));
+    c->target = (int)rng_between(&cl->rng, 0, cl->p.nodes - 1);
+    c->next_action = SIM_NEVER;
+}
+
+void client_free(struct sim_client *c)
+{
+    free(c->committed_at);
+    c->committed_at = NULL;
+}
+
+bool clients_idle(const struct cluster *cl)
+{
+    for (unsigned k = 0; k < cl->p.clients; k++) {
+        if (cl->clients[k].busy) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int random_node(struct cluster *cl)
+{
+    return (int)rng_between(&cl->rng, 0, cl->p.nodes - 1);
+}
+
+uint64_t client_send(struct cluster *cl, int k, int node)
+{
+    struct sim_client *c = &cl->clients[k];
+    if (cl->n_attempts == cl->cap_attempts) {
+        cl->cap_attempts = cl->cap_attempts ? cl->cap_attempts * 2 : 64;
+        cl->attempts = realloc(cl->attempts, cl->cap_attempts * sizeof(*cl->attempts));
+        if (cl->attempts == NULL) {
+            abort();
+        }
+    }
+    cl->attempts[cl->n_attempts++] =
+        (struct sim_attempt){.client = k, .req = c->req, .node = node, .status = -1};
+    uint64_t token = cl->n_attempts;
+    c->last_token = token;
+    c->target = node;
+    struct sim_event *ev = cluster_event(cl, EV_CLIENT_REQ, cl->now + rng_between(&cl->rng, 1, 5));
+    ev->to = node;
+    ev->token = token;
+    sim_trace(cl, "client c%d sends c%d-%" PRIu64 " to %s (token %" PRIu64 ")", k, k, c->req,
+              cl->nodes[node].id, token);
+    if (!c->manual) {
+        c->next_action = cl->now + cl->p.client_timeout_ms;
+    }
+    return token;
+}
+
+/* The client's timer: start the next request, or retry the current one. */
+void client_act(struct cluster *cl, int k)
+{
+    struct sim_client *c = &cl->clients[k];
+    c->next_action = SIM_NEVER;
+    if (!c->busy) {
+        if (c->stopped || c->manual) {
+            return;
+        }
+        c->busy = true;
+        c->req++;
+        client_send(cl, k, c->target);
+        return;
+    }
+    if (!cl->attempts[c->last_token - 1].seen) {
+        /* A timeout with no answer at all: the node may be gone or cut off. */
+        c->target = random_node(cl);
+    }
+    client_send(cl, k, c->target);
+}
+
+void client_on_reply(struct cluster *cl, const struct sim_event *ev)
+{
+    struct sim_attempt *a = &cl->attempts[ev->token - 1];
+    struct sim_client *c = &cl->clients[a->client];
+    const struct core_reply *r = &ev->reply;
+    a->seen = true;
+    static const char *names[] = {"OK", "NOT_PRIMARY", "UNKNOWN", "REJECTED"};
+    sim_trace(cl, "client c%d <- %s: %s for c%d-%" PRIu64 " index %" PRIu64 " primary '%s'",
+              a->client, cl->nodes[ev->from].id,
+              r->status <= CORE_REPLY_REJECTED ? names[r->status] : "?", a->client, a->req,
+              r->index, r->primary);
+    if (!c->busy || a->req != c->req) {
+        return; /* an answer to something already settled */
+    }
+    if (r->status == CORE_REPLY_OK) {
+        /* Any attempt's OK settles the request: they share the client id. */
+        c->busy = false;
+        cl->acked++;
+        c->next_action = c->stopped || c->manual
+                             ? SIM_NEVER
+                             : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);
+        return;
+    }
+    if (ev->token != c->last_token || c->manual) {
+        return; /* a newer attempt is already under way */
+    }
+    int hint = r->primary[0] ? cluster_node_index(cl, r->primary) : -1;
+    if (hint >= 0 && hint != ev->from) {
+        c->target = hint;
+        c->next_action = cl->now + 1;
+    } else {
+        c->target = random_node(cl);
+        c->next_action = cl->now + rng_between(&cl->rng, 20, 100);
+    }
+}
+
+void client_on_refused(struct cluster *cl, uint64_t token)
+{
+    struct sim_attempt *a = &cl->attempts[token - 1];
+    struct sim_client *c = &cl->clients[a->client];
+    if (!c->busy || token != c->last_token || c->manual) {
+        return;
+    }
+    c->target = random_node(cl);
+    c->next_action = cl->now + rng_between(&cl->rng, 5, 20);
+}

@@ -1,0 +1,236 @@
+/*
+ * tests/sim/storage.c — what each core is given as its core_io, and the
+ * fake durable storage behind it.
+ *
+ * Durability model (core.h's contract): persist_state/persist_entries only
+ * queue operations; a node's "fsync" (node_flush) makes all of them durable
+ * and only then releases everything the node sent or replied since. The
+ * fsync either runs right after each input or, in some schedules, completes
+ * a few ms later while the node keeps taking inputs (group commit); a crash
+ * in between loses the pending operations and the unreleased output, exactly
+ * what a real crash before fsync loses.
+ */
+#include "sim.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void out_push(struct sim_node *n, struct sim_event *ev)
+{
+    if (n->n_out == n->cap_out) {
+        n->cap_out = n->cap_out ? n->cap_out * 2 : 16;
+        n->out = sim_realloc(n->out, n->cap_out * sizeof(*n->out));
+    }
+    n->out[n->n_out++] = ev;
+}
+
+static void io_send(struct core_io *io, const char *to, const struct core_msg *m)
+{
+    struct sim_node *n = io->data;
+    struct cluster *cl = n->cl;
+    int t = cluster_node_index(cl, to);
+    if (t < 0 || t == n->idx) {
+        sim_fail(cl, "%s sent %s to '%s' (unknown or itself)", n->id, msg_name(m->type), to);
+        return;
+    }
+    struct sim_event *ev = event_new(cl, EV_MSG);
+    ev->from = n->idx;
+    ev->to = t;
+    ev->msg = *m;
+    ev->msg.from = NULL;
+    if (m->type == CORE_MSG_VOTE_REQUEST) {
+        unsigned nb = m->vote_request.n_bootstrap;
+        if (nb > CORE_MAX_MEMBERS) {
+            sim_fail(cl, "%s sent a bootstrap list of %u ids", n->id, nb);
+            nb = 0;
+        }
+        ev->msg.vote_request.n_bootstrap = nb;
+        ev->msg.vote_request.bootstrap = NULL;
+        if (nb) {
+            ev->bootstrap_ids = sim_realloc(NULL, nb * sizeof(*ev->bootstrap_ids));
+            ev->bootstrap = sim_realloc(NULL, nb * sizeof(*ev->bootstrap));
+            for (unsigned i = 0; i < nb; i++) {
+                snprintf(ev->bootstrap_ids[i], CORE_ID_MAX, "%s", m->vote_request.bootstrap[i]);
+                ev->bootstrap[i] = ev->bootstrap_ids[i];
+            }
+            ev->msg.vote_request.bootstrap = ev->bootstrap;
+        }
+    }
+    if (m->type == CORE_MSG_APPEND) {
+        size_t ne = m->append.n_entries;
+        ev->msg.append.entries = NULL;
+        if (ne) {
+            ev->entries = sim_realloc(NULL, ne * sizeof(*ev->entries));
+            ev->entry_refs = sim_realloc(NULL, ne * sizeof(*ev->entry_refs));
+            for (size_t i = 0; i < ne; i++) {
+                ev->entry_refs[i] = entry_copy(&m->append.entries[i]);
+                ev->entries[i] = ev->entry_refs[i]->e;
+            }
+            ev->msg.append.entries = ev->entries;
+        }
+    }
+    out_push(n, ev);
+}
+
+static void op_push(struct sim_node *n, struct sim_op *op)
+{
+    if (n->n_ops == n->cap_ops) {
+        n->cap_ops = n->cap_ops ? n->cap_ops * 2 : 8;
+        n->ops = sim_realloc(n->ops, n->cap_ops * sizeof(*n->ops));
+    }
+    n->ops[n->n_ops++] = *op;
+}
+
+static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
+{
+    struct sim_node *n = io->data;
+    struct sim_op op = {.is_state = true, .hs = *hs};
+    op_push(n, &op);
+    n->mem_hs = *hs;
+}
+
+static void apply_entries(struct sim_log *l, uint64_t truncate_from, struct sim_entry **e, size_t n)
+{
+    if (truncate_from) {
+        log_truncate(l, truncate_from);
+    }
+    for (size_t i = 0; i < n; i++) {
+        e[i]->refs++;
+        log_append(l, e[i]);
+    }
+}
+
+static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
+                               const struct core_entry *entries, size_t ne)
+{
+    struct sim_node *n = io->data;
+    struct cluster *cl = n->cl;
+    struct sim_op op = {.truncate_from = truncate_from, .n = ne};
+    op.entries = ne ? sim_realloc(NULL, ne * sizeof(*op.entries)) : NULL;
+    uint64_t next =
+        (truncate_from && truncate_from <= n->mem.len ? truncate_from - 1 : n->mem.len) + 1;
+    for (size_t i = 0; i < ne; i++) {
+        op.entries[i] = entry_copy(&entries[i]);
+        if (entries[i].index != next + i) {
+            sim_fail(cl, "%s persist_entries: entry %zu has index %" PRIu64 ", expected %" PRIu64,
+                     n->id, i, entries[i].index, next + i);
+        }
+    }
+    op_push(n, &op);
+    apply_entries(&n->mem, truncate_from, op.entries, ne);
+    if (truncate_from) {
+        check_truncate(cl, n, truncate_from);
+    }
+}
+
+static void io_reply(struct core_io *io, uint64_t token, const struct core_reply *r)
+{
+    struct sim_node *n = io->data;
+    struct cluster *cl = n->cl;
+    struct sim_event *ev = event_new(cl, EV_CLIENT_REPLY);
+    ev->from = n->idx;
+    ev->token = token;
+    ev->reply = *r;
+    snprintf(ev->reply_primary, sizeof(ev->reply_primary), "%s", r->primary ? r->primary : "");
+    ev->reply.primary = ev->reply_primary;
+    ev->reply.message = NULL; /* not needed after the callback */
+    out_push(n, ev);
+}
+
+static void io_event(struct core_io *io, const struct core_event *e)
+{
+    struct sim_node *n = io->data;
+    if (strcmp(e->type, "elected") == 0) {
+        n->cl->elections++;
+    } else if (strcmp(e->type, "election_started") == 0) {
+        n->cl->elections_started++;
+    }
+    sim_trace(n->cl, "%s event %s subject=%s epoch=%" PRIu64 " index=%" PRIu64 " %s", n->id,
+              e->type, e->subject ? e->subject : "", e->epoch, e->index,
+              e->detail ? e->detail : "");
+}
+
+static uint64_t io_random(struct core_io *io)
+{
+    struct sim_node *n = io->data;
+    return rng_next(&n->rng);
+}
+
+/* Wall clocks differ a little between machines; entries must carry the
+ * primary's stamp unchanged. */
+static int64_t io_wall_clock(struct core_io *io)
+{
+    struct sim_node *n = io->data;
+    return 1700000000000LL + n->cl->now + n->idx * 7;
+}
+
+void node_discard_pending(struct sim_node *n)
+{
+    for (size_t i = 0; i < n->n_ops; i++) {
+        for (size_t j = 0; j < n->ops[i].n; j++) {
+            entry_unref(n->ops[i].entries[j]);
+        }
+        free(n->ops[i].entries);
+    }
+    n->n_ops = 0;
+    for (size_t i = 0; i < n->n_out; i++) {
+        event_free(n->out[i]);
+    }
+    n->n_out = 0;
+    n->flush_at = SIM_NEVER;
+}
+
+/* The pending fsync completes: persistence becomes durable, then (and only
+ * then) the output it guards leaves the node. */
+void node_flush(struct cluster *cl, struct sim_node *n)
+{
+    for (size_t i = 0; i < n->n_ops; i++) {
+        struct sim_op *op = &n->ops[i];
+        if (op->is_state) {
+            n->durable_hs = op->hs;
+        } else {
+            apply_entries(&n->durable, op->truncate_from, op->entries, op->n);
+            for (size_t j = 0; j < op->n; j++) {
+                entry_unref(op->entries[j]);
+            }
+            free(op->entries);
+        }
+    }
+    n->n_ops = 0;
+    n->flush_at = SIM_NEVER;
+    check_at_flush(cl, n);
+    size_t n_out = n->n_out;
+    n->n_out = 0;
+    for (size_t i = 0; i < n_out; i++) {
+        struct sim_event *ev = n->out[i];
+        if (ev->kind == EV_MSG) {
+            release_msg(cl, ev);
+            continue;
+        }
+        check_reply(cl, n, ev);
+        if (cl->drop_client_replies ||
+            rng_permille(&cl->rng, cl->extra_drop_permille / 2 + cl->p.drop_permille)) {
+            sim_trace(cl, "%s reply to token %" PRIu64 " dropped", n->id, ev->token);
+            event_free(ev);
+            continue;
+        }
+        ev->at = cl->now + rng_between(&cl->rng, 1, 5);
+        heap_push(cl, ev);
+    }
+}
+
+void node_io_init(struct sim_node *n)
+{
+    n->io = (struct core_io){
+        .data = n,
+        .send = io_send,
+        .persist_state = io_persist_state,
+        .persist_entries = io_persist_entries,
+        .reply = io_reply,
+        .event = io_event,
+        .random = io_random,
+        .wall_clock = io_wall_clock,
+    };
+}
