@@ -98,6 +98,8 @@ struct cluster {
     uv_timer_t poll_timer;
     uv_timer_t retry_timer;
     uv_timer_t commit_timer;
+    uv_timer_t snapshot_timer; /* paces snapshots to the WebSocket */
+    int64_t snapshot_published;
     struct transport *t;
     struct discovery *disc;
     struct supervisor *sup;
@@ -471,9 +473,8 @@ static void on_closed(struct transport *t, struct conn *conn)
     r->conn = NULL;
     r->status_pending = false;
     r->down_since = clock_mono_ms();
-    if (!c->stopping) {
-        publish_event(c, event_new(r->failed ? "failed" : "down", r->id, r->id, replica_epoch(r), 0,
-                                   "connection closed"));
+    if (!c->stopping && !r->failed) { /* a failed one was announced already */
+        publish_event(c, event_new("down", r->id, r->id, replica_epoch(r), 0, "connection closed"));
     }
     job_conn_lost(c, r->id);
     mark_changed(c);
@@ -1046,6 +1047,25 @@ static char *build_snapshot(struct cluster *c)
     return s;
 }
 
+#define SNAPSHOT_EVERY_MS 100 /* browsers get at most 10 snapshots a second */
+
+static void publish_snapshot(struct cluster *c)
+{
+    c->snapshot_published = clock_mono_ms();
+    char *msg = cluster_snapshot_message(c);
+    if (msg && c->o.publish) {
+        c->o.publish(c->o.publish_arg, msg, strlen(msg));
+    }
+    free(msg);
+}
+
+static void snapshot_timer_cb(uv_timer_t *timer)
+{
+    publish_snapshot(timer->data);
+}
+
+/* The view changed: HTTP readers see it at once; WebSocket clients get it
+ * now or at the end of the current pacing window, whichever is later. */
 static void mark_changed(struct cluster *c)
 {
     char *snap = build_snapshot(c);
@@ -1056,11 +1076,12 @@ static void mark_changed(struct cluster *c)
     free(c->snapshot);
     c->snapshot = snap;
     pthread_mutex_unlock(&c->mu);
-    char *msg = cluster_snapshot_message(c);
-    if (msg && c->o.publish) {
-        c->o.publish(c->o.publish_arg, msg, strlen(msg));
+    int64_t wait = c->snapshot_published + SNAPSHOT_EVERY_MS - clock_mono_ms();
+    if (wait <= 0) {
+        publish_snapshot(c);
+    } else if (!uv_is_active((uv_handle_t *)&c->snapshot_timer)) {
+        uv_timer_start(&c->snapshot_timer, snapshot_timer_cb, (uint64_t)wait, 0);
     }
-    free(msg);
 }
 
 static void publish_event(struct cluster *c, cJSON *ev)
@@ -1156,6 +1177,7 @@ static void transport_closed(struct transport *t)
     uv_close((uv_handle_t *)&c->poll_timer, close_cb);
     uv_close((uv_handle_t *)&c->retry_timer, close_cb);
     uv_close((uv_handle_t *)&c->commit_timer, close_cb);
+    uv_close((uv_handle_t *)&c->snapshot_timer, close_cb);
     uv_close((uv_handle_t *)&c->wake, close_cb);
 }
 
@@ -1181,6 +1203,7 @@ static void begin_shutdown(struct cluster *c)
     }
     uv_timer_stop(&c->poll_timer);
     uv_timer_stop(&c->retry_timer);
+    uv_timer_stop(&c->snapshot_timer);
     if (c->sup) {
         supervisor_stop(c->sup, supervisor_stopped, c);
     } else {
@@ -1262,6 +1285,8 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
     uv_timer_start(&c->retry_timer, retry_cb, 10, 10);
     uv_timer_init(&c->loop, &c->commit_timer);
     c->commit_timer.data = c;
+    uv_timer_init(&c->loop, &c->snapshot_timer);
+    c->snapshot_timer.data = c;
     c->snapshot = build_snapshot(c);
     if (uv_thread_create(&c->thread, loop_thread, c) != 0) {
         snprintf(err, errlen, "cannot start the cluster thread");

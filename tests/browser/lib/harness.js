@@ -1,0 +1,204 @@
+// Shared by the browser tests: start/stop a real coordinator (which spawns and
+// supervises 3 local replicas), launch Debian's chromium through playwright-core,
+// poll for conditions, and save artifacts (screenshots, coordinator logs).
+//
+// Environment:
+//   COORDINATOR_BIN  coordinator binary (default build/coordinator/coordinator)
+//   ARTIFACTS_DIR    where screenshots and logs go (default build/artifacts)
+//   CHROMIUM_BIN     browser (default /usr/bin/chromium)
+'use strict';
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const DASHBOARD_DIR = path.join(ROOT, 'dashboard');
+const COORDINATOR_BIN = process.env.COORDINATOR_BIN || path.join(ROOT, 'build', 'coordinator', 'coordinator');
+const ARTIFACTS_DIR = process.env.ARTIFACTS_DIR || path.join(ROOT, 'build', 'artifacts');
+const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+
+const { chromium } = require(path.join(DASHBOARD_DIR, 'node_modules', 'playwright-core'));
+
+fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Poll `fn` until it returns a truthy value; throw with `what` after `timeoutMs`. */
+async function waitFor(what, fn, { timeoutMs = 30000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
+        (last instanceof Error ? ` (last error: ${last.message})` : ` (last value: ${JSON.stringify(last)})`));
+    }
+    await sleep(intervalMs);
+  }
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/* A free loopback port for the HTTP listener and a run of `n` free ports for the
+ * spawned replicas. They stay fixed across restarts (of a replica, or of the
+ * coordinator in the reconnect test), so they must lie below the kernel's
+ * ephemeral range, where any outgoing connection could take one meanwhile. */
+function ephemeralLow() {
+  try {
+    const [lo] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 12000) return lo;
+  } catch (_) { /* not Linux: assume the default */ }
+  return 32768;
+}
+
+async function pickPorts(n) {
+  const span = 16, lo = 10000, slots = Math.floor((ephemeralLow() - lo) / span);
+  for (let tries = 0; tries < 200; tries++) {
+    const base = lo + Math.floor(Math.random() * slots) * span;
+    const ports = [base, ...Array.from({ length: n }, (_, i) => base + 1 + i)];
+    let ok = true;
+    for (const p of ports) if (!(await portFree(p))) { ok = false; break; }
+    if (ok) return { http: base, replicaBase: base + 1 };
+  }
+  throw new Error('no free port range found');
+}
+
+async function httpOk(url) {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return res.ok;
+  } catch (_) {
+    return false;
+  }
+}
+
+async function getJson(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+/* Start `coordinator --spawn N`; resolves once it serves /healthz and the cluster
+ * has a primary. The coordinator runs in its own process group so that stop()
+ * can also reach the replicas it spawned if it has to be killed hard. */
+class Coordinator {
+  constructor(name, { spawnCount = 3 } = {}) {
+    this.name = name;
+    this.spawnCount = spawnCount;
+    this.proc = null;
+    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `replicacao-browser-${name}-`));
+    this.logPath = path.join(ARTIFACTS_DIR, `${name}-coordinator.log`);
+    fs.writeFileSync(this.logPath, '');
+  }
+
+  get url() { return `http://127.0.0.1:${this.ports.http}`; }
+
+  async start() {
+    if (!fs.existsSync(COORDINATOR_BIN)) throw new Error(`coordinator binary not found at ${COORDINATOR_BIN} (set COORDINATOR_BIN)`);
+    if (!this.ports) this.ports = await pickPorts(this.spawnCount);
+    const args = [
+      '--listen', `127.0.0.1:${this.ports.http}`,
+      '--spawn', String(this.spawnCount),
+      '--spawn-base-port', String(this.ports.replicaBase),
+      '--data-dir', this.dataDir,
+      '--dashboard-dir', DASHBOARD_DIR,
+    ];
+    const log = fs.openSync(this.logPath, 'a');
+    fs.writeSync(log, `\n=== ${new Date().toISOString()} ${COORDINATOR_BIN} ${args.join(' ')}\n`);
+    this.proc = spawn(COORDINATOR_BIN, args, { stdio: ['ignore', log, log], detached: true });
+    fs.closeSync(log);
+    const proc = this.proc;
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    proc.once('exit', () => { if (this.proc === proc) this.proc = null; });
+    await waitFor(`${this.name} coordinator /healthz`, async () => {
+      if (!this.proc) throw new Error(`coordinator exited early; see ${this.logPath}`);
+      return httpOk(`${this.url}/healthz`);
+    }, { timeoutMs: 20000 });
+    await this.waitForPrimary();
+    return this;
+  }
+
+  async waitForPrimary(timeoutMs = 30000) {
+    return waitFor(`${this.name}: a primary`, async () => {
+      const c = await getJson(`${this.url}/api/cluster`);
+      return c.primary && c.replicas.some((r) => r.id === c.primary && r.status === 'up') ? c : null;
+    }, { timeoutMs });
+  }
+
+  /* SIGTERM, then SIGKILL (to the whole process group) after `graceMs`. */
+  async stop(graceMs = 5000) {
+    const proc = this.proc;
+    if (!proc) return;
+    const pid = proc.pid;
+    try { process.kill(pid, 'SIGTERM'); } catch (_) { /* already gone */ }
+    const done = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    if (!done) {
+      try { process.kill(-pid, 'SIGKILL'); } catch (_) { /* gone */ }
+      await Promise.race([this.exited, sleep(2000)]);
+    }
+    // Replicas it spawned must not outlive it (they share its process group).
+    try { process.kill(-pid, 'SIGKILL'); } catch (_) { /* none left: the normal case */ }
+    this.proc = null;
+  }
+
+  cleanup() {
+    try { fs.rmSync(this.dataDir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
+  }
+
+  /* Synchronous last resort for process.on('exit'). */
+  killNow() {
+    if (!this.proc) return;
+    try { process.kill(-this.proc.pid, 'SIGKILL'); } catch (_) { /* gone */ }
+  }
+}
+
+const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+
+async function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM_BIN, args: BROWSER_ARGS });
+}
+
+/* A page that records console errors and uncaught exceptions, for assertions. */
+async function openDashboard(browser, url, viewport = { width: 1280, height: 800 }) {
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(20000);
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`console: ${m.text()}`); });
+  // The dashboard must work offline: any request that leaves the coordinator fails the test.
+  page.external = [];
+  await page.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (u.host !== new URL(url).host) { page.external.push(u.href); return route.abort(); }
+    return route.continue();
+  });
+  await page.goto(url);
+  return page;
+}
+
+async function screenshot(page, name, opts = {}) {
+  const file = path.join(ARTIFACTS_DIR, `${name}.png`);
+  await page.screenshot({ path: file, ...opts });
+  return file;
+}
+
+module.exports = {
+  ARTIFACTS_DIR, COORDINATOR_BIN, DASHBOARD_DIR, Coordinator, getJson, launchBrowser,
+  openDashboard, screenshot, sleep, waitFor,
+};
