@@ -4,13 +4,13 @@
  * SIGINT or SIGTERM.
  */
 #include "cluster.h"
+#include "flags.h"
 #include "http.h"
 #include "logging.h"
 #include "metrics.h"
 #include "supervisor.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,13 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct flag {
-    const char *name;
-    const char *env;
-    const char *arg;
-    const char *help;
-};
 
 static const struct flag flags[] = {
     {"listen", "COORDINATOR_LISTEN", "IP:PORT",
@@ -50,7 +43,6 @@ static const struct flag flags[] = {
      "replica status poll period (default 200)"},
     {"log-level", "COORDINATOR_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
 };
-#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
 struct config {
     struct http_options http;
@@ -60,34 +52,9 @@ struct config {
     int level;
 };
 
-static void usage(FILE *out)
+static int apply(void *ctx, const char *name, const char *v)
 {
-    fprintf(out, "usage: coordinator [options]\n\n"
-                 "The replicacao coordinator: HTTP API, live WebSocket stream, metrics and\n"
-                 "dashboard for a replica cluster. Every option can also be set through the\n"
-                 "environment variable shown; a flag wins over the environment.\n\n");
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "--%s %s", flags[i].name, flags[i].arg);
-        fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, flags[i].help, "", flags[i].env);
-    }
-    fprintf(out, "  %-30s %s\n", "--help", "this text");
-}
-
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *s == '\0' || *end != '\0' || v > max) {
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int apply(struct config *c, const char *name, const char *v)
-{
+    struct config *c = ctx;
     unsigned long long u = 0;
     if (strcmp(name, "listen") == 0) {
         snprintf(c->http.listen, sizeof(c->http.listen), "%s", v);
@@ -102,7 +69,7 @@ static int apply(struct config *c, const char *name, const char *v)
     } else if (strcmp(name, "log-level") == 0) {
         c->level = log_level_parse(v);
         return c->level < 0 ? -1 : 0;
-    } else if (parse_uint(v, UINT32_MAX, &u) != 0) {
+    } else if (flags_uint(v, UINT32_MAX, &u) != 0) {
         return -1;
     } else if (strcmp(name, "spawn") == 0) {
         if (u > 32) {
@@ -187,37 +154,19 @@ int main(int argc, char **argv)
     snprintf(cfg.spawn.data_dir, sizeof(cfg.spawn.data_dir), "data");
     snprintf(cfg.spawn.host, sizeof(cfg.spawn.host), "127.0.0.1");
 
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        const char *v = getenv(flags[i].env);
-        if (v != NULL && *v != '\0' && apply(&cfg, flags[i].name, v) != 0) {
-            fprintf(stderr, "coordinator: bad value '%s' in $%s\n", v, flags[i].env);
-            return 2;
-        }
-    }
-    struct option longopts[N_FLAGS + 2];
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        longopts[i] = (struct option){flags[i].name, required_argument, NULL, (int)i};
-    }
-    longopts[N_FLAGS] = (struct option){"help", no_argument, NULL, 'h'};
-    longopts[N_FLAGS + 1] = (struct option){0, 0, 0, 0};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        if (opt < 0 || (size_t)opt >= N_FLAGS) {
-            usage(stderr);
-            return 2;
-        }
-        if (apply(&cfg, flags[opt].name, optarg) != 0) {
-            fprintf(stderr, "coordinator: bad value '%s' for --%s\n", optarg, flags[opt].name);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "coordinator: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+    const struct flag_set fs = {
+        .prog = "coordinator",
+        .about = "The replicacao coordinator: HTTP API, live WebSocket stream, metrics and\n"
+                 "dashboard for a replica cluster. Every option can also be set through the\n"
+                 "environment variable shown; a flag wins over the environment.",
+        .flags = flags,
+        .n = sizeof(flags) / sizeof(flags[0]),
+        .apply = apply,
+        .ctx = &cfg,
+    };
+    int rc = flags_parse(&fs, argc, argv);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
     }
     log_setup("coordinator", (enum log_level)cfg.level);
     find_defaults(&cfg);

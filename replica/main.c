@@ -2,13 +2,13 @@
  * replica/main.c — the `replica` command line: flags, each with an
  * environment-variable twin for compose, then node_run.
  */
+#include "flags.h"
 #include "logging.h"
 #include "node.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
@@ -18,13 +18,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct flag {
-    const char *name;
-    const char *env;
-    const char *arg;
-    const char *help;
-};
 
 /* The one table --help, getopt and the environment are all read from. */
 static const struct flag flags[] = {
@@ -50,35 +43,6 @@ static const struct flag flags[] = {
      "largest client request (default 1048576)"},
     {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
 };
-#define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: replica [options]\n\n"
-                 "One replica of a replicacao cluster. Every option can also be set through\n"
-                 "the environment variable shown; a flag wins over the environment.\n\n");
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "--%s %s", flags[i].name, flags[i].arg);
-        fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, flags[i].help, "", flags[i].env);
-    }
-    fprintf(out,
-            "  %-30s %s\n\nExit status: 0 after SIGTERM/SIGINT, 75 after a fail request,\n"
-            "1 on a fatal error.\n",
-            "--help", "this text");
-}
-
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *s == '\0' || *end != '\0' || v > max) {
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* Ask DNS itself for the PTR record of addr: getnameinfo would answer from
  * /etc/hosts, which in a container maps our address to the container id. */
@@ -144,9 +108,17 @@ static int make_parents(const char *path)
     return 0;
 }
 
-static int apply(struct node_options *o, const char *name, const char *v, const char **peers,
-                 int *level)
+/* What the flags fill in. */
+struct replica_args {
+    struct node_options o;
+    const char *peers;
+    int level;
+};
+
+static int apply(void *ctx, const char *name, const char *v)
 {
+    struct replica_args *a = ctx;
+    struct node_options *o = &a->o;
     unsigned long long u;
     if (strcmp(name, "id") == 0) {
         if (strlen(v) == 0 || strlen(v) >= sizeof(o->id)) {
@@ -160,14 +132,14 @@ static int apply(struct node_options *o, const char *name, const char *v, const 
     } else if (strcmp(name, "advertise") == 0) {
         snprintf(o->advertise, sizeof(o->advertise), "%s", v);
     } else if (strcmp(name, "peers") == 0) {
-        *peers = v;
+        a->peers = v;
     } else if (strcmp(name, "data-dir") == 0) {
         snprintf(o->data_dir, sizeof(o->data_dir), "%s", v);
     } else if (strcmp(name, "log-level") == 0) {
-        *level = log_level_parse(v);
-        return *level < 0 ? -1 : 0;
+        a->level = log_level_parse(v);
+        return a->level < 0 ? -1 : 0;
     } else {
-        if (parse_uint(v, 1ULL << 32, &u) != 0 || u == 0) {
+        if (flags_uint(v, 1ULL << 32, &u) != 0 || u == 0) {
             return -1;
         }
         if (strcmp(name, "initial-size") == 0) {
@@ -191,52 +163,39 @@ static int apply(struct node_options *o, const char *name, const char *v, const 
 
 int main(int argc, char **argv)
 {
-    struct node_options o = {
-        .initial_size = 3,
-        .heartbeat_ms = 50,
-        .election_min_ms = 300,
-        .election_max_ms = 600,
-        .resolve_interval_ms = 1000,
-        .max_frame_bytes = 16u << 20,
-        .max_request_bytes = 1u << 20,
+    struct replica_args args = {
+        .o =
+            {
+                .initial_size = 3,
+                .heartbeat_ms = 50,
+                .election_min_ms = 300,
+                .election_max_ms = 600,
+                .resolve_interval_ms = 1000,
+                .max_frame_bytes = 16u << 20,
+                .max_request_bytes = 1u << 20,
+            },
+        .peers = "",
+        .level = LOG_INFO,
     };
-    snprintf(o.listen, sizeof(o.listen), "0.0.0.0:5000");
-    const char *peers = "";
-    int level = LOG_INFO;
-
-    /* The environment first, so flags override it. */
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        const char *v = getenv(flags[i].env);
-        if (v != NULL && *v != '\0' && apply(&o, flags[i].name, v, &peers, &level) != 0) {
-            fprintf(stderr, "replica: bad value '%s' in $%s\n", v, flags[i].env);
-            return 2;
-        }
+    snprintf(args.o.listen, sizeof(args.o.listen), "0.0.0.0:5000");
+    const struct flag_set fs = {
+        .prog = "replica",
+        .about = "One replica of a replicacao cluster. Every option can also be set through\n"
+                 "the environment variable shown; a flag wins over the environment.",
+        .footer = "Exit status: 0 after SIGTERM/SIGINT, 75 after a fail request, 1 on a\n"
+                  "fatal error, 2 on bad usage.",
+        .flags = flags,
+        .n = sizeof(flags) / sizeof(flags[0]),
+        .apply = apply,
+        .ctx = &args,
+    };
+    int rc = flags_parse(&fs, argc, argv);
+    if (rc != 0) {
+        return rc == 1 ? 0 : 2;
     }
-    struct option longopts[N_FLAGS + 2];
-    for (size_t i = 0; i < N_FLAGS; i++) {
-        longopts[i] = (struct option){flags[i].name, required_argument, NULL, (int)i};
-    }
-    longopts[N_FLAGS] = (struct option){"help", no_argument, NULL, 'h'};
-    longopts[N_FLAGS + 1] = (struct option){0, 0, 0, 0};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return 0;
-        }
-        if (opt < 0 || (size_t)opt >= N_FLAGS) {
-            usage(stderr);
-            return 2;
-        }
-        if (apply(&o, flags[opt].name, optarg, &peers, &level) != 0) {
-            fprintf(stderr, "replica: bad value '%s' for --%s\n", optarg, flags[opt].name);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "replica: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    struct node_options o = args.o;
+    const char *peers = args.peers;
+    int level = args.level;
     if (o.election_max_ms <= o.election_min_ms || o.heartbeat_ms >= o.election_min_ms) {
         fprintf(stderr, "replica: need heartbeat < election-min < election-max\n");
         return 2;

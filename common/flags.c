@@ -1,0 +1,73 @@
+/*
+ * common/flags.c — see flags.h.
+ */
+#include "flags.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void usage(const struct flag_set *fs, FILE *out)
+{
+    fprintf(out, "usage: %s [options]\n\n%s\n\n", fs->prog, fs->about);
+    for (size_t i = 0; i < fs->n; i++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s %s", fs->flags[i].name, fs->flags[i].arg);
+        fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, fs->flags[i].help, "", fs->flags[i].env);
+    }
+    fprintf(out, "  %-30s %s\n", "--help", "this text");
+    if (fs->footer != NULL) {
+        fprintf(out, "\n%s\n", fs->footer);
+    }
+}
+
+int flags_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *s == '\0' || *s == '-' || *end != '\0' || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int flags_parse(const struct flag_set *fs, int argc, char **argv)
+{
+    for (size_t i = 0; i < fs->n; i++) {
+        const char *v = getenv(fs->flags[i].env);
+        if (v != NULL && *v != '\0' && fs->apply(fs->ctx, fs->flags[i].name, v) != 0) {
+            fprintf(stderr, "%s: bad value '%s' in $%s\n", fs->prog, v, fs->flags[i].env);
+            return 2;
+        }
+    }
+    struct option *longopts = calloc(fs->n + 2, sizeof(*longopts));
+    if (longopts == NULL) {
+        return 2;
+    }
+    for (size_t i = 0; i < fs->n; i++) {
+        longopts[i] = (struct option){fs->flags[i].name, required_argument, NULL, (int)i};
+    }
+    longopts[fs->n] = (struct option){"help", no_argument, NULL, 'h' + 1000};
+    int rc = 0, opt;
+    while (rc == 0 && (opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (opt == 'h' + 1000) {
+            usage(fs, stdout);
+            rc = 1;
+        } else if (opt < 0 || (size_t)opt >= fs->n) {
+            usage(fs, stderr);
+            rc = 2;
+        } else if (fs->apply(fs->ctx, fs->flags[opt].name, optarg) != 0) {
+            fprintf(stderr, "%s: bad value '%s' for --%s\n", fs->prog, optarg, fs->flags[opt].name);
+            rc = 2;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", fs->prog, argv[optind]);
+        rc = 2;
+    }
+    free(longopts);
+    return rc;
+}
