@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -98,7 +99,8 @@ static int send_body(struct mg_connection *conn, int status, const char *type, c
               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
               "Cache-Control: no-store\r\n%s\r\n",
               status, reason(status), type, len, extra_headers ? extra_headers : "");
-    if (len) {
+    /* HEAD: the same headers, no body (keep-alive depends on it). */
+    if (len && strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0) {
         mg_write(conn, body, len);
     }
     return status;
@@ -173,9 +175,9 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
     return buf;
 }
 
-/* Query parameter as an unsigned number; def when absent. -1 when bad. */
-static int query_u64(const struct mg_request_info *ri, const char *name, uint64_t def, uint64_t max,
-                     uint64_t *out)
+/* Query parameter as a number in [min, max]; def when absent. -1 when bad. */
+static int query_u64(const struct mg_request_info *ri, const char *name, uint64_t def, uint64_t min,
+                     uint64_t max, uint64_t *out)
 {
     char buf[32];
     const char *q = ri->query_string;
@@ -187,7 +189,7 @@ static int query_u64(const struct mg_request_info *ri, const char *name, uint64_
     char *end;
     errno = 0;
     unsigned long long v = strtoull(buf, &end, 10);
-    if (errno != 0 || buf[0] == '\0' || *end != '\0' || buf[0] == '-' || v > max) {
+    if (errno != 0 || buf[0] == '\0' || *end != '\0' || buf[0] == '-' || v < min || v > max) {
         return -1;
     }
     *out = v;
@@ -206,6 +208,26 @@ static void random_id(char *out, size_t len)
              raw[5], raw[6], raw[7]);
 }
 
+/* cJSON decodes \u0000 into a NUL that silently ends the string; refuse it
+ * rather than store less than was sent. An escape is a backslash preceded
+ * by an even number of backslashes. */
+static bool has_nul_escape(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (s[i] != '\\' || strncasecmp(s + i + 1, "u0000", 5) != 0) {
+            continue;
+        }
+        size_t slashes = 0;
+        while (slashes < i && s[i - 1 - slashes] == '\\') {
+            slashes++;
+        }
+        if (slashes % 2 == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int post_request(struct http *h, struct mg_connection *conn)
 {
     size_t len;
@@ -216,8 +238,15 @@ static int post_request(struct http *h, struct mg_connection *conn)
                    ? send_error(conn, 413, "too_large", "the request body is too large", NULL)
                    : send_error(conn, status, "unavailable", "cannot read the body", NULL);
     }
-    cJSON *json = cJSON_ParseWithLength(body, len);
+    /* Whole body or nothing: no trailing text after the JSON (the length
+     * includes the terminator read_body adds, which cJSON wants to see). */
+    cJSON *json = cJSON_ParseWithLengthOpts(body, len + 1, NULL, 1);
+    bool nul = has_nul_escape(body, len);
     free(body);
+    if (nul) {
+        cJSON_Delete(json);
+        return send_error(conn, 400, "bad_json", "strings must not contain \\u0000", NULL);
+    }
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
         return send_error(conn, 400, "bad_json", "the body must be a JSON object", NULL);
@@ -260,8 +289,8 @@ static int get_requests(struct http *h, struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     uint64_t after, limit;
-    if (query_u64(ri, "after", 0, UINT64_MAX, &after) < 0 ||
-        query_u64(ri, "limit", 100, 1000, &limit) < 0) {
+    if (query_u64(ri, "after", 0, 0, UINT64_MAX, &after) < 0 ||
+        query_u64(ri, "limit", 100, 1, 1000, &limit) < 0) {
         return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
                           NULL);
     }
@@ -313,8 +342,8 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
         return method_not_allowed(conn, "GET");
     }
     uint64_t after, limit;
-    if (query_u64(ri, "after", 0, UINT64_MAX, &after) < 0 ||
-        query_u64(ri, "limit", 50, 1000, &limit) < 0) {
+    if (query_u64(ri, "after", 0, 0, UINT64_MAX, &after) < 0 ||
+        query_u64(ri, "limit", 50, 1, 1000, &limit) < 0) {
         return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
                           NULL);
     }
@@ -399,6 +428,10 @@ static int request_handler(struct mg_connection *conn, void *cbdata)
     const char *path = ri->local_uri ? ri->local_uri : "/";
     if (strncmp(path, "/api/", 5) == 0) {
         return api_route(h, conn, path);
+    }
+    bool get = strcmp(ri->request_method, "GET") == 0 || strcmp(ri->request_method, "HEAD") == 0;
+    if ((strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) && !get) {
+        return method_not_allowed(conn, "GET");
     }
     if (strcmp(path, "/healthz") == 0) {
         return send_body(conn, 200, "text/plain", "ok\n", NULL);
@@ -522,13 +555,15 @@ static void ws_ready(struct mg_connection *conn, void *cbdata)
 
 static int ws_data(struct mg_connection *conn, int bits, char *data, size_t len, void *cbdata)
 {
-    (void)conn;
-    (void)data;
-    (void)len;
     (void)cbdata;
-    /* The stream is one-way; whatever the browser says is ignored, but a
-     * close frame ends the connection. */
-    return (bits & 0x0f) != MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE;
+    /* The stream is one-way; whatever the browser says is ignored. A close
+     * frame is answered with one (RFC 6455 5.5.1), echoing its status code,
+     * and ends the connection. */
+    if ((bits & 0x0f) == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE) {
+        mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, len >= 2 ? 2 : 0);
+        return 0;
+    }
+    return 1;
 }
 
 static void ws_close(const struct mg_connection *conn, void *cbdata)
@@ -593,8 +628,11 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
 {
     h->cluster = c;
     char threads[16], timeout[16];
-    snprintf(threads, sizeof(threads), "%u", h->o.threads ? h->o.threads : 64);
-    snprintf(timeout, sizeof(timeout), "%u", h->o.request_timeout_ms + 5000);
+    /* civetweb holds a thread per connection, idle ones included: keep
+     * plenty, and give up on a request that has not arrived in 5 s (our
+     * own waiting for the cluster is not socket time). */
+    snprintf(threads, sizeof(threads), "%u", h->o.threads ? h->o.threads : 256);
+    snprintf(timeout, sizeof(timeout), "%u", 5000u);
     const char *options[] = {
         "listening_ports",
         h->o.listen,

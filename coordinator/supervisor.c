@@ -115,9 +115,11 @@ static void exit_cb(uv_process_t *p, int64_t status, int sig)
 static void spawn_child(struct child *ch)
 {
     struct supervisor *s = ch->s;
-    char *args[] = {s->o.replica_bin, "--id",       ch->id,        "--name",   ch->id,
-                    "--listen",       ch->listen,   "--advertise", ch->listen, "--peers",
-                    s->peers,         "--data-dir", ch->data_dir,  NULL};
+    char parent[16];
+    snprintf(parent, sizeof(parent), "%d", (int)getpid());
+    char *args[] = {s->o.replica_bin, "--id",         ch->id,     "--name",  ch->id,   "--listen",
+                    ch->listen,       "--advertise",  ch->listen, "--peers", s->peers, "--data-dir",
+                    ch->data_dir,     "--parent-pid", parent,     NULL};
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_IGNORE;
     int log_fd = -1;

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +45,7 @@ static const struct flag flags[] = {
     {"max-request-bytes", "REPLICA_MAX_REQUEST_BYTES", "BYTES",
      "largest client request (default 1048576)"},
     {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+    {"parent-pid", "REPLICA_PARENT_PID", "PID", "exit when this process (a supervisor) is gone"},
 };
 
 /* Ask DNS itself for the PTR record of addr: getnameinfo would answer from
@@ -113,6 +117,7 @@ struct replica_args {
     struct node_options o;
     const char *peers;
     int level;
+    pid_t parent;
 };
 
 static int apply(void *ctx, const char *name, const char *v)
@@ -135,6 +140,11 @@ static int apply(void *ctx, const char *name, const char *v)
         a->peers = v;
     } else if (strcmp(name, "data-dir") == 0) {
         snprintf(o->data_dir, sizeof(o->data_dir), "%s", v);
+    } else if (strcmp(name, "parent-pid") == 0) {
+        if (flags_uint(v, INT32_MAX, &u) != 0 || u < 2) {
+            return -1;
+        }
+        a->parent = (pid_t)u;
     } else if (strcmp(name, "log-level") == 0) {
         a->level = log_level_parse(v);
         return a->level < 0 ? -1 : 0;
@@ -192,6 +202,13 @@ int main(int argc, char **argv)
     int rc = flags_parse(&fs, argc, argv);
     if (rc != 0) {
         return rc == 1 ? 0 : 2;
+    }
+    if (args.parent != 0) {
+        /* A supervisor killed outright must not leave us running. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != args.parent) {
+            return 0; /* it died before we could ask */
+        }
     }
     struct node_options o = args.o;
     const char *peers = args.peers;
