@@ -23,7 +23,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DREPLICACAO_TESTS=OFF \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libprotobuf-c1 libcivetweb1 libcjson1 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /var/lib/replicacao --shell /usr/sbin/nologin replicacao \
  && mkdir -p /var/lib/replicacao \
  && chown replicacao:replicacao /var/lib/replicacao
