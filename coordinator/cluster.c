@@ -54,9 +54,10 @@ struct job {
 
     /* Loop-thread state. */
     enum request_phase phase;
-    char target[64]; /* replica the request went to */
-    char hint[64];   /* "not primary, try X" */
-    char failed[64]; /* fault request: who was failed */
+    char target[64];       /* replica the request went to */
+    uint64_t target_epoch; /* the epoch it was primary in when sent */
+    char hint[64];         /* "not primary, try X" */
+    char failed[64];       /* fault request: who was failed */
     uint64_t failed_epoch;
     bool sent_once;
     int64_t next_try;
@@ -597,7 +598,8 @@ static cJSON *entry_json(const Replicacao__Entry *e)
     cJSON_AddNumberToObject(o, "index", (double)e->index);
     cJSON_AddNumberToObject(o, "epoch", (double)e->epoch);
     cJSON_AddStringToObject(o, "id", e->client_id);
-    char *data = strndup((const char *)e->data.data, e->data.len);
+    /* Empty bytes arrive as a NULL pointer: strndup must not see it. */
+    char *data = e->data.len ? strndup((const char *)e->data.data, e->data.len) : NULL;
     cJSON_AddStringToObject(o, "data", data ? data : "");
     free(data);
     cJSON_AddStringToObject(o, "primary", e->primary);
@@ -712,6 +714,7 @@ static void request_step(struct cluster *c, struct job *j, int64_t now)
         env.client_request = &req;
         send_env(p->conn, &env);
         snprintf(j->target, sizeof(j->target), "%s", p->id);
+        j->target_epoch = replica_epoch(p);
         if (!j->sent_once) {
             request_event(c, j, "request_sent", 0, replica_epoch(p), p->id, "");
         }
@@ -720,11 +723,19 @@ static void request_step(struct cluster *c, struct job *j, int64_t now)
         j->attempt_deadline = now + ATTEMPT_MS;
         return;
     }
-    case PHASE_WAITING:
-        if (now >= j->attempt_deadline) {
-            j->phase = PHASE_SEND; /* same id: applied once however often */
+    case PHASE_WAITING: {
+        /* Same id, so resending is always safe: do it when the attempt
+         * times out, or at once when a newer primary has been elected (the
+         * one we asked may hang, paused or cut off, without closing). */
+        struct replica *p = current_primary(c);
+        bool superseded =
+            p != NULL && strcmp(p->id, j->target) != 0 && replica_epoch(p) > j->target_epoch;
+        if (now >= j->attempt_deadline || superseded) {
+            j->phase = PHASE_SEND;
+            request_step(c, j, now);
         }
         return;
+    }
     }
 }
 

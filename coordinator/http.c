@@ -664,7 +664,13 @@ void http_stop(struct http *h)
 {
     if (h->ctx) {
         mg_stop(h->ctx); /* closes every connection: ws_close runs for each */
+        h->ctx = NULL;
     }
+}
+
+void http_free(struct http *h)
+{
+    http_stop(h);
     mg_exit_library();
     pthread_mutex_destroy(&h->ws_mu);
     free(h);

@@ -26,6 +26,10 @@ struct http *http_new(const struct http_options *o, struct metrics *m);
  * Never blocks on a client. */
 void http_publish(void *http, const char *json, size_t len);
 int http_start(struct http *h, struct cluster *c, char *err, size_t errlen);
+/* Stop serving: every connection is closed, WebSocket clients included.
+ * Publishing stays safe until http_free, which must come after the
+ * cluster (the publisher) has stopped. */
 void http_stop(struct http *h);
+void http_free(struct http *h);
 
 #endif

@@ -212,6 +212,7 @@ int main(int argc, char **argv)
     if (http_start(http, cluster, err, sizeof(err)) != 0) {
         log_error("%s", err);
         cluster_stop(cluster);
+        http_free(http);
         return 1;
     }
     log_info("listening on http://%s (dashboard from %s)%s", cfg.http.listen,
@@ -222,6 +223,7 @@ int main(int argc, char **argv)
     log_info("signal %d: stopping", sig);
     http_stop(http);
     cluster_stop(cluster);
+    http_free(http);
     metrics_free(metrics);
     log_info("stopped");
     return 0;

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# tests/compose/e2e.sh — the Docker Compose deployment, end to end.
+#
+# Builds the image, starts docker-compose.yml as its own project on a free
+# port, and through the coordinator's HTTP API checks:
+#   1. 3 replicas come up with one primary; 20 requests are acknowledged;
+#   2. 10 times: `docker kill` the primary's container, the next write is
+#      committed by a new primary within 2 s (timed, printed), `docker start`
+#      rejoins the container as a backup and it catches up;
+#   3. `--scale replica=5`: the 2 new replicas join and become voters;
+#   4. `docker pause` of the primary: a write commits in a higher epoch from
+#      a new primary; writes sent directly to the paused old primary (replctl
+#      from another container, which follows "not primary" hints, and a
+#      one-shot wire client from the host whose request is already in the
+#      old primary's socket when it resumes) are never acknowledged in the
+#      old epoch; after unpause the old primary is a backup in the new epoch;
+#   5. every acknowledged request is in the committed log exactly once, at
+#      its acknowledged index and epoch, and nothing of the old epoch was
+#      committed after the new epoch began.
+# Always tears its project down (`down -v --remove-orphans`), also on failure.
+# Exits 77 (ctest: skipped) when Docker or Compose cannot be used here.
+#
+#   tests/compose/e2e.sh          (as root, with dockerd running)
+#   KEEP_LOGS=1 tests/compose/e2e.sh   print the containers' logs even on success
+#   E2E_WATCHDOG_S=N                   give up (and tear down) after N s (840)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+api_py=$here/api.py
+
+log() { printf '%s compose e2e: %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
+skip() {
+  log "SKIP: $*"
+  exit 77
+}
+die() {
+  log "FAIL: $*" >&2
+  exit 1
+}
+now_ms() { date +%s%3N; }
+
+# --- can we run here? -------------------------------------------------------
+if [ -n "${REPLICACAO_COMPOSE_SKIP:-}" ]; then skip "$REPLICACAO_COMPOSE_SKIP"; fi
+command -v python3 >/dev/null || skip "python3 not found"
+command -v docker >/dev/null || skip "docker not found"
+docker info >/dev/null 2>&1 || skip "the Docker daemon is not usable (not running, or not root / not in the docker group)"
+if command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
+  compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+else
+  skip "neither docker-compose nor the docker compose plugin is installed"
+fi
+
+project=replicacao_e2e_$$
+port=$(python3 "$api_py" x free-port)
+export REPLICACAO_HTTP_PORT=$port
+base=http://127.0.0.1:$port
+work=$(mktemp -d /tmp/replicacao-e2e.XXXXXX)
+acks=$work/acks.jsonl
+: >"$acks"
+
+dc() { "${compose[@]}" -f "$top/docker-compose.yml" -p "$project" "$@"; }
+api() { python3 "$api_py" "$base" "$@"; }
+# jf JSON PATH...: fields (dotted paths) of a JSON text, space-separated;
+# booleans as true/false, null as "-". Read several at once with `read -r`.
+jf() {
+  python3 -c 'import json, sys
+out = []
+for path in sys.argv[2:]:
+    d = json.loads(sys.argv[1])
+    for k in path.split("."):
+        d = d[int(k)] if isinstance(d, list) else d.get(k)
+    out.append("-" if d is None else str(d).lower() if isinstance(d, bool) else str(d))
+print(" ".join(out))' "$@"
+}
+# One line per replica: id role status epoch commit_index voter.
+summary() {
+  python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+print("epoch=%s primary=%s commit_index=%s" % (c["epoch"], c["primary"], c["commit_index"]))
+for r in c["replicas"]:
+    print("    %s %-9s %-6s epoch=%s commit_index=%s voter=%s" % (r["id"], r["role"], r["status"],
+          r["epoch"], r["commit_index"], r["voter"]))' "$1"
+}
+# Make sure a replica id names a container of OUR project before touching it.
+ours() {
+  local label
+  label=$(docker container inspect -f '{{index .Config.Labels "com.docker.compose.project"}}' "$1" 2>/dev/null) ||
+    die "no container $1"
+  [ "$label" = "$project" ] || die "container $1 belongs to project '$label', not $project"
+}
+ip_of() { docker container inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
+
+# --- teardown, always ---------------------------------------------------------
+started=0
+bg_pid=
+raw_pid=
+watchdog_pid=
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  [ -n "$watchdog_pid" ] && kill "$watchdog_pid" 2>/dev/null
+  [ -n "$bg_pid" ] && kill "$bg_pid" 2>/dev/null
+  [ -n "$raw_pid" ] && kill "$raw_pid" 2>/dev/null
+  if [ "$started" = 1 ]; then
+    if [ "$rc" -ne 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
+      log "exit status $rc; state and logs of project $project:"
+      dc ps
+      api cluster 2>/dev/null | python3 -m json.tool 2>/dev/null | head -120
+      dc logs --no-color --tail=200 coordinator replica
+    fi
+    local paused
+    paused=$(docker ps -q --filter "label=com.docker.compose.project=$project" --filter status=paused)
+    if [ -n "$paused" ]; then
+      log "unpausing $paused"
+      # shellcheck disable=SC2086
+      docker unpause $paused >/dev/null
+    fi
+    log "tearing down $project"
+    dc down -v --remove-orphans >"$work/down.log" 2>&1 || cat "$work/down.log"
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'log "interrupted (watchdog or signal)"; exit 124' TERM
+# Stay inside ctest's TIMEOUT so the teardown still runs. Its output goes
+# nowhere: a sleep holding ctest's pipe open would keep the test "running".
+(
+  trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
+  sleep "${E2E_WATCHDOG_S:-840}" &
+  sleep_pid=$!
+  wait "$sleep_pid"
+  kill -TERM $$
+) >/dev/null 2>&1 &
+watchdog_pid=$!
+
+t_start=$(now_ms)
+log "project $project, coordinator on $base, $("${compose[@]}" version --short 2>/dev/null || echo compose)"
+
+# --- build and start ----------------------------------------------------------
+"$top/docker/base-image.sh"
+log "building the image and starting the cluster (docker-compose up -d --build)"
+started=1
+t_build=$(now_ms)
+(cd "$top" && dc up -d --build) >"$work/up.log" 2>&1 || {
+  tail -n 60 "$work/up.log"
+  die "docker-compose up --build failed"
+}
+log "up after $(($(now_ms) - t_build)) ms"
+
+c=$(api wait --replicas 3 --voters --caught-up --timeout 90)
+log "cluster ready: $(summary "$c")"
+
+# --- 20 requests ------------------------------------------------------------------
+for i in $(seq 1 20); do
+  api put "$project-init-$i" "initial request $i" --timeout 30 >>"$acks"
+done
+log "20 requests acknowledged, last: $(tail -n 1 "$acks")"
+
+# --- kill the primary, 10 times ---------------------------------------------------
+times=()
+totals=()
+for round in $(seq 1 10); do
+  c=$(api wait --replicas 3 --voters --caught-up --timeout 90)
+  read -r old old_epoch < <(jf "$c" primary epoch)
+  ours "$old"
+  r=$(api kill-put "$old" "$project-failover-$round" "after kill $round" --timeout 30)
+  echo "$r" >>"$acks"
+  read -r ms kill_ms killed_at new epoch index attempts < <(jf "$r" elapsed_ms kill_ms killed_at primary epoch index attempts)
+  log "kill $round: killed primary $old (epoch $old_epoch) at $killed_at (docker kill took $kill_ms ms);" \
+    "next write committed by $new in epoch $epoch at index $index" \
+    "$ms ms after the kill ($attempts attempt(s))"
+  [ "$new" != "$old" ] || die "kill $round: the write was committed by the killed primary $old"
+  [ "$epoch" -gt "$old_epoch" ] || die "kill $round: epoch $epoch is not above $old_epoch"
+  # The limit holds even counting the `docker kill` call itself.
+  total=$(python3 -c 'import sys; print(round(float(sys.argv[1]) + float(sys.argv[2]), 1))' "$ms" "$kill_ms")
+  python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 2000 else 1)' "$total" ||
+    die "kill $round: failover took $ms ms after docker kill returned, $total ms with it (limit 2000 ms)"
+  times+=("$ms")
+  totals+=("$total")
+  docker start "$old" >/dev/null
+  t_rejoin=$(now_ms)
+  c=$(api wait --replicas 3 --backup "$old" --epoch "$epoch" --caught-up --timeout 90)
+  log "kill $round: $old back as a backup in epoch $epoch and caught up" \
+    "(commit_index $(jf "$c" commit_index)) $(($(now_ms) - t_rejoin)) ms after docker start"
+done
+stats=$(python3 -c 'import statistics, sys
+a = [float(x) for x in sys.argv[1:]]
+t, w = a[:len(a) // 2], a[len(a) // 2:]
+print("compose failover: median %.0f ms, worst %.0f ms over %d kills"
+      " (kill -> next write committed, from docker kill returning; each: %s ms)."
+      " Counting the docker kill call too: median %.0f ms, worst %.0f ms" %
+      (statistics.median(t), max(t), len(t), ", ".join("%.0f" % x for x in t),
+       statistics.median(w), max(w)))' "${times[@]}" "${totals[@]}")
+log "$stats"
+
+r=$(api check-log "$acks")
+log "log check after the kills: $r"
+
+# --- scale to 5 ------------------------------------------------------------------
+log "scaling to 5 replicas"
+(cd "$top" && dc up -d --scale replica=5 --no-recreate) >"$work/scale.log" 2>&1 || {
+  cat "$work/scale.log"
+  die "docker-compose up --scale replica=5 failed"
+}
+t_scale=$(now_ms)
+c=$(api wait --replicas 5 --voters --caught-up --timeout 120)
+log "5 replicas, all voters and caught up, $(($(now_ms) - t_scale)) ms after scaling: $(summary "$c")"
+for i in 1 2 3; do
+  api put "$project-five-$i" "five replicas $i" --timeout 30 >>"$acks"
+done
+log "3 requests acknowledged by the 5-replica cluster"
+# The one-shot wire client used below, on a healthy primary first: it must
+# get OK there, so that what it gets from the paused one means something.
+c=$(api wait --replicas 5 --voters --caught-up --timeout 60)
+p=$(jf "$c" primary)
+ours "$p"
+r=$(api raw-put "$(ip_of "$p"):5000" "$project-raw-0" "raw client check" --timeout 10)
+[ "$(jf "$r" status)" = OK ] || die "the raw wire client got no OK from the primary $p: $r"
+python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["id"] = sys.argv[2]; print(json.dumps(r))' \
+  "$r" "$project-raw-0" >>"$acks"
+log "raw wire client check on primary $p: $r"
+
+# --- pause the primary ---------------------------------------------------------------
+c=$(api wait --replicas 5 --voters --caught-up --timeout 60)
+read -r old old_epoch < <(jf "$c" primary epoch)
+# What the old primary holds before the pause: nothing of its epoch beyond
+# this may ever be committed.
+old_last=$(python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+print([r["last_index"] for r in c["replicas"] if r["id"] == c["primary"]][0])' "$c")
+ours "$old"
+old_ip=$(ip_of "$old")
+other=$(python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+print([r["id"] for r in c["replicas"] if r["id"] != c["primary"] and r["status"] == "up"][0])' "$c")
+ours "$other"
+log "pausing primary $old ($old_ip, epoch $old_epoch, last_index $old_last)"
+t_pause=$(now_ms)
+docker pause "$old" >/dev/null
+r=$(api put "$project-paused-1" "while $old is paused" --timeout 30 --t0 "$t_pause")
+echo "$r" >>"$acks"
+read -r new new_epoch index ms attempts < <(jf "$r" primary epoch index elapsed_ms attempts)
+log "while $old is paused: write committed by $new in epoch $new_epoch at index $index," \
+  "$ms ms after docker pause ($attempts attempt(s))"
+[ "$new" != "$old" ] || die "the paused primary $old acknowledged a write"
+[ "$new_epoch" -gt "$old_epoch" ] || die "epoch $new_epoch is not above the old $old_epoch"
+
+# Past the election timeout, then a write straight to the paused old primary.
+sleep_s=$(python3 -c 'import sys; print(max(0.0, (1500 - (int(sys.argv[2]) - int(sys.argv[1]))) / 1000.0))' \
+  "$t_pause" "$(now_ms)")
+sleep "$sleep_s"
+direct_id=$project-direct-1
+raw_id=$project-raw-1
+log "sending $direct_id directly to the paused $old_ip:5000 (replctl in $other)," \
+  "and $raw_id (one-shot wire client from the host, pipelined, no hint followed)"
+python3 "$api_py" x raw-put "$old_ip:5000" "$raw_id" "raw, sent to the paused primary" --timeout 10 \
+  >"$work/raw.out" 2>&1 &
+raw_pid=$!
+docker exec "$other" replctl -a "$old_ip:5000" -t 8000 put -i "$direct_id" "sent to the paused primary" \
+  >"$work/direct.out" 2>"$work/direct.err" &
+bg_pid=$!
+sleep 0.5
+docker unpause "$old" >/dev/null
+t_unpause=$(now_ms)
+log "unpaused $old after $((t_unpause - t_pause)) ms paused"
+c=$(api wait --replicas 5 --backup "$old" --epoch "$new_epoch" --timeout 10)
+log "old primary $old is a backup in epoch $new_epoch $(($(now_ms) - t_unpause)) ms after unpause"
+st=$(docker exec "$old" replctl -a 127.0.0.1:5000 -t 3000 status | head -n 1)
+log "its own status: $st"
+case "$st" in
+*" role=backup epoch=$new_epoch "*) ;;
+*) die "the old primary's own status is not role=backup epoch=$new_epoch: $st" ;;
+esac
+
+raw_rc=0
+wait "$raw_pid" || raw_rc=$?
+raw_pid=
+raw_out=$(cat "$work/raw.out")
+log "wire client's request to the old primary: exit $raw_rc, answer: $raw_out"
+[ "$raw_rc" -eq 0 ] || die "the wire client failed: $raw_out"
+read -r raw_status raw_epoch < <(jf "$raw_out" status epoch)
+if [ "$raw_status" = OK ]; then
+  [ "$raw_epoch" -ge "$new_epoch" ] ||
+    die "the old primary acknowledged $raw_id in epoch $raw_epoch, below the new epoch $new_epoch"
+  python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["id"] = sys.argv[2]; print(json.dumps(r))' \
+    "$raw_out" "$raw_id" >>"$acks"
+fi
+
+direct_rc=0
+wait "$bg_pid" || direct_rc=$?
+bg_pid=
+direct_out=$(cat "$work/direct.out")
+log "replctl put to the old primary: exit $direct_rc, out: ${direct_out:-<none>}, err: $(tr '\n' ' ' <"$work/direct.err")"
+extra=()
+if [ "$direct_rc" -eq 0 ]; then
+  d_epoch=$(sed -n 's/.* epoch=\([0-9]*\) .*/\1/p' <<<"$direct_out")
+  d_index=$(sed -n 's/^index=\([0-9]*\) .*/\1/p' <<<"$direct_out")
+  { [ -n "$d_epoch" ] && [ -n "$d_index" ]; } || die "cannot parse replctl's answer: $direct_out"
+  [ "$d_epoch" -ge "$new_epoch" ] ||
+    die "the old primary acknowledged $direct_id in epoch $d_epoch, below the new epoch $new_epoch"
+  printf '{"id":"%s","index":%s,"epoch":%s}\n' "$direct_id" "$d_index" "$d_epoch" >>"$acks"
+  extra=(--extra "$direct_id")
+fi
+
+# --- the log ----------------------------------------------------------------------
+api wait --replicas 5 --voters --caught-up --timeout 60 >/dev/null
+r=$(api check-log "$acks" --old-epoch "$old_epoch" --old-last "$old_last" \
+  --new-epoch "$new_epoch" "${extra[@]}")
+log "log check: $r"
+log "all $(wc -l <"$acks") acknowledged requests are committed exactly once"
+
+log "$stats"
+log "PASS in $(($(now_ms) - t_start)) ms; tearing down"
