@@ -44,6 +44,7 @@ struct core {
     bool self_granted;
     char primary[CORE_ID_MAX];
     bool primary_down;            /* the adapter saw its process go away */
+    int64_t primary_lost_at;      /* when it did; 0 once a primary is heard again */
     int64_t last_primary_contact; /* -1 never */
     int64_t election_deadline;
     int64_t heartbeat_deadline;
@@ -444,7 +445,14 @@ static void start_round(struct core *c, int64_t now, bool pre_vote)
         c->primary[0] = '\0';
         event(c, "election_started", c->id, last_index(c), NULL);
     }
-    reset_election_timer(c, now);
+    if (c->primary_lost_at != 0 && now - c->primary_lost_at < 4 * (int64_t)c->o.election_max_ms) {
+        /* The primary's process is known gone, so nobody is waiting out a
+         * lease: if this round splits the vote, retry within a few
+         * heartbeats rather than a whole election timeout. */
+        c->election_deadline = now + c->o.heartbeat_ms + (int64_t)rnd(c, 3 * c->o.heartbeat_ms);
+    } else {
+        reset_election_timer(c, now);
+    }
     send_vote_requests(c);
     check_won(c, now);
 }
@@ -622,6 +630,7 @@ static void become_primary(struct core *c, int64_t now)
     c->pre_vote = false;
     snprintf(c->primary, sizeof(c->primary), "%s", c->id);
     c->primary_down = false;
+    c->primary_lost_at = 0;
     c->primary_since = now;
     for (unsigned i = 0; i < c->n_peers; i++) {
         struct peer *p = &c->peers[i];
@@ -771,6 +780,7 @@ static void recv_append(struct core *c, int64_t now, const struct core_msg *m)
     }
     c->last_primary_contact = now;
     c->primary_down = false;
+    c->primary_lost_at = 0;
     reset_election_timer(c, now);
 
     uint64_t prev = m->append.prev_index;
@@ -1059,6 +1069,7 @@ void core_peer_down(struct core *c, int64_t now, const char *id)
     p->up = false;
     if (c->role == CORE_BACKUP && strcmp(id, c->primary) == 0 && !c->primary_down) {
         c->primary_down = true;
+        c->primary_lost_at = now;
         event(c, "primary_lost", id, last_index(c), "connection closed and refused");
         if (can_campaign(c)) {
             /* Elect now rather than after the timeout; the small random
