@@ -386,9 +386,27 @@ static void conn_flush(struct conn *c)
     if (c->out.len == 0 || c->closing) {
         return;
     }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > c->t->o.max_output_bytes) {
+    uv_stream_t *st = (uv_stream_t *)&c->tcp;
+    if (uv_stream_get_write_queue_size(st) > c->t->o.max_output_bytes) {
         conn_close(c, "too slow: output backlog over the limit");
         return;
+    }
+    size_t off = 0;
+    if (uv_stream_get_write_queue_size(st) == 0) {
+        /* Most writes complete at once: no write request, no epoll_ctl to
+         * re-arm the watcher, and the buffer is kept for the next batch. */
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write(st, &b, 1);
+        if (n == (int)c->out.len) {
+            c->out.len = 0;
+            return;
+        }
+        if (n > 0) {
+            off = (size_t)n;
+        } else if (n != UV_EAGAIN) {
+            conn_close(c, uv_strerror(n));
+            return;
+        }
     }
     struct write_req *w = malloc(sizeof(*w));
     if (w == NULL) {
@@ -396,13 +414,24 @@ static void conn_flush(struct conn *c)
         return;
     }
     w->data = c->out.data;
-    uv_buf_t buf = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    uv_buf_t buf = uv_buf_init((char *)c->out.data + off, (unsigned)(c->out.len - off));
     memset(&c->out, 0, sizeof(c->out));
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    int rc = uv_write(&w->req, st, &buf, 1, write_cb);
     if (rc < 0) {
         free(w->data);
         free(w);
         conn_close(c, uv_strerror(rc));
+    }
+}
+
+void transport_flush_peers(struct transport *t)
+{
+    struct conn *next;
+    for (struct conn *c = t->conns; c; c = next) {
+        next = c->next; /* conn_flush may close (unlink) c */
+        if (c->hello_done && !c->is_client) {
+            conn_flush(c);
+        }
     }
 }
 

@@ -60,6 +60,8 @@ int transport_listen(struct transport *t, const char *hostport, char *err, size_
 void transport_set_targets(struct transport *t, const char *const *addrs, size_t n);
 /* Write everything queued on every connection. */
 void transport_flush(struct transport *t);
+/* The same, only on replica-to-replica connections. */
+void transport_flush_peers(struct transport *t);
 /* Close everything; `done` runs once every handle is closed. */
 void transport_close(struct transport *t, void (*done)(struct transport *t));
 void transport_free(struct transport *t);

@@ -57,6 +57,7 @@ struct node {
     uint64_t rng;
     bool stopping;
     int exit_code;
+    bool state_dirty; /* a hard-state record waits for the next fsync */
 };
 
 static int64_t now_ms(void)
@@ -97,6 +98,7 @@ static void io_send(struct core_io *io, const char *to, const struct core_msg *m
 static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
 {
     struct node *n = node_of(io);
+    n->state_dirty = true;
     int rc = wal_append_state(n->wal, hs);
     if (rc < 0) {
         fatal(n, "buffering hard state", rc);
@@ -226,12 +228,21 @@ static void flush_cb(uv_prepare_t *prep)
     struct node *n = prep->data;
     int64_t now = now_ms();
     core_flush(n->core, now);
+    /* A primary's Appends may leave before its own fsync (Raft thesis
+     * 10.2.1): the backups write in parallel with it. Safe because acks are
+     * read in a later loop iteration, after this fsync has returned, so the
+     * primary never counts an entry it has not made durable. Not while a
+     * hard state (vote, epoch) waits for the fsync. */
+    if (core_role(n->core) == CORE_PRIMARY && !n->state_dirty) {
+        transport_flush_peers(n->t);
+    }
     if (wal_pending(n->wal)) {
         int rc = wal_sync(n->wal);
         if (rc < 0) {
             fatal(n, "fsync of the log", rc);
         }
     }
+    n->state_dirty = false;
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
