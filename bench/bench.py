@@ -1,0 +1,1349 @@
+#!/usr/bin/env python3
+"""bench/bench.py — the side-by-side benchmark behind bench/run (read that first).
+
+Starts each system on 127.0.0.1 only (ours through `coordinator --spawn N`, a
+3-member etcd cluster, Redis with 2 replicas and 3 Sentinels), one system at a
+time, loads it, measures, stops it, and prints one markdown table with ratios
+against the peers measured in the same run. Every process it starts is
+recorded in WORK/pids and stopped by pid at the end, whatever happens.
+
+Standard library only (Debian's python3).
+"""
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+LUA = os.path.join(HERE, "wrk", "post.lua")
+T_START = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# processes: everything we start is recorded and stopped by pid
+# ---------------------------------------------------------------------------
+
+class Procs:
+    def __init__(self, work):
+        self.work = work
+        self.live = {}  # pid -> (name, Popen or None for adopted grandchildren)
+        self.pidfile = os.path.join(work, "pids")
+        os.makedirs(os.path.join(work, "logs"), exist_ok=True)
+
+    def _save(self):
+        tmp = self.pidfile + ".tmp"
+        with open(tmp, "w") as f:
+            for pid, (name, _) in self.live.items():
+                f.write(f"{pid} {name}\n")
+        os.replace(tmp, self.pidfile)
+
+    def start(self, name, argv, env=None):
+        logf = open(os.path.join(self.work, "logs", name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                             env=env, cwd=self.work, start_new_session=True)
+        logf.close()
+        self.live[p.pid] = (name, p)
+        self._save()
+        return p
+
+    def adopt(self, pid, name):
+        """A process one of ours started (a replica spawned by the coordinator)."""
+        if pid not in self.live:
+            self.live[pid] = (name, None)
+            self._save()
+
+    def _gone(self, pid):
+        name, p = self.live.get(pid, ("", None))
+        if p is not None:
+            return p.poll() is not None
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                ours = self.work.encode() in f.read()
+            return state == "Z" or not ours
+        except OSError:
+            return True
+
+    def forget(self, pid):
+        self.live.pop(pid, None)
+        self._save()
+
+    def kill9(self, pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def reap(self, pid, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not self._gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.forget(pid)
+
+    def stop(self, pids, grace=8.0):
+        pids = [p for p in pids if p in self.live]
+        for pid in pids:
+            if not self._gone(pid):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not all(self._gone(p) for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
+            if not self._gone(pid):
+                log(f"pid {pid} ({self.live[pid][0]}) did not stop: SIGKILL")
+                self.kill9(pid)
+        for pid in pids:
+            self.reap(pid, 2.0)
+
+    def stop_all(self):
+        # newest first: the coordinator before its replicas (it stops them itself)
+        self.stop(list(reversed(list(self.live.keys()))))
+
+
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+class RssSampler:
+    """Max RSS per label while the block runs; pids_fn() gives {label: [pids]}."""
+
+    def __init__(self, pids_fn, period=0.2):
+        self.pids_fn = pids_fn
+        self.period = period
+        self.max = {}
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.period)
+
+    def sample(self):
+        for label, pids in self.pids_fn().items():
+            for pid in pids:
+                r = rss_mb(pid)
+                if r is not None and r > self.max.get(label, 0):
+                    self.max[label] = r
+
+    def __enter__(self):
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self.th.join()
+
+
+def idle_rss(pids_by_label):
+    out = {}
+    for label, pids in pids_by_label.items():
+        vals = [r for r in (rss_mb(p) for p in pids) if r is not None]
+        if vals:
+            out[label] = max(vals)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# ports, http, load tools
+# ---------------------------------------------------------------------------
+
+class Ports:
+    def __init__(self):
+        self.used = set()
+        self.rng = random.Random(os.getpid() ^ int(time.time()))
+
+    @staticmethod
+    def free(port):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def block(self, n):
+        for _ in range(500):
+            base = self.rng.randrange(20000, 32000)
+            ports = range(base, base + n)
+            if not any(p in self.used for p in ports) and all(self.free(p) for p in ports):
+                self.used.update(ports)
+                return base
+        raise Failure(f"no block of {n} free ports")
+
+
+def http_req(method, port, path, body=None, timeout=5.0):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def http_json(method, port, path, body=None, timeout=5.0):
+    st, data = http_req(method, port, path, body, timeout)
+    return st, json.loads(data) if data else None
+
+
+def run_json(argv, timeout, prefix=None):
+    """Run a tool and parse its last JSON line (optionally after `prefix`)."""
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout)
+    for line in reversed(p.stdout.splitlines()):
+        if prefix and line.startswith(prefix):
+            return json.loads(line[len(prefix):])
+        if not prefix and line.startswith("{"):
+            return json.loads(line)
+    raise Failure(f"{os.path.basename(argv[0])} gave no result (exit {p.returncode}): "
+                  f"{(p.stderr or p.stdout).strip()[-300:]}")
+
+
+def wrk(port, mode, size, conns, secs, tag):
+    threads = min(2, conns)
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", LUA,
+            f"http://127.0.0.1:{port}", "--", mode, str(size), tag]
+    r = run_json(argv, secs + 30, prefix="JSON ")
+    if r["status_errors"] or r["timeouts"]:
+        log(f"  wrk {mode}: {r['status_errors']} non-2xx, {r['timeouts']} timeouts")
+    return r
+
+
+def percentile(vals, p):
+    if not vals:
+        return None
+    s = sorted(vals)
+    return s[min(len(s) - 1, int(p / 100.0 * len(s)))]
+
+
+def probe_first_success(attempt, t0, timeout_s=30.0, interval=0.01, max_inflight=256):
+    """Start attempt(i) every `interval` s in its own thread (each bounded by its
+    own timeout, 1 s) until one returns True; the ms from t0 to that success.
+    A new attempt every 10 ms whatever the earlier ones do, so a request that
+    hangs (etcd's gateway holds a put forwarded to a dead leader) costs no
+    resolution; 256 in flight at most."""
+    lock = threading.Lock()
+    first = []
+    done = threading.Event()
+    inflight = [0]
+
+    def run(i):
+        try:
+            ok = attempt(i)
+        except Exception:
+            ok = False
+        t = time.monotonic()
+        with lock:
+            inflight[0] -= 1
+            if ok:
+                first.append(t)
+                done.set()
+
+    i = 0
+    deadline = t0 + timeout_s
+    while not done.is_set() and time.monotonic() < deadline:
+        with lock:
+            room = inflight[0] < max_inflight
+            if room:
+                inflight[0] += 1
+        if room:
+            threading.Thread(target=run, args=(i,), daemon=True).start()
+            i += 1
+        done.wait(interval)
+    if not first:
+        raise Failure(f"no committed write within {timeout_s:.0f} s of the kill")
+    return (min(first) - t0) * 1000.0
+
+
+# ---------------------------------------------------------------------------
+# ours
+# ---------------------------------------------------------------------------
+
+class Ours:
+    def __init__(self, ctx, n, tag):
+        self.ctx, self.n, self.tag = ctx, n, tag
+        self.http_port = ctx.ports.block(1)
+        self.base = ctx.ports.block(n)
+        self.addrs = ",".join(f"127.0.0.1:{self.base + i}" for i in range(n))
+        self.data = os.path.join(ctx.work, tag)
+        self.proc = None
+
+    def start(self):
+        argv = [self.ctx.bins["coordinator"], "--listen", f"127.0.0.1:{self.http_port}",
+                "--spawn", str(self.n), "--spawn-base-port", str(self.base),
+                "--data-dir", self.data, "--replica-bin", self.ctx.bins["replica"]]
+        self.proc = self.ctx.procs.start(self.tag + "-coordinator", argv)
+        self.wait_ready(30)
+
+    def cluster(self, timeout=2.0):
+        st, c = http_json("GET", self.http_port, "/api/cluster", timeout=timeout)
+        if st != 200:
+            raise Failure(f"/api/cluster: {st}")
+        return c
+
+    def replica_pids(self):
+        """{id: pid} of the coordinator's children (adopted so they are stopped too)."""
+        out = {}
+        cpid = self.proc.pid
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                if int(st[1]) != cpid or st[0] == "Z":
+                    continue
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    args = f.read().decode(errors="replace").split("\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if "--id" in args:
+                rid = args[args.index("--id") + 1]
+                out[rid] = int(d)
+                self.ctx.procs.adopt(int(d), f"{self.tag}-{rid}")
+        return out
+
+    def settled(self):
+        c = self.cluster()
+        reps = c.get("replicas", [])
+        if not c.get("primary") or len(reps) != self.n:
+            return None
+        if any(r.get("status") != "up" for r in reps):
+            return None
+        if len({r.get("last_index") for r in reps}) != 1 or len({r.get("commit_index") for r in reps}) != 1:
+            return None
+        return c
+
+    def wait_settled(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                c = self.settled()
+                if c and len(self.replica_pids()) == self.n:
+                    return c
+            except (OSError, Failure, ValueError):
+                pass
+            time.sleep(0.05)
+        raise Failure(f"{self.tag}: cluster not settled within {timeout} s")
+
+    def write(self, data="hello", rid=None, timeout=10.0):
+        body = {"data": data}
+        if rid:
+            body["id"] = rid
+        st, r = http_json("POST", self.http_port, "/api/requests", json.dumps(body), timeout)
+        if st != 201:
+            raise Failure(f"POST /api/requests: {st} {r}")
+        return r
+
+    def wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise Failure(f"{self.tag}: coordinator exited ({self.proc.returncode}); see logs")
+            try:
+                if self.settled():
+                    self.write("ready", timeout=5)
+                    self.wait_settled(timeout)
+                    return
+            except (OSError, Failure, ValueError) as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise Failure(f"{self.tag}: no primary/commit within {timeout} s {last}")
+
+    def pids_by_label(self):
+        return {"replica": list(self.replica_pids().values()), "coordinator": [self.proc.pid]}
+
+    def stop(self):
+        pids = list(self.replica_pids().values())
+        self.ctx.procs.stop([self.proc.pid])
+        self.ctx.procs.stop(pids, grace=3.0)  # already gone when the coordinator stopped them
+
+    def loadgen(self, conns, size, secs, extra=()):
+        argv = [self.ctx.bins["loadgen"], "write", "-a", self.addrs, "-c", str(conns), "-s",
+                str(size), "-d", str(secs), "-P", f"{self.tag}-lg{random.randrange(1 << 30)}",
+                *extra]
+        return run_json(argv, secs + 60)
+
+    def failover_direct(self):
+        c = self.wait_settled(30)
+        pid = self.replica_pids()[c["primary"]]
+        argv = [self.ctx.bins["loadgen"], "failover", "-a", self.addrs, "-k", str(pid), "-t",
+                "30000", "-P", f"{self.tag}-fo{random.randrange(1 << 30)}"]
+        r = run_json(argv, 60)
+        self.ctx.procs.forget(pid)
+        return r["failover_ms"]
+
+    def failover_http(self):
+        c = self.wait_settled(30)
+        pid = self.replica_pids()[c["primary"]]
+        self.write("before-kill")
+        tag = f"{self.tag}-fh{random.randrange(1 << 30)}"
+
+        def attempt(i):
+            st, _ = http_req("POST", self.http_port, "/api/requests",
+                         json.dumps({"data": "after-kill", "id": f"{tag}-{i}"}), timeout=1.0)
+            return st == 201
+
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        ms = probe_first_success(attempt, t0)
+        self.ctx.procs.forget(pid)
+        return ms
+
+
+# ---------------------------------------------------------------------------
+# etcd
+# ---------------------------------------------------------------------------
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+class Etcd:
+    def __init__(self, ctx, tag, heartbeat=None, election=None):
+        self.ctx, self.tag = ctx, tag
+        base = ctx.ports.block(6)
+        self.client = [base + 2 * i for i in range(3)]
+        self.peer = [base + 2 * i + 1 for i in range(3)]
+        self.names = [f"e{i + 1}" for i in range(3)]
+        self.cluster_arg = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer))
+        self.tuning = []
+        if heartbeat:
+            self.tuning = ["--heartbeat-interval", str(heartbeat), "--election-timeout", str(election)]
+        self.procs = [None] * 3
+        self.data = os.path.join(ctx.work, tag)
+
+    def argv(self, i):
+        return ["etcd", "--name", self.names[i], "--data-dir", os.path.join(self.data, self.names[i]),
+                "--listen-client-urls", f"http://127.0.0.1:{self.client[i]}",
+                "--advertise-client-urls", f"http://127.0.0.1:{self.client[i]}",
+                "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+                "--initial-cluster", self.cluster_arg, "--initial-cluster-state", "new",
+                "--initial-cluster-token", self.tag, "--logger", "zap", "--log-level", "warn",
+                *self.tuning]
+
+    def start_member(self, i):
+        self.procs[i] = self.ctx.procs.start(f"{self.tag}-{self.names[i]}", self.argv(i))
+
+    def start(self):
+        for i in range(3):
+            self.start_member(i)
+        self.wait_healthy(30)
+        self.put(self.leader(), "ready")
+
+    def status(self, i, timeout=1.0):
+        st, s = http_json("POST", self.client[i], "/v3/maintenance/status", "{}", timeout)
+        if st != 200:
+            raise Failure(f"etcd status {st}")
+        return s
+
+    def wait_healthy(self, timeout):
+        """Every member up, agreeing on one leader, at the same raft index."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                ss = [self.status(i) for i in range(3)]
+                leaders = {s.get("leader") for s in ss}
+                idx = {s.get("raftAppliedIndex") for s in ss}
+                if len(leaders) == 1 and "0" not in leaders and None not in leaders and len(idx) == 1:
+                    return ss
+                last = f"leaders {leaders} applied {idx}"
+            except (OSError, Failure, ValueError) as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise Failure(f"{self.tag}: not healthy within {timeout} s: {last}")
+
+    def leader(self):
+        ss = self.wait_healthy(30)
+        lid = ss[0]["leader"]
+        for i, s in enumerate(ss):
+            if s["header"]["member_id"] == lid:
+                return i
+        raise Failure("etcd leader not among members")
+
+    def put(self, i, value, key=None, timeout=5.0):
+        key = key or f"bench/{self.tag}/{random.randrange(1 << 40)}"
+        st, body = http_req("POST", self.client[i], "/v3/kv/put",
+                        json.dumps({"key": b64(key), "value": b64(value)}), timeout)
+        if st != 200 or b'"error"' in body:
+            raise Failure(f"etcd put {st}: {body[:200]!r}")
+        return body
+
+    def pids_by_label(self):
+        return {"member": [p.pid for p in self.procs if p is not None]}
+
+    def failover(self):
+        li = self.leader()
+        self.put(li, "before-kill")
+        others = [i for i in range(3) if i != li]
+        tag = f"{self.tag}-fo{random.randrange(1 << 30)}"
+
+        def attempt(k):
+            self.put(others[k % 2], "after-kill", key=f"{tag}/{k}", timeout=1.0)
+            return True
+
+        pid = self.procs[li].pid
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        ms = probe_first_success(attempt, t0)
+        self.ctx.procs.reap(pid)
+        self.start_member(li)  # same data dir: it rejoins as a follower
+        self.wait_healthy(60)
+        return ms
+
+    def stop(self):
+        self.ctx.procs.stop([p.pid for p in self.procs if p is not None])
+
+
+# ---------------------------------------------------------------------------
+# Redis: a primary, 2 async replicas, 3 Sentinels
+# ---------------------------------------------------------------------------
+
+def resp_cmd(*args):
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def resp_read(f):
+    line = f.readline()
+    if not line:
+        raise Failure("redis: connection closed")
+    t, rest = line[:1], line[1:-2]
+    if t in (b"+", b"-", b":"):
+        return (t + rest).decode()
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode(errors="replace")
+    if t == b"*":
+        n = int(rest)
+        return None if n < 0 else [resp_read(f) for _ in range(n)]
+    raise Failure(f"redis: bad reply {line!r}")
+
+
+def redis_call(port, *args, timeout=1.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(resp_cmd(*args))
+        with s.makefile("rb") as f:
+            return resp_read(f)
+
+
+class Redis:
+    DOWN_AFTER_MS = 1000  # 300 and 500 gave cascading failovers here (see README)
+    FAILOVER_TIMEOUT_MS = 3000
+
+    def __init__(self, ctx, tag):
+        self.ctx, self.tag = ctx, tag
+        base = ctx.ports.block(6)
+        self.server_ports = [base, base + 1, base + 2]
+        self.sentinel_ports = [base + 3, base + 4, base + 5]
+        self.dir = os.path.join(ctx.work, tag)
+        os.makedirs(self.dir, exist_ok=True)
+        self.servers = [None] * 3
+        self.sentinels = [None] * 3
+
+    def server_conf(self, i):
+        path = os.path.join(self.dir, f"redis-{i + 1}.conf")
+        if not os.path.exists(path):
+            d = os.path.join(self.dir, f"r{i + 1}")
+            os.makedirs(d, exist_ok=True)
+            lines = [f"port {self.server_ports[i]}", "bind 127.0.0.1", "daemonize no",
+                     f"dir {d}", 'save ""', "appendonly no", "protected-mode yes",
+                     "repl-diskless-sync-delay 0"]
+            if i > 0:
+                lines.append(f"replicaof 127.0.0.1 {self.server_ports[0]}")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        return path
+
+    def sentinel_conf(self, i):
+        path = os.path.join(self.dir, f"sentinel-{i + 1}.conf")
+        d = os.path.join(self.dir, f"s{i + 1}")
+        os.makedirs(d, exist_ok=True)
+        with open(path, "w") as f:
+            f.write("\n".join([
+                f"port {self.sentinel_ports[i]}", "bind 127.0.0.1", "daemonize no", f"dir {d}",
+                f"sentinel monitor bench 127.0.0.1 {self.server_ports[0]} 2",
+                f"sentinel down-after-milliseconds bench {self.DOWN_AFTER_MS}",
+                f"sentinel failover-timeout bench {self.FAILOVER_TIMEOUT_MS}",
+                "sentinel parallel-syncs bench 1"]) + "\n")
+        return path
+
+    def start_server(self, i, replicaof=None):
+        argv = ["redis-server", self.server_conf(i)]
+        if replicaof:
+            argv += ["--replicaof", "127.0.0.1", str(replicaof)]
+        self.servers[i] = self.ctx.procs.start(f"{self.tag}-server{i + 1}", argv)
+
+    def start(self):
+        for i in range(3):
+            self.start_server(i)
+        for i in range(3):
+            self.sentinels[i] = self.ctx.procs.start(
+                f"{self.tag}-sentinel{i + 1}", ["redis-sentinel", self.sentinel_conf(i)])
+        self.wait_healthy(30)
+        self.set(self.master_port(), "ready", "1")
+
+    def master_port(self, k=0):
+        r = redis_call(self.sentinel_ports[k % 3], "SENTINEL", "get-master-addr-by-name", "bench")
+        if not r:
+            raise Failure("sentinel knows no master")
+        return int(r[1])
+
+    def set(self, port, key, value, timeout=1.0):
+        r = redis_call(port, "SET", key, value, timeout=timeout)
+        if r != "+OK":
+            raise Failure(f"redis SET: {r}")
+
+    def wait_healthy(self, timeout):
+        """Sentinels agree on the master, which has 2 replicas online, all linked up."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                masters = {self.master_port(k) for k in range(3)}
+                if len(masters) == 1:
+                    m = masters.pop()
+                    info = redis_call(m, "INFO", "replication")
+                    online = info.count("state=online")
+                    reps = [p for p in self.server_ports if p != m]
+                    links = [redis_call(p, "INFO", "replication") for p in reps]
+                    seen = [redis_call(sp, "SENTINEL", "replicas", "bench") for sp in self.sentinel_ports]
+                    sentinels = [redis_call(sp, "SENTINEL", "sentinels", "bench") for sp in self.sentinel_ports]
+                    ok_seen = all(
+                        len(lst) == 2 and all("flags" in x and x[x.index("flags") + 1] == "slave"
+                                              for x in lst) for lst in seen)
+                    if ("role:master" in info and online == 2 and ok_seen
+                            and all(len(s) == 2 for s in sentinels)
+                            and all("master_link_status:up" in x for x in links)):
+                        return m
+                    last = f"master {m} online {online} sentinel views ok={ok_seen}"
+                else:
+                    last = f"sentinels disagree: {masters}"
+            except (OSError, Failure, ValueError, IndexError) as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise Failure(f"{self.tag}: not healthy within {timeout} s: {last}")
+
+    def pids_by_label(self):
+        return {"server": [p.pid for p in self.servers if p], "sentinel": [p.pid for p in self.sentinels if p]}
+
+    def bench(self, conns, size, secs):
+        m = self.master_port()
+        redis_call(m, "FLUSHALL", timeout=30)
+        keyspace = "1000000" if size <= 64 else "100000"
+        base = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(m), "-t", "set", "-c", str(conns),
+                "-d", str(size), "-r", keyspace, "--csv"]
+        # calibrate the count so the run lasts about `secs`
+        warm = self._parse(subprocess.run(base + ["-n", str(max(2000, conns * 100))],
+                                          capture_output=True, text=True, timeout=60))
+        n = int(min(max(warm["ops_per_s"] * secs, 1000), 3_000_000))
+        r = self._parse(subprocess.run(base + ["-n", str(n)], capture_output=True, text=True,
+                                       timeout=secs * 4 + 60))
+        r["ops"] = n
+        return r
+
+    @staticmethod
+    def _parse(p):
+        lines = [l for l in p.stdout.splitlines() if l.startswith('"')]
+        if len(lines) < 2:
+            raise Failure(f"redis-benchmark gave no CSV (exit {p.returncode}): {p.stderr[-300:]}")
+        head = [h.strip('"') for h in lines[0].split(",")]
+        vals = [v.strip('"') for v in lines[-1].split(",")]
+        d = dict(zip(head, vals))
+        return {"tool": "redis-benchmark", "ops_per_s": float(d["rps"]),
+                "mean_ms": float(d["avg_latency_ms"]), "p50_ms": float(d["p50_latency_ms"]),
+                "p99_ms": float(d["p99_latency_ms"]), "max_ms": float(d["max_latency_ms"]),
+                "errors": 0}
+
+    def failover(self):
+        m = self.wait_healthy(60)
+        mi = self.server_ports.index(m)
+        self.set(m, "before-kill", "1")
+        tag = f"{self.tag}-fo{random.randrange(1 << 30)}"
+
+        def attempt(k):
+            port = self.master_port(k)
+            if port == m:
+                return False  # Sentinel has not failed over yet; the old one is dead
+            self.set(port, f"{tag}/{k}", "after-kill")
+            return True
+
+        pid = self.servers[mi].pid
+        t0 = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        ms = probe_first_success(attempt, t0)
+        self.ctx.procs.reap(pid)
+        # Back as a replica of the new master, as an operator would restart it
+        # (left alone it returns as a master and Sentinel converts it ~10 s later).
+        self.start_server(mi, replicaof=self.master_port())
+        self.wait_healthy(60)
+        return ms
+
+    def stop(self):
+        self.ctx.procs.stop([p.pid for p in self.sentinels + self.servers if p is not None])
+
+
+# ---------------------------------------------------------------------------
+# catch-up: replicas started directly (no supervisor), one kept down
+# ---------------------------------------------------------------------------
+
+def catchup(ctx, missed):
+    base = ctx.ports.block(3)
+    addrs = [f"127.0.0.1:{base + i}" for i in range(3)]
+    data = os.path.join(ctx.work, "catchup")
+    procs = {}
+
+    def start(i):
+        argv = [ctx.bins["replica"], "--id", f"r{i + 1}", "--listen", addrs[i], "--advertise", addrs[i],
+                "--peers", ",".join(addrs), "--data-dir", os.path.join(data, f"r{i + 1}")]
+        procs[i] = ctx.procs.start(f"catchup-r{i + 1}", argv)
+
+    def status(i):
+        return run_json([ctx.bins["loadgen"], "status", "-a", addrs[i], "-t", "2000"], 10)
+
+    try:
+        for i in range(3):
+            start(i)
+        lg = [ctx.bins["loadgen"], "write", "-a", ",".join(addrs), "-c", "1", "-n", "10", "-d", "30"]
+        run_json(lg, 60)  # waits for a primary, then 10 writes
+        roles = {i: status(i) for i in range(3)}
+        victim = max(i for i in range(3) if roles[i]["role"] != "primary")
+        ctx.procs.stop([procs[victim].pid])
+        live = ",".join(a for j, a in enumerate(addrs) if j != victim)
+        log(f"  catch-up: r{victim + 1} stopped; writing {missed} requests to the other two")
+        w = run_json([ctx.bins["loadgen"], "write", "-a", live, "-c", "64", "-s", "16", "-n",
+                      str(missed), "-d", "600"], 700)
+        if w["ops"] < missed:
+            raise Failure(f"catch-up: only {w['ops']} of {missed} writes committed")
+        target = max(status(j)["commit_index"] for j in range(3) if j != victim)
+        t_spawn_ms = time.monotonic() * 1000.0  # CLOCK_MONOTONIC, as loadgen's clock
+        start(victim)
+        r = run_json([ctx.bins["loadgen"], "catchup", "-a", addrs[victim], "-i", str(target), "-t",
+                      "300000", "-S", f"{t_spawn_ms:.3f}"], 330)
+        r["missed"] = w["ops"]
+        r["entries_per_s"] = w["ops"] / (r["catchup_ms"] / 1000.0) if r["catchup_ms"] > 0 else None
+        r["rss_mb"] = rss_mb(procs[victim].pid)
+        return r
+    finally:
+        ctx.procs.stop([p.pid for p in procs.values()])
+
+
+# ---------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        self.work = args.work
+        self.procs = Procs(self.work)
+        self.ports = Ports()
+        self.bins = {"replica": args.replica, "coordinator": args.coordinator, "loadgen": args.loadgen}
+        self.res = {}  # key -> value (numbers or dicts)
+        self.failures = []
+
+    def attempt(self, what, fn, *a):
+        try:
+            return fn(*a)
+        except (Failure, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as e:
+            log(f"FAILED {what}: {e}")
+            self.failures.append(f"{what}: {e}")
+            return None
+
+
+def load_matrix(ctx, name, run_one, sizes, conns_list, secs, warm=True):
+    """run_one(conns, size, secs) -> dict; results under res[(name, conns, size)]."""
+    for size in sizes:
+        if warm:
+            ctx.attempt(f"{name} warm-up", run_one, 16, size, 1)
+        for conns in conns_list:
+            r = ctx.attempt(f"{name} {conns} conn {size} B", run_one, conns, size, secs)
+            if r:
+                ctx.res[(name, conns, size)] = r
+                log(f"  {name:14s} c={conns:<3d} {size:5d} B: {r['ops_per_s']:9.1f}/s "
+                    f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}")
+
+
+def failovers(ctx, name, fn, kills):
+    vals = []
+    for k in range(kills):
+        ms = ctx.attempt(f"{name} failover #{k + 1}", fn)
+        if ms is None:
+            break
+        vals.append(ms)
+        log(f"  {name} failover #{k + 1}: {ms:.1f} ms")
+    if vals:
+        ctx.res[(name, "failover")] = vals
+
+
+def phase_ours(ctx, a):
+    o = Ours(ctx, 3, "ours3")
+    log(f"ours: coordinator on :{o.http_port}, 3 replicas on :{o.base}..")
+    o.start()
+    o.replica_pids()
+    time.sleep(a.idle_wait)
+    ctx.res[("ours", "rss_idle")] = idle_rss(o.pids_by_label())
+    with RssSampler(o.pids_by_label) as s:
+        load_matrix(ctx, "ours-http", lambda c, z, t: wrk(o.http_port, "coordinator", z, c, t, f"h{c}-{z}-{random.randrange(1 << 30)}"),
+                    a.sizes, a.conns, a.secs)
+        load_matrix(ctx, "ours-proto", lambda c, z, t: o.loadgen(c, z, t), a.sizes, a.conns, a.secs)
+    ctx.res[("ours", "rss_load")] = s.max
+    o.stop()
+    # failover on a fresh cluster (a small log: restarts are quick)
+    o = Ours(ctx, 3, "ours3-failover")
+    o.start()
+    failovers(ctx, "ours-proto", o.failover_direct, a.kills)
+    failovers(ctx, "ours-http", o.failover_http, a.kills)
+    o.stop()
+
+
+def phase_scale(ctx, a):
+    for n in a.scale:
+        o = Ours(ctx, n, f"ours{n}")
+        log(f"ours with {n} replicas")
+        o.start()
+        for conns in a.scale_conns:
+            for name, fn in (("http", lambda c, z, t: wrk(o.http_port, "coordinator", z, c, t, f"s{n}-{c}-{random.randrange(1 << 30)}")),
+                             ("proto", lambda c, z, t: o.loadgen(c, z, t))):
+                r = ctx.attempt(f"ours {n} replicas {name} {conns} conn", fn, conns, 16, a.secs)
+                if r:
+                    ctx.res[(f"ours-{name}", conns, 16, n)] = r
+                    log(f"  {n} replicas {name:5s} c={conns:<3d}: {r['ops_per_s']:9.1f}/s "
+                        f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms")
+        o.stop()
+
+
+def phase_catchup(ctx, a):
+    r = ctx.attempt("catch-up", catchup, ctx, a.missed)
+    if r:
+        ctx.res[("ours", "catchup")] = r
+        log(f"  catch-up of {r['missed']} requests: {r['catchup_ms']:.0f} ms "
+            f"({r['entries_per_s']:.0f} entries/s), listening after {r['listening_ms']:.0f} ms")
+
+
+def phase_etcd(ctx, a):
+    e = Etcd(ctx, "etcd")
+    log(f"etcd (defaults: heartbeat 100 ms, election 1000 ms) on :{e.client}")
+    e.start()
+    time.sleep(a.idle_wait)
+    ctx.res[("etcd", "rss_idle")] = idle_rss(e.pids_by_label())
+    with RssSampler(e.pids_by_label) as s:
+        load_matrix(ctx, "etcd", lambda c, z, t: wrk(e.client[e.leader()], "etcd", z, c, t, f"e{c}-{z}-{random.randrange(1 << 30)}"),
+                    a.sizes, a.conns, a.secs)
+    ctx.res[("etcd", "rss_load")] = s.max
+    failovers(ctx, "etcd", e.failover, a.kills)
+    e.stop()
+    e = Etcd(ctx, "etcd-tuned", heartbeat=50, election=300)
+    log(f"etcd tuned (heartbeat 50 ms, election 300 ms) on :{e.client}")
+    e.start()
+    if a.tuned_load:
+        load_matrix(ctx, "etcd-tuned", lambda c, z, t: wrk(e.client[e.leader()], "etcd", z, c, t, f"t{c}-{z}-{random.randrange(1 << 30)}"),
+                    [16], [1, 64] if not a.smoke else [1], a.secs, warm=False)
+    failovers(ctx, "etcd-tuned", e.failover, a.kills)
+    e.stop()
+
+
+def phase_redis(ctx, a):
+    r = Redis(ctx, "redis")
+    log(f"redis: servers on :{r.server_ports}, sentinels on :{r.sentinel_ports} "
+        f"(down-after-milliseconds {Redis.DOWN_AFTER_MS})")
+    r.start()
+    time.sleep(a.idle_wait)
+    ctx.res[("redis", "rss_idle")] = idle_rss(r.pids_by_label())
+    with RssSampler(r.pids_by_label) as s:
+        load_matrix(ctx, "redis", r.bench, a.sizes, a.conns, a.secs, warm=False)
+    ctx.res[("redis", "rss_load")] = s.max
+    failovers(ctx, "redis", r.failover, a.kills)
+    r.stop()
+
+
+# ---------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------
+
+def fmt(v, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if v >= 1000:
+        s = f"{v:,.0f}"
+    elif v >= 100:
+        s = f"{v:.0f}"
+    elif v >= 10:
+        s = f"{v:.1f}"
+    elif v >= 1:
+        s = f"{v:.2f}"
+    else:
+        s = f"{v:.3f}"
+    return s + unit
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}x"
+
+
+def table(ctx, a):
+    R = ctx.res
+    rows = []
+
+    def get(name, conns, size, field, n=None):
+        key = (name, conns, size) if n is None else (name, conns, size, n)
+        r = R.get(key)
+        return None if r is None else r.get(field)
+
+    head = ["#", "measurement", "ours: HTTP (coordinator)", "ours: protocol (primary)",
+            "etcd (v3 gateway)", "etcd tuned", "redis (async)", "HTTP ÷ etcd", "protocol ÷ etcd",
+            "protocol ÷ redis"]
+    for size in a.sizes:
+        for conns in a.conns:
+            for field, label, fig in (("ops_per_s", "writes/s", "1/2"), ("p50_ms", "p50 ms", "1/2"),
+                                      ("p99_ms", "p99 ms", "1/2")):
+                h, p = get("ours-http", conns, size, field), get("ours-proto", conns, size, field)
+                e, t, r = (get("etcd", conns, size, field), get("etcd-tuned", conns, size, field),
+                           get("redis", conns, size, field))
+                rows.append([fig, f"{label}, {conns} conn, {size} B", fmt(h), fmt(p), fmt(e), fmt(t),
+                             fmt(r), ratio(h, e), ratio(p, e), ratio(p, r)])
+    for stat, label in ((statistics.median, "median"), (max, "worst")):
+        vals = {k: (stat(R[(k, "failover")]) if (k, "failover") in R else None)
+                for k in ("ours-http", "ours-proto", "etcd", "etcd-tuned", "redis")}
+        n = {k: len(R.get((k, "failover"), [])) for k in vals}
+        rows.append(["3", f"failover {label} ms (kill → next commit; n={max(n.values())})",
+                     fmt(vals["ours-http"]), fmt(vals["ours-proto"]), fmt(vals["etcd"]),
+                     fmt(vals["etcd-tuned"]), fmt(vals["redis"]), ratio(vals["ours-http"], vals["etcd"]),
+                     ratio(vals["ours-proto"], vals["etcd"]), ratio(vals["ours-proto"], vals["redis"])])
+        rows.append(["3", f"failover {label} ms vs etcd tuned", "", "", "", "",
+                     "", ratio(vals["ours-http"], vals["etcd-tuned"]),
+                     ratio(vals["ours-proto"], vals["etcd-tuned"]), ""])
+    c = R.get(("ours", "catchup"))
+    rows.append(["4", f"catch-up ms after missing {c['missed'] if c else a.missed:,} requests (16 B)", "",
+                 fmt(c and c["catchup_ms"]) + (f" ({c['entries_per_s']:,.0f}/s)" if c else ""),
+                 "", "", "", "", "", ""])
+    for when, key in (("idle", "rss_idle"), ("under load (max)", "rss_load")):
+        o, e, r = R.get(("ours", key), {}), R.get(("etcd", key), {}), R.get(("redis", key), {})
+        rows.append(["5", f"RSS MB {when}: replica / member / server", "",
+                     fmt(o.get("replica")), fmt(e.get("member")), "", fmt(r.get("server")), "",
+                     ratio(o.get("replica"), e.get("member")), ratio(o.get("replica"), r.get("server"))])
+        rows.append(["5", f"RSS MB {when}: coordinator / sentinel", fmt(o.get("coordinator")), "", "",
+                     "", fmt(r.get("sentinel")), "", "", ""])
+    for n in [3] + list(a.scale):
+        for conns in a.scale_conns:
+            if n == 3:
+                h, p = R.get(("ours-http", conns, 16)), R.get(("ours-proto", conns, 16))
+            else:
+                h, p = R.get(("ours-http", conns, 16, n)), R.get(("ours-proto", conns, 16, n))
+            if h is None and p is None:
+                continue
+            cell = lambda r: "—" if r is None else f"{fmt(r['ops_per_s'])}/s p50 {fmt(r['p50_ms'])} p99 {fmt(r['p99_ms'])}"
+            rows.append(["6", f"{n} replicas, {conns} conn, 16 B", cell(h), cell(p), "", "", "", "", "", ""])
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def targets(ctx, a):
+    R = ctx.res
+    lines = []
+
+    def check(label, ok, detail):
+        lines.append(f"- [{'x' if ok else ' '}] {label}: {detail}")
+
+    size = 16
+    for name in ("ours-http", "ours-proto"):
+        o, e = R.get((name, 64, size)), R.get(("etcd", 64, size))
+        if o and e:
+            check(f"{name} 64 conn ≥ 3x etcd writes/s", o["ops_per_s"] >= 3 * e["ops_per_s"],
+                  f"{o['ops_per_s'] / e['ops_per_s']:.2f}x")
+        o, e = R.get((name, 1, size)), R.get(("etcd", 1, size))
+        if o and e:
+            check(f"{name} 1 conn p50 ≤ 1/3 etcd's", o["p50_ms"] * 3 <= e["p50_ms"],
+                  f"{o['p50_ms']:.3f} vs {e['p50_ms']:.3f} ms ({o['p50_ms'] / e['p50_ms']:.2f}x)")
+        f, t = R.get((name, "failover")), R.get(("etcd-tuned", "failover"))
+        if f:
+            check(f"{name} failover median < 300 ms", statistics.median(f) < 300,
+                  f"{statistics.median(f):.1f} ms")
+            if t:
+                check(f"{name} failover median ≤ etcd tuned", statistics.median(f) <= statistics.median(t),
+                      f"{statistics.median(f):.1f} vs {statistics.median(t):.1f} ms")
+    rss = R.get(("ours", "rss_idle"), {}).get("replica")
+    if rss:
+        check("replica < 10 MB RSS idle", rss < 10, f"{rss:.1f} MB")
+    return "\n".join(lines)
+
+
+def machine():
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    disk = subprocess.run(["df", "-h", "--output=source,fstype,size", "/tmp"], capture_output=True,
+                          text=True).stdout.strip().splitlines()[-1]
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem} RAM, /tmp on {' '.join(disk.split())}, kernel {os.uname().release}"
+
+
+def versions():
+    def first(argv):
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    return "; ".join([first(["etcd", "--version"]), first(["redis-server", "--version"]),
+                      first(["wrk", "--version"]).split(" Copyright")[0]])
+
+
+# ---------------------------------------------------------------------------
+# smoke
+# ---------------------------------------------------------------------------
+
+def smoke(ctx, a):
+    """Every system starts and answers: one write each, a second of load each
+    (2 connections, 16 B), one failover each, a small catch-up; then the same
+    table as a full run, from these numbers. Asserts answers, not speed."""
+    checks = []
+    a.sizes, a.conns, a.scale, a.scale_conns = [16], [2], [], [2]
+    R = ctx.res
+
+    def expect(what, fn):
+        try:
+            r = fn()
+            checks.append((what, True, r))
+            log(f"ok   {what}: {r}")
+        except Exception as e:  # noqa: BLE001 — any failure is a failed check
+            checks.append((what, False, str(e)))
+            log(f"FAIL {what}: {e}")
+
+    def load(key, r):
+        if not r or r.get("ops", 0) <= 0 or r.get("errors", 0) or r.get("status_errors", 0):
+            raise Failure(f"no clean load: {r}")
+        R[key] = r
+        return f"{r['ops_per_s']:.0f}/s, p50 {r['p50_ms']:.2f} ms"
+
+    def failover(name, fn):
+        ms = fn()
+        R[(name, "failover")] = [ms]
+        return f"{ms:.0f} ms"
+
+    def started(name, start, obj, answer):
+        start()
+        R[(name, "rss_idle")] = idle_rss(obj.pids_by_label())
+        return answer()
+
+    o = e = rd = None
+    try:
+        o = Ours(ctx, 3, "ours3")
+        expect("ours: coordinator + 3 replicas start, a write commits (HTTP 201)",
+               lambda: started("ours", o.start, o, lambda: f"index {o.write('smoke')['index']}"))
+        expect("ours: wrk through the coordinator",
+               lambda: load(("ours-http", 2, 16), wrk(o.http_port, "coordinator", 16, 2, 1, "smoke")))
+        expect("ours: loadgen to the primary", lambda: load(("ours-proto", 2, 16), o.loadgen(2, 16, 1)))
+        expect("ours: failover (protocol)", lambda: failover("ours-proto", o.failover_direct))
+        expect("ours: failover (HTTP)", lambda: failover("ours-http", o.failover_http))
+    finally:
+        if o and o.proc:
+            o.stop()
+
+    def small_catchup():
+        r = catchup(ctx, 2000)
+        R[("ours", "catchup")] = r
+        return f"{r['catchup_ms']:.0f} ms"
+
+    expect("ours: catch-up of a replica that missed 2,000 requests", small_catchup)
+    try:
+        e = Etcd(ctx, "etcd-tuned", heartbeat=50, election=300)
+        expect("etcd (tuned): 3 members start, a put answers",
+               lambda: started("etcd", e.start, e, lambda: "leader e%d" % (e.leader() + 1)))
+        expect("etcd: wrk through the v3 gateway",
+               lambda: load(("etcd-tuned", 2, 16), wrk(e.client[e.leader()], "etcd", 16, 2, 1, "smoke")))
+        expect("etcd: failover", lambda: failover("etcd-tuned", e.failover))
+    finally:
+        if e and any(e.procs):
+            e.stop()
+    try:
+        rd = Redis(ctx, "redis")
+        expect("redis: primary + 2 replicas + 3 sentinels start, SET answers",
+               lambda: started("redis", rd.start, rd, lambda: f"master :{rd.master_port()}"))
+        expect("redis: redis-benchmark SET", lambda: load(("redis", 2, 16), rd.bench(2, 16, 1)))
+        expect("redis: sentinel failover", lambda: failover("redis", rd.failover))
+    finally:
+        if rd and any(rd.servers):
+            rd.stop()
+    bad = [c for c in checks if not c[1]]
+    print("| smoke check | result |\n|---|---|")
+    for what, ok, r in checks:
+        print(f"| {what} | {'ok' if ok else 'FAILED'}: {r} |")
+    print()
+    print(table(ctx, a))  # keeps the full run's table code exercised
+    print(f"\nsmoke: {len(checks) - len(bad)}/{len(checks)} checks passed in {time.monotonic() - T_START:.0f} s")
+    return 1 if bad else 0
+
+
+# ---------------------------------------------------------------------------
+# profile: where the time goes under 64-connection load (bench/run --profile DIR)
+# ---------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+SYSCALLS = ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg",
+            "epoll_wait", "epoll_pwait", "epoll_ctl", "poll", "ppoll", "fdatasync", "fsync",
+            "pwrite64", "futex", "accept4", "close", "mmap", "munmap", "madvise", "brk", "getpid",
+            "clock_nanosleep", "sched_yield", "setsockopt", "ioctl", "openat"]
+
+
+def perf_syscalls(pid, secs, out):
+    """Count syscalls of every thread of pid for `secs` (syscall tracepoints: cheap)."""
+    ev = ",".join(f"syscalls:sys_enter_{n}" for n in SYSCALLS)
+    return subprocess.Popen(["perf", "stat", "-x,", "-o", out, "-e", ev, "-p", str(pid), "--",
+                             "sleep", str(secs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def read_syscalls(path):
+    counts = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(",")
+                if len(parts) > 2 and parts[0].isdigit() and int(parts[0]) > 0:
+                    counts[parts[2].replace("syscalls:sys_enter_", "")] = int(parts[0])
+    except OSError:
+        pass
+    return counts
+
+
+def profile(ctx, a):
+    """One 3-replica cluster; under 64-connection 16-byte load (loadgen straight
+    to the primary, then wrk through the coordinator): CPU per request of every
+    process, syscalls per request (perf stat on syscall tracepoints, cheap),
+    and a perf cpu-clock call-graph profile of the primary, a backup and the
+    coordinator. Everything lands in DIR; a summary is printed."""
+    out = os.path.abspath(a.profile)
+    os.makedirs(out, exist_ok=True)
+    have_perf = subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", "/dev/null", "--", "true"],
+                               capture_output=True).returncode == 0
+    o = Ours(ctx, 3, "prof")
+    o.start()
+    summary = []
+    win = max(3, min(a.secs, 10))
+    try:
+        for mode in ("proto", "http"):
+            c = o.wait_settled(30)
+            pids = o.replica_pids()
+            prim = c["primary"]
+            backup = sorted(r for r in pids if r != prim)[0]
+            procs = {"primary": pids[prim], "backup": pids[backup], "coordinator": o.proc.pid}
+            if mode == "proto":
+                load = subprocess.Popen([ctx.bins["loadgen"], "write", "-a", o.addrs, "-c", "64", "-s", "16",
+                                         "-d", str(win + 4), "-P", f"prof{random.randrange(1 << 30)}"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            else:
+                load = subprocess.Popen(["wrk", "-t2", "-c64", f"-d{win + 4}s", "-s", LUA,
+                                         f"http://127.0.0.1:{o.http_port}", "--", "coordinator", "16",
+                                         f"prof{random.randrange(1 << 30)}"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs["load tool"] = load.pid
+            time.sleep(2)
+            addr = f"127.0.0.1:{o.base + int(prim[1:]) - 1}"
+            st = lambda: run_json([ctx.bins["loadgen"], "status", "-a", addr, "-t", "2000"], 10)["commit_index"]
+            # perf's windows: `sleep PW` after its setup; our own rate window sits inside it
+            pw = win + 4
+            stats = {k: perf_syscalls(p, pw, os.path.join(out, f"{mode}-{k}.syscalls"))
+                     for k, p in procs.items() if k != "load tool"}
+            # perf report selects the single-threaded replicas by tid, the coordinator's
+            # threads by name (only our pids are in the recording)
+            select = {"primary": ["--tid", str(procs["primary"])], "backup": ["--tid", str(procs["backup"])],
+                      "coordinator": ["--comm", "coordinator,civetweb-worker,civetweb-master"]}
+            rec = None
+            if have_perf:
+                rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g", "-o",
+                                        os.path.join(out, f"{mode}.perf.data"), "-p",
+                                        ",".join(str(procs[k]) for k in ("primary", "backup", "coordinator")),
+                                        "--", "sleep", str(pw)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(2)
+            i0, t0 = st(), time.monotonic()
+            cpu0 = {k: cpu_seconds(p) for k, p in procs.items()}
+            time.sleep(win)
+            i1, t1 = st(), time.monotonic()
+            cpu1 = {k: cpu_seconds(p) for k, p in procs.items()}
+            for p in stats.values():
+                p.wait()
+            if rec:
+                rec.wait()
+            load.terminate()
+            load.communicate(timeout=60)
+            rate = (i1 - i0) / (t1 - t0)
+            n = max(1, i1 - i0)
+            n_perf = max(1.0, rate * pw)  # requests during perf's window (steady load)
+            summary.append(f"## {mode}: 64 connections, 16 B, {n} requests committed in {t1 - t0:.1f} s "
+                           f"({rate:,.0f}/s), with perf attached")
+            summary.append("")
+            summary.append("| process | CPU µs / request | CPU % of one core | syscalls / request (top) |")
+            summary.append("|---|---|---|---|")
+            for k, p in procs.items():
+                cpu = (cpu1[k] - cpu0[k]) if cpu0.get(k) is not None and cpu1.get(k) is not None else None
+                sc = read_syscalls(os.path.join(out, f"{mode}-{k}.syscalls"))
+                tot = sum(sc.values())
+                top = ", ".join(f"{name} {v / n_perf:.2f}" for name, v in sorted(sc.items(), key=lambda x: -x[1])[:8])
+                summary.append(f"| {k} | {fmt(cpu * 1e6 / n) if cpu is not None else '?'} | "
+                               f"{fmt(100 * cpu / (t1 - t0)) if cpu is not None else '?'} | "
+                               f"{f'{tot / n_perf:.2f} in all: ' + top if sc else '—'} |")
+            summary.append("")
+            if have_perf:
+                data = os.path.join(out, f"{mode}.perf.data")
+                for k in ("primary", "backup", "coordinator"):
+                    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--children", "-g", "none",
+                                          *select[k], "--sort", "sym", "--percent-limit", "2"],
+                                         capture_output=True, text=True).stdout
+                    path = os.path.join(out, f"{mode}-{k}.top.txt")
+                    with open(path, "w") as f:
+                        f.write(rep)
+                    rows = [l for l in rep.splitlines() if l.strip() and not l.startswith("#")][:40]
+                    summary.append(f"perf, {k} ({mode}): % of its on-CPU samples in each symbol and its callees:")
+                    summary.append("```")
+                    summary += rows
+                    summary.append("```")
+                    cg = subprocess.run(["perf", "report", "-i", data, "--stdio", "--children", *select[k],
+                                         "--sort", "sym", "-g", "caller,0.5,callee",
+                                         "--percent-limit", "5"], capture_output=True, text=True).stdout
+                    with open(os.path.join(out, f"{mode}-{k}.callgraph.txt"), "w") as f:
+                        f.write(cg)
+            summary.append("")
+    finally:
+        o.stop()
+    text = "\n".join(summary)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--replica", required=True)
+    ap.add_argument("--coordinator", required=True)
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--secs", type=int, default=10, help="seconds per load measurement")
+    ap.add_argument("--kills", type=int, default=10, help="failovers per system")
+    ap.add_argument("--missed", type=int, default=100000, help="requests the catch-up replica misses")
+    ap.add_argument("--only", default="ours,scale,catchup,etcd,redis")
+    ap.add_argument("--out", help="also write the table (markdown) here")
+    ap.add_argument("--profile", metavar="DIR", help="profile our replication path under load into DIR")
+    ap.add_argument("--sizes", default="16,4096", help="payload bytes, comma-separated")
+    ap.add_argument("--conns", default="1,16,64", help="connection counts, comma-separated")
+    a = ap.parse_args()
+    a.sizes = [int(x) for x in a.sizes.split(",")]
+    a.conns = [int(x) for x in a.conns.split(",")]
+    a.scale = [5, 7]
+    a.scale_conns = [1, 64]
+    a.idle_wait = 3
+    a.tuned_load = True
+
+    ctx = Ctx(a)
+
+    def on_signal(sig, frame):
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)  # once: let the cleanup finish
+        log(f"signal {sig}: stopping everything")
+        raise SystemExit(128 + sig)
+
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, on_signal)
+    try:
+        if a.smoke:
+            return smoke(ctx, a)
+        if a.profile:
+            return profile(ctx, a)
+        phases = {"ours": phase_ours, "scale": phase_scale, "catchup": phase_catchup,
+                  "etcd": phase_etcd, "redis": phase_redis}
+        for name in a.only.split(","):
+            try:
+                phases[name](ctx, a)
+            except (Failure, OSError, subprocess.TimeoutExpired, ValueError, KeyError) as e:
+                log(f"FAILED phase {name}: {e}")
+                ctx.failures.append(f"phase {name}: {e}")
+                ctx.procs.stop_all()
+        text = [f"Machine: {machine()}", f"Peers: {versions()}",
+                f"Run: {a.secs} s per load point, {a.kills} kills per system, "
+                f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - T_START:.0f} s in all",
+                "", table(ctx, a), "", "Targets (issue 6):", targets(ctx, a)]
+        if ctx.failures:
+            text += ["", "Failed measurements:"] + [f"- {f}" for f in ctx.failures]
+        out = "\n".join(text)
+        print(out)
+        if a.out:
+            with open(a.out, "w") as f:
+                f.write(out + "\n")
+        with open(os.path.join(a.work, "results.json"), "w") as f:
+            json.dump({" ".join(map(str, k)): v for k, v in ctx.res.items()}, f, indent=1)
+        return 1 if ctx.failures else 0
+    finally:
+        ctx.procs.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

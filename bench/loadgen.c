@@ -1,0 +1,626 @@
+/*
+ * bench/loadgen.c — load generator and measuring tool speaking the
+ * replicacao protocol directly (no coordinator, no HTTP), built on the
+ * blocking client in common/client.c.
+ *
+ *   loadgen write    -a ADDRS [-c CONNS] [-s BYTES] [-d SECONDS] [-n MAX] [-p DEPTH]
+ *       CONNS threads, one connection each to the primary, DEPTH requests in
+ *       flight per connection (1 = one request at a time, like one wrk
+ *       connection). Every request has a unique client id. Runs for SECONDS
+ *       or until MAX requests in all were committed. Prints one JSON line:
+ *       ops, errors, ops_per_s, p50/p90/p99/max latency in ms.
+ *   loadgen failover -a ADDRS -k PID [-t TIMEOUT_MS]
+ *       One write to the primary, then SIGKILL of PID (the primary's process,
+ *       known to the caller), then the same write retried across the
+ *       replicas (following "not primary" hints, same client id) until one
+ *       commits it. Prints the time from the kill to that commit.
+ *   loadgen catchup  -a ADDR -i INDEX [-t TIMEOUT_MS] [-S START_MS]
+ *       Polls ADDR (retrying the connection while it starts) every 2 ms until
+ *       its last and commit index reach INDEX. Prints the time elapsed since
+ *       START_MS (CLOCK_MONOTONIC in ms, e.g. when the caller spawned the
+ *       replica), or since its own start.
+ *   loadgen status   -a ADDR
+ *       One status call, as JSON (id, role, epoch, primary, indices).
+ *
+ * Exit status 0 on success, 1 on failure (a reason on stderr).
+ */
+#include "addr.h"
+#include "client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_MS 2000
+#define MAX_DEPTH          256
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double ms_since(int64_t t0)
+{
+    return (double)(now_ns() - t0) / 1e6;
+}
+
+struct opts {
+    struct addr_list addrs;
+    unsigned conns;
+    size_t size;
+    double duration_s;
+    uint64_t max_ops;
+    unsigned depth;
+    int timeout_ms;
+    pid_t kill_pid;
+    uint64_t index;
+    int64_t since_ns; /* catchup: count from this CLOCK_MONOTONIC time (-S ms) */
+    char prefix[32];
+};
+
+/* ------------------------------------------------------------------------
+ * Finding the primary
+ * ---------------------------------------------------------------------- */
+
+static void item_str(const struct addr_item *it, char *out, size_t n)
+{
+    snprintf(out, n, "%s:%s", it->host, it->port);
+}
+
+/* Ask every address; the one whose role is primary wins. A backup that
+ * names the primary gives its address through the peer list. 0 or -1. */
+static int find_primary(const struct addr_list *addrs, int timeout_ms, char *out, size_t n)
+{
+    int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+    while (now_ns() < deadline) {
+        for (unsigned i = 0; i < addrs->n; i++) {
+            char a[300], err[256];
+            item_str(&addrs->items[i], a, sizeof(a));
+            struct client c;
+            if (client_connect(&c, a, "loadgen", 500, err, sizeof(err)) != 0) {
+                continue;
+            }
+            Envelope *r = client_call_status(&c, 1000, err, sizeof(err));
+            client_close(&c);
+            if (r == NULL) {
+                continue;
+            }
+            Replicacao__Status *s = r->status;
+            int found = 0;
+            if (strcmp(s->role, "primary") == 0) {
+                snprintf(out, n, "%s", a);
+                found = 1;
+            } else if (s->primary[0] != '\0') {
+                for (size_t p = 0; p < s->n_peers; p++) {
+                    if (strcmp(s->peers[p]->id, s->primary) == 0 && s->peers[p]->address[0]) {
+                        snprintf(out, n, "%s", s->peers[p]->address);
+                        found = 1;
+                    }
+                }
+            }
+            wire_free(r);
+            if (found) {
+                return 0;
+            }
+        }
+        usleep(20000);
+    }
+    return -1;
+}
+
+static int send_request(struct client *c, uint64_t call_id, const char *client_id,
+                        const void *data, size_t len)
+{
+    Envelope env;
+    Replicacao__ClientRequest req = REPLICACAO__CLIENT_REQUEST__INIT;
+    wire_init(&env, c->name, 0);
+    req.call_id = call_id;
+    req.client_id = (char *)client_id;
+    req.data.data = (uint8_t *)data;
+    req.data.len = len;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST;
+    env.client_request = &req;
+    return client_send(c, &env);
+}
+
+/* ------------------------------------------------------------------------
+ * write
+ * ---------------------------------------------------------------------- */
+
+struct worker {
+    pthread_t th;
+    unsigned no;
+    const struct opts *o;
+    char primary[300];
+    uint32_t *lat_us; /* one per committed request */
+    size_t n_lat, cap_lat;
+    uint64_t errors;
+    char last_err[256];
+};
+
+static atomic_bool stop_flag;
+static atomic_uint_fast64_t issued;
+static int64_t run_deadline_ns;
+static pthread_barrier_t start_barrier;
+
+static void record(struct worker *w, int64_t lat_ns)
+{
+    if (w->n_lat == w->cap_lat) {
+        size_t cap = w->cap_lat ? w->cap_lat * 2 : 65536;
+        uint32_t *p = realloc(w->lat_us, cap * sizeof(*p));
+        if (p == NULL) {
+            return;
+        }
+        w->lat_us = p;
+        w->cap_lat = cap;
+    }
+    int64_t us = lat_ns / 1000;
+    w->lat_us[w->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static bool may_issue(const struct opts *o)
+{
+    if (atomic_load(&stop_flag) || now_ns() >= run_deadline_ns) {
+        return false;
+    }
+    if (o->max_ops && atomic_fetch_add(&issued, 1) >= o->max_ops) {
+        return false;
+    }
+    return true;
+}
+
+struct slot {
+    bool busy;
+    uint64_t call_id;
+    int64_t sent_ns;
+    char cid[64];
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    const struct opts *o = w->o;
+    char *data = malloc(o->size ? o->size : 1);
+    for (size_t i = 0; i < o->size; i++) {
+        data[i] = (char)('a' + (i + w->no) % 26);
+    }
+    struct slot slots[MAX_DEPTH];
+    uint64_t seq = 0, call = 1;
+    struct client c;
+    bool connected = false;
+    char err[256];
+    pthread_barrier_wait(&start_barrier);
+    while (!atomic_load(&stop_flag) && now_ns() < run_deadline_ns) {
+        if (!connected) {
+            if (client_connect(&c, w->primary, "loadgen", CONNECT_TIMEOUT_MS, err, sizeof(err)) !=
+                0) {
+                w->errors++;
+                snprintf(w->last_err, sizeof(w->last_err), "%s", err);
+                usleep(50000);
+                if (find_primary(&o->addrs, 2000, w->primary, sizeof(w->primary)) != 0) {
+                    continue;
+                }
+                continue;
+            }
+            connected = true;
+            memset(slots, 0, sizeof(slots));
+        }
+        /* Fill the window. */
+        unsigned busy = 0;
+        bool failed = false;
+        for (unsigned i = 0; i < o->depth; i++) {
+            if (!slots[i].busy && may_issue(o)) {
+                struct slot *s = &slots[i];
+                snprintf(s->cid, sizeof(s->cid), "%s-%u-%llu", o->prefix, w->no,
+                         (unsigned long long)seq++);
+                s->call_id = call++;
+                s->sent_ns = now_ns();
+                if (send_request(&c, s->call_id, s->cid, data, o->size) != 0) {
+                    failed = true;
+                    snprintf(w->last_err, sizeof(w->last_err), "send: %s", strerror(errno));
+                    break;
+                }
+                s->busy = true;
+            }
+            busy += slots[i].busy;
+        }
+        if (!failed && busy == 0) {
+            break; /* out of time or count, nothing in flight */
+        }
+        if (!failed) {
+            Envelope *r = client_recv(&c, o->timeout_ms, err, sizeof(err));
+            if (r == NULL) {
+                failed = true;
+                snprintf(w->last_err, sizeof(w->last_err), "%s", err);
+            } else if (r->body_case == REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY) {
+                Replicacao__ClientReply *rep = r->client_reply;
+                for (unsigned i = 0; i < o->depth; i++) {
+                    if (slots[i].busy && slots[i].call_id == rep->call_id) {
+                        slots[i].busy = false;
+                        if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__OK) {
+                            record(w, now_ns() - slots[i].sent_ns);
+                        } else {
+                            w->errors++;
+                            snprintf(w->last_err, sizeof(w->last_err), "status %d: %s",
+                                     (int)rep->status, rep->message);
+                            if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY) {
+                                failed = true;
+                            }
+                        }
+                    }
+                }
+            } else if (r->body_case == REPLICACAO__ENVELOPE__BODY_ERROR) {
+                failed = true;
+                snprintf(w->last_err, sizeof(w->last_err), "error: %s", r->error->message);
+            }
+            wire_free(r);
+        }
+        if (failed) {
+            for (unsigned i = 0; i < o->depth; i++) {
+                w->errors += slots[i].busy;
+            }
+            client_close(&c);
+            connected = false;
+            find_primary(&o->addrs, 2000, w->primary, sizeof(w->primary));
+        }
+    }
+    if (connected) {
+        client_close(&c);
+    }
+    free(data);
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint32_t *v, size_t n, double p)
+{
+    if (n == 0) {
+        return 0;
+    }
+    size_t i = (size_t)(p / 100.0 * (double)n);
+    if (i >= n) {
+        i = n - 1;
+    }
+    return v[i] / 1000.0;
+}
+
+static int cmd_write(struct opts *o)
+{
+    char primary[300];
+    if (find_primary(&o->addrs, 10000, primary, sizeof(primary)) != 0) {
+        fprintf(stderr, "loadgen: no primary found\n");
+        return 1;
+    }
+    struct worker *ws = calloc(o->conns, sizeof(*ws));
+    pthread_barrier_init(&start_barrier, NULL, o->conns + 1);
+    run_deadline_ns = INT64_MAX;
+    for (unsigned i = 0; i < o->conns; i++) {
+        ws[i].no = i;
+        ws[i].o = o;
+        snprintf(ws[i].primary, sizeof(ws[i].primary), "%s", primary);
+        pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+    }
+    int64_t t0 = now_ns();
+    run_deadline_ns = t0 + (int64_t)(o->duration_s * 1e9);
+    pthread_barrier_wait(&start_barrier);
+    for (unsigned i = 0; i < o->conns; i++) {
+        pthread_join(ws[i].th, NULL);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t total = 0;
+    uint64_t errors = 0;
+    for (unsigned i = 0; i < o->conns; i++) {
+        total += ws[i].n_lat;
+        errors += ws[i].errors;
+    }
+    uint32_t *all = malloc((total ? total : 1) * sizeof(*all));
+    size_t k = 0;
+    const char *last_err = "";
+    for (unsigned i = 0; i < o->conns; i++) {
+        memcpy(all + k, ws[i].lat_us, ws[i].n_lat * sizeof(*all));
+        k += ws[i].n_lat;
+        if (ws[i].last_err[0]) {
+            last_err = ws[i].last_err;
+        }
+    }
+    qsort(all, total, sizeof(*all), cmp_u32);
+    double mean = 0;
+    for (size_t i = 0; i < total; i++) {
+        mean += all[i];
+    }
+    mean = total ? mean / (double)total / 1000.0 : 0;
+    printf("{\"tool\":\"loadgen\",\"primary\":\"%s\",\"conns\":%u,\"depth\":%u,\"size\":%zu,"
+           "\"ops\":%zu,\"errors\":%llu,\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mean_ms\":%.3f,"
+           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+           primary, o->conns, o->depth, o->size, total, (unsigned long long)errors, secs,
+           secs > 0 ? (double)total / secs : 0, mean, pct_ms(all, total, 50),
+           pct_ms(all, total, 90), pct_ms(all, total, 99), total ? all[total - 1] / 1000.0 : 0);
+    if (errors) {
+        fprintf(stderr, "loadgen: %llu errors, last: %s\n", (unsigned long long)errors, last_err);
+    }
+    for (unsigned i = 0; i < o->conns; i++) {
+        free(ws[i].lat_us);
+    }
+    free(all);
+    free(ws);
+    return total > 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------------------
+ * failover
+ * ---------------------------------------------------------------------- */
+
+/* One attempt of the request on addr; 1 committed, 0 not (hint filled if
+ * the replica named a primary), -1 connection failed. */
+static int try_once(const char *addr, const char *cid, int timeout_ms, char *hint, size_t hintlen,
+                    uint64_t *epoch, char *who, size_t wholen, char *err, size_t errlen)
+{
+    struct client c;
+    hint[0] = '\0';
+    if (client_connect(&c, addr, "loadgen-failover", timeout_ms, err, errlen) != 0) {
+        return -1;
+    }
+    Envelope *r = client_call_request(&c, cid, "failover-probe", 14, timeout_ms, err, errlen);
+    client_close(&c);
+    if (r == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    Replicacao__ClientReply *rep = r->client_reply;
+    if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__OK) {
+        *epoch = rep->epoch;
+        snprintf(who, wholen, "%s", rep->primary);
+        rc = 1;
+    } else if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY &&
+               rep->primary_address[0] != '\0' && strcmp(rep->primary_address, addr) != 0) {
+        snprintf(hint, hintlen, "%s", rep->primary_address);
+    }
+    snprintf(err, errlen, "status %d %s", (int)rep->status, rep->message);
+    wire_free(r);
+    return rc;
+}
+
+static int cmd_failover(struct opts *o)
+{
+    char primary[300], hint[300], who[128], err[256];
+    uint64_t epoch0 = 0, epoch = 0;
+    if (find_primary(&o->addrs, 10000, primary, sizeof(primary)) != 0) {
+        fprintf(stderr, "loadgen: no primary found\n");
+        return 1;
+    }
+    char cid[64];
+    snprintf(cid, sizeof(cid), "%s-warm", o->prefix);
+    if (try_once(primary, cid, 5000, hint, sizeof(hint), &epoch0, who, sizeof(who), err,
+                 sizeof(err)) != 1) {
+        fprintf(stderr, "loadgen: write before the kill failed: %s\n", err);
+        return 1;
+    }
+    snprintf(cid, sizeof(cid), "%s-after", o->prefix);
+    int64_t t0 = now_ns();
+    if (kill(o->kill_pid, SIGKILL) != 0) {
+        fprintf(stderr, "loadgen: kill %d: %s\n", (int)o->kill_pid, strerror(errno));
+        return 1;
+    }
+    int64_t deadline = t0 + (int64_t)o->timeout_ms * 1000000;
+    unsigned next = 0, attempts = 0;
+    char target[300] = "";
+    while (now_ns() < deadline) {
+        if (target[0] == '\0') {
+            item_str(&o->addrs.items[next++ % o->addrs.n], target, sizeof(target));
+            if (o->addrs.n > 1 && strcmp(target, primary) == 0) {
+                target[0] = '\0'; /* the one we killed (or its restarted self) */
+                continue;
+            }
+        }
+        attempts++;
+        int rc = try_once(target, cid, 1000, hint, sizeof(hint), &epoch, who, sizeof(who), err,
+                          sizeof(err));
+        if (rc == 1) {
+            double ms = ms_since(t0);
+            printf("{\"failover_ms\":%.1f,\"old_primary\":\"%s\",\"new_primary\":\"%s\","
+                   "\"epoch_before\":%llu,\"epoch\":%llu,\"attempts\":%u}\n",
+                   ms, primary, who, (unsigned long long)epoch0, (unsigned long long)epoch,
+                   attempts);
+            return 0;
+        }
+        if (hint[0] != '\0') {
+            snprintf(target, sizeof(target), "%s", hint);
+        } else {
+            target[0] = '\0';
+            usleep(2000);
+        }
+    }
+    fprintf(stderr, "loadgen: no commit within %d ms of the kill: %s\n", o->timeout_ms, err);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * catchup, status
+ * ---------------------------------------------------------------------- */
+
+static int cmd_catchup(struct opts *o)
+{
+    char addr[300], err[256] = "";
+    item_str(&o->addrs.items[0], addr, sizeof(addr));
+    int64_t t0 = o->since_ns > 0 ? o->since_ns : now_ns();
+    int64_t deadline = t0 + (int64_t)o->timeout_ms * 1000000;
+    double listening_ms = -1;
+    struct client c;
+    bool connected = false;
+    uint64_t last = 0, commit = 0;
+    while (now_ns() < deadline) {
+        if (!connected) {
+            if (client_connect(&c, addr, "loadgen-catchup", 500, err, sizeof(err)) != 0) {
+                usleep(2000);
+                continue;
+            }
+            connected = true;
+            if (listening_ms < 0) {
+                listening_ms = ms_since(t0);
+            }
+        }
+        Envelope *r = client_call_status(&c, 1000, err, sizeof(err));
+        if (r == NULL) {
+            client_close(&c);
+            connected = false;
+            continue;
+        }
+        last = r->status->last_index;
+        commit = r->status->commit_index;
+        wire_free(r);
+        if (last >= o->index && commit >= o->index) {
+            printf("{\"catchup_ms\":%.1f,\"listening_ms\":%.1f,\"last_index\":%llu,"
+                   "\"commit_index\":%llu}\n",
+                   ms_since(t0), listening_ms, (unsigned long long)last,
+                   (unsigned long long)commit);
+            client_close(&c);
+            return 0;
+        }
+        usleep(2000);
+    }
+    if (connected) {
+        client_close(&c);
+    }
+    fprintf(stderr, "loadgen: %s not caught up to %llu in %d ms (last %llu, commit %llu) %s\n",
+            addr, (unsigned long long)o->index, o->timeout_ms, (unsigned long long)last,
+            (unsigned long long)commit, err);
+    return 1;
+}
+
+static int cmd_status(struct opts *o)
+{
+    char addr[300], err[256];
+    item_str(&o->addrs.items[0], addr, sizeof(addr));
+    struct client c;
+    if (client_connect(&c, addr, "loadgen", o->timeout_ms, err, sizeof(err)) != 0) {
+        fprintf(stderr, "loadgen: %s\n", err);
+        return 1;
+    }
+    Envelope *r = client_call_status(&c, o->timeout_ms, err, sizeof(err));
+    client_close(&c);
+    if (r == NULL) {
+        fprintf(stderr, "loadgen: status: %s\n", err);
+        return 1;
+    }
+    Replicacao__Status *s = r->status;
+    printf("{\"id\":\"%s\",\"role\":\"%s\",\"epoch\":%llu,\"primary\":\"%s\",\"last_index\":%llu,"
+           "\"commit_index\":%llu}\n",
+           s->id, s->role, (unsigned long long)s->epoch, s->primary,
+           (unsigned long long)s->last_index, (unsigned long long)s->commit_index);
+    wire_free(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: loadgen write    -a ADDRS [-c CONNS] [-s BYTES] [-d SECONDS] [-n MAX] [-p "
+            "DEPTH] [-t TIMEOUT_MS] [-P ID_PREFIX]\n"
+            "       loadgen failover -a ADDRS -k PRIMARY_PID [-t TIMEOUT_MS]\n"
+            "       loadgen catchup  -a ADDR -i INDEX [-t TIMEOUT_MS] [-S START_MONOTONIC_MS]\n"
+            "       loadgen status   -a ADDR\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    struct opts o = {.conns = 1, .size = 16, .duration_s = 5, .depth = 1, .timeout_ms = 10000};
+    snprintf(o.prefix, sizeof(o.prefix), "lg%d", (int)getpid());
+    const char *addrs = NULL;
+    int opt;
+    optind = 2;
+    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:")) != -1) {
+        switch (opt) {
+        case 'a':
+            addrs = optarg;
+            break;
+        case 'c':
+            o.conns = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            o.size = strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            o.duration_s = strtod(optarg, NULL);
+            break;
+        case 'n':
+            o.max_ops = strtoull(optarg, NULL, 10);
+            break;
+        case 'p':
+            o.depth = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            o.timeout_ms = atoi(optarg);
+            break;
+        case 'k':
+            o.kill_pid = (pid_t)atoi(optarg);
+            break;
+        case 'i':
+            o.index = strtoull(optarg, NULL, 10);
+            break;
+        case 'S':
+            o.since_ns = (int64_t)(strtod(optarg, NULL) * 1e6);
+            break;
+        case 'P':
+            snprintf(o.prefix, sizeof(o.prefix), "%s", optarg);
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    char err[256];
+    if (addrs == NULL || addr_list_parse(addrs, NULL, &o.addrs, err, sizeof(err)) != 0 ||
+        o.addrs.n == 0) {
+        fprintf(stderr, "loadgen: -a ADDRS is required (host:port,...)\n");
+        return 2;
+    }
+    if (o.conns == 0 || o.conns > 1024 || o.depth == 0 || o.depth > MAX_DEPTH) {
+        fprintf(stderr, "loadgen: -c must be 1..1024 and -p 1..%d\n", MAX_DEPTH);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(cmd, "write") == 0) {
+        return cmd_write(&o);
+    }
+    if (strcmp(cmd, "failover") == 0) {
+        if (o.kill_pid <= 0) {
+            fprintf(stderr, "loadgen: failover needs -k PID\n");
+            return 2;
+        }
+        if (o.timeout_ms == 10000) {
+            o.timeout_ms = 30000;
+        }
+        return cmd_failover(&o);
+    }
+    if (strcmp(cmd, "catchup") == 0) {
+        return cmd_catchup(&o);
+    }
+    if (strcmp(cmd, "status") == 0) {
+        return cmd_status(&o);
+    }
+    usage(stderr);
+    return 2;
+}
