@@ -119,8 +119,8 @@ static int find_primary(const struct addr_list *addrs, int timeout_ms, char *out
     return -1;
 }
 
-static int send_request(struct client *c, uint64_t call_id, const char *client_id,
-                        const void *data, size_t len)
+static int send_request(struct client *c, uint64_t call_id, const char *client_id, const void *data,
+                        size_t len)
 {
     Envelope env;
     Replicacao__ClientRequest req = REPLICACAO__CLIENT_REQUEST__INIT;

@@ -39,8 +39,7 @@ void wal_recovered_free(struct wal_recovered *rec);
 
 /* Buffer records; nothing is durable until wal_sync returns 0. */
 int wal_append_state(struct wal *w, const struct core_hard_state *hs);
-int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_entry *e,
-                       size_t n);
+int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_entry *e, size_t n);
 /* Write everything buffered and fdatasync. 0, or a negative errno. */
 int wal_sync(struct wal *w);
 /* True when records are buffered and not yet synced. */
