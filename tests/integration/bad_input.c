@@ -260,14 +260,9 @@ static void still_serving(struct client *keep, const char *who, const char *afte
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "bad_input");
-    struct it_cluster *cl = it_cluster_new(3);
     struct it_writer w;
     struct it_acks acks;
-    it_acks_init(&acks);
-    it_start_all(cl);
-    it_writer_init(&w, cl, 0);
-    it_write_series(&w, &acks, "before", 0, 5, 30000);
-    it_wait_caught_up(cl, 0, 10000);
+    struct it_cluster *cl = it_cluster_warm(3, &w, &acks, "before", 5);
     struct it_status p;
     int pi = it_wait_primary(cl, &p);
     uint64_t epoch = p.epoch;

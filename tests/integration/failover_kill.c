@@ -30,14 +30,9 @@ static int cmp_i64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "failover_kill");
-    struct it_cluster *cl = it_cluster_new(3);
     struct it_writer w;
     struct it_acks acks;
-    it_acks_init(&acks);
-    it_start_all(cl);
-    it_writer_init(&w, cl, 0);
-    it_write_series(&w, &acks, "warmup", 0, 10, 30000);
-    it_wait_caught_up(cl, 0, 10000);
+    struct it_cluster *cl = it_cluster_warm(3, &w, &acks, "warmup", 10);
 
     int64_t times[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {

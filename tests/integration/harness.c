@@ -1246,3 +1246,15 @@ int it_raw_expect_closed(int fd, int timeout_ms)
         }
     }
 }
+
+struct it_cluster *it_cluster_warm(unsigned n, struct it_writer *w, struct it_acks *acks,
+                                   const char *prefix, unsigned count)
+{
+    struct it_cluster *cl = it_cluster_new(n);
+    it_acks_init(acks);
+    it_start_all(cl);
+    it_writer_init(w, cl, 0);
+    it_write_series(w, acks, prefix, 0, count, 30000);
+    it_wait_caught_up(cl, 0, 10000);
+    return cl;
+}

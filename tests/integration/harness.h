@@ -202,6 +202,10 @@ void it_write_ok(struct it_writer *w, const char *client_id, const char *data, i
  * each within timeout_ms, appended to acks. */
 void it_write_series(struct it_writer *w, struct it_acks *acks, const char *prefix, unsigned first,
                      unsigned count, int timeout_ms);
+/* The usual opening of a test: n replicas started, one writer (id 0),
+ * `count` acknowledged writes named prefix-*, every replica caught up. */
+struct it_cluster *it_cluster_warm(unsigned n, struct it_writer *w, struct it_acks *acks,
+                                   const char *prefix, unsigned count);
 
 /* ------------------------------------------------------------------------
  * Committed logs

@@ -55,14 +55,9 @@ static void catch_up(struct it_cluster *cl, struct it_writer *w, struct it_acks 
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "restart_catch_up");
-    struct it_cluster *cl = it_cluster_new(3);
     struct it_writer w;
     struct it_acks acks;
-    it_acks_init(&acks);
-    it_start_all(cl);
-    it_writer_init(&w, cl, 0);
-    it_write_series(&w, &acks, "before", 0, 20, 30000);
-    it_wait_caught_up(cl, 0, 10000);
+    struct it_cluster *cl = it_cluster_warm(3, &w, &acks, "before", 20);
 
     int b = pick_backup(cl, -1);
     it_kill(cl, (unsigned)b, SIGKILL);

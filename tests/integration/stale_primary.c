@@ -76,14 +76,9 @@ static const char *status_name(int s)
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "stale_primary");
-    struct it_cluster *cl = it_cluster_new(3);
     struct it_writer w;
     struct it_acks acks;
-    it_acks_init(&acks);
-    it_start_all(cl);
-    it_writer_init(&w, cl, 0);
-    it_write_series(&w, &acks, "before", 0, 10, 30000);
-    it_wait_caught_up(cl, 0, 10000);
+    struct it_cluster *cl = it_cluster_warm(3, &w, &acks, "before", 10);
 
     struct it_status old;
     int oi = it_wait_primary(cl, &old);
