@@ -400,12 +400,7 @@ static void failover_begin(struct cluster *c, const struct replica *r)
     }
 }
 
-static void send_env(struct conn *conn, Envelope *env)
-{
-    conn_queue(conn, env);
-}
-
-static void request_status(struct cluster *c, struct replica *r)
+static void request_status(struct replica *r)
 {
     if (r->conn == NULL || r->status_pending) {
         return;
@@ -416,7 +411,7 @@ static void request_status(struct cluster *c, struct replica *r)
     req.call_id = 0; /* status replies are matched by replica, not call */
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST;
     env.status_request = &req;
-    send_env(r->conn, &env);
+    conn_queue(r->conn, &env);
     r->status_pending = true;
 }
 
@@ -424,7 +419,7 @@ static void poll_cb(uv_timer_t *timer)
 {
     struct cluster *c = timer->data;
     for (unsigned i = 0; i < c->n_replicas; i++) {
-        request_status(c, &c->replicas[i]);
+        request_status(&c->replicas[i]);
     }
     transport_flush(c->t);
 }
@@ -453,8 +448,8 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     wire_init(&env, SELF_ID, 0);
     env.body_case = REPLICACAO__ENVELOPE__BODY_SUBSCRIBE;
     env.subscribe = &sub;
-    send_env(conn, &env);
-    request_status(c, r);
+    conn_queue(conn, &env);
+    request_status(r);
     log_info("replica %s (%s) connected", r->id, r->address);
     publish_event(c, event_new(was_gone ? "up" : "joined_view", r->id, r->id, 0, 0,
                                was_gone ? "reachable again" : "discovered"));
@@ -529,7 +524,7 @@ static void handle_event(struct cluster *c, struct replica *r, const Replicacao_
     apply_event(c, r, e);
     publish_event(c, ev);
     for (unsigned i = 0; i < c->n_replicas; i++) {
-        request_status(c, &c->replicas[i]);
+        request_status(&c->replicas[i]);
     }
     mark_changed(c);
 }
@@ -580,12 +575,6 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
     default:
         break;
     }
-}
-
-static void on_peer_gone(struct transport *t, const char *id)
-{
-    (void)t;
-    (void)id; /* on_closed already marked it down */
 }
 
 /* ========================================================================
@@ -641,7 +630,7 @@ static void send_fail(struct cluster *c, struct replica *r, const char *why)
     f.reason = (char *)why;
     env.body_case = REPLICACAO__ENVELOPE__BODY_FAIL;
     env.fail = &f;
-    send_env(r->conn, &env);
+    conn_queue(r->conn, &env);
     failover_begin(c, r);
     r->failed = true;
     publish_event(c, event_new("failed", r->id, r->id, replica_epoch(r), 0, why));
@@ -712,7 +701,7 @@ static void request_step(struct cluster *c, struct job *j, int64_t now)
         req.data.len = j->len;
         env.body_case = REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST;
         env.client_request = &req;
-        send_env(p->conn, &env);
+        conn_queue(p->conn, &env);
         snprintf(j->target, sizeof(j->target), "%s", p->id);
         j->target_epoch = replica_epoch(p);
         if (!j->sent_once) {
@@ -794,7 +783,7 @@ static void send_read(struct cluster *c, struct job *j, struct replica *r, int f
     req.filter = (Replicacao__ReadRequest__Filter)filter;
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REQUEST;
     env.read_request = &req;
-    send_env(r->conn, &env);
+    conn_queue(r->conn, &env);
     /* Both reads of a JOB_REPLICA share call ids call_id and call_id + 1. */
     if (j->reads_outstanding == 0) {
         j->call_id = req.call_id;
@@ -803,7 +792,7 @@ static void send_read(struct cluster *c, struct job *j, struct replica *r, int f
     snprintf(j->target, sizeof(j->target), "%s", r->id);
 }
 
-static cJSON *replica_json(struct cluster *c, const struct replica *r, uint64_t cluster_commit);
+static cJSON *replica_json(const struct replica *r, uint64_t cluster_commit);
 
 static uint64_t cluster_commit(struct cluster *c)
 {
@@ -847,7 +836,7 @@ static void job_start(struct cluster *c, struct job *j)
             job_finish(c, j, 404, cluster_error_json("not_found", "no replica with that id"));
             return;
         }
-        j->partial = replica_json(c, r, cluster_commit(c));
+        j->partial = replica_json(r, cluster_commit(c));
         if (r->conn == NULL) {
             /* Unreachable: its data cannot be read, say so. */
             cJSON *p = cJSON_AddObjectToObject(j->partial, "processed_data");
@@ -977,7 +966,7 @@ static void retry_cb(uv_timer_t *timer)
  * Publishing
  * ====================================================================== */
 
-static cJSON *replica_json(struct cluster *c, const struct replica *r, uint64_t commit)
+static cJSON *replica_json(const struct replica *r, uint64_t commit)
 {
     cJSON *o = cJSON_CreateObject();
     const Replicacao__Status *s = r->status ? r->status->status : NULL;
@@ -1051,7 +1040,7 @@ static char *build_snapshot(struct cluster *c)
     cJSON_AddNumberToObject(o, "commit_index", (double)commit);
     cJSON *arr = cJSON_AddArrayToObject(o, "replicas");
     for (unsigned i = 0; i < c->n_replicas; i++) {
-        cJSON_AddItemToArray(arr, replica_json(c, sorted[i], commit));
+        cJSON_AddItemToArray(arr, replica_json(sorted[i], commit));
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -1273,7 +1262,6 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
         .on_hello = on_hello,
         .on_message = on_message,
         .on_closed = on_closed,
-        .on_peer_gone = on_peer_gone,
     };
     c->t = transport_new(&c->loop, &to, &cb);
     struct addr_list targets = o->replicas;

@@ -65,10 +65,9 @@ static int64_t now_ms(void)
     return clock_mono_ms();
 }
 
-static void fatal(struct node *n, const char *what, int rc)
+static void fatal(const char *what, int rc)
 {
     log_error("%s: %s; exiting so a restart recovers from the durable log", what, uv_strerror(rc));
-    (void)n;
     _exit(1);
 }
 
@@ -101,7 +100,7 @@ static void io_persist_state(struct core_io *io, const struct core_hard_state *h
     n->state_dirty = true;
     int rc = wal_append_state(n->wal, hs);
     if (rc < 0) {
-        fatal(n, "buffering hard state", rc);
+        fatal("buffering hard state", rc);
     }
 }
 
@@ -111,7 +110,7 @@ static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
     struct node *n = node_of(io);
     int rc = wal_append_entries(n->wal, truncate_from, e, count);
     if (rc < 0) {
-        fatal(n, "buffering log entries", rc);
+        fatal("buffering log entries", rc);
     }
 }
 
@@ -239,7 +238,7 @@ static void flush_cb(uv_prepare_t *prep)
     if (wal_pending(n->wal)) {
         int rc = wal_sync(n->wal);
         if (rc < 0) {
-            fatal(n, "fsync of the log", rc);
+            fatal("fsync of the log", rc);
         }
     }
     n->state_dirty = false;

@@ -553,8 +553,8 @@ static void recv_vote_response(struct core *c, int64_t now, const struct core_ms
  * Replication (primary side)
  * ====================================================================== */
 
-static void append_local(struct core *c, int64_t now, enum core_entry_type type,
-                         const char *client_id, const uint8_t *data, size_t len)
+static void append_local(struct core *c, enum core_entry_type type, const char *client_id,
+                         const uint8_t *data, size_t len)
 {
     struct core_entry e = {
         .index = last_index(c) + 1,
@@ -575,11 +575,11 @@ static void append_local(struct core *c, int64_t now, enum core_entry_type type,
     }
 }
 
-static void append_config(struct core *c, int64_t now)
+static void append_config(struct core *c)
 {
     char buf[CORE_MAX_MEMBERS * (CORE_ID_MAX + 3) + 1];
     size_t n = core_config_encode(c->cfg, c->n_cfg, buf, sizeof(buf));
-    append_local(c, now, CORE_ENTRY_CONFIG, "", (const uint8_t *)buf, n);
+    append_local(c, CORE_ENTRY_CONFIG, "", (const uint8_t *)buf, n);
 }
 
 static bool is_member(struct core *c, const char *id)
@@ -643,9 +643,9 @@ static void become_primary(struct core *c, int64_t now)
     if (c->cfg_index == 0) {
         /* The first primary writes the initial configuration as entry 1; it
          * also commits its epoch, as a no-op would. */
-        append_config(c, now);
+        append_config(c);
     } else {
-        append_local(c, now, CORE_ENTRY_NOOP, "", NULL, 0);
+        append_local(c, CORE_ENTRY_NOOP, "", NULL, 0);
     }
     event(c, "elected", c->id, last_index(c), NULL);
     broadcast_heartbeat(c, now);
@@ -742,7 +742,7 @@ static void maybe_change_config(struct core *c, int64_t now)
             p->next_index = last_index(c) + 1;
             p->match_index = 0;
             p->last_ack = now;
-            append_config(c, now);
+            append_config(c);
             event(c, "joined", p->id, last_index(c), "added as learner");
             return;
         }
@@ -753,7 +753,7 @@ static void maybe_change_config(struct core *c, int64_t now)
         if (!m->voter && p != NULL && p->up && p->match_index >= c->commit) {
             m->voter = true;
             p->last_ack = now;
-            append_config(c, now);
+            append_config(c);
             event(c, "caught_up", m->id, last_index(c), "promoted to voter");
             return;
         }
@@ -971,7 +971,7 @@ void core_client_request(struct core *c, int64_t now, uint64_t token, const char
         return;
     }
     if (index == 0) {
-        append_local(c, now, CORE_ENTRY_DATA, client_id, data, len);
+        append_local(c, CORE_ENTRY_DATA, client_id, data, len);
         index = last_index(c);
         if (idmap_get(&c->client_ids, client_id) != index) {
             reply_now(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
