@@ -2,11 +2,13 @@
  * common/flags.c — see flags.h.
  */
 #include "flags.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void usage(const struct flag_set *fs, FILE *out)
 {
@@ -22,15 +24,24 @@ static void usage(const struct flag_set *fs, FILE *out)
     }
 }
 
-int flags_uint(const char *s, unsigned long long max, unsigned long long *out)
+int flags_uint(const char *s, unsigned long long min, unsigned long long max,
+               unsigned long long *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *s == '\0' || *s == '-' || *end != '\0' || v > max) {
+    uint64_t v;
+    if (parse_u64(s, min, max, &v) != 0) {
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+int flags_text(char *dst, size_t cap, const char *v)
+{
+    size_t len = strlen(v);
+    if (!validate_text(v, len, cap)) {
+        return -1;
+    }
+    memcpy(dst, v, len + 1);
     return 0;
 }
 

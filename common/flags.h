@@ -28,7 +28,11 @@ struct flag_set {
 
 /* 0: carry on; 1: --help was printed (exit 0); 2: an error was printed. */
 int flags_parse(const struct flag_set *fs, int argc, char **argv);
-/* A decimal number no larger than max. 0, or -1. */
-int flags_uint(const char *s, unsigned long long max, unsigned long long *out);
+/* A decimal number in [min, max] (digits only). 0, or -1. */
+int flags_uint(const char *s, unsigned long long min, unsigned long long max,
+               unsigned long long *out);
+/* Copy a text value (a path, an address, a name) that must fit whole in
+ * cap bytes and hold no control character. 0, or -1. */
+int flags_text(char *dst, size_t cap, const char *v);
 
 #endif

@@ -43,8 +43,8 @@ struct conn {
     bool closing;
     bool is_client;
     char peer_id[WIRE_ID_MAX];
-    char peer_name[128];
-    char peer_address[256];
+    char peer_name[LIMIT_NAME_BYTES];
+    char peer_address[LIMIT_NAME_BYTES];
     char desc[512];
     void *data;
     struct conn *next;
@@ -75,8 +75,8 @@ struct transport {
     uv_loop_t *loop;
     struct transport_options o;
     char self_id[WIRE_ID_MAX];
-    char name[128];
-    char advertise[256];
+    char name[LIMIT_NAME_BYTES];
+    char advertise[LIMIT_NAME_BYTES];
     struct transport_callbacks cb;
     uv_tcp_t listener;
     bool listening;

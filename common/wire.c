@@ -1,8 +1,15 @@
 /*
  * common/wire.c — see wire.h.
+ *
+ * wire_unpack is the wire's one validation layer: after protobuf-c has
+ * parsed the bytes, every field is checked against its domain (bounds.h,
+ * validate.h) before any handler sees the message. Receivers still check
+ * what only they can know (an index past their own log).
  */
 #include "wire.h"
+#include "bounds.h"
 #include "frame.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +36,219 @@ uint8_t *wire_pack(const Envelope *env, size_t *frame_len)
     return buf;
 }
 
+/* ========================================================================
+ * Validation
+ * ====================================================================== */
+
+/* Every string field of every (nested) message: well-formed UTF-8, as
+ * proto3 requires and protobuf-c does not check, and bounded. Walking the
+ * descriptors covers fields added to the schema later. */
+static const char *strings_valid(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE) {
+            continue;
+        }
+        const char *member = (const char *)m + f->offset;
+        size_t n = 1;
+        void *const *items = (void *const *)member;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            items = *(void *const *const *)member;
+        } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            /* Only the member the oneof holds is set. */
+            if (*(const uint32_t *)((const char *)m + f->quantifier_offset) != f->id) {
+                continue;
+            }
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (items[k] == NULL) {
+                continue;
+            }
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                const char *why = strings_valid(items[k]);
+                if (why != NULL) {
+                    return why;
+                }
+                continue;
+            }
+            const char *s = items[k];
+            size_t len = strlen(s);
+            if (len >= LIMIT_TEXT_BYTES) {
+                return "a string field is too long";
+            }
+            if (!utf8_valid((const uint8_t *)s, len)) {
+                return "a string field is not valid UTF-8";
+            }
+        }
+    }
+    return NULL;
+}
+
+static bool counter_ok(uint64_t v)
+{
+    return v <= LIMIT_COUNTER_MAX;
+}
+
+static bool id_or_empty(const char *s)
+{
+    return s[0] == '\0' || validate_id(s);
+}
+
+static const char *entry_invalid(const Replicacao__Entry *e)
+{
+    if (!counter_ok(e->index) || e->index == 0 || !counter_ok(e->epoch)) {
+        return "entry index or epoch out of range";
+    }
+    switch (e->type) {
+    case REPLICACAO__ENTRY_TYPE__ENTRY_DATA:
+        if (!validate_client_id(e->client_id, strlen(e->client_id))) {
+            return "entry with an invalid client id";
+        }
+        break;
+    case REPLICACAO__ENTRY_TYPE__ENTRY_NOOP:
+    case REPLICACAO__ENTRY_TYPE__ENTRY_CONFIG:
+        if (e->client_id[0] != '\0') {
+            return "no-op or configuration entry with a client id";
+        }
+        break;
+    default:
+        return "entry of an unknown type";
+    }
+    return validate_id(e->primary) ? NULL : "entry with an invalid primary id";
+}
+
+static const char *body_invalid(const Envelope *env)
+{
+    switch (env->body_case) {
+    case REPLICACAO__ENVELOPE__BODY_HELLO: {
+        const Replicacao__Hello *h = env->hello;
+        if (h->kind != REPLICACAO__HELLO__KIND__REPLICA &&
+            h->kind != REPLICACAO__HELLO__KIND__CLIENT) {
+            return "hello of an unknown kind";
+        }
+        if (!validate_text(h->name, strlen(h->name), LIMIT_NAME_BYTES) ||
+            !validate_text(h->address, strlen(h->address), LIMIT_NAME_BYTES)) {
+            return "hello with an invalid name or address";
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_VOTE_REQUEST: {
+        const Replicacao__VoteRequest *v = env->vote_request;
+        if (!counter_ok(v->last_index) || !counter_ok(v->last_epoch)) {
+            return "vote request with an index or epoch out of range";
+        }
+        if (v->n_bootstrap > LIMIT_MEMBERS) {
+            return "bootstrap list longer than the member limit";
+        }
+        for (size_t i = 0; i < v->n_bootstrap; i++) {
+            if (!validate_id(v->bootstrap[i])) {
+                return "bootstrap list with an invalid id";
+            }
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_APPEND: {
+        const Replicacao__Append *a = env->append;
+        if (!counter_ok(a->prev_index) || !counter_ok(a->prev_epoch) ||
+            !counter_ok(a->commit_index)) {
+            return "append with an index or epoch out of range";
+        }
+        for (size_t i = 0; i < a->n_entries; i++) {
+            const char *why = entry_invalid(a->entries[i]);
+            if (why != NULL) {
+                return why;
+            }
+            if (a->entries[i]->index != a->prev_index + i + 1 ||
+                a->entries[i]->epoch > env->epoch) {
+                return "append entries not consecutive, or from a later epoch than the sender's";
+            }
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE: {
+        const Replicacao__AppendResponse *r = env->append_response;
+        return counter_ok(r->match_index) && counter_ok(r->hint_index)
+                   ? NULL
+                   : "append response with an index out of range";
+    }
+    case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST: {
+        const Replicacao__ClientRequest *r = env->client_request;
+        return validate_client_id(r->client_id, strlen(r->client_id))
+                   ? NULL
+                   : "client request with an invalid client id";
+    }
+    case REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY:
+        return id_or_empty(env->client_reply->primary) ? NULL : "client reply with an invalid id";
+    case REPLICACAO__ENVELOPE__BODY_READ_REQUEST: {
+        const Replicacao__ReadRequest *r = env->read_request;
+        bool known = r->filter == REPLICACAO__READ_REQUEST__FILTER__ALL ||
+                     r->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ||
+                     r->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED;
+        return known ? NULL : "read request with an unknown filter";
+    }
+    case REPLICACAO__ENVELOPE__BODY_READ_REPLY: {
+        const Replicacao__ReadReply *r = env->read_reply;
+        if (!counter_ok(r->commit_index)) {
+            return "read reply with an index out of range";
+        }
+        for (size_t i = 0; i < r->n_entries; i++) {
+            const char *why = entry_invalid(r->entries[i]);
+            if (why != NULL) {
+                return why;
+            }
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_STATUS: {
+        const Replicacao__Status *s = env->status;
+        if (!validate_id(s->id) || !id_or_empty(s->primary) || !id_or_empty(s->voted_for) ||
+            s->n_peers > LIMIT_MEMBERS || !counter_ok(s->last_index) ||
+            !counter_ok(s->commit_index) || !counter_ok(s->epoch)) {
+            return "status with an invalid id, index or peer list";
+        }
+        for (size_t i = 0; i < s->n_peers; i++) {
+            if (!validate_id(s->peers[i]->id) || !counter_ok(s->peers[i]->match_index)) {
+                return "status with an invalid peer";
+            }
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_EVENT: {
+        const Replicacao__Event *e = env->event;
+        return id_or_empty(e->replica) && id_or_empty(e->subject) && counter_ok(e->epoch) &&
+                       counter_ok(e->index)
+                   ? NULL
+                   : "event with an invalid id, index or epoch";
+    }
+    default:
+        return NULL; /* status request, subscribe, fail, error: nothing beyond strings */
+    }
+}
+
+const char *wire_validate(const Envelope *env)
+{
+    if (env->version != REPLICACAO__VERSION__PROTOCOL_VERSION) {
+        return "wrong protocol version";
+    }
+    if (env->body_case == REPLICACAO__ENVELOPE__BODY__NOT_SET) {
+        return "unknown or missing message type";
+    }
+    const char *why = strings_valid(&env->base);
+    if (why != NULL) {
+        return why;
+    }
+    if (!id_or_empty(env->from)) {
+        return "invalid sender id";
+    }
+    if (!counter_ok(env->epoch)) {
+        return "epoch out of range";
+    }
+    return body_invalid(env);
+}
+
 Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen)
 {
     Envelope *env = replicacao__envelope__unpack(NULL, len, payload);
@@ -36,16 +256,9 @@ Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errl
         snprintf(err, errlen, "malformed protobuf (%zu bytes)", len);
         return NULL;
     }
-    const char *why = NULL;
-    if (env->version != REPLICACAO__VERSION__PROTOCOL_VERSION) {
-        why = "wrong protocol version";
-    } else if (env->body_case == REPLICACAO__ENVELOPE__BODY__NOT_SET) {
-        why = "unknown or missing message type";
-    } else if (strlen(env->from) >= WIRE_ID_MAX) {
-        why = "sender id too long";
-    }
+    const char *why = wire_validate(env);
     if (why != NULL) {
-        snprintf(err, errlen, "%s (version %u, body %d)", why, env->version, (int)env->body_case);
+        snprintf(err, errlen, "%s (version %u, body %s)", why, env->version, wire_body_name(env));
         replicacao__envelope__free_unpacked(env, NULL);
         return NULL;
     }

@@ -12,14 +12,18 @@
 
 typedef Replicacao__Envelope Envelope;
 
-#define WIRE_ID_MAX 64 /* bytes of an id, including the NUL */
+#include "bounds.h"
+
+#define WIRE_ID_MAX LIMIT_ID_BYTES
 
 /* Start an envelope from `from` at `epoch`; the caller sets one body. */
 void wire_init(Envelope *env, const char *from, uint64_t epoch);
 /* Pack into a fresh malloc'ed frame (header included). NULL when out of
  * memory. */
 uint8_t *wire_pack(const Envelope *env, size_t *frame_len);
-/* Unpack one frame's payload and validate it. NULL with a reason on error;
+/* Every field of an envelope within its domain: NULL, or why not. */
+const char *wire_validate(const Envelope *env);
+/* Unpack one frame's payload and validate it (wire_validate). NULL with a reason on error;
  * free a result with wire_free. */
 Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen);
 void wire_free(Envelope *env);

@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "supervisor.h"
 #include "transport.h"
+#include "validate.h"
 #include "wire.h"
 
 #include <cjson/cJSON.h>
@@ -45,19 +46,19 @@ struct job {
     /* Parameters, owned by the job. */
     char *data;
     size_t len;
-    char client_id[128];
+    char client_id[LIMIT_CLIENT_ID_BYTES];
     bool fault;
-    char replica[64]; /* JOB_REPLICA, JOB_FAIL ("" = primary) */
+    char replica[LIMIT_ID_BYTES]; /* JOB_REPLICA, JOB_FAIL ("" = primary) */
     uint64_t after;
     uint32_t limit;
     int64_t deadline; /* monotonic ms */
 
     /* Loop-thread state. */
     enum request_phase phase;
-    char target[64];       /* replica the request went to */
-    uint64_t target_epoch; /* the epoch it was primary in when sent */
-    char hint[64];         /* "not primary, try X" */
-    char failed[64];       /* fault request: who was failed */
+    char target[LIMIT_ID_BYTES]; /* replica the request went to */
+    uint64_t target_epoch;       /* the epoch it was primary in when sent */
+    char hint[LIMIT_ID_BYTES];   /* "not primary, try X" */
+    char failed[LIMIT_ID_BYTES]; /* fault request: who was failed */
     uint64_t failed_epoch;
     bool sent_once;
     int64_t next_try;
@@ -78,9 +79,9 @@ struct job {
 };
 
 struct replica {
-    char id[64];
-    char name[128];
-    char address[256];
+    char id[LIMIT_ID_BYTES];
+    char name[LIMIT_NAME_BYTES];
+    char address[LIMIT_NAME_BYTES];
     struct conn *conn; /* NULL while unreachable */
     bool failed;       /* failed on purpose or exited 75; cleared when back */
     Envelope *status;  /* last status reply (owned) */
@@ -115,11 +116,11 @@ struct cluster {
     /* The primary as last announced (elected event or a status saying so,
      * highest epoch wins), and failover timing: from its loss to the first
      * election of a higher epoch. */
-    char primary_id[64];
+    char primary_id[LIMIT_ID_BYTES];
     uint64_t primary_epoch;
     int64_t failover_start;
     uint64_t failover_epoch;
-    char failover_from[64];
+    char failover_from[LIMIT_ID_BYTES];
 
     /* The newest committed event not yet published. */
     cJSON *pending_commit;
@@ -587,8 +588,9 @@ static cJSON *entry_json(const Replicacao__Entry *e)
     cJSON_AddNumberToObject(o, "index", (double)e->index);
     cJSON_AddNumberToObject(o, "epoch", (double)e->epoch);
     cJSON_AddStringToObject(o, "id", e->client_id);
-    /* Empty bytes arrive as a NULL pointer: strndup must not see it. */
-    char *data = e->data.len ? strndup((const char *)e->data.data, e->data.len) : NULL;
+    /* Data is bytes on the wire (replctl may write anything): JSON gets
+     * U+FFFD for what is not UTF-8, and for NULs. */
+    char *data = utf8_sanitize(e->data.data, e->data.len);
     cJSON_AddStringToObject(o, "data", data ? data : "");
     free(data);
     cJSON_AddStringToObject(o, "primary", e->primary);
@@ -754,6 +756,18 @@ static void request_reply(struct cluster *c, struct job *j, const Replicacao__Cl
         request_event(c, j, "request_failed", 0, 0, "", rep->message);
         request_done(c, j, 400, cluster_error_json("rejected", rep->message));
         return;
+    case REPLICACAO__CLIENT_REPLY__STATUS__CONFLICT: {
+        request_event(c, j, "request_failed", 0, 0, "", rep->message);
+        cJSON *o = cJSON_CreateObject();
+        cJSON *err = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(err, "code", "id_conflict");
+        cJSON_AddStringToObject(err, "message", rep->message);
+        cJSON_AddNumberToObject(err, "index", (double)rep->index);
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        request_done(c, j, 409, s);
+        return;
+    }
     case REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY:
         snprintf(j->hint, sizeof(j->hint), "%s", rep->primary);
         j->phase = PHASE_SEND;
@@ -1157,7 +1171,7 @@ static void on_replica_exit(void *arg, const char *id, int64_t status, int sig)
 {
     struct cluster *c = arg;
     struct replica *r = replica_find(c, id);
-    if (r != NULL && status == 75) {
+    if (r != NULL && status == EXIT_FAILED_ON_REQUEST) {
         r->failed = true;
     }
     char detail[96];

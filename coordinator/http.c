@@ -10,6 +10,7 @@
  * than growing without bound.
  */
 #include "http.h"
+#include "api_input.h"
 #include "cluster.h"
 #include "logging.h"
 #include "metrics.h"
@@ -153,8 +154,9 @@ static int method_not_allowed(struct mg_connection *conn, const char *allow)
  * Routes
  * ====================================================================== */
 
-/* Read the whole body, at most max bytes. NULL with *status set (413, 400)
- * when it cannot. */
+/* Read the whole body, at most max bytes. NULL with *status set (413, 503)
+ * when it cannot. The buffer grows with what arrives, so a large
+ * --max-body-bytes costs nothing for small requests. */
 static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int *status)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -162,16 +164,24 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
         *status = 413;
         return NULL;
     }
-    char *buf = malloc(max + 1);
-    if (buf == NULL) {
-        *status = 503;
-        return NULL;
-    }
+    size_t cap = ri->content_length > 0 ? (size_t)ri->content_length + 1 : 4096;
+    char *buf = malloc(cap);
     size_t used = 0;
-    for (;;) {
-        int n = mg_read(conn, buf + used, max + 1 - used);
+    while (buf != NULL) {
+        if (used + 1 == cap) {
+            size_t grown = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            char *b = realloc(buf, grown);
+            if (b == NULL) {
+                break;
+            }
+            buf = b;
+            cap = grown;
+        }
+        int n = mg_read(conn, buf + used, cap - 1 - used);
         if (n <= 0) {
-            break;
+            buf[used] = '\0';
+            *len = used;
+            return buf;
         }
         used += (size_t)n;
         if (used > max) {
@@ -180,30 +190,9 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
             return NULL;
         }
     }
-    buf[used] = '\0';
-    *len = used;
-    return buf;
-}
-
-/* Query parameter as a number in [min, max]; def when absent. -1 when bad. */
-static int query_u64(const struct mg_request_info *ri, const char *name, uint64_t def, uint64_t min,
-                     uint64_t max, uint64_t *out)
-{
-    char buf[32];
-    const char *q = ri->query_string;
-    int n = q ? mg_get_var(q, strlen(q), name, buf, sizeof(buf)) : -1;
-    if (n < 0) {
-        *out = def;
-        return n == -1 ? 0 : -1; /* -1: absent; -2: too long */
-    }
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(buf, &end, 10);
-    if (errno != 0 || buf[0] == '\0' || *end != '\0' || buf[0] == '-' || v < min || v > max) {
-        return -1;
-    }
-    *out = v;
-    return 0;
+    free(buf);
+    *status = 503;
+    return NULL;
 }
 
 static void random_id(char *out, size_t len)
@@ -218,24 +207,9 @@ static void random_id(char *out, size_t len)
              raw[5], raw[6], raw[7]);
 }
 
-/* cJSON decodes \u0000 into a NUL that silently ends the string; refuse it
- * rather than store less than was sent. An escape is a backslash preceded
- * by an even number of backslashes. */
-static bool has_nul_escape(const char *s, size_t len)
+static int send_api_error(struct mg_connection *conn, const struct api_error *e)
 {
-    for (size_t i = 0; i + 6 <= len; i++) {
-        if (s[i] != '\\' || strncasecmp(s + i + 1, "u0000", 5) != 0) {
-            continue;
-        }
-        size_t slashes = 0;
-        while (slashes < i && s[i - 1 - slashes] == '\\') {
-            slashes++;
-        }
-        if (slashes % 2 == 0) {
-            return true;
-        }
-    }
-    return false;
+    return send_error(conn, e->status, e->code, e->message, NULL);
 }
 
 static int post_request(struct http *h, struct mg_connection *conn)
@@ -248,93 +222,42 @@ static int post_request(struct http *h, struct mg_connection *conn)
                    ? send_error(conn, 413, "too_large", "the request body is too large", NULL)
                    : send_error(conn, status, "unavailable", "cannot read the body", NULL);
     }
-    /* Whole body or nothing: no trailing text after the JSON (the length
-     * includes the terminator read_body adds, which cJSON wants to see). */
-    cJSON *json = cJSON_ParseWithLengthOpts(body, len + 1, NULL, 1);
-    bool nul = has_nul_escape(body, len);
+    struct api_write w;
+    struct api_error e;
+    int rc = api_parse_write(body, len, h->o.max_data_bytes, &w, &e);
     free(body);
-    if (nul) {
-        cJSON_Delete(json);
-        return send_error(conn, 400, "bad_json", "strings must not contain \\u0000", NULL);
+    if (rc < 0) {
+        return send_api_error(conn, &e);
     }
-    if (!cJSON_IsObject(json)) {
-        cJSON_Delete(json);
-        return send_error(conn, 400, "bad_json", "the body must be a JSON object", NULL);
-    }
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(json, "data");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "id");
-    const cJSON *fault = cJSON_GetObjectItemCaseSensitive(json, "fault");
-    const char *problem = NULL, *code = "bad_request";
-    if (!cJSON_IsString(data)) {
-        problem = "\"data\" (a string) is required";
-        code = "missing_data";
-    } else if (strlen(data->valuestring) > h->o.max_data_bytes) {
-        problem = "\"data\" is too large";
-        code = "too_large";
-    } else if (id != NULL && !cJSON_IsNull(id) &&
-               (!cJSON_IsString(id) || id->valuestring[0] == '\0' ||
-                strlen(id->valuestring) >= 128)) {
-        problem = "\"id\" must be a string of 1 to 127 bytes";
-    } else if (fault != NULL && !cJSON_IsBool(fault) && !cJSON_IsNull(fault)) {
-        problem = "\"fault\" must be true or false";
-    }
-    if (problem != NULL) {
-        cJSON_Delete(json);
-        return send_error(conn, 400, code, problem, NULL);
-    }
-    char client_id[128];
-    if (cJSON_IsString(id)) {
-        snprintf(client_id, sizeof(client_id), "%s", id->valuestring);
-    } else {
-        random_id(client_id, sizeof(client_id));
+    if (w.id[0] == '\0') {
+        random_id(w.id, sizeof(w.id));
     }
     struct cluster_reply r;
-    cluster_request(h->cluster, data->valuestring, strlen(data->valuestring), client_id,
-                    cJSON_IsTrue(fault), h->o.request_timeout_ms, &r);
-    cJSON_Delete(json);
+    cluster_request(h->cluster, w.data, w.len, w.id, w.fault, h->o.request_timeout_ms, &r);
+    api_write_free(&w);
     return send_reply(conn, &r);
 }
 
 static int get_requests(struct http *h, struct mg_connection *conn)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    uint64_t after, limit;
-    if (query_u64(ri, "after", 0, 0, UINT64_MAX, &after) < 0 ||
-        query_u64(ri, "limit", 100, 1, 1000, &limit) < 0) {
-        return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
-                          NULL);
+    struct api_page page;
+    struct api_error e;
+    if (api_parse_page(mg_get_request_info(conn)->query_string, LIMIT_READ_DEFAULT, LIMIT_READ_MAX,
+                       &page, &e) < 0) {
+        return send_api_error(conn, &e);
     }
     struct cluster_reply r;
-    cluster_read(h->cluster, after, (uint32_t)limit, h->o.request_timeout_ms, &r);
+    cluster_read(h->cluster, page.after, page.limit, h->o.request_timeout_ms, &r);
     return send_reply(conn, &r);
-}
-
-static bool valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n >= 64) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!isalnum((unsigned char)*p) && !strchr("-_.:", *p)) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static int replica_route(struct http *h, struct mg_connection *conn, const char *rest)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    char id[128];
+    char id[LIMIT_ID_BYTES];
     const char *slash = strchr(rest, '/');
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (n >= sizeof(id)) {
-        return send_error(conn, 404, "not_found", "no replica with that id", NULL);
-    }
-    memcpy(id, rest, n);
-    id[n] = '\0';
-    if (!valid_id(id)) {
+    if (api_parse_replica_id(rest, n, id) < 0) {
         return send_error(conn, 404, "not_found", "no replica with that id", NULL);
     }
     if (slash != NULL && strcmp(slash, "/fail") == 0) {
@@ -351,14 +274,13 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
     if (strcmp(ri->request_method, "GET") != 0) {
         return method_not_allowed(conn, "GET");
     }
-    uint64_t after, limit;
-    if (query_u64(ri, "after", 0, 0, UINT64_MAX, &after) < 0 ||
-        query_u64(ri, "limit", 50, 1, 1000, &limit) < 0) {
-        return send_error(conn, 400, "bad_query", "after and limit (1..1000) must be numbers",
-                          NULL);
+    struct api_page page;
+    struct api_error e;
+    if (api_parse_page(ri->query_string, LIMIT_DETAIL_DEFAULT, LIMIT_READ_MAX, &page, &e) < 0) {
+        return send_api_error(conn, &e);
     }
     struct cluster_reply r;
-    cluster_replica(h->cluster, id, after, (uint32_t)limit, h->o.request_timeout_ms, &r);
+    cluster_replica(h->cluster, id, page.after, page.limit, h->o.request_timeout_ms, &r);
     return send_reply(conn, &r);
 }
 

@@ -4,6 +4,7 @@
  * SIGINT or SIGTERM.
  */
 #include "cluster.h"
+#include "bounds.h"
 #include "flags.h"
 #include "http.h"
 #include "logging.h"
@@ -52,45 +53,50 @@ struct config {
     int level;
 };
 
+/* Each value is checked here, once, against bounds.h. */
 static int apply(void *ctx, const char *name, const char *v)
 {
     struct config *c = ctx;
     unsigned long long u = 0;
     if (strcmp(name, "listen") == 0) {
-        snprintf(c->http.listen, sizeof(c->http.listen), "%s", v);
+        return flags_text(c->http.listen, sizeof(c->http.listen), v);
     } else if (strcmp(name, "replicas") == 0) {
         c->replicas = v;
     } else if (strcmp(name, "replica-bin") == 0) {
-        snprintf(c->spawn.replica_bin, sizeof(c->spawn.replica_bin), "%s", v);
+        return flags_text(c->spawn.replica_bin, sizeof(c->spawn.replica_bin), v);
     } else if (strcmp(name, "data-dir") == 0) {
-        snprintf(c->spawn.data_dir, sizeof(c->spawn.data_dir), "%s", v);
+        return flags_text(c->spawn.data_dir, sizeof(c->spawn.data_dir), v);
     } else if (strcmp(name, "dashboard-dir") == 0) {
-        snprintf(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), "%s", v);
+        return flags_text(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), v);
     } else if (strcmp(name, "log-level") == 0) {
         c->level = log_level_parse(v);
         return c->level < 0 ? -1 : 0;
-    } else if (flags_uint(v, UINT32_MAX, &u) != 0) {
-        return -1;
     } else if (strcmp(name, "spawn") == 0) {
-        if (u > 32) {
+        if (flags_uint(v, 0, LIMIT_MEMBERS, &u) != 0) {
             return -1;
         }
         c->spawn.n = (unsigned)u;
     } else if (strcmp(name, "spawn-base-port") == 0) {
-        if (u == 0 || u > 65000) {
+        /* The replicas take the ports from here up. */
+        if (flags_uint(v, 1, 65535 - LIMIT_MEMBERS, &u) != 0) {
             return -1;
         }
         c->spawn.base_port = (unsigned)u;
-    } else if (strcmp(name, "request-timeout-ms") == 0 && u > 0) {
-        c->http.request_timeout_ms = (unsigned)u;
-    } else if (strcmp(name, "max-body-bytes") == 0 && u > 0) {
-        c->http.max_body_bytes = (size_t)u;
-    } else if (strcmp(name, "max-data-bytes") == 0 && u > 0) {
-        c->http.max_data_bytes = (size_t)u;
-    } else if (strcmp(name, "status-interval-ms") == 0 && u > 0) {
-        c->status_interval_ms = (unsigned)u;
-    } else if (u == 0) {
+    } else if (strcmp(name, "max-body-bytes") == 0 || strcmp(name, "max-data-bytes") == 0) {
+        if (flags_uint(v, 1, LIMIT_BODY_BYTES_MAX, &u) != 0) {
+            return -1;
+        }
+        if (strcmp(name, "max-body-bytes") == 0) {
+            c->http.max_body_bytes = (size_t)u;
+        } else {
+            c->http.max_data_bytes = (size_t)u;
+        }
+    } else if (flags_uint(v, 1, LIMIT_TIMING_MS_MAX, &u) != 0) {
         return -1;
+    } else if (strcmp(name, "request-timeout-ms") == 0) {
+        c->http.request_timeout_ms = (unsigned)u;
+    } else {
+        c->status_interval_ms = (unsigned)u;
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "flags.h"
 #include "logging.h"
 #include "node.h"
+#include "validate.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -24,7 +25,8 @@
 
 /* The one table --help, getopt and the environment are all read from. */
 static const struct flag flags[] = {
-    {"id", "REPLICA_ID", "ID", "replica id, stable across restarts (default: hostname)"},
+    {"id", "REPLICA_ID", "ID",
+     "replica id, stable across restarts: 1-63 of A-Z a-z 0-9 . _ : - (default: hostname)"},
     {"name", "REPLICA_NAME", "NAME", "display name (default: reverse DNS of own address, or id)"},
     {"listen", "REPLICA_LISTEN", "IP:PORT",
      "where peers and clients connect (default 0.0.0.0:5000)"},
@@ -120,41 +122,57 @@ struct replica_args {
     pid_t parent;
 };
 
+/* Each value is checked here, once, against bounds.h; main() then checks
+ * how they relate to each other. */
 static int apply(void *ctx, const char *name, const char *v)
 {
     struct replica_args *a = ctx;
     struct node_options *o = &a->o;
     unsigned long long u;
     if (strcmp(name, "id") == 0) {
-        if (strlen(v) == 0 || strlen(v) >= sizeof(o->id)) {
+        if (!validate_id(v)) {
             return -1;
         }
         snprintf(o->id, sizeof(o->id), "%s", v);
     } else if (strcmp(name, "name") == 0) {
-        snprintf(o->name, sizeof(o->name), "%s", v);
+        return flags_text(o->name, sizeof(o->name), v);
     } else if (strcmp(name, "listen") == 0) {
-        snprintf(o->listen, sizeof(o->listen), "%s", v);
+        return flags_text(o->listen, sizeof(o->listen), v);
     } else if (strcmp(name, "advertise") == 0) {
-        snprintf(o->advertise, sizeof(o->advertise), "%s", v);
+        return flags_text(o->advertise, sizeof(o->advertise), v);
     } else if (strcmp(name, "peers") == 0) {
         a->peers = v;
     } else if (strcmp(name, "data-dir") == 0) {
-        snprintf(o->data_dir, sizeof(o->data_dir), "%s", v);
+        return flags_text(o->data_dir, sizeof(o->data_dir), v);
     } else if (strcmp(name, "parent-pid") == 0) {
-        if (flags_uint(v, INT32_MAX, &u) != 0 || u < 2) {
+        if (flags_uint(v, 2, INT32_MAX, &u) != 0) {
             return -1;
         }
         a->parent = (pid_t)u;
     } else if (strcmp(name, "log-level") == 0) {
         a->level = log_level_parse(v);
         return a->level < 0 ? -1 : 0;
-    } else {
-        if (flags_uint(v, 1ULL << 32, &u) != 0 || u == 0) {
+    } else if (strcmp(name, "initial-size") == 0) {
+        if (flags_uint(v, 1, LIMIT_MEMBERS, &u) != 0) {
             return -1;
         }
-        if (strcmp(name, "initial-size") == 0) {
-            o->initial_size = (unsigned)u;
-        } else if (strcmp(name, "heartbeat-ms") == 0) {
+        o->initial_size = (unsigned)u;
+    } else if (strcmp(name, "max-frame-bytes") == 0) {
+        if (flags_uint(v, LIMIT_FRAME_BYTES_MIN, LIMIT_FRAME_BYTES_MAX, &u) != 0) {
+            return -1;
+        }
+        o->max_frame_bytes = (size_t)u;
+    } else if (strcmp(name, "max-request-bytes") == 0) {
+        if (flags_uint(v, 1, LIMIT_FRAME_BYTES_MAX, &u) != 0) {
+            return -1;
+        }
+        o->max_request_bytes = (size_t)u;
+    } else {
+        /* The timings. */
+        if (flags_uint(v, 1, LIMIT_TIMING_MS_MAX, &u) != 0) {
+            return -1;
+        }
+        if (strcmp(name, "heartbeat-ms") == 0) {
             o->heartbeat_ms = (unsigned)u;
         } else if (strcmp(name, "election-min-ms") == 0) {
             o->election_min_ms = (unsigned)u;
@@ -162,10 +180,6 @@ static int apply(void *ctx, const char *name, const char *v)
             o->election_max_ms = (unsigned)u;
         } else if (strcmp(name, "resolve-interval-ms") == 0) {
             o->resolve_interval_ms = (unsigned)u;
-        } else if (strcmp(name, "max-frame-bytes") == 0) {
-            o->max_frame_bytes = (size_t)u;
-        } else if (strcmp(name, "max-request-bytes") == 0) {
-            o->max_request_bytes = (size_t)u;
         }
     }
     return 0;
@@ -217,15 +231,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "replica: need heartbeat < election-min < election-max\n");
         return 2;
     }
+    /* One request must fit in one Append, which must fit in one frame. */
+    if (o.max_request_bytes > o.max_frame_bytes / 4) {
+        fprintf(stderr, "replica: --max-request-bytes must be at most a quarter of "
+                        "--max-frame-bytes\n");
+        return 2;
+    }
 
     char host[256] = "localhost";
     gethostname(host, sizeof(host));
     host[sizeof(host) - 1] = '\0';
     if (o.id[0] == '\0') {
-        snprintf(o.id, sizeof(o.id), "%.*s", (int)sizeof(o.id) - 1, host);
+        if (!validate_id(host)) {
+            fprintf(stderr,
+                    "replica: the hostname '%s' is not a valid id; give --id (1 to %d "
+                    "characters of A-Z a-z 0-9 . _ : -)\n",
+                    host, LIMIT_ID_BYTES - 1);
+            return 2;
+        }
+        snprintf(o.id, sizeof(o.id), "%s", host);
     }
     if (o.name[0] == '\0') {
         default_name(host, o.name, sizeof(o.name), o.id);
+        if (!validate_text(o.name, strlen(o.name), sizeof(o.name))) {
+            snprintf(o.name, sizeof(o.name), "%s", o.id); /* what DNS said is not a name */
+        }
     }
     const char *port = strrchr(o.listen, ':');
     if (port == NULL) {

@@ -23,9 +23,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define READ_LIMIT_DEFAULT 100
-#define READ_LIMIT_MAX     1000
-
 /* A client request waiting for the core's reply. The core holds a pointer
  * to it as its token; the connection may close first, then conn is NULL. */
 struct call {
@@ -347,11 +344,14 @@ static bool read_matches(struct node *n, const struct core_entry *e, int filter)
 
 static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
 {
-    uint32_t limit = req->limit ? req->limit : READ_LIMIT_DEFAULT;
-    if (limit > READ_LIMIT_MAX) {
-        limit = READ_LIMIT_MAX;
+    uint32_t limit = req->limit ? req->limit : LIMIT_READ_DEFAULT;
+    if (limit > LIMIT_READ_MAX) {
+        limit = LIMIT_READ_MAX;
     }
     uint64_t commit = core_commit_index(n->core);
+    /* Any `after` is a valid question: past the commit index (up to
+     * UINT64_MAX, where after + 1 would wrap) the answer is no entries. */
+    uint64_t first = req->after < commit ? req->after + 1 : commit + 1;
     Replicacao__Entry *entries = calloc(limit, sizeof(*entries));
     Replicacao__Entry **ptrs = calloc(limit, sizeof(*ptrs));
     if (entries == NULL || ptrs == NULL) {
@@ -361,7 +361,7 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
         return;
     }
     size_t count = 0;
-    for (uint64_t i = req->after + 1; i <= commit && count < limit; i++) {
+    for (uint64_t i = first; i <= commit && count < limit; i++) {
         const struct core_entry *e = core_entry_at(n->core, i);
         if (read_matches(n, e, req->filter)) {
             codec_entry_to_pb(e, &entries[count]);

@@ -28,7 +28,7 @@ struct node_options {
 
 /* Exit codes: 0 after SIGTERM/SIGINT, 75 when asked to fail, 1 on a fatal
  * error (unusable data dir, failed fsync, cannot listen). */
-#define NODE_EXIT_FAILED 75
+#define NODE_EXIT_FAILED EXIT_FAILED_ON_REQUEST
 
 int node_run(const struct node_options *o);
 

@@ -4,6 +4,7 @@
  * (learner). Text keeps the log readable with `strings`.
  */
 #include "core.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,11 @@ int core_config_decode(const uint8_t *data, size_t len, struct core_member *m, u
         m[*n].voter = data[pos] == 'v';
         memcpy(m[*n].id, data + pos + 2, line - 2);
         m[*n].id[line - 2] = '\0';
+        /* The id must be the whole rest of the line: an id holding a NUL,
+         * a space or anything outside the alphabet is garbage. */
+        if (!validate_id(m[*n].id) || strlen(m[*n].id) != line - 2) {
+            return -1;
+        }
         (*n)++;
         pos += line + (nl ? 1 : 0);
     }

@@ -9,6 +9,7 @@
  */
 #include "core.h"
 #include "idmap.h"
+#include "validate.h"
 
 #include <stdio.h> /* snprintf only */
 #include <stdlib.h>
@@ -955,9 +956,9 @@ void core_client_request(struct core *c, int64_t now, uint64_t token, const char
         reply_now(c, token, CORE_REPLY_NOT_PRIMARY, 0, c->hs.epoch, c->primary, "not primary");
         return;
     }
-    if (client_id == NULL || client_id[0] == '\0' || strlen(client_id) >= CORE_CLIENT_ID_MAX) {
+    if (client_id == NULL || !validate_client_id(client_id, strlen(client_id))) {
         reply_now(c, token, CORE_REPLY_REJECTED, 0, c->hs.epoch, c->id,
-                  "client id must be 1 to 127 bytes");
+                  "client id must be 1 to 127 bytes of UTF-8 without control characters");
         return;
     }
     if (len > c->o.max_request_bytes) {
@@ -965,10 +966,22 @@ void core_client_request(struct core *c, int64_t now, uint64_t token, const char
         return;
     }
     uint64_t index = idmap_get(&c->client_ids, client_id);
-    if (index != 0 && index <= c->commit) {
+    if (index != 0) {
+        /* A retry must carry what the id was first used for: answering
+         * with the original index for other data would claim a write that
+         * never happened. */
         const struct core_entry *e = &c->log[index - 1];
-        reply_now(c, token, CORE_REPLY_OK, index, e->epoch, e->primary, "duplicate");
-        return;
+        if (e->len != len || (len > 0 && memcmp(e->data, data, len) != 0)) {
+            char why[96];
+            snprintf(why, sizeof(why), "client id already used for other data, at index %llu",
+                     (unsigned long long)index);
+            reply_now(c, token, CORE_REPLY_CONFLICT, index, e->epoch, e->primary, why);
+            return;
+        }
+        if (index <= c->commit) {
+            reply_now(c, token, CORE_REPLY_OK, index, e->epoch, e->primary, "duplicate");
+            return;
+        }
     }
     if (index == 0) {
         append_local(c, CORE_ENTRY_DATA, client_id, data, len);

@@ -28,9 +28,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CORE_ID_MAX        64 /* replica ids, including the NUL */
-#define CORE_CLIENT_ID_MAX 128
-#define CORE_MAX_MEMBERS   32
+#include "bounds.h"
+
+#define CORE_ID_MAX        LIMIT_ID_BYTES /* replica ids, including the NUL */
+#define CORE_CLIENT_ID_MAX LIMIT_CLIENT_ID_BYTES
+#define CORE_MAX_MEMBERS   LIMIT_MEMBERS
 
 enum core_role {
     CORE_BACKUP,    /* a voter following a primary (or waiting for one) */
@@ -112,6 +114,7 @@ enum core_reply_status {
     CORE_REPLY_NOT_PRIMARY, /* primary holds the id of who is, or "" */
     CORE_REPLY_UNKNOWN,     /* lost primacy before commit: retry, same id */
     CORE_REPLY_REJECTED,    /* the request itself is invalid */
+    CORE_REPLY_CONFLICT,    /* the client id is taken by other data, at index */
 };
 
 struct core_reply {

@@ -93,11 +93,6 @@ void codec_out_release(struct codec_out *o)
     o->entry_ptrs = NULL;
 }
 
-static int id_ok(const char *s)
-{
-    return strlen(s) < CORE_ID_MAX;
-}
-
 int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **scratch, char *err,
                   size_t errlen)
 {
@@ -112,16 +107,7 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         m->vote_request.last_index = v->last_index;
         m->vote_request.last_epoch = v->last_epoch;
         m->vote_request.pre_vote = v->pre_vote;
-        if (v->n_bootstrap > CORE_MAX_MEMBERS) {
-            snprintf(err, errlen, "bootstrap list of %zu ids", v->n_bootstrap);
-            return -1;
-        }
-        for (size_t i = 0; i < v->n_bootstrap; i++) {
-            if (!id_ok(v->bootstrap[i])) {
-                snprintf(err, errlen, "bootstrap id too long");
-                return -1;
-            }
-        }
+        /* wire_unpack checked the list's length and ids. */
         m->vote_request.n_bootstrap = (unsigned)v->n_bootstrap;
         m->vote_request.bootstrap = (const char *const *)v->bootstrap;
         return 1;
@@ -144,11 +130,17 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
                 return -1;
             }
             for (size_t i = 0; i < a->n_entries; i++) {
+                /* wire_unpack checked each field; what is left is the
+                 * payload of a configuration entry, which only the core's
+                 * codec can read. */
                 const Replicacao__Entry *pe = a->entries[i];
-                if (pe->index != a->prev_index + i + 1 || (unsigned)pe->type > 2 ||
-                    strlen(pe->client_id) >= CORE_CLIENT_ID_MAX || !id_ok(pe->primary)) {
+                struct core_member members[CORE_MAX_MEMBERS];
+                unsigned n_members;
+                if (pe->type == REPLICACAO__ENTRY_TYPE__ENTRY_CONFIG &&
+                    core_config_decode(pe->data.data, pe->data.len, members, &n_members) != 0) {
                     free(es);
-                    snprintf(err, errlen, "invalid entry %zu in append", i);
+                    snprintf(err, errlen, "undecodable configuration in entry %llu",
+                             (unsigned long long)pe->index);
                     return -1;
                 }
                 es[i].index = pe->index;

@@ -189,6 +189,7 @@ static void c_server_message(int fd, const char *peer)
     Envelope env;
     Replicacao__Status s = REPLICACAO__STATUS__INIT;
     wire_init(&env, "it-bad", 0);
+    s.id = "it-bad"; /* a well-formed Status, so only its direction is wrong */
     s.role = "primary";
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;

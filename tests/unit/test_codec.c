@@ -86,9 +86,23 @@ static void trip(const struct core_msg *in, struct received *out)
     assert_int_equal(out->m.epoch, in->epoch);
 }
 
-/* env must be refused: -1, a reason, and nothing left to free. */
+/* env must be refused before the core sees it: by wire_unpack (the wire's
+ * validation layer), or else by codec_to_core with -1, a reason, and
+ * nothing left to free. */
 static void expect_invalid(const Envelope *env)
 {
+    size_t frame_len;
+    uint8_t *frame = wire_pack(env, &frame_len);
+    char why[160] = "";
+    assert_non_null(frame);
+    Envelope *refused =
+        wire_unpack(frame + FRAME_HEADER_BYTES, frame_len - FRAME_HEADER_BYTES, why, sizeof why);
+    free(frame);
+    if (refused == NULL) {
+        assert_true(strlen(why) > 0);
+        return;
+    }
+    wire_free(refused);
     Envelope *in = through_wire(env);
     struct core_msg m;
     static struct core_entry poison;
@@ -222,15 +236,15 @@ static void test_trip_append(void **state)
          .primary = "r1",
          .data = BINARY,
          .len = sizeof BINARY},
-        /* NULL strings go out as "" (codec_entry_to_pb) */
-        {.index = 102, .epoch = 12, .type = CORE_ENTRY_NOOP, .time_ms = -5},
+        /* A NULL client id goes out as "" (codec_entry_to_pb) */
+        {.index = 102, .epoch = 12, .type = CORE_ENTRY_NOOP, .time_ms = -5, .primary = "r1"},
         {.index = 103,
          .epoch = 12,
          .type = CORE_ENTRY_CONFIG,
          .client_id = "",
          .primary = "r1",
-         .data = BINARY + 1,
-         .len = 3},
+         .data = (const uint8_t *)"v r1\nl r2\n",
+         .len = 10},
     };
     struct core_msg in = {.type = CORE_MSG_APPEND, .epoch = 12};
     struct received r;
@@ -351,7 +365,21 @@ static void test_append_entry_type_refused(void **state)
 
     pb_append_make(&p);
     p.e[0].type = REPLICACAO__ENTRY_TYPE__ENTRY_CONFIG; /* the last valid one */
+    p.e[0].client_id = "";
+    p.e[0].data.data = (uint8_t *)"v r1\n";
+    p.e[0].data.len = 5;
     expect_valid_append(&p);
+    /* A configuration whose id holds a newline reads as two members. */
+    p.e[0].data.data = (uint8_t *)"v r1\nv r2\n";
+    p.e[0].data.len = 10;
+    expect_valid_append(&p);
+    p.e[0].data.data = (uint8_t *)"v r1 r2\n";
+    p.e[0].data.len = 8;
+    expect_invalid(&p.env);
+    p.e[0].data.len = 5;
+    p.e[0].client_id = "c:1"; /* only data entries carry a client id */
+    expect_invalid(&p.env);
+    p.e[0].client_id = "";
     p.e[0].type = (Replicacao__EntryType)3;
     expect_invalid(&p.env);
     p.e[0].type = (Replicacao__EntryType)-1;

@@ -98,6 +98,15 @@ static uint8_t *pack_payload(const Envelope *env, size_t *len)
     return buf;
 }
 
+/* A well-formed message whose fields are out of their domain. */
+static void expect_envelope_refused(const Envelope *env, const char *reason_part)
+{
+    size_t len;
+    uint8_t *buf = pack_payload(env, &len);
+    expect_refused(buf, len, reason_part);
+    free(buf);
+}
+
 static void assert_bytes_equal(ProtobufCBinaryData got, const uint8_t *want, size_t len)
 {
     assert_int_equal(got.len, len);
@@ -161,9 +170,9 @@ static void test_trip_vote_request(void **state)
     Replicacao__VoteRequest v;
     char *boot[] = {"r1", "r2", "replica-three.example.org"};
 
-    wire_init(&env, "r1", UINT64_MAX);
+    wire_init(&env, "r1", LIMIT_COUNTER_MAX);
     replicacao__vote_request__init(&v);
-    v.last_index = UINT64_MAX - 1;
+    v.last_index = LIMIT_COUNTER_MAX - 1;
     v.last_epoch = 1ull << 40;
     v.pre_vote = true;
     v.n_bootstrap = 3;
@@ -189,6 +198,18 @@ static void test_trip_vote_request(void **state)
     assert_int_equal(out->vote_request->n_bootstrap, 0);
     assert_false(out->vote_request->pre_vote);
     wire_free(out);
+
+    /* Past 2^53 - 1 an epoch or index is garbage, not a big number. */
+    env.epoch = LIMIT_COUNTER_MAX + 1;
+    expect_envelope_refused(&env, "epoch out of range");
+    env.epoch = 1;
+    v.last_index = UINT64_MAX;
+    expect_envelope_refused(&env, "out of range");
+    v.last_index = 1;
+    char *newline[] = {"r1", "r2\nv r9"};
+    v.n_bootstrap = 2;
+    v.bootstrap = newline;
+    expect_envelope_refused(&env, "invalid id");
 }
 
 static void test_trip_vote_response(void **state)
@@ -278,12 +299,15 @@ static void test_trip_append_response(void **state)
     wire_free(out);
 
     a.success = true;
-    a.match_index = UINT64_MAX;
+    a.match_index = LIMIT_COUNTER_MAX;
     a.hint_index = 0;
     out = trip(&env, "append_response");
     assert_true(out->append_response->success);
-    assert_int_equal(out->append_response->match_index, UINT64_MAX);
+    assert_int_equal(out->append_response->match_index, LIMIT_COUNTER_MAX);
     wire_free(out);
+
+    a.match_index = UINT64_MAX;
+    expect_envelope_refused(&env, "out of range");
 }
 
 static void test_trip_client_request(void **state)

@@ -1,0 +1,212 @@
+/*
+ * coordinator/api_input.c — see api_input.h.
+ */
+#include "api_input.h"
+#include "validate.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(struct api_error *err, int status, const char *code, const char *fmt, ...)
+{
+    err->status = status;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* cJSON decodes \u0000 into a NUL that silently ends the string; refuse it
+ * rather than keep less than was sent. An escape is a backslash preceded by
+ * an even number of backslashes. */
+static bool has_nul_escape(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (s[i] != '\\' || strncmp(s + i + 1, "u0000", 5) != 0) {
+            continue;
+        }
+        size_t slashes = 0;
+        while (slashes < i && s[i - 1 - slashes] == '\\') {
+            slashes++;
+        }
+        if (slashes % 2 == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The checks that need the raw text, before cJSON sees it: cJSON neither
+ * bounds recursion usefully for a small thread stack nor checks UTF-8. */
+static int check_raw(const char *body, size_t len, struct api_error *err)
+{
+    if (memchr(body, '\0', len) != NULL) {
+        return fail(err, 400, "bad_json", "the body holds a NUL byte");
+    }
+    if (json_depth(body, len, LIMIT_JSON_DEPTH) > LIMIT_JSON_DEPTH) {
+        return fail(err, 400, "bad_json", "JSON nested deeper than %d levels", LIMIT_JSON_DEPTH);
+    }
+    if (!utf8_valid((const uint8_t *)body, len)) {
+        return fail(err, 400, "bad_encoding", "the body is not valid UTF-8");
+    }
+    if (has_nul_escape(body, len)) {
+        return fail(err, 400, "bad_json", "strings must not contain \\u0000");
+    }
+    return 0;
+}
+
+/* After cJSON: escapes such as a lone "\ud800" decode to bytes that are not
+ * UTF-8, so the decoded strings are checked again. */
+static int check_fields(const cJSON *data, const cJSON *id, const cJSON *fault,
+                        size_t max_data_bytes, struct api_error *err)
+{
+    if (!cJSON_IsString(data)) {
+        return fail(err, 400, "missing_data", "\"data\" (a string) is required");
+    }
+    size_t len = strlen(data->valuestring);
+    if (len > max_data_bytes) {
+        return fail(err, 400, "too_large", "\"data\" is too large (%zu bytes, at most %zu)", len,
+                    max_data_bytes);
+    }
+    if (!utf8_valid((const uint8_t *)data->valuestring, len)) {
+        return fail(err, 400, "bad_encoding", "\"data\" is not valid UTF-8");
+    }
+    if (id != NULL && !cJSON_IsNull(id) &&
+        (!cJSON_IsString(id) || !validate_client_id(id->valuestring, strlen(id->valuestring)))) {
+        return fail(err, 400, "bad_request",
+                    "\"id\" must be a string of 1 to %d bytes of UTF-8 without control characters",
+                    LIMIT_CLIENT_ID_BYTES - 1);
+    }
+    if (fault != NULL && !cJSON_IsBool(fault) && !cJSON_IsNull(fault)) {
+        return fail(err, 400, "bad_request", "\"fault\" must be true or false");
+    }
+    return 0;
+}
+
+int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct api_write *out,
+                    struct api_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (check_raw(body, len, err) < 0) {
+        return -1;
+    }
+    /* Whole body or nothing: only white space may follow the object. */
+    const char *end = body;
+    cJSON *json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    while (json != NULL && end < body + len &&
+           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (json != NULL && end != body + len) {
+        cJSON_Delete(json);
+        json = NULL;
+    }
+    if (!cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        return fail(err, 400, "bad_json", "the body must be one JSON object");
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(json, "data");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "id");
+    const cJSON *fault = cJSON_GetObjectItemCaseSensitive(json, "fault");
+    if (check_fields(data, id, fault, max_data_bytes, err) < 0) {
+        cJSON_Delete(json);
+        return -1;
+    }
+    out->len = strlen(data->valuestring);
+    out->data = malloc(out->len + 1);
+    if (out->data == NULL) {
+        cJSON_Delete(json);
+        return fail(err, 503, "unavailable", "out of memory");
+    }
+    memcpy(out->data, data->valuestring, out->len + 1);
+    if (cJSON_IsString(id)) {
+        snprintf(out->id, sizeof(out->id), "%s", id->valuestring);
+    }
+    out->fault = cJSON_IsTrue(fault);
+    cJSON_Delete(json);
+    return 0;
+}
+
+void api_write_free(struct api_write *w)
+{
+    free(w->data);
+    w->data = NULL;
+}
+
+/* One query parameter's raw (still percent-encoded) value; *n is -1 when
+ * absent, and -2 when the parameter appears more than once. */
+static const char *query_param(const char *q, const char *name, int *n)
+{
+    size_t name_len = strlen(name);
+    const char *found = NULL;
+    *n = -1;
+    for (const char *p = q; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t part = amp ? (size_t)(amp - p) : strlen(p);
+        if (part > name_len && strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
+            if (found != NULL) {
+                *n = -2;
+                return NULL;
+            }
+            found = p + name_len + 1;
+            *n = (int)(part - name_len - 1 < 4096 ? part - name_len - 1 : 4096);
+        } else if (part == name_len && strncmp(p, name, name_len) == 0) {
+            *n = -2; /* "after" with no value */
+            return NULL;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return found;
+}
+
+static int page_param(const char *q, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                      uint64_t *out)
+{
+    int n;
+    const char *raw = query_param(q, name, &n);
+    if (n == -1) {
+        *out = def;
+        return 0;
+    }
+    char buf[32];
+    /* Numbers need no percent-encoding: a '%' or anything past 20 digits
+     * is refused as it stands. */
+    if (n < 0 || (size_t)n >= sizeof(buf)) {
+        return -1;
+    }
+    memcpy(buf, raw, (size_t)n);
+    buf[n] = '\0';
+    return parse_u64(buf, min, max, out);
+}
+
+int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit,
+                   struct api_page *out, struct api_error *err)
+{
+    const char *q = query ? query : "";
+    uint64_t after, limit;
+    if (page_param(q, "after", 0, 0, UINT64_MAX, &after) < 0 ||
+        page_param(q, "limit", default_limit, 1, max_limit, &limit) < 0) {
+        return fail(err, 400, "bad_query",
+                    "after must be a number from 0 to 18446744073709551615 and limit one from 1 "
+                    "to %u, each given once",
+                    max_limit);
+    }
+    out->after = after;
+    out->limit = (uint32_t)limit;
+    return 0;
+}
+
+int api_parse_replica_id(const char *segment, size_t len, char out[LIMIT_ID_BYTES])
+{
+    if (len == 0 || len >= LIMIT_ID_BYTES || memchr(segment, '\0', len) != NULL) {
+        return -1;
+    }
+    memcpy(out, segment, len);
+    out[len] = '\0';
+    return validate_id(out) ? 0 : -1;
+}
