@@ -1631,6 +1631,51 @@ static void test_retry_while_pending_appends_once(void **state)
     assert_int_equal(st.synced, 0);
 }
 
+/* A client id names one write. Reused for other data, pending or committed,
+ * it is refused with the original index and the log does not change. */
+static void test_retry_with_other_data_conflicts(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = primary_a(w, 1000);
+    deliver(a, 1001, msg_append_resp("b", 2, true, 2, 0));
+    size_t m = mark(a);
+
+    request(a, 1002, 1, "x", "hello");
+    request(a, 1003, 2, "x", "other"); /* while pending */
+    assert_reply(find_reply(a, m, 2), CORE_REPLY_CONFLICT, 3, 2, "a");
+    request(a, 1003, 3, "x", "hell"); /* a prefix is other data too */
+    assert_reply(find_reply(a, m, 3), CORE_REPLY_CONFLICT, 3, 2, "a");
+    assert_int_equal(count(a, m, REC_ENTRIES), 1);
+
+    deliver(a, 1004, msg_append_resp("c", 2, true, 3, 0));
+    assert_reply(find_reply(a, m, 1), CORE_REPLY_OK, 3, 2, "a");
+    m = mark(a);
+    request(a, 1005, 4, "x", "other"); /* after the commit */
+    assert_reply(find_reply(a, m, 4), CORE_REPLY_CONFLICT, 3, 2, "a");
+    request(a, 1005, 5, "x", "hello");
+    assert_reply(find_reply(a, m, 5), CORE_REPLY_OK, 3, 2, "a");
+    assert_int_equal(count(a, m, REC_ENTRIES), 0);
+    assert_int_equal(core_last_index(a->core), 3);
+}
+
+/* Client ids are checked by the core too: the simulator and any adapter
+ * reach it without the wire's validation. */
+static void test_client_id_alphabet(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = primary_a(w, 1000);
+    size_t m = mark(a);
+    request(a, 1001, 1, "a\nb", "x");
+    request(a, 1001, 2, "\xff", "x");
+    request(a, 1001, 3, "", "x");
+    for (uint64_t t = 1; t <= 3; t++) {
+        assert_int_equal(find_reply(a, m, t)->reply.status, CORE_REPLY_REJECTED);
+    }
+    request(a, 1001, 4, "caf\xc3\xa9", "x"); /* UTF-8 is fine */
+    assert_null(find_reply(a, m, 4));
+    assert_int_equal(count(a, m, REC_ENTRIES), 1);
+}
+
 /* The entry a deposed primary replicated is found by the new primary: a retry
  * there waits for it instead of applying the request a second time. */
 static void test_retry_after_failover_applies_once(void **state)
@@ -2123,6 +2168,8 @@ int main(void)
         T(test_request_on_backup_names_primary),
         T(test_request_rejected),
         T(test_retry_while_pending_appends_once),
+        T(test_retry_with_other_data_conflicts),
+        T(test_client_id_alphabet),
         T(test_retry_after_failover_applies_once),
         T(test_requests_batched_per_flush),
         T(test_reconnected_peer_gets_resend),
