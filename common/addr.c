@@ -2,6 +2,7 @@
  * common/addr.c — see addr.h.
  */
 #include "addr.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,8 @@
 
 static int valid_port(const char *p)
 {
-    char *end;
-    long v = strtol(p, &end, 10);
-    return *p != '\0' && *end == '\0' && v > 0 && v < 65536;
+    uint64_t v;
+    return parse_u64(p, 1, 65535, &v) == 0;
 }
 
 int addr_split(const char *s, const char *default_port, struct addr_item *out)
@@ -38,7 +38,8 @@ int addr_split(const char *s, const char *default_port, struct addr_item *out)
     if (port == NULL) {
         port = default_port;
     }
-    if (host_len == 0 || host_len >= sizeof(out->host) || port == NULL || !valid_port(port)) {
+    if (host_len == 0 || host_len >= sizeof(out->host) || port == NULL || !valid_port(port) ||
+        !validate_text(host, host_len, sizeof(out->host))) {
         return -1;
     }
     memcpy(out->host, host, host_len);

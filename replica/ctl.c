@@ -15,6 +15,8 @@
 #include "addr.h"
 #include "client.h"
 #include "clock.h"
+#include "flags.h"
+#include "validate.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -161,8 +163,8 @@ int main(int argc, char **argv)
 {
     const char *addr_arg = NULL, *client_id = NULL, *filter_name = NULL;
     int timeout = 5000;
-    unsigned long long after = 0;
-    unsigned limit = 100;
+    unsigned long long after = 0, u;
+    unsigned limit = LIMIT_READ_DEFAULT;
     int opt;
     while ((opt = getopt(argc, argv, "+a:t:i:f:s:n:h")) != -1) {
         switch (opt) {
@@ -170,7 +172,11 @@ int main(int argc, char **argv)
             addr_arg = optarg;
             break;
         case 't':
-            timeout = atoi(optarg);
+            if (flags_uint(optarg, 1, LIMIT_TIMING_MS_MAX, &u) != 0) {
+                fprintf(stderr, "replctl: -t wants milliseconds (1 to %u)\n", LIMIT_TIMING_MS_MAX);
+                return 2;
+            }
+            timeout = (int)u;
             break;
         case 'i':
             client_id = optarg;
@@ -179,10 +185,17 @@ int main(int argc, char **argv)
             filter_name = optarg;
             break;
         case 's':
-            after = strtoull(optarg, NULL, 10);
+            if (flags_uint(optarg, 0, UINT64_MAX, &after) != 0) {
+                fprintf(stderr, "replctl: -s wants an index (a number)\n");
+                return 2;
+            }
             break;
         case 'n':
-            limit = (unsigned)atoi(optarg);
+            if (flags_uint(optarg, 1, LIMIT_READ_MAX, &u) != 0) {
+                fprintf(stderr, "replctl: -n wants 1 to %d\n", LIMIT_READ_MAX);
+                return 2;
+            }
+            limit = (unsigned)u;
             break;
         case 'h':
             usage(stdout);
@@ -214,15 +227,29 @@ int main(int argc, char **argv)
             filter_name = optarg;
             break;
         case 's':
-            after = strtoull(optarg, NULL, 10);
+            if (flags_uint(optarg, 0, UINT64_MAX, &after) != 0) {
+                fprintf(stderr, "replctl: -s wants an index (a number)\n");
+                return 2;
+            }
             break;
         case 'n':
-            limit = (unsigned)atoi(optarg);
+            if (flags_uint(optarg, 1, LIMIT_READ_MAX, &u) != 0) {
+                fprintf(stderr, "replctl: -n wants 1 to %d\n", LIMIT_READ_MAX);
+                return 2;
+            }
+            limit = (unsigned)u;
             break;
         default:
             usage(stderr);
             return 2;
         }
+    }
+    if (client_id != NULL && !validate_client_id(client_id, strlen(client_id))) {
+        fprintf(stderr,
+                "replctl: -i: a client id is 1 to %d bytes of UTF-8 without control "
+                "characters\n",
+                LIMIT_CLIENT_ID_BYTES - 1);
+        return 2;
     }
     if (strcmp(cmd, "put") == 0) {
         if (optind >= argc) {
