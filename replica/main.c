@@ -249,7 +249,7 @@ int main(int argc, char **argv)
                     host, LIMIT_ID_BYTES - 1);
             return 2;
         }
-        snprintf(o.id, sizeof(o.id), "%s", host);
+        memcpy(o.id, host, strlen(host) + 1); /* validate_id bounds it */
     }
     if (o.name[0] == '\0') {
         default_name(host, o.name, sizeof(o.name), o.id);
