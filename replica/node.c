@@ -42,7 +42,7 @@ struct node {
     struct node_options o;
     uv_loop_t loop;
     struct core *core;
-    struct core_io io;
+    struct core_sink sink;
     struct wal *wal;
     struct transport *t;
     struct discovery *disc;
@@ -54,7 +54,7 @@ struct node {
     uint64_t rng;
     bool stopping;
     int exit_code;
-    bool state_dirty; /* a hard-state record waits for the next fsync */
+    bool early_queued; /* early Appends wait in connection buffers */
 };
 
 static int64_t now_ms(void)
@@ -69,17 +69,17 @@ static void fatal(const char *what, int rc)
 }
 
 /* ========================================================================
- * The core's io
+ * Carrying out the core's updates
  * ====================================================================== */
 
-static struct node *node_of(struct core_io *io)
+static struct node *node_of(struct core_sink *s)
 {
-    return io->data;
+    return s->data;
 }
 
-static void io_send(struct core_io *io, const char *to, const struct core_msg *m)
+static void sink_send(struct core_sink *s, const char *to, const struct core_msg *m, bool early)
 {
-    struct node *n = node_of(io);
+    struct node *n = node_of(s);
     struct conn *c = transport_peer(n->t, to);
     if (c == NULL) {
         return; /* not connected: the core retries on its own schedule */
@@ -89,25 +89,37 @@ static void io_send(struct core_io *io, const char *to, const struct core_msg *m
         conn_queue(c, &out.env);
         codec_out_release(&out);
     }
+    n->early_queued |= early;
 }
 
-static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
+static void sink_persist_state(struct core_sink *s, const struct core_hard_state *hs)
 {
-    struct node *n = node_of(io);
-    n->state_dirty = true;
-    int rc = wal_append_state(n->wal, hs);
+    int rc = wal_append_state(node_of(s)->wal, hs);
     if (rc < 0) {
         fatal("buffering hard state", rc);
     }
 }
 
-static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
-                               const struct core_entry *e, size_t count)
+static void sink_persist_entries(struct core_sink *s, uint64_t truncate_from,
+                                 const struct core_entry *e, size_t count)
 {
-    struct node *n = node_of(io);
-    int rc = wal_append_entries(n->wal, truncate_from, e, count);
+    int rc = wal_append_entries(node_of(s)->wal, truncate_from, e, count);
     if (rc < 0) {
         fatal("buffering log entries", rc);
+    }
+}
+
+/* Early Appends go on the wire now, so the backups write while we fsync. */
+static void sink_sync(struct core_sink *s)
+{
+    struct node *n = node_of(s);
+    if (n->early_queued) {
+        transport_flush_peers(n->t);
+        n->early_queued = false;
+    }
+    int rc = wal_sync(n->wal);
+    if (rc < 0) {
+        fatal("fsync of the log", rc);
     }
 }
 
@@ -141,9 +153,9 @@ static void call_unlink(struct call *call)
     call->conn = NULL;
 }
 
-static void io_reply(struct core_io *io, uint64_t token, const struct core_reply *r)
+static void sink_reply(struct core_sink *s, uint64_t token, const struct core_reply *r)
 {
-    struct node *n = node_of(io);
+    struct node *n = node_of(s);
     struct call *call = (struct call *)(uintptr_t)token;
     if (call->conn != NULL) {
         Envelope env;
@@ -172,17 +184,18 @@ static void queue_if_subscribed(struct conn *c, void *env)
     }
 }
 
-static void io_event(struct core_io *io, const struct core_event *ev)
+static void sink_event(struct core_sink *s, const struct core_event *ev)
 {
-    struct node *n = node_of(io);
-    if (strcmp(ev->type, "committed") != 0) {
-        log_info("%s subject=%s epoch=%llu index=%llu %s", ev->type, ev->subject,
+    struct node *n = node_of(s);
+    const char *type = event_name(ev->type);
+    if (ev->type != EVENT_COMMITTED) {
+        log_info("%s subject=%s epoch=%llu index=%llu %s", type, ev->subject,
                  (unsigned long long)ev->epoch, (unsigned long long)ev->index, ev->detail);
     }
     Envelope env;
     Replicacao__Event e = REPLICACAO__EVENT__INIT;
     wire_init(&env, n->o.id, ev->epoch);
-    e.type = (char *)ev->type;
+    e.type = (char *)type;
     e.replica = n->o.id;
     e.subject = (char *)ev->subject;
     e.epoch = ev->epoch;
@@ -194,23 +207,23 @@ static void io_event(struct core_io *io, const struct core_event *ev)
     transport_each_conn(n->t, queue_if_subscribed, &env);
 }
 
-static uint64_t io_random(struct core_io *io)
+static uint64_t random_cb(void *arg)
 {
     /* xorshift64*: the core only needs spread, not secrecy. */
-    struct node *n = node_of(io);
+    struct node *n = arg;
     n->rng ^= n->rng >> 12;
     n->rng ^= n->rng << 25;
     n->rng ^= n->rng >> 27;
     return n->rng * 2685821657736338717ULL;
 }
 
-static int64_t io_wall_clock(struct core_io *io)
+static int64_t wall_clock_cb(void *arg)
 {
     return clock_wall_ms();
 }
 
 /* ========================================================================
- * The flush: durability before visibility
+ * The flush: one update per loop iteration
  * ====================================================================== */
 
 static void tick_cb(uv_timer_t *timer)
@@ -219,26 +232,22 @@ static void tick_cb(uv_timer_t *timer)
     core_tick(n->core, now_ms());
 }
 
+/* Runs right before the loop blocks, once every input of this iteration has
+ * been fed to the core. Its update is carried out (core_update_apply keeps
+ * the durability rule; the sync is one fdatasync, so an iteration is one
+ * group commit) and confirmed; what the confirmation makes necessary
+ * (commits, replies) goes out in the same iteration. */
 static void flush_cb(uv_prepare_t *prep)
 {
     struct node *n = prep->data;
     int64_t now = now_ms();
     core_flush(n->core, now);
-    /* A primary's Appends may leave before its own fsync (Raft thesis
-     * 10.2.1): the backups write in parallel with it. Safe because acks are
-     * read in a later loop iteration, after this fsync has returned, so the
-     * primary never counts an entry it has not made durable. Not while a
-     * hard state (vote, epoch) waits for the fsync. */
-    if (core_role(n->core) == CORE_PRIMARY && !n->state_dirty) {
-        transport_flush_peers(n->t);
+    struct core_update u;
+    while (core_ready(n->core, &u)) {
+        core_update_apply(&u, &n->sink);
+        core_advance(n->core, now, &u);
+        core_update_free(&u);
     }
-    if (wal_pending(n->wal)) {
-        int rc = wal_sync(n->wal);
-        if (rc < 0) {
-            fatal("fsync of the log", rc);
-        }
-    }
-    n->state_dirty = false;
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
@@ -308,7 +317,7 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.id = n->o.id;
     s.name = n->o.name;
     s.address = n->o.advertise;
-    s.role = (char *)core_role_name(st.role);
+    s.role = (char *)role_name((enum role)st.role);
     s.epoch = st.epoch;
     s.primary = st.primary;
     s.voted_for = st.voted_for;
@@ -540,8 +549,11 @@ static int node_open_log(struct node *n, int64_t now)
         .max_request_bytes = n->o.max_request_bytes,
         /* Keep one Append well inside a frame. */
         .max_append_bytes = n->o.max_frame_bytes / 4,
+        .random = random_cb,
+        .wall_clock = wall_clock_cb,
+        .arg = n,
     };
-    n->core = core_new(&co, &n->io, &rec.hs, rec.entries, rec.n_entries, now);
+    n->core = core_new(&co, &rec.hs, rec.entries, rec.n_entries, now);
     log_info("recovered epoch=%llu entries=%zu from %s", (unsigned long long)rec.hs.epoch,
              rec.n_entries, n->o.data_dir);
     wal_recovered_free(&rec);
@@ -557,15 +569,14 @@ int node_run(const struct node_options *o)
     n->o = *o;
     n->started_ms = now_ms();
     n->rng = (uint64_t)clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
-    n->io = (struct core_io){
+    n->sink = (struct core_sink){
         .data = n,
-        .send = io_send,
-        .persist_state = io_persist_state,
-        .persist_entries = io_persist_entries,
-        .reply = io_reply,
-        .event = io_event,
-        .random = io_random,
-        .wall_clock = io_wall_clock,
+        .persist_state = sink_persist_state,
+        .persist_entries = sink_persist_entries,
+        .sync = sink_sync,
+        .send = sink_send,
+        .reply = sink_reply,
+        .event = sink_event,
     };
     uv_loop_init(&n->loop);
     int rc = node_open_log(n, n->started_ms);

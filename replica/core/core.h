@@ -5,21 +5,26 @@
  * epochs and votes, pre-vote, heartbeats, check-quorum, commit on a majority,
  * catch-up by backtracking, client-id deduplication and membership (bootstrap
  * configuration, learners promoted once caught up). It is a Raft variant
- * (Ongaro, "Consensus: Bridging Theory and Practice", 2014) in the vocabulary of
- * the project: epoch = term, primary = leader, backup = follower.
+ * (Ongaro, "Consensus: Bridging Theory and Practice", 2014) in the vocabulary
+ * of the project: epoch = term, primary = leader, backup = follower.
  *
- * Everything outside is injected: the caller passes the current time to every
- * call, and the core acts through `struct core_io` (send, persist, reply,
- * publish an event, draw a random number). That keeps it deterministic, so the
- * simulator in tests/sim drives many cores with one fake clock.
+ * Inputs (core_recv, core_tick, core_client_request, ...) take the current
+ * time and change only the core's memory. What they make necessary piles up
+ * as one `struct core_update` (hard state and log entries to persist,
+ * messages, client replies, events) that the adapter takes with core_ready,
+ * carries out with core_update_apply, and confirms with core_advance once its
+ * persistence is durable. Randomness and the wall clock are injected through
+ * core_options. That keeps the core deterministic, so the simulator in
+ * tests/sim drives many cores with one fake clock, through the very same
+ * core_update_apply as the libuv adapter.
  *
- * THE DURABILITY CONTRACT (what every io implementation must honour):
- *   whatever the core hands to send() or reply() after a persist_state() or
- *   persist_entries() call must not leave the process before that persistence
- *   is durable. The libuv adapter buffers all output of one loop iteration,
- *   fsyncs once (group commit) and only then writes to sockets. Because of
- *   this rule the primary may count its own log as durable as soon as it
- *   appends: nobody can observe the append before the fsync.
+ * THE DURABILITY RULE, kept in one place (core_update_apply):
+ *   nothing in an update leaves the process before its persistence is
+ *   durable, except a primary's Appends, which may go before the primary's
+ *   own fsync (dissertation 10.2.1) when the update holds no hard state.
+ *   The primary counts its own log towards a majority only up to what
+ *   core_advance confirmed durable, so an early Append never lets it
+ *   acknowledge a write that a majority does not hold on disk.
  */
 #ifndef REPLICA_CORE_H
 #define REPLICA_CORE_H
@@ -29,16 +34,18 @@
 #include <stdint.h>
 
 #include "bounds.h"
+#include "vocab.h"
 
 #define CORE_ID_MAX        LIMIT_ID_BYTES /* replica ids, including the NUL */
 #define CORE_CLIENT_ID_MAX LIMIT_CLIENT_ID_BYTES
 #define CORE_MAX_MEMBERS   LIMIT_MEMBERS
 
+/* Roles are the shared vocabulary's (common/vocab.h). */
 enum core_role {
-    CORE_BACKUP,    /* a voter following a primary (or waiting for one) */
-    CORE_CANDIDATE, /* running a pre-vote or a vote */
-    CORE_PRIMARY,   /* takes requests for its epoch */
-    CORE_LEARNER,   /* receives the log but does not vote yet */
+    CORE_BACKUP = ROLE_BACKUP,
+    CORE_CANDIDATE = ROLE_CANDIDATE,
+    CORE_PRIMARY = ROLE_PRIMARY,
+    CORE_LEARNER = ROLE_LEARNER,
 };
 
 enum core_entry_type {
@@ -127,30 +134,73 @@ struct core_reply {
 
 /* Something worth telling operators: logged and streamed to subscribers. */
 struct core_event {
-    const char *type;    /* elected, stepped_down, election_started, joined,
-                            caught_up, committed, primary_lost */
-    const char *subject; /* the replica it is about */
+    enum event_type type;      /* EVENT_ELECTED ... EVENT_COMMITTED */
+    char subject[CORE_ID_MAX]; /* the replica it is about */
     uint64_t epoch;
     uint64_t index;
-    const char *detail;
+    char detail[96];
 };
 
-struct core_io {
+/* A message to one peer. `early`: a primary's Append, which may leave before
+ * the update's persistence is durable (see THE DURABILITY RULE). */
+struct core_out_msg {
+    char to[CORE_ID_MAX];
+    bool early;
+    struct core_msg msg; /* its entries and bootstrap ids point into `own` */
+    void *own;
+};
+
+/* A reply to the client request `token`. */
+struct core_out_reply {
+    uint64_t token;
+    struct core_reply reply; /* primary and message point into this struct */
+    char primary[CORE_ID_MAX];
+    char message[96];
+};
+
+/* What a batch of inputs made necessary, in no particular order: the order
+ * in which it may happen is core_update_apply's to decide. */
+struct core_update {
+    bool has_state; /* persist hs before anything but early Appends leaves */
+    struct core_hard_state hs;
+    /* Log changes: drop what storage holds from truncate_from on (0: keep
+     * it all), then append entries[] (index order, following on). */
+    bool has_entries;
+    uint64_t truncate_from;
+    const struct core_entry *entries; /* lent: valid until the next input */
+    size_t n_entries;
+    struct core_out_msg *msgs;
+    size_t n_msgs;
+    struct core_out_reply *replies;
+    size_t n_replies;
+    struct core_event *events;
+    size_t n_events;
+    /* For core_advance: the last entry persisted, and its epoch. */
+    uint64_t durable_index;
+    uint64_t durable_epoch;
+};
+
+/* How an adapter carries out an update. send() must encode or copy what it
+ * needs before returning; sync() returns once everything persisted so far is
+ * durable (or, in the simulator, holds later output until it is). */
+struct core_sink {
     void *data;
-    void (*send)(struct core_io *io, const char *to, const struct core_msg *m);
-    void (*persist_state)(struct core_io *io, const struct core_hard_state *hs);
-    /* Drop entries >= truncate_from (0: none), then append n entries. */
-    void (*persist_entries)(struct core_io *io, uint64_t truncate_from,
+    void (*persist_state)(struct core_sink *s, const struct core_hard_state *hs);
+    void (*persist_entries)(struct core_sink *s, uint64_t truncate_from,
                             const struct core_entry *entries, size_t n);
-    void (*reply)(struct core_io *io, uint64_t token, const struct core_reply *r);
-    void (*event)(struct core_io *io, const struct core_event *ev);
-    uint64_t (*random)(struct core_io *io);
-    /* Optional: wall-clock ms stamped on entries for display. NULL: 0. */
-    int64_t (*wall_clock)(struct core_io *io);
+    void (*sync)(struct core_sink *s);
+    void (*send)(struct core_sink *s, const char *to, const struct core_msg *m, bool early);
+    void (*reply)(struct core_sink *s, uint64_t token, const struct core_reply *r);
+    void (*event)(struct core_sink *s, const struct core_event *ev);
 };
 
 struct core_options {
     const char *id;
+    /* Injected sources: a random number (for election timeouts) and,
+     * optionally, the wall clock in ms stamped on entries for display. */
+    uint64_t (*random)(void *arg);
+    int64_t (*wall_clock)(void *arg); /* NULL: entries carry 0 */
+    void *arg;
     unsigned heartbeat_ms;    /* default 50 */
     unsigned election_min_ms; /* default 300 */
     unsigned election_max_ms; /* default 600, exclusive */
@@ -186,14 +236,13 @@ struct core_status {
 struct core;
 
 /* Create a core from what the durable log recovered (entries in index order,
- * starting at 1). Returns NULL on allocation failure or invalid options. */
-struct core *core_new(const struct core_options *o, struct core_io *io,
-                      const struct core_hard_state *hs, const struct core_entry *entries,
-                      size_t n_entries, int64_t now);
-/* Answers every pending client request UNKNOWN (through io->reply) first. */
+ * starting at 1, all durable). Returns NULL on allocation failure or invalid
+ * options. */
+struct core *core_new(const struct core_options *o, const struct core_hard_state *hs,
+                      const struct core_entry *entries, size_t n_entries, int64_t now);
 void core_free(struct core *c);
 /* Before a clean shutdown: answer pending client requests UNKNOWN so their
- * clients retry elsewhere right away. */
+ * clients retry elsewhere right away (the replies are in the next update). */
 void core_stop(struct core *c);
 
 /* Inputs. `now` is milliseconds on a monotonic clock. */
@@ -207,10 +256,21 @@ void core_peer_up(struct core *c, int64_t now, const char *id);
  * process is gone. Lets backups elect at once instead of waiting out the
  * election timeout; votes still decide. */
 void core_peer_down(struct core *c, int64_t now, const char *id);
-/* Send whatever replication the inputs since the last flush made necessary,
- * one Append per peer. Call once per batch of inputs (the adapter: once per
- * loop iteration), which is what batches requests into one message. */
+/* Queue whatever replication the inputs since the last flush made
+ * necessary, one Append per peer. Call once per batch of inputs (the
+ * adapter: once per loop iteration), which is what batches requests into one
+ * message. */
 void core_flush(struct core *c, int64_t now);
+
+/* Output. core_ready moves what the inputs so far made necessary into *u
+ * (false, and *u empty, when there is nothing). Carry it out with
+ * core_update_apply before the next input (entries are lent); once its
+ * persistence is durable, core_advance says so (which may commit, and so
+ * make more output); core_update_free releases it. */
+bool core_ready(struct core *c, struct core_update *u);
+void core_update_apply(const struct core_update *u, struct core_sink *sink);
+void core_advance(struct core *c, int64_t now, const struct core_update *u);
+void core_update_free(struct core_update *u);
 
 /* When core_tick must next be called, at the latest. */
 int64_t core_next_deadline(const struct core *c);
@@ -225,7 +285,8 @@ const char *core_primary(const struct core *c); /* "" when unknown */
 const char *core_id(const struct core *c);
 /* Entry at index (1..last_index), or NULL. Valid until the next input. */
 const struct core_entry *core_entry_at(const struct core *c, uint64_t index);
-const char *core_role_name(enum core_role r);
+/* The last index this replica's storage has confirmed durable. */
+uint64_t core_durable_index(const struct core *c);
 
 /* Configuration entries' payload: one member per line, "v <id>" for a voter,
  * "l <id>" for a learner. */

@@ -125,7 +125,7 @@ void check_after_input(struct cluster *cl, struct sim_node *n)
     }
     enum core_role role = core_role(c);
     if ((role == CORE_PRIMARY || role == CORE_CANDIDATE) && !st.voter) {
-        sim_fail(cl, "%s is %s but not a voter", n->id, core_role_name(role));
+        sim_fail(cl, "%s is %s but not a voter", n->id, role_name((enum role)role));
     }
     if (role == CORE_PRIMARY) {
         record_primary(cl, n, epoch);

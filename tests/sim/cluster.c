@@ -73,7 +73,7 @@ void cluster_dump(const struct cluster *cl)
         fprintf(stderr,
                 "  %s: %s%s epoch %" PRIu64 " last %" PRIu64 " commit %" PRIu64
                 " primary '%s' group %d\n",
-                n->id, core_role_name(core_role(n->core)), n->paused ? " (paused)" : "",
+                n->id, role_name((enum role)core_role(n->core)), n->paused ? " (paused)" : "",
                 core_epoch(n->core), core_last_index(n->core), core_commit_index(n->core),
                 core_primary(n->core), n->group);
     }
@@ -98,7 +98,6 @@ struct cluster *cluster_new(const struct sim_params *p, uint64_t seed, bool verb
         n->cl = cl;
         n->idx = (int)i;
         snprintf(n->id, sizeof(n->id), "r%u", i + 1);
-        node_io_init(n);
         n->opts = (struct core_options){
             .id = n->id,
             .heartbeat_ms = 50,
@@ -108,6 +107,7 @@ struct cluster *cluster_new(const struct sim_params *p, uint64_t seed, bool verb
             .max_append_bytes = p->max_append_bytes,
             .max_request_bytes = 1 << 20,
         };
+        node_io_init(n);
         n->flush_at = SIM_NEVER;
     }
     for (unsigned k = 0; k < p->clients; k++) {
@@ -126,8 +126,9 @@ void cluster_free(struct cluster *cl)
         node_discard_pending(n);
         free(n->ops);
         free(n->out);
-        log_free(&n->durable);
-        log_free(&n->mem);
+        free(n->held);
+        simlog_free(&n->durable);
+        simlog_free(&n->mem);
     }
     for (size_t i = 0; i < cl->n_heap; i++) {
         event_free(cl->heap[i]);
@@ -174,13 +175,14 @@ unsigned cluster_alive(const struct cluster *cl)
 void node_after_input(struct cluster *cl, struct sim_node *n)
 {
     core_flush(n->core, cl->now);
+    node_drain(cl, n);
     check_after_input(cl, n);
     if (n->core) {
         enum core_role r = core_role(n->core);
         uint64_t e = core_epoch(n->core);
         if (r != n->last_role || e != n->last_epoch) {
             sim_trace(cl, "%s is %s in epoch %" PRIu64 " (last %" PRIu64 " commit %" PRIu64 ")",
-                      n->id, core_role_name(r), e, core_last_index(n->core),
+                      n->id, role_name((enum role)r), e, core_last_index(n->core),
                       core_commit_index(n->core));
             bool elected = r == CORE_PRIMARY && n->last_role != CORE_PRIMARY;
             n->last_role = r;
@@ -190,10 +192,12 @@ void node_after_input(struct cluster *cl, struct sim_node *n)
             }
         }
     }
-    if (n->n_ops == 0 && n->n_out == 0) {
+    if (n->n_ops == 0 && n->n_out == 0 && n->n_held == 0) {
         return;
     }
-    int64_t lat = cl->p.fsync_max ? rng_between(&cl->rng, 0, cl->p.fsync_max) : 0;
+    int64_t lat = n->fsync_ms       ? n->fsync_ms
+                  : cl->p.fsync_max ? rng_between(&cl->rng, 0, cl->p.fsync_max)
+                                    : 0;
     if (lat == 0 && n->flush_at == SIM_NEVER) {
         node_flush(cl, n);
     } else if (n->flush_at == SIM_NEVER) {
@@ -421,7 +425,7 @@ static void node_boot(struct cluster *cl, struct sim_node *n)
         arr[i] = n->durable.at[i]->e;
     }
     n->rng.s = cl->seed * 0x100000001b3ULL + (uint64_t)n->idx * 7919 + n->incarnation;
-    n->core = core_new(&n->opts, &n->io, &n->durable_hs, arr, len, cl->now);
+    n->core = core_new(&n->opts, &n->durable_hs, arr, len, cl->now);
     free(arr);
     if (n->core == NULL) {
         sim_fail(cl, "core_new failed for %s", n->id);
@@ -484,7 +488,7 @@ void cluster_kill(struct cluster *cl, int i, bool notify_down)
     n->paused = false;
     node_discard_pending(n);
     /* What survives a crash is the durable state only. */
-    log_copy(&n->mem, &n->durable);
+    simlog_copy(&n->mem, &n->durable);
     n->mem_hs = n->durable_hs;
     n->incarnation++;
     n->kill_gen++;

@@ -78,7 +78,7 @@ bool entry_same(const struct sim_entry *a, const struct sim_entry *b)
            (a->e.len == 0 || memcmp(a->e.data, b->e.data, a->e.len) == 0);
 }
 
-void log_append(struct sim_log *l, struct sim_entry *s)
+void simlog_append(struct sim_log *l, struct sim_entry *s)
 {
     if (l->len == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 64;
@@ -91,26 +91,26 @@ void log_append(struct sim_log *l, struct sim_entry *s)
     l->len++;
 }
 
-void log_truncate(struct sim_log *l, uint64_t from)
+void simlog_truncate(struct sim_log *l, uint64_t from)
 {
     while (from >= 1 && l->len >= from) {
         entry_unref(l->at[--l->len]);
     }
 }
 
-void log_free(struct sim_log *l)
+void simlog_free(struct sim_log *l)
 {
-    log_truncate(l, 1);
+    simlog_truncate(l, 1);
     free(l->at);
     free(l->prefix);
     memset(l, 0, sizeof(*l));
 }
 
-void log_copy(struct sim_log *dst, const struct sim_log *src)
+void simlog_copy(struct sim_log *dst, const struct sim_log *src)
 {
-    log_truncate(dst, 1);
+    simlog_truncate(dst, 1);
     for (size_t i = 0; i < src->len; i++) {
         src->at[i]->refs++;
-        log_append(dst, src->at[i]);
+        simlog_append(dst, src->at[i]);
     }
 }

@@ -544,6 +544,51 @@ static void sc_bootstrap_disjoint(struct cluster *cl)
     EXPECT(cl, cluster_has_primary(cl), "no primary after 5 s");
 }
 
+/* The primary's Appends leave before its own fsync, and here its disk is
+ * far slower than its backup's. With the third voter down, the backup's
+ * ack alone is not a majority on disk: the primary must neither answer
+ * the client nor move the commit index (which its next Append would carry
+ * to the backup) until its own fsync returns. Killed before that, the
+ * entry is legitimately lost, and the checker sees nothing committed go. */
+static void sc_slow_primary_disk(struct cluster *cl)
+{
+    int p = elect(cl);
+    if (p < 0) {
+        return;
+    }
+    int b1 = (p + 1) % 3, b2 = (p + 2) % 3;
+    cluster_run_until(cl, cl->now + 100);
+    cluster_kill(cl, b2, false);
+    struct sim_node *primary = &cl->nodes[p];
+    primary->fsync_ms = 150;
+    uint64_t before = core_commit_index(primary->core);
+    uint64_t t = request(cl, p, false);
+    cluster_run_until(cl, cl->now + 100); /* the backup acked long ago */
+    uint64_t entry = core_last_index(primary->core);
+    EXPECT(cl, entry > before && core_last_index(cl->nodes[b1].core) >= entry,
+           "the entry did not reach the fast backup");
+    EXPECT(cl, core_commit_index(primary->core) == before,
+           "the primary committed %" PRIu64 " before its own fsync (commit was %" PRIu64 ")",
+           core_commit_index(primary->core), before);
+    EXPECT(cl, core_commit_index(cl->nodes[b1].core) <= before,
+           "the backup learned commit %" PRIu64 " before the primary's fsync",
+           core_commit_index(cl->nodes[b1].core));
+    EXPECT(cl, cl->attempts[t - 1].status < 0, "answered before a majority was durable");
+    if (cl->seed % 2 == 0) {
+        /* The fsync returns: now a majority holds it, and the client hears. */
+        EXPECT(cl, step_until_reply(cl, t, 1000) && cl->attempts[t - 1].status == CORE_REPLY_OK,
+               "no OK after the primary's fsync");
+        return;
+    }
+    cluster_kill(cl, p, true); /* before its fsync: the entry may go */
+    primary->fsync_ms = 0;
+    cluster_revive(cl, b2);
+    cluster_revive(cl, p);
+    bool ok = cluster_step_until(cl, cluster_has_primary, 5000);
+    EXPECT(cl, ok, "no primary after the crash");
+    cluster_run_until(cl, cl->now + 500);
+}
+
 struct scenario {
     const char *name;
     void (*run)(struct cluster *cl);
@@ -562,6 +607,7 @@ static const struct scenario scenarios[] = {
     {"check_quorum5", sc_check_quorum, 5, 0, 0},
     {"stale_primary", sc_stale_primary, 3, 0, 0},
     {"retry_dedup", sc_retry_dedup, 3, 0, 0},
+    {"slow_primary_disk", sc_slow_primary_disk, 3, 0, 0},
     {"catch_up", sc_catch_up, 3, 0, 64},
     {"figure8", sc_figure8, 5, 0, 64},
     {"join", sc_join, 4, 3, 64},

@@ -75,10 +75,10 @@ struct sim_log {
 void *sim_realloc(void *p, size_t n); /* aborts when out of memory */
 struct sim_entry *entry_copy(const struct core_entry *e);
 void entry_unref(struct sim_entry *s);
-void log_append(struct sim_log *l, struct sim_entry *s); /* takes a reference */
-void log_truncate(struct sim_log *l, uint64_t from);     /* drop indices >= from */
-void log_free(struct sim_log *l);
-void log_copy(struct sim_log *dst, const struct sim_log *src);
+void simlog_append(struct sim_log *l, struct sim_entry *s); /* takes a reference */
+void simlog_truncate(struct sim_log *l, uint64_t from);     /* drop indices >= from */
+void simlog_free(struct sim_log *l);
+void simlog_copy(struct sim_log *dst, const struct sim_log *src);
 bool entry_same(const struct sim_entry *a, const struct sim_entry *b);
 
 /* ========================================================================
@@ -139,7 +139,7 @@ struct sim_node {
     int idx;
     char id[CORE_ID_MAX];
     struct core *core; /* NULL while dead */
-    struct core_io io;
+    struct core_sink sink;
     struct core_options opts;
     struct rng rng; /* the core's injected randomness */
 
@@ -163,6 +163,12 @@ struct sim_node {
     size_t n_out;
     size_t cap_out;
     int64_t flush_at; /* when the pending fsync completes; SIM_NEVER: none */
+    int64_t fsync_ms; /* this node's disk takes exactly this long; 0: the params' */
+    /* Updates applied but not yet confirmed durable (core_advance at the
+     * flush), in the order they were handed out. */
+    struct core_update *held;
+    size_t n_held;
+    size_t cap_held;
 
     /* Checker state. */
     uint64_t last_commit;    /* for "never decreases" */
@@ -304,6 +310,7 @@ void sim_fail(struct cluster *cl, const char *fmt, ...) __attribute__((format(pr
 
 /* Internal to the simulator's files. */
 void node_io_init(struct sim_node *n);                         /* storage.c */
+void node_drain(struct cluster *cl, struct sim_node *n);       /* storage.c */
 void node_flush(struct cluster *cl, struct sim_node *n);       /* storage.c */
 void node_discard_pending(struct sim_node *n);                 /* storage.c */
 void node_after_input(struct cluster *cl, struct sim_node *n); /* cluster.c */

@@ -1,14 +1,18 @@
 /*
- * tests/sim/storage.c — what each core is given as its core_io, and the
- * fake durable storage behind it.
+ * tests/sim/storage.c — the sink through which each core's updates are
+ * carried out (with the production core_update_apply), and the fake durable
+ * storage behind it.
  *
- * Durability model (core.h's contract): persist_state/persist_entries only
- * queue operations; a node's "fsync" (node_flush) makes all of them durable
- * and only then releases everything the node sent or replied since. The
- * fsync either runs right after each input or, in some schedules, completes
- * a few ms later while the node keeps taking inputs (group commit); a crash
- * in between loses the pending operations and the unreleased output, exactly
- * what a real crash before fsync loses.
+ * Durability model: persist_state/persist_entries only queue operations; a
+ * node's "fsync" (node_flush) makes all of them durable, confirms the
+ * updates they came from (core_advance) and only then releases everything
+ * the node sent or replied since, except early messages (a primary's
+ * Appends), which core_update_apply hands over before the persistence and
+ * which leave at once. The fsync either runs right after each input or, in
+ * some schedules, completes a few ms later while the node keeps taking
+ * inputs (group commit); a crash in between loses the pending operations,
+ * the unconfirmed updates and the unreleased output, exactly what a real
+ * crash before fsync loses.
  */
 #include "sim.h"
 
@@ -26,7 +30,7 @@ static void out_push(struct sim_node *n, struct sim_event *ev)
     n->out[n->n_out++] = ev;
 }
 
-static void io_send(struct core_io *io, const char *to, const struct core_msg *m)
+static void io_send(struct core_sink *io, const char *to, const struct core_msg *m, bool early)
 {
     struct sim_node *n = io->data;
     struct cluster *cl = n->cl;
@@ -71,7 +75,11 @@ static void io_send(struct core_io *io, const char *to, const struct core_msg *m
             ev->msg.append.entries = ev->entries;
         }
     }
-    out_push(n, ev);
+    if (early) {
+        release_msg(cl, ev); /* on the wire before the fsync */
+    } else {
+        out_push(n, ev);
+    }
 }
 
 static void op_push(struct sim_node *n, struct sim_op *op)
@@ -83,7 +91,7 @@ static void op_push(struct sim_node *n, struct sim_op *op)
     n->ops[n->n_ops++] = *op;
 }
 
-static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
+static void io_persist_state(struct core_sink *io, const struct core_hard_state *hs)
 {
     struct sim_node *n = io->data;
     struct sim_op op = {.is_state = true, .hs = *hs};
@@ -94,15 +102,15 @@ static void io_persist_state(struct core_io *io, const struct core_hard_state *h
 static void apply_entries(struct sim_log *l, uint64_t truncate_from, struct sim_entry **e, size_t n)
 {
     if (truncate_from) {
-        log_truncate(l, truncate_from);
+        simlog_truncate(l, truncate_from);
     }
     for (size_t i = 0; i < n; i++) {
         e[i]->refs++;
-        log_append(l, e[i]);
+        simlog_append(l, e[i]);
     }
 }
 
-static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
+static void io_persist_entries(struct core_sink *io, uint64_t truncate_from,
                                const struct core_entry *entries, size_t ne)
 {
     struct sim_node *n = io->data;
@@ -125,7 +133,7 @@ static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
     }
 }
 
-static void io_reply(struct core_io *io, uint64_t token, const struct core_reply *r)
+static void io_reply(struct core_sink *io, uint64_t token, const struct core_reply *r)
 {
     struct sim_node *n = io->data;
     struct cluster *cl = n->cl;
@@ -139,31 +147,50 @@ static void io_reply(struct core_io *io, uint64_t token, const struct core_reply
     out_push(n, ev);
 }
 
-static void io_event(struct core_io *io, const struct core_event *e)
+static void io_event(struct core_sink *io, const struct core_event *e)
 {
     struct sim_node *n = io->data;
-    if (strcmp(e->type, "elected") == 0) {
+    if (e->type == EVENT_ELECTED) {
         n->cl->elections++;
-    } else if (strcmp(e->type, "election_started") == 0) {
+    } else if (e->type == EVENT_ELECTION_STARTED) {
         n->cl->elections_started++;
     }
     sim_trace(n->cl, "%s event %s subject=%s epoch=%" PRIu64 " index=%" PRIu64 " %s", n->id,
-              e->type, e->subject ? e->subject : "", e->epoch, e->index,
-              e->detail ? e->detail : "");
+              event_name(e->type), e->subject, e->epoch, e->index, e->detail);
 }
 
-static uint64_t io_random(struct core_io *io)
+/* The flush is scheduled by node_after_input, which sees the queued ops. */
+static void io_sync(struct core_sink *io)
 {
-    struct sim_node *n = io->data;
+}
+
+static uint64_t io_random(void *arg)
+{
+    struct sim_node *n = arg;
     return rng_next(&n->rng);
 }
 
 /* Wall clocks differ a little between machines; entries must carry the
  * primary's stamp unchanged. */
-static int64_t io_wall_clock(struct core_io *io)
+static int64_t io_wall_clock(void *arg)
 {
-    struct sim_node *n = io->data;
+    struct sim_node *n = arg;
     return 1700000000000LL + n->cl->now + n->idx * 7;
+}
+
+/* Take every update the core has ready and carry it out; each is confirmed
+ * at the next flush. */
+void node_drain(struct cluster *cl, struct sim_node *n)
+{
+    struct core_update u;
+    while (n->core != NULL && core_ready(n->core, &u)) {
+        core_update_apply(&u, &n->sink);
+        if (n->n_held == n->cap_held) {
+            n->cap_held = n->cap_held ? n->cap_held * 2 : 8;
+            n->held = sim_realloc(n->held, n->cap_held * sizeof(*n->held));
+        }
+        n->held[n->n_held++] = u;
+    }
 }
 
 void node_discard_pending(struct sim_node *n)
@@ -179,6 +206,10 @@ void node_discard_pending(struct sim_node *n)
         event_free(n->out[i]);
     }
     n->n_out = 0;
+    for (size_t i = 0; i < n->n_held; i++) {
+        core_update_free(&n->held[i]);
+    }
+    n->n_held = 0;
     n->flush_at = SIM_NEVER;
 }
 
@@ -200,6 +231,15 @@ void node_flush(struct cluster *cl, struct sim_node *n)
     }
     n->n_ops = 0;
     n->flush_at = SIM_NEVER;
+    /* Confirm the updates: the core may now count its own log, commit and
+     * answer; what that makes necessary is carried out below. */
+    size_t n_held = n->n_held;
+    n->n_held = 0;
+    for (size_t i = 0; i < n_held; i++) {
+        core_advance(n->core, cl->now, &n->held[i]);
+        core_update_free(&n->held[i]);
+    }
+    node_drain(cl, n);
     check_at_flush(cl, n);
     size_t n_out = n->n_out;
     n->n_out = 0;
@@ -223,14 +263,16 @@ void node_flush(struct cluster *cl, struct sim_node *n)
 
 void node_io_init(struct sim_node *n)
 {
-    n->io = (struct core_io){
+    n->sink = (struct core_sink){
         .data = n,
-        .send = io_send,
         .persist_state = io_persist_state,
         .persist_entries = io_persist_entries,
+        .sync = io_sync,
+        .send = io_send,
         .reply = io_reply,
         .event = io_event,
-        .random = io_random,
-        .wall_clock = io_wall_clock,
     };
+    n->opts.random = io_random;
+    n->opts.wall_clock = io_wall_clock;
+    n->opts.arg = n;
 }

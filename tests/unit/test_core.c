@@ -1,10 +1,13 @@
 /*
  * tests/unit/test_core.c — deterministic rule tests for the protocol core.
  *
- * Each test drives one to four real cores through a recording core_io: every
- * send, persist, reply and event is deep-copied into one ordered list per
- * core, and random() returns a fixed number, so election deadlines are exact
- * and the order of durable writes against sends can be asserted. Incoming
+ * Each test drives one to four real cores; after every input the harness
+ * takes the core's update and carries it out with the production
+ * core_update_apply into a recording sink: every send, persist, reply and
+ * event is deep-copied into one ordered list per core, the sync confirms the
+ * update at once (core_advance), and random() returns a fixed number, so
+ * election deadlines are exact and the order of durable writes against sends
+ * can be asserted. Incoming
  * messages are hand-crafted to pin one rule at a time, or routed between
  * cores (zero latency, per-link FIFO, optional cuts) where the rule is about
  * their interplay. Randomized fault schedules live in tests/sim; these tests
@@ -45,6 +48,7 @@ struct rec {
     /* REC_SEND: msg.from is the sender; entries and bootstrap point below,
      * so a record can be delivered as is to another core. */
     char to[CORE_ID_MAX];
+    bool early; /* sent before the update's persistence (a primary's Append) */
     struct core_msg msg;
     char boot[CORE_MAX_MEMBERS][CORE_ID_MAX];
     const char *boot_ptr[CORE_MAX_MEMBERS];
@@ -63,7 +67,7 @@ struct rec {
 };
 
 struct harness {
-    struct core_io io;
+    struct core_sink sink;
     char id[CORE_ID_MAX];
     struct core *core;
     uint64_t rnd; /* what random() returns */
@@ -76,6 +80,10 @@ struct harness {
     uint64_t disk_epoch[DISK_MAX];
     size_t disk_n;
     bool disk_gap;
+    /* A slow disk: updates are applied but confirmed only by confirm(). */
+    bool slow_disk;
+    struct core_update held[8];
+    size_t n_held;
 };
 
 struct world {
@@ -143,11 +151,12 @@ static struct rec *rec_new(struct harness *h, enum rec_kind kind)
     return r;
 }
 
-static void io_send(struct core_io *io, const char *to, const struct core_msg *m)
+static void io_send(struct core_sink *io, const char *to, const struct core_msg *m, bool early)
 {
     struct harness *h = io->data;
     struct rec *r = rec_new(h, REC_SEND);
     snprintf(r->to, sizeof(r->to), "%s", to);
+    r->early = early;
     r->msg = *m;
     r->msg.from = h->id;
     if (m->type == CORE_MSG_APPEND) {
@@ -164,13 +173,13 @@ static void io_send(struct core_io *io, const char *to, const struct core_msg *m
     }
 }
 
-static void io_persist_state(struct core_io *io, const struct core_hard_state *hs)
+static void io_persist_state(struct core_sink *io, const struct core_hard_state *hs)
 {
     struct rec *r = rec_new(io->data, REC_STATE);
     r->hs = *hs;
 }
 
-static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
+static void io_persist_entries(struct core_sink *io, uint64_t truncate_from,
                                const struct core_entry *es, size_t n)
 {
     struct harness *h = io->data;
@@ -194,7 +203,7 @@ static void io_persist_entries(struct core_io *io, uint64_t truncate_from,
     }
 }
 
-static void io_reply(struct core_io *io, uint64_t token, const struct core_reply *rep)
+static void io_reply(struct core_sink *io, uint64_t token, const struct core_reply *rep)
 {
     struct rec *r = rec_new(io->data, REC_REPLY);
     r->token = token;
@@ -204,18 +213,51 @@ static void io_reply(struct core_io *io, uint64_t token, const struct core_reply
     r->reply.message = NULL;
 }
 
-static void io_event(struct core_io *io, const struct core_event *ev)
+static void io_event(struct core_sink *io, const struct core_event *ev)
 {
     struct rec *r = rec_new(io->data, REC_EVENT);
-    snprintf(r->type, sizeof(r->type), "%s", ev->type);
+    snprintf(r->type, sizeof(r->type), "%s", event_name(ev->type));
     snprintf(r->subject, sizeof(r->subject), "%s", ev->subject);
     r->epoch = ev->epoch;
     r->index = ev->index;
 }
 
-static uint64_t io_random(struct core_io *io)
+/* The disk is the record: nothing to wait for. */
+static void io_sync(struct core_sink *io)
 {
-    return ((struct harness *)io->data)->rnd;
+}
+
+static uint64_t io_random(void *arg)
+{
+    return ((struct harness *)arg)->rnd;
+}
+
+/* Carry out what the last input made necessary, as an adapter does, and
+ * confirm it durable at once. */
+static void drain(struct harness *h, int64_t now)
+{
+    struct core_update u;
+    while (core_ready(h->core, &u)) {
+        core_update_apply(&u, &h->sink);
+        if (h->slow_disk) {
+            assert_true(h->n_held < 8);
+            h->held[h->n_held++] = u;
+            return;
+        }
+        core_advance(h->core, now, &u);
+        core_update_free(&u);
+    }
+}
+
+/* The slow disk's fsync returns: every held update is durable. */
+static void confirm(struct harness *h, int64_t now)
+{
+    for (size_t i = 0; i < h->n_held; i++) {
+        core_advance(h->core, now, &h->held[i]);
+        core_update_free(&h->held[i]);
+    }
+    h->n_held = 0;
+    drain(h, now);
 }
 
 /* ------------------------------------------------------------------------
@@ -237,6 +279,9 @@ static int teardown(void **state)
     for (int s = 0; s < MAX_NODES; s++) {
         struct harness *h = &w->h[s];
         core_free(h->core);
+        for (size_t i = 0; i < h->n_held; i++) {
+            core_update_free(&h->held[i]);
+        }
         for (size_t i = 0; i < h->n_recs; i++) {
             free_entries(h->recs[i]->entries, h->recs[i]->n_entries);
             free(h->recs[i]);
@@ -302,19 +347,22 @@ static struct harness *start(struct world *w, int slot, const struct core_option
     assert_null(h->core);
     assert_true(n <= DISK_MAX);
     snprintf(h->id, sizeof(h->id), "%s", o->id);
-    h->io = (struct core_io){
+    h->sink = (struct core_sink){
         .data = h,
-        .send = io_send,
         .persist_state = io_persist_state,
         .persist_entries = io_persist_entries,
+        .sync = io_sync,
+        .send = io_send,
         .reply = io_reply,
         .event = io_event,
-        .random = io_random,
     };
+    struct core_options with_random = *o;
+    with_random.random = io_random;
+    with_random.arg = h;
     for (size_t i = 0; i < n; i++) {
         h->disk_epoch[h->disk_n++] = log[i].epoch; /* recovered: already on disk */
     }
-    h->core = core_new(o, &h->io, hs, log, n, now);
+    h->core = core_new(&with_random, hs, log, n, now);
     assert_non_null(h->core);
     return h;
 }
@@ -322,6 +370,31 @@ static struct harness *start(struct world *w, int slot, const struct core_option
 static void deliver(struct harness *h, int64_t now, struct core_msg m)
 {
     core_recv(h->core, now, &m);
+    drain(h, now);
+}
+
+static void tick(struct harness *h, int64_t now)
+{
+    core_tick(h->core, now);
+    drain(h, now);
+}
+
+static void peer_up(struct harness *h, int64_t now, const char *id)
+{
+    core_peer_up(h->core, now, id);
+    drain(h, now);
+}
+
+static void peer_down(struct harness *h, int64_t now, const char *id)
+{
+    core_peer_down(h->core, now, id);
+    drain(h, now);
+}
+
+static void flush(struct harness *h, int64_t now)
+{
+    core_flush(h->core, now);
+    drain(h, now);
 }
 
 static struct core_msg msg_vote_req(const char *from, uint64_t epoch, uint64_t last_index,
@@ -379,6 +452,7 @@ static void request(struct harness *h, int64_t now, uint64_t token, const char *
                     const char *data)
 {
     core_client_request(h->core, now, token, client_id, (const uint8_t *)data, strlen(data));
+    drain(h, now);
 }
 
 /* ------------------------------------------------------------------------
@@ -577,14 +651,14 @@ static bool route_once(struct world *w, int64_t now)
             struct rec *r = h->recs[h->routed++];
             int d = r->kind == REC_SEND ? slot_of(w, r->to) : -1;
             if (d >= 0 && !w->cut[s] && !w->cut[d]) {
-                core_recv(w->h[d].core, now, &r->msg);
+                deliver(&w->h[d], now, r->msg);
             }
         }
     }
     bool busy = false;
     for (int s = 0; s < MAX_NODES; s++) {
         if (w->h[s].core != NULL) {
-            core_flush(w->h[s].core, now);
+            flush(&w->h[s], now);
             busy |= w->h[s].routed < w->h[s].n_recs;
         }
     }
@@ -608,7 +682,7 @@ static void run(struct world *w, int64_t from, int64_t to)
     for (int64_t t = from; t <= to; t++) {
         for (int s = 0; s < MAX_NODES; s++) {
             if (w->h[s].core != NULL && core_next_deadline(w->h[s].core) <= t) {
-                core_tick(w->h[s].core, t);
+                tick(&w->h[s], t);
             }
         }
         route(w, t);
@@ -624,9 +698,9 @@ static struct harness *elect(struct world *w, int slot, const struct core_option
                              int64_t now)
 {
     struct harness *h = start(w, slot, o, hs, log, n, now - EMIN);
-    core_peer_up(h->core, now - EMIN, p1);
-    core_peer_up(h->core, now - EMIN, p2);
-    core_tick(h->core, now);
+    peer_up(h, now - EMIN, p1);
+    peer_up(h, now - EMIN, p2);
+    tick(h, now);
     assert_int_equal(core_role(h->core), CORE_CANDIDATE);
     uint64_t epoch = core_epoch(h->core) + 1;
     deliver(h, now, msg_vote_resp(voter, epoch, true, true));
@@ -658,8 +732,8 @@ static struct harness *backup_b(struct world *w, int slot, int64_t now)
     struct core_hard_state hs = hstate(1, "");
     struct core_entry log[1] = {ent(1, 1, CORE_ENTRY_CONFIG, "", CFG_ABC)};
     struct harness *b = start(w, slot, &o, &hs, log, 1, 0);
-    core_peer_up(b->core, 0, "a");
-    core_peer_up(b->core, 0, "c");
+    peer_up(b, 0, "a");
+    peer_up(b, 0, "c");
     deliver(b, now, msg_append("a", 1, 1, 1, 1, NULL, 0));
     assert_string_equal(core_primary(b->core), "a");
     assert_int_equal(core_role(b->core), CORE_BACKUP);
@@ -681,10 +755,10 @@ static void test_bootstrap_list_fixed_with_first_vote(void **state)
     struct core_options o = opts("b");
     struct harness *b = start(w, 0, &o, NULL, NULL, 0, 0);
 
-    core_peer_up(b->core, 0, "c");
-    core_peer_up(b->core, 0, "a");
+    peer_up(b, 0, "c");
+    peer_up(b, 0, "a");
     assert_int_equal(mark(b), 0); /* computed, not persisted */
-    core_tick(b->core, EMIN);
+    tick(b, EMIN);
     assert_int_equal(count(b, 0, REC_STATE), 0);
     assert_int_equal(count_sends(b, 0, CORE_MSG_VOTE_REQUEST), 2);
     struct rec *r = sent(b, 0, CORE_MSG_VOTE_REQUEST, "a");
@@ -697,10 +771,10 @@ static void test_bootstrap_list_fixed_with_first_vote(void **state)
     assert_string_equal(r->msg.vote_request.bootstrap[2], "c");
 
     /* A lower id arrives before any real vote: the list moves with it. */
-    core_peer_up(b->core, EMIN + 1, "0");
+    peer_up(b, EMIN + 1, "0");
     assert_int_equal(count(b, 0, REC_STATE), 0);
     size_t m = mark(b);
-    core_tick(b->core, core_next_deadline(b->core));
+    tick(b, core_next_deadline(b->core));
     r = sent(b, m, CORE_MSG_VOTE_REQUEST, "0");
     assert_non_null(r);
     assert_true(r->msg.vote_request.pre_vote);
@@ -731,8 +805,8 @@ static void test_bootstrap_list_fixed_with_first_vote(void **state)
 
     /* Fixed now: an even lower id changes nothing. */
     size_t m2 = mark(b);
-    core_peer_up(b->core, t + 1, "-");
-    core_tick(b->core, core_next_deadline(b->core));
+    peer_up(b, t + 1, "-");
+    tick(b, core_next_deadline(b->core));
     r = sent(b, m2, CORE_MSG_VOTE_REQUEST, "a");
     assert_non_null(r);
     assert_string_equal(r->msg.vote_request.bootstrap[0], "0");
@@ -754,13 +828,13 @@ static void test_bootstrap_picks_lowest_ids(void **state)
     deliver(c, 0, msg_vote_resp("d", 0, false, true));
     deliver(e, 0, msg_vote_resp("d", 0, false, true));
     deliver(e, 0, msg_vote_resp("c", 0, false, true));
-    core_peer_up(c->core, 0, "a");
-    core_peer_up(e->core, 0, "a");
+    peer_up(c, 0, "a");
+    peer_up(e, 0, "a");
     assert_int_equal(count(c, 0, REC_STATE), 0);
     assert_int_equal(core_role(c->core), CORE_BACKUP);
     assert_int_equal(core_role(e->core), CORE_LEARNER);
 
-    core_tick(c->core, core_next_deadline(c->core));
+    tick(c, core_next_deadline(c->core));
     struct rec *r = sent(c, 0, CORE_MSG_VOTE_REQUEST, "e");
     assert_non_null(r); /* the whole view is asked, members or not */
     assert_int_equal(r->msg.vote_request.n_bootstrap, 3);
@@ -771,7 +845,7 @@ static void test_bootstrap_picks_lowest_ids(void **state)
     size_t m = mark(e);
     for (int64_t t = 0; t <= 10 * EMAX; t++) {
         if (core_next_deadline(e->core) <= t) {
-            core_tick(e->core, t);
+            tick(e, t);
         }
     }
     assert_int_equal(mark(e), m);
@@ -785,12 +859,12 @@ static void test_no_bootstrap_without_enough_peers(void **state)
     struct world *w = *state;
     struct core_options o = opts("a");
     struct harness *a = start(w, 0, &o, NULL, NULL, 0, 0);
-    core_peer_up(a->core, 0, "b");
+    peer_up(a, 0, "b");
 
     int ticks = 0;
     for (int64_t t = 0; t <= 5000; t++) {
         if (core_next_deadline(a->core) <= t) {
-            core_tick(a->core, t);
+            tick(a, t);
             ticks++;
             assert_true(core_next_deadline(a->core) > t); /* re-armed, not spinning */
         }
@@ -800,8 +874,8 @@ static void test_no_bootstrap_without_enough_peers(void **state)
     assert_int_equal(core_epoch(a->core), 0);
     assert_int_equal(core_last_index(a->core), 0);
 
-    core_peer_up(a->core, 5000, "c");
-    core_tick(a->core, core_next_deadline(a->core));
+    peer_up(a, 5000, "c");
+    tick(a, core_next_deadline(a->core));
     assert_int_equal(count_sends(a, 0, CORE_MSG_VOTE_REQUEST), 2);
 }
 
@@ -817,16 +891,16 @@ static void test_election_timeout_prevote_then_vote(void **state)
     struct core_entry log[1] = {ent(1, 1, CORE_ENTRY_CONFIG, "", CFG_ABC)};
     w->h[0].rnd = 1234; /* 1234 % (EMAX - EMIN) = 34 */
     struct harness *a = start(w, 0, &o, &hs, log, 1, 0);
-    core_peer_up(a->core, 0, "b");
-    core_peer_up(a->core, 0, "c");
+    peer_up(a, 0, "b");
+    peer_up(a, 0, "c");
     assert_int_equal(core_next_deadline(a->core), EMIN + 34);
 
     size_t m = mark(a);
-    core_tick(a->core, EMIN + 33);
+    tick(a, EMIN + 33);
     assert_int_equal(mark(a), m);
 
     /* At the deadline: a pre-vote for epoch 2, and epoch 1 stays on disk. */
-    core_tick(a->core, EMIN + 34);
+    tick(a, EMIN + 34);
     assert_int_equal(count_sends(a, m, CORE_MSG_VOTE_REQUEST), 2);
     const char *to[] = {"b", "c"};
     for (int i = 0; i < 2; i++) {
@@ -864,7 +938,9 @@ static void test_election_timeout_prevote_then_vote(void **state)
     assert_int_equal(core_epoch(a->core), 2);
     assert_string_equal(core_primary(a->core), "");
 
-    /* A majority of votes: primary, its NOOP persisted before any Append. */
+    /* A majority of votes: primary, its NOOP persisted; the Appends that
+     * carry it are early (they may leave before the primary's own fsync,
+     * which the primary then waits for before counting itself). */
     m = mark(a);
     deliver(a, 345, msg_vote_resp("c", 2, true, false));
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
@@ -884,7 +960,7 @@ static void test_election_timeout_prevote_then_vote(void **state)
     for (int i = 0; i < 2; i++) {
         struct rec *r = sent(a, m, CORE_MSG_APPEND, to[i]);
         assert_non_null(r);
-        assert_true(r->seq > pe->seq);
+        assert_true(r->early && r->seq < pe->seq);
         assert_int_equal(r->msg.epoch, 2);
         assert_int_equal(r->msg.append.prev_index, 1);
         assert_int_equal(r->msg.append.prev_epoch, 1);
@@ -906,12 +982,12 @@ static void test_failed_prevote_keeps_epoch(void **state)
     struct core_hard_state hs = hstate(1, "");
     struct core_entry log[1] = {ent(1, 1, CORE_ENTRY_CONFIG, "", CFG_ABC)};
     struct harness *a = start(w, 0, &o, &hs, log, 1, 0);
-    core_peer_up(a->core, 0, "b");
-    core_peer_up(a->core, 0, "c");
+    peer_up(a, 0, "b");
+    peer_up(a, 0, "c");
 
     for (int round = 1; round <= 5; round++) {
         size_t m = mark(a);
-        core_tick(a->core, round * EMIN);
+        tick(a, round * EMIN);
         assert_int_equal(count_sends(a, m, CORE_MSG_VOTE_REQUEST), 2);
         struct rec *r = sent(a, m, CORE_MSG_VOTE_REQUEST, "b");
         assert_true(r->msg.vote_request.pre_vote);
@@ -1034,7 +1110,7 @@ static void test_lease_refuses_votes_until_primary_down(void **state)
     assert_int_equal(count(b, m, REC_STATE), 0);
     assert_string_equal(core_primary(b->core), "a");
 
-    core_peer_down(b->core, 1150, "a");
+    peer_down(b, 1150, "a");
     m = mark(b);
     deliver(b, 1160, msg_vote_req("c", 2, 1, 1, true));
     assert_vote_resp(sent(b, m, CORE_MSG_VOTE_RESPONSE, "c"), 2, true, true);
@@ -1082,8 +1158,8 @@ static void test_bootstrap_vote_requires_same_list(void **state)
     struct world *w = *state;
     struct core_options o = opts("b");
     struct harness *b = start(w, 0, &o, NULL, NULL, 0, 0);
-    core_peer_up(b->core, 0, "a");
-    core_peer_up(b->core, 0, "c");
+    peer_up(b, 0, "a");
+    peer_up(b, 0, "c");
     const char *abc[] = {"a", "b", "c"};
     const char *abd[] = {"a", "b", "d"};
 
@@ -1114,7 +1190,7 @@ static void test_bootstrap_vote_requires_same_list(void **state)
     /* A replica that has not chosen its list yet cannot vouch for any. */
     struct core_options oc = opts("c");
     struct harness *c = start(w, 1, &oc, NULL, NULL, 0, 0);
-    core_peer_up(c->core, 0, "a");
+    peer_up(c, 0, "a");
     deliver(c, 10, msg_boot_req("a", 1, true, abc, 3));
     assert_vote_resp(sent(c, 0, CORE_MSG_VOTE_RESPONSE, "a"), 0, false, true);
 }
@@ -1135,7 +1211,7 @@ static void test_first_primary_writes_config(void **state)
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++) {
             if (i != j) {
-                core_peer_up(h[i]->core, 0, ids[j]);
+                peer_up(h[i], 0, ids[j]);
             }
         }
     }
@@ -1143,14 +1219,14 @@ static void test_first_primary_writes_config(void **state)
 
     /* c unreachable: b's pre-vote alone is not enough while bootstrapping. */
     w->cut[2] = true;
-    core_tick(a->core, EMIN);
+    tick(a, EMIN);
     route(w, EMIN);
     assert_int_equal(core_role(a->core), CORE_CANDIDATE);
     assert_int_equal(core_epoch(a->core), 0);
     assert_null(find_event(a, 0, "election_started"));
 
     w->cut[2] = false;
-    core_tick(a->core, 2 * EMIN);
+    tick(a, 2 * EMIN);
     route(w, 2 * EMIN);
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     assert_int_equal(core_epoch(a->core), 1);
@@ -1186,7 +1262,7 @@ static void test_first_config_commits_on_majority(void **state)
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++) {
             if (i != j) {
-                core_peer_up(h[i]->core, 0, ids[j]);
+                peer_up(h[i], 0, ids[j]);
             }
         }
     }
@@ -1194,7 +1270,7 @@ static void test_first_config_commits_on_majority(void **state)
 
     /* Hop by hop until c's vote makes a primary, then c is cut off before
      * its first Append reaches it: b's ack alone must commit entry 1. */
-    core_tick(a->core, EMIN);
+    tick(a, EMIN);
     for (int hop = 0; core_role(a->core) != CORE_PRIMARY; hop++) {
         assert_true(hop < 10);
         route_once(w, EMIN);
@@ -1420,7 +1496,7 @@ static void test_commit_needs_current_epoch(void **state)
 
     /* The commit reaches b with the next heartbeat. */
     m = mark(a);
-    core_tick(a->core, 1000 + HB);
+    tick(a, 1000 + HB);
     assert_int_equal(sent(a, m, CORE_MSG_APPEND, "b")->msg.append.commit_index, 3);
 }
 
@@ -1479,12 +1555,12 @@ static void test_check_quorum_steps_down(void **state)
     struct harness *a = primary_a(w, 1000);
     size_t m = mark(a);
 
-    core_tick(a->core, 1000 + HB - 1);
+    tick(a, 1000 + HB - 1);
     assert_int_equal(mark(a), m);
     assert_int_equal(core_next_deadline(a->core), 1000 + HB);
     for (int64_t t = 1000 + HB; t < 1000 + EMIN; t += HB) {
         size_t mm = mark(a);
-        core_tick(a->core, t);
+        tick(a, t);
         assert_int_equal(core_role(a->core), CORE_PRIMARY);
         assert_non_null(sent(a, mm, CORE_MSG_APPEND, "b")); /* heartbeats keep going */
         assert_non_null(sent(a, mm, CORE_MSG_APPEND, "c"));
@@ -1494,7 +1570,7 @@ static void test_check_quorum_steps_down(void **state)
     }
 
     m = mark(a);
-    core_tick(a->core, 1000 + EMIN);
+    tick(a, 1000 + EMIN);
     assert_int_equal(core_role(a->core), CORE_BACKUP);
     assert_string_equal(core_primary(a->core), "");
     struct rec *ev = find_event(a, m, "stepped_down");
@@ -1516,16 +1592,16 @@ static void test_check_quorum_counts_from_last_ack(void **state)
     struct world *w = *state;
     struct harness *a = primary_a(w, 1000);
 
-    core_tick(a->core, 1000 + HB);
+    tick(a, 1000 + HB);
     deliver(a, 1100, msg_append_resp("b", 2, true, 2, 0));
     for (int64_t t = 1100; t < 1100 + EMIN; t += HB) {
-        core_tick(a->core, t);
+        tick(a, t);
         assert_int_equal(core_role(a->core), CORE_PRIMARY);
     }
-    core_tick(a->core, 1100 + EMIN - 1);
+    tick(a, 1100 + EMIN - 1);
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     size_t m = mark(a);
-    core_tick(a->core, 1100 + EMIN);
+    tick(a, 1100 + EMIN);
     assert_int_equal(core_role(a->core), CORE_BACKUP);
     assert_non_null(find_event(a, m, "stepped_down"));
 }
@@ -1536,7 +1612,7 @@ static void test_check_quorum_on_request_between_ticks(void **state)
 {
     struct world *w = *state;
     struct harness *a = primary_a(w, 1000);
-    core_tick(a->core, 1000 + EMIN - HB);
+    tick(a, 1000 + EMIN - HB);
     size_t m = mark(a);
 
     request(a, 1000 + EMIN + 1, 1, "k", "v");
@@ -1576,6 +1652,7 @@ static void test_request_rejected(void **state)
 
     request(a, 1001, 1, "", "v");
     core_client_request(a->core, 1001, 2, NULL, (const uint8_t *)"v", 1);
+    drain(a, 1001);
     request(a, 1001, 3, id128, "v");
     request(a, 1001, 4, "big", "123456789");
     for (uint64_t t = 1; t <= 4; t++) {
@@ -1629,6 +1706,34 @@ static void test_retry_while_pending_appends_once(void **state)
     core_get_status(a->core, 1005, &st);
     assert_int_equal(st.processed, 1); /* one data entry, counted once */
     assert_int_equal(st.synced, 0);
+}
+
+/* The primary's Appends leave before its own fsync, so a backup can ack an
+ * entry the primary's disk does not hold yet. With the third voter down,
+ * that ack plus the primary's unsynced copy is not a majority on disk: no
+ * acknowledgement until the primary's own sync returns. */
+static void test_slow_primary_disk_never_acks_early(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = primary_a(w, 1000);
+    deliver(a, 1001, msg_append_resp("b", 2, true, 2, 0));
+    assert_int_equal(core_commit_index(a->core), 2);
+    a->slow_disk = true;
+    size_t m = mark(a);
+    request(a, 1002, 1, "x", "hello");
+    flush(a, 1002);
+    struct rec *r = sent(a, m, CORE_MSG_APPEND, "b");
+    assert_non_null(r);
+    assert_true(r->early); /* on the wire before the primary's fsync */
+    deliver(a, 1003, msg_append_resp("b", 2, true, 3, 0));
+    assert_int_equal(core_commit_index(a->core), 2);
+    assert_null(find_reply(a, m, 1));
+    assert_int_equal(core_durable_index(a->core), 2);
+    a->slow_disk = false;
+    confirm(a, 1004);
+    assert_int_equal(core_durable_index(a->core), 3);
+    assert_int_equal(core_commit_index(a->core), 3);
+    assert_reply(find_reply(a, m, 1), CORE_REPLY_OK, 3, 2, "a");
 }
 
 /* A client id names one write. Reused for other data, pending or committed,
@@ -1717,7 +1822,7 @@ static void test_requests_batched_per_flush(void **state)
     request(a, 1002, 1, "x", "one");
     request(a, 1002, 2, "y", "two");
     assert_int_equal(count_sends(a, m, CORE_MSG_APPEND), 0); /* nothing before the flush */
-    core_flush(a->core, 1002);
+    flush(a, 1002);
     assert_int_equal(count_sends(a, m, CORE_MSG_APPEND), 2);
     struct rec *r = sent(a, m, CORE_MSG_APPEND, "b");
     assert_non_null(r);
@@ -1732,7 +1837,7 @@ static void test_requests_batched_per_flush(void **state)
 
     /* Nothing new: a second flush sends nothing. */
     m = mark(a);
-    core_flush(a->core, 1003);
+    flush(a, 1003);
     assert_int_equal(count_sends(a, m, CORE_MSG_APPEND), 0);
 }
 
@@ -1744,11 +1849,11 @@ static void test_reconnected_peer_gets_resend(void **state)
     struct harness *a = primary_a(w, 1000);
     deliver(a, 1001, msg_append_resp("b", 2, true, 2, 0));
     request(a, 1002, 1, "x", "one");
-    core_flush(a->core, 1002); /* entry 3 leaves for b, and is lost */
+    flush(a, 1002); /* entry 3 leaves for b, and is lost */
     size_t m = mark(a);
 
-    core_peer_up(a->core, 1003, "b");
-    core_flush(a->core, 1003);
+    peer_up(a, 1003, "b");
+    flush(a, 1003);
     struct rec *r = sent(a, m, CORE_MSG_APPEND, "b");
     assert_non_null(r);
     assert_int_equal(r->msg.append.prev_index, 2);
@@ -1769,7 +1874,7 @@ static void test_truncated_config_reverts_membership(void **state)
         ent(2, 2, CORE_ENTRY_CONFIG, "", "v a\nv b\nv c\nv d\n"),
     };
     struct harness *b = start(w, 0, &o, &hs, log, 2, 0);
-    core_peer_up(b->core, 0, "d");
+    peer_up(b, 0, "d");
     struct core_status st;
     core_get_status(b->core, 0, &st);
     assert_int_equal(st.n_peers, 1);
@@ -1794,9 +1899,9 @@ static void test_stale_votes_not_counted(void **state)
     struct core_hard_state hs = hstate(1, "");
     struct core_entry log[1] = {ent(1, 1, CORE_ENTRY_CONFIG, "", CFG_ABC)};
     struct harness *a = start(w, 0, &o, &hs, log, 1, 0);
-    core_peer_up(a->core, 0, "b");
-    core_peer_up(a->core, 0, "c");
-    core_tick(a->core, EMIN); /* pre-vote for epoch 2 */
+    peer_up(a, 0, "b");
+    peer_up(a, 0, "c");
+    tick(a, EMIN); /* pre-vote for epoch 2 */
 
     deliver(a, EMIN + 1, msg_vote_resp("b", 1, true, false)); /* an epoch-1 round's vote */
     deliver(a, EMIN + 1, msg_vote_resp("c", 1, true, true));  /* a pre-vote for epoch 1 */
@@ -1825,7 +1930,7 @@ static void test_peer_down_primary_elects_soon(void **state)
     assert_int_equal(core_next_deadline(b->core), 1000 + EMIN + 34);
     size_t m = mark(b);
 
-    core_peer_down(b->core, 1010, "a");
+    peer_down(b, 1010, "a");
     assert_int_equal(core_next_deadline(b->core), 1010 + 34);
     assert_true(core_next_deadline(b->core) < 1010 + 2 * HB);
     struct rec *ev = find_event(b, m, "primary_lost");
@@ -1834,13 +1939,13 @@ static void test_peer_down_primary_elects_soon(void **state)
     assert_int_equal(count(b, m, REC_SEND), 0);
 
     /* Announced once, however many times the adapter repeats it. */
-    core_peer_down(b->core, 1020, "a");
+    peer_down(b, 1020, "a");
     assert_int_equal(count_events(b, m, "primary_lost"), 1);
     assert_int_equal(core_next_deadline(b->core), 1010 + 34);
 
-    core_tick(b->core, 1010 + 33);
+    tick(b, 1010 + 33);
     assert_int_equal(count(b, m, REC_SEND), 0);
-    core_tick(b->core, 1010 + 34);
+    tick(b, 1010 + 34);
     struct rec *r = sent(b, m, CORE_MSG_VOTE_REQUEST, "c");
     assert_non_null(r);
     assert_true(r->msg.vote_request.pre_vote);
@@ -1854,8 +1959,8 @@ static void test_peer_down_other_peer_changes_nothing(void **state)
     int64_t deadline = core_next_deadline(b->core);
     size_t m = mark(b);
 
-    core_peer_down(b->core, 1010, "c");
-    core_peer_down(b->core, 1010, "nobody");
+    peer_down(b, 1010, "c");
+    peer_down(b, 1010, "nobody");
     assert_int_equal(core_next_deadline(b->core), deadline);
     assert_int_equal(mark(b), m);
     assert_string_equal(core_primary(b->core), "a");
@@ -1876,8 +1981,8 @@ static void test_learner_added_then_promoted(void **state)
     size_t m = mark(a);
 
     /* Not before the epoch's first entry is committed. */
-    core_peer_up(a->core, 1001, "d");
-    core_tick(a->core, 1002);
+    peer_up(a, 1001, "d");
+    tick(a, 1002);
     assert_int_equal(core_last_index(a->core), 2);
     assert_null(find_event(a, m, "joined"));
     assert_int_equal(count(a, m, REC_ENTRIES), 0);
@@ -1894,13 +1999,13 @@ static void test_learner_added_then_promoted(void **state)
 
     /* The learner now gets Appends; it backtracks from its empty log. */
     size_t mm = mark(a);
-    core_flush(a->core, 1004);
+    flush(a, 1004);
     struct rec *r = sent(a, mm, CORE_MSG_APPEND, "d");
     assert_non_null(r);
     assert_int_equal(r->msg.append.prev_index, 2);
     deliver(a, 1005, msg_append_resp("d", 2, false, 0, 1));
     mm = mark(a);
-    core_flush(a->core, 1005);
+    flush(a, 1005);
     r = sent(a, mm, CORE_MSG_APPEND, "d");
     assert_non_null(r);
     assert_int_equal(r->msg.append.prev_index, 0);
@@ -1910,7 +2015,7 @@ static void test_learner_added_then_promoted(void **state)
     deliver(a, 1006, msg_append_resp("b", 2, true, 3, 0));
     assert_int_equal(core_commit_index(a->core), 3);
     deliver(a, 1007, msg_append_resp("d", 2, true, 2, 0));
-    core_tick(a->core, 1008);
+    tick(a, 1008);
     assert_null(find_event(a, m, "caught_up"));
     assert_int_equal(core_last_index(a->core), 3);
 
@@ -1937,14 +2042,14 @@ static void test_learner_never_campaigns(void **state)
     struct core_hard_state hs = hstate(1, "");
     struct core_entry log[1] = {ent(1, 1, CORE_ENTRY_CONFIG, "", "v a\nv b\nv c\nl d\n")};
     struct harness *d = start(w, 0, &o, &hs, log, 1, 0);
-    core_peer_up(d->core, 0, "a");
-    core_peer_up(d->core, 0, "b");
-    core_peer_up(d->core, 0, "c");
+    peer_up(d, 0, "a");
+    peer_up(d, 0, "b");
+    peer_up(d, 0, "c");
     assert_int_equal(core_role(d->core), CORE_LEARNER);
 
     for (int64_t t = 0; t <= 10 * EMAX; t++) {
         if (core_next_deadline(d->core) <= t) {
-            core_tick(d->core, t);
+            tick(d, t);
         }
     }
     assert_int_equal(mark(d), 0);
@@ -1954,11 +2059,11 @@ static void test_learner_never_campaigns(void **state)
     deliver(d, 7000, msg_append("a", 1, 1, 1, 1, NULL, 0));
     int64_t deadline = core_next_deadline(d->core);
     size_t m = mark(d);
-    core_peer_down(d->core, 7010, "a");
+    peer_down(d, 7010, "a");
     assert_non_null(find_event(d, m, "primary_lost"));
     assert_int_equal(core_next_deadline(d->core), deadline);
-    core_tick(d->core, 7010 + 2 * HB);
-    core_tick(d->core, deadline);
+    tick(d, 7010 + 2 * HB);
+    tick(d, deadline);
     assert_int_equal(count(d, m, REC_SEND), 0);
     assert_int_equal(core_role(d->core), CORE_LEARNER);
 }
@@ -1984,7 +2089,7 @@ static void test_learner_joins_live_cluster(void **state)
     for (int i = 0; i < 4; i++) {
         for (int j = 0; j < 4; j++) {
             if (i != j && !(i == 3 && j == 2)) {
-                core_peer_up(w->h[i].core, 0, ids[j]);
+                peer_up(&w->h[i], 0, ids[j]);
             }
         }
     }
@@ -2100,7 +2205,7 @@ static void test_single_replica_bootstraps_alone(void **state)
     struct core_options o = opts("a");
     o.initial_size = 1;
     struct harness *a = start(w, 0, &o, NULL, NULL, 0, 0);
-    core_tick(a->core, EMIN);
+    tick(a, EMIN);
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     assert_int_equal(core_epoch(a->core), 1);
     assert_int_equal(core_last_index(a->core), 1);
@@ -2126,12 +2231,12 @@ static void test_single_voter_commits_first_entry(void **state)
     struct core_options o = opts("a");
     o.initial_size = 1;
     struct harness *a = start(w, 0, &o, NULL, NULL, 0, 0);
-    core_tick(a->core, EMIN);
+    tick(a, EMIN);
     assert_int_equal(core_role(a->core), CORE_PRIMARY);
     assert_int_equal(core_last_index(a->core), 1);
     assert_int_equal(core_commit_index(a->core), 1);
-    core_peer_up(a->core, EMIN + 1, "b");
-    core_tick(a->core, EMIN + HB);
+    peer_up(a, EMIN + 1, "b");
+    tick(a, EMIN + HB);
     assert_non_null(find_event(a, 0, "joined"));
 }
 
@@ -2169,6 +2274,7 @@ int main(void)
         T(test_request_rejected),
         T(test_retry_while_pending_appends_once),
         T(test_retry_with_other_data_conflicts),
+        T(test_slow_primary_disk_never_acks_early),
         T(test_client_id_alphabet),
         T(test_retry_after_failover_applies_once),
         T(test_requests_batched_per_flush),

@@ -1,0 +1,158 @@
+/*
+ * replica/core/internal.h — the core's state and the functions its files
+ * share. Not for the adapters: they see core.h only.
+ *
+ * Files: log.c (the log, its durable prefix, client sessions), quorum.c
+ * (membership, bootstrap, peers and the majority rule), election.c (roles,
+ * votes, pre-vote, leases), replication.c (Appends, commit, membership
+ * changes), outbox.c (the update handed to the adapter, and the one place
+ * the durability rule is applied), core.c (inputs, life cycle, status).
+ */
+#ifndef REPLICA_CORE_INTERNAL_H
+#define REPLICA_CORE_INTERNAL_H
+
+#include "core.h"
+#include "idmap.h"
+
+#include <assert.h>
+
+#define MAX_INFLIGHT 8 /* Appends with entries in flight to one peer */
+
+struct peer {
+    char id[CORE_ID_MAX];
+    bool up;            /* connected, per core_peer_up / core_peer_down */
+    int64_t last_heard; /* any message from it; -1 never */
+    /* Primary's replication state for this peer. */
+    uint64_t next_index; /* next entry to send */
+    uint64_t match_index;
+    int64_t last_ack;  /* last response in our epoch (check-quorum) */
+    unsigned inflight; /* Appends with entries not yet answered */
+    bool need_send;    /* send an Append at the next flush even if empty */
+    /* Candidate's tally. */
+    bool granted;
+};
+
+struct pending_reply {
+    uint64_t token;
+    uint64_t index;
+};
+
+/* The update being built by inputs, until core_ready hands it out. */
+struct outbox {
+    bool has_state;
+    uint64_t persist_from; /* 0: the log did not change */
+    struct core_out_msg *msgs;
+    size_t n_msgs, cap_msgs;
+    struct core_out_reply *replies;
+    size_t n_replies, cap_replies;
+    struct core_event *events;
+    size_t n_events, cap_events;
+};
+
+struct core {
+    struct core_options o;
+    char id[CORE_ID_MAX];
+    struct core_hard_state hs;
+
+    enum core_role role; /* PRIMARY, CANDIDATE or BACKUP; learner is derived */
+    bool pre_vote;       /* candidate: still in the pre-vote phase */
+    bool self_granted;
+    char primary[CORE_ID_MAX];
+    bool primary_down;            /* the adapter saw its process go away */
+    int64_t primary_lost_at;      /* when it did; 0 once a primary is heard again */
+    int64_t last_primary_contact; /* -1 never */
+    int64_t election_deadline;
+    int64_t heartbeat_deadline;
+    int64_t primary_since;
+    uint64_t epoch_start_index; /* primary: first entry of its epoch */
+
+    /* log[i] holds index i + 1. Each entry's client_id, primary and data
+     * live in one allocation that starts at client_id. */
+    struct core_entry *log;
+    size_t n_log;
+    size_t cap_log;
+    uint64_t commit;
+    uint64_t durable;   /* entries 1..durable are on this replica's disk */
+    uint64_t persisted; /* entries 1..persisted were handed to storage */
+
+    struct core_member cfg[CORE_MAX_MEMBERS]; /* latest CONFIG in the log */
+    unsigned n_cfg;
+    uint64_t cfg_index; /* 0: no CONFIG entry yet, still bootstrapping */
+
+    struct peer peers[CORE_MAX_MEMBERS]; /* every replica seen, minus self */
+    unsigned n_peers;
+
+    struct idmap client_ids; /* client id -> index of its DATA entry */
+    struct pending_reply *pending;
+    size_t n_pending;
+    size_t cap_pending;
+
+    uint64_t processed;
+    uint64_t synced;
+
+    struct outbox out;
+};
+
+/* log.c */
+uint64_t last_index(const struct core *c);
+uint64_t epoch_at(const struct core *c, uint64_t index);
+uint64_t last_epoch(const struct core *c);
+int log_push(struct core *c, const struct core_entry *e);
+void log_truncate(struct core *c, uint64_t from);
+void log_free(struct core *c);
+void log_append_local(struct core *c, enum core_entry_type type, const char *client_id,
+                      const uint8_t *data, size_t len);
+void session_request(struct core *c, uint64_t token, const char *client_id, const uint8_t *data,
+                     size_t len);
+void sessions_answer_committed(struct core *c);
+void sessions_fail(struct core *c, enum core_reply_status st);
+
+/* quorum.c */
+void config_reload(struct core *c);
+struct core_member *member(const struct core *c, const char *id);
+bool is_voter(const struct core *c, const char *id);
+bool is_member(const struct core *c, const char *id);
+unsigned n_voters(const struct core *c);
+unsigned quorum(const struct core *c); /* voters a majority needs */
+bool can_campaign(const struct core *c);
+void bootstrap_list(struct core *c);
+void bootstrap_fix(struct core *c);
+bool bootstrap_matches(const struct core *c, const struct core_msg *m);
+struct peer *peer_find(const struct core *c, const char *id);
+struct peer *peer_get(struct core *c, const char *id);
+uint64_t majority_index(const struct core *c);
+bool votes_won(const struct core *c);
+bool quorum_fresh(const struct core *c, int64_t now);
+
+/* election.c */
+void role_change(struct core *c, int64_t now, enum core_role to, const char *why);
+void reset_election_timer(struct core *c, int64_t now);
+void persist_epoch(struct core *c, uint64_t epoch, const char *voted_for);
+void follow(struct core *c, int64_t now, uint64_t epoch, const char *primary);
+void start_round(struct core *c, int64_t now, bool pre_vote);
+void recv_vote_request(struct core *c, int64_t now, const struct core_msg *m);
+void recv_vote_response(struct core *c, int64_t now, const struct core_msg *m);
+
+/* replication.c */
+void primary_start(struct core *c, int64_t now);
+void send_append(struct core *c, struct peer *p, bool with_entries);
+void broadcast_heartbeat(struct core *c, int64_t now);
+void advance_commit(struct core *c, uint64_t to);
+void primary_update_commit(struct core *c);
+void maybe_change_config(struct core *c, int64_t now);
+void recv_append(struct core *c, int64_t now, const struct core_msg *m);
+void recv_append_response(struct core *c, int64_t now, const struct core_msg *m);
+
+/* outbox.c */
+void out_send(struct core *c, const char *to, const struct core_msg *m);
+void out_reply(struct core *c, uint64_t token, enum core_reply_status st, uint64_t index,
+               uint64_t epoch, const char *primary, const char *msg);
+void out_event(struct core *c, enum event_type type, const char *subject, uint64_t index,
+               const char *detail);
+void out_state(struct core *c);
+void out_log_changed(struct core *c, uint64_t from);
+void out_drop_appends(struct core *c);
+void outbox_free(struct core *c);
+uint64_t rnd(struct core *c, uint64_t bound);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * replica/core/outbox.c — the update: what inputs make necessary is
+ * gathered here, handed out by core_ready, carried out in the order the
+ * durability rule requires by core_update_apply (the only place that
+ * knows the rule), and confirmed durable by core_advance.
+ */
+#include "internal.h"
+
+#include <stdio.h> /* snprintf only */
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t rnd(struct core *c, uint64_t bound)
+{
+    return bound ? c->o.random(c->o.arg) % bound : 0;
+}
+
+/* Grow an array of `size`-byte items to hold one more; NULL when out of
+ * memory (the output is then lost, as a message on a network may be). */
+static void *grow(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n == *cap) {
+        size_t want = *cap ? *cap * 2 : 16;
+        void *p = realloc(*items, want * size);
+        if (p == NULL) {
+            return NULL;
+        }
+        *items = p;
+        *cap = want;
+    }
+    return (char *)*items + n * size;
+}
+
+/* ========================================================================
+ * Gathering output
+ * ====================================================================== */
+
+/* The message's pointers are copied into one allocation the update owns:
+ * entries shallowly (their strings and data stay in the log, which a
+ * truncation only frees after dropping the Appends that point there), the
+ * bootstrap list whole. */
+void out_send(struct core *c, const char *to, const struct core_msg *m)
+{
+    struct outbox *o = &c->out;
+    struct core_out_msg *om = grow((void **)&o->msgs, &o->cap_msgs, o->n_msgs, sizeof(*o->msgs));
+    if (om == NULL) {
+        return;
+    }
+    memset(om, 0, sizeof(*om));
+    snprintf(om->to, sizeof(om->to), "%s", to);
+    om->msg = *m;
+    om->msg.from = c->id;
+    if (m->type == CORE_MSG_APPEND && m->append.n_entries > 0) {
+        size_t bytes = m->append.n_entries * sizeof(struct core_entry);
+        if ((om->own = malloc(bytes)) == NULL) {
+            return;
+        }
+        memcpy(om->own, m->append.entries, bytes);
+        om->msg.append.entries = om->own;
+    }
+    if (m->type == CORE_MSG_VOTE_REQUEST && m->vote_request.n_bootstrap > 0) {
+        unsigned n = m->vote_request.n_bootstrap;
+        const char **ptrs = malloc(n * (sizeof(char *) + CORE_ID_MAX));
+        if ((om->own = ptrs) == NULL) {
+            return;
+        }
+        char *ids = (char *)(ptrs + n);
+        for (unsigned i = 0; i < n; i++) {
+            snprintf(ids + i * CORE_ID_MAX, CORE_ID_MAX, "%s", m->vote_request.bootstrap[i]);
+            ptrs[i] = ids + i * CORE_ID_MAX;
+        }
+        om->msg.vote_request.bootstrap = ptrs;
+    }
+    /* A primary's Appends may leave before its own fsync. */
+    om->early = m->type == CORE_MSG_APPEND && c->role == CORE_PRIMARY;
+    o->n_msgs++;
+}
+
+void out_reply(struct core *c, uint64_t token, enum core_reply_status st, uint64_t index,
+               uint64_t epoch, const char *primary, const char *msg)
+{
+    struct outbox *o = &c->out;
+    struct core_out_reply *r =
+        grow((void **)&o->replies, &o->cap_replies, o->n_replies, sizeof(*o->replies));
+    if (r == NULL) {
+        return;
+    }
+    r->token = token;
+    snprintf(r->primary, sizeof(r->primary), "%s", primary ? primary : "");
+    snprintf(r->message, sizeof(r->message), "%s", msg ? msg : "");
+    r->reply = (struct core_reply){st, index, epoch, NULL, NULL};
+    o->n_replies++;
+}
+
+void out_event(struct core *c, enum event_type type, const char *subject, uint64_t index,
+               const char *detail)
+{
+    struct outbox *o = &c->out;
+    struct core_event *ev =
+        grow((void **)&o->events, &o->cap_events, o->n_events, sizeof(*o->events));
+    if (ev == NULL) {
+        return;
+    }
+    ev->type = type;
+    snprintf(ev->subject, sizeof(ev->subject), "%s", subject ? subject : "");
+    ev->epoch = c->hs.epoch;
+    ev->index = index;
+    snprintf(ev->detail, sizeof(ev->detail), "%s", detail ? detail : "");
+    o->n_events++;
+}
+
+void out_state(struct core *c)
+{
+    c->out.has_state = true;
+}
+
+void out_log_changed(struct core *c, uint64_t from)
+{
+    if (c->out.persist_from == 0 || from < c->out.persist_from) {
+        c->out.persist_from = from;
+    }
+}
+
+void out_drop_appends(struct core *c)
+{
+    struct outbox *o = &c->out;
+    size_t kept = 0;
+    for (size_t i = 0; i < o->n_msgs; i++) {
+        if (o->msgs[i].msg.type == CORE_MSG_APPEND) {
+            free(o->msgs[i].own);
+        } else {
+            o->msgs[kept++] = o->msgs[i];
+        }
+    }
+    o->n_msgs = kept;
+}
+
+void outbox_free(struct core *c)
+{
+    struct core_update u = {.msgs = c->out.msgs,
+                            .n_msgs = c->out.n_msgs,
+                            .replies = c->out.replies,
+                            .events = c->out.events};
+    core_update_free(&u);
+    memset(&c->out, 0, sizeof(c->out));
+}
+
+/* ========================================================================
+ * Handing out, applying, confirming
+ * ====================================================================== */
+
+bool core_ready(struct core *c, struct core_update *u)
+{
+    struct outbox *o = &c->out;
+    memset(u, 0, sizeof(*u));
+    if (!o->has_state && o->persist_from == 0 && o->n_msgs == 0 && o->n_replies == 0 &&
+        o->n_events == 0) {
+        return false;
+    }
+    u->has_state = o->has_state;
+    u->hs = c->hs;
+    if (o->persist_from != 0) {
+        uint64_t from = o->persist_from;
+        u->has_entries = true;
+        u->truncate_from = from <= c->persisted ? from : 0;
+        u->entries = from <= last_index(c) ? &c->log[from - 1] : NULL;
+        u->n_entries = from <= last_index(c) ? last_index(c) - from + 1 : 0;
+        u->durable_index = last_index(c);
+        u->durable_epoch = last_epoch(c);
+        c->persisted = last_index(c);
+    }
+    /* The arrays move to the update; the outbox starts empty. */
+    u->msgs = o->msgs;
+    u->n_msgs = o->n_msgs;
+    u->replies = o->replies;
+    u->n_replies = o->n_replies;
+    u->events = o->events;
+    u->n_events = o->n_events;
+    for (size_t i = 0; i < u->n_replies; i++) {
+        u->replies[i].reply.primary = u->replies[i].primary;
+        u->replies[i].reply.message = u->replies[i].message;
+    }
+    memset(o, 0, sizeof(*o));
+    return true;
+}
+
+/* THE DURABILITY RULE. Early Appends first (a primary's backups then write
+ * in parallel with its own disk), but never while a vote or epoch waits to
+ * be persisted; then persistence and the sync; then everything else. */
+void core_update_apply(const struct core_update *u, struct core_sink *sink)
+{
+    bool early_ok = !u->has_state;
+    for (size_t i = 0; early_ok && i < u->n_msgs; i++) {
+        if (u->msgs[i].early) {
+            sink->send(sink, u->msgs[i].to, &u->msgs[i].msg, true);
+        }
+    }
+    if (u->has_state) {
+        sink->persist_state(sink, &u->hs);
+    }
+    if (u->has_entries) {
+        sink->persist_entries(sink, u->truncate_from, u->entries, u->n_entries);
+    }
+    if (u->has_state || u->has_entries) {
+        sink->sync(sink);
+    }
+    /* Replies first: a client told UNKNOWN by a deposed primary hears it
+     * before that replica answers its new primary. */
+    for (size_t i = 0; i < u->n_replies; i++) {
+        sink->reply(sink, u->replies[i].token, &u->replies[i].reply);
+    }
+    for (size_t i = 0; i < u->n_msgs; i++) {
+        if (!early_ok || !u->msgs[i].early) {
+            sink->send(sink, u->msgs[i].to, &u->msgs[i].msg, false);
+        }
+    }
+    for (size_t i = 0; i < u->n_events; i++) {
+        sink->event(sink, &u->events[i]);
+    }
+}
+
+void core_advance(struct core *c, int64_t now, const struct core_update *u)
+{
+    (void)now;
+    /* The log matching property: if the entry at durable_index still has
+     * the epoch it had when persisted, so does everything before it. */
+    if (u->durable_index > c->durable && u->durable_index <= last_index(c) &&
+        epoch_at(c, u->durable_index) == u->durable_epoch) {
+        c->durable = u->durable_index;
+        if (c->role == CORE_PRIMARY) {
+            primary_update_commit(c);
+        }
+    }
+    assert(c->durable <= last_index(c));
+    assert(c->commit <= last_index(c));
+}
+
+void core_update_free(struct core_update *u)
+{
+    for (size_t i = 0; i < u->n_msgs; i++) {
+        free(u->msgs[i].own);
+    }
+    free(u->msgs);
+    free(u->replies);
+    free(u->events);
+    memset(u, 0, sizeof(*u));
+}

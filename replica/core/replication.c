@@ -1,0 +1,294 @@
+/*
+ * replica/core/replication.c — the log from primary to backups: Appends and
+ * their answers, catch-up by backtracking a whole epoch at a time (3.5),
+ * the commit index (3.6.2: only entries of the primary's own epoch commit
+ * by counting) and membership changes, one at a time (4.1).
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ========================================================================
+ * Primary side
+ * ====================================================================== */
+
+static void append_config(struct core *c)
+{
+    char buf[CORE_MAX_MEMBERS * (CORE_ID_MAX + 3) + 1];
+    size_t n = core_config_encode(c->cfg, c->n_cfg, buf, sizeof(buf));
+    log_append_local(c, CORE_ENTRY_CONFIG, "", (const uint8_t *)buf, n);
+}
+
+/* A new primary: every peer starts from our end of log, and an entry of the
+ * new epoch goes in first, so that what came before can commit. */
+void primary_start(struct core *c, int64_t now)
+{
+    for (unsigned i = 0; i < c->n_peers; i++) {
+        struct peer *p = &c->peers[i];
+        p->next_index = last_index(c) + 1;
+        p->match_index = 0;
+        p->inflight = 0;
+        p->last_ack = now; /* grace: check-quorum counts from here */
+    }
+    c->epoch_start_index = last_index(c) + 1;
+    if (c->cfg_index == 0) {
+        /* The first primary writes the initial configuration as entry 1; it
+         * also commits its epoch, as a no-op would. */
+        append_config(c);
+    } else {
+        log_append_local(c, CORE_ENTRY_NOOP, "", NULL, 0);
+    }
+}
+
+void send_append(struct core *c, struct peer *p, bool with_entries)
+{
+    if (p->next_index > last_index(c) + 1) {
+        p->next_index = last_index(c) + 1;
+    }
+    uint64_t prev = p->next_index - 1;
+    size_t n = 0, bytes = 0;
+    if (with_entries && p->inflight < MAX_INFLIGHT) {
+        while (prev + n < last_index(c) && (n == 0 || bytes < c->o.max_append_bytes)) {
+            bytes += c->log[prev + n].len + 64;
+            n++;
+        }
+    }
+    struct core_msg m = {.type = CORE_MSG_APPEND, .epoch = c->hs.epoch};
+    m.append.prev_index = prev;
+    m.append.prev_epoch = epoch_at(c, prev);
+    m.append.commit_index = c->commit;
+    m.append.n_entries = n;
+    m.append.entries = n ? &c->log[prev] : NULL;
+    out_send(c, p->id, &m);
+    if (n > 0) {
+        p->next_index += n;
+        p->inflight++;
+    }
+    p->need_send = false;
+}
+
+void broadcast_heartbeat(struct core *c, int64_t now)
+{
+    for (unsigned i = 0; i < c->n_peers; i++) {
+        if (is_member(c, c->peers[i].id)) {
+            send_append(c, &c->peers[i], true);
+        }
+    }
+    c->heartbeat_deadline = now + c->o.heartbeat_ms;
+}
+
+/* ========================================================================
+ * Commit
+ * ====================================================================== */
+
+void advance_commit(struct core *c, uint64_t to)
+{
+    if (to > last_index(c)) {
+        to = last_index(c);
+    }
+    if (to <= c->commit) {
+        return;
+    }
+    for (uint64_t i = c->commit + 1; i <= to; i++) {
+        const struct core_entry *e = &c->log[i - 1];
+        if (e->type == CORE_ENTRY_DATA) {
+            if (strcmp(e->primary, c->id) == 0) {
+                c->processed++;
+            } else {
+                c->synced++;
+            }
+        }
+    }
+    c->commit = to;
+    if (c->role != CORE_PRIMARY) {
+        return;
+    }
+    sessions_answer_committed(c);
+    out_event(c, EVENT_COMMITTED, c->id, c->commit, NULL);
+}
+
+/* Committed only if of our own epoch (3.6.2: older entries commit
+ * indirectly), and only what a majority holds durably. */
+void primary_update_commit(struct core *c)
+{
+    uint64_t majority = majority_index(c);
+    if (majority > c->commit && epoch_at(c, majority) == c->hs.epoch) {
+        advance_commit(c, majority);
+    }
+}
+
+/* One membership change at a time, only once our epoch and the previous
+ * change are committed (dissertation 4.1 and its 2015 erratum). */
+void maybe_change_config(struct core *c, int64_t now)
+{
+    if (c->role != CORE_PRIMARY || c->cfg_index > c->commit || c->commit < c->epoch_start_index) {
+        return;
+    }
+    for (unsigned i = 0; i < c->n_peers; i++) {
+        struct peer *p = &c->peers[i];
+        if (p->up && !is_member(c, p->id) && c->n_cfg < CORE_MAX_MEMBERS) {
+            struct core_member *m = &c->cfg[c->n_cfg++];
+            memcpy(m->id, p->id, CORE_ID_MAX);
+            m->voter = false;
+            p->next_index = last_index(c) + 1;
+            p->match_index = 0;
+            p->last_ack = now;
+            append_config(c);
+            out_event(c, EVENT_JOINED, p->id, last_index(c), "added as learner");
+            return;
+        }
+    }
+    for (unsigned i = 0; i < c->n_cfg; i++) {
+        struct core_member *m = &c->cfg[i];
+        struct peer *p = peer_find(c, m->id);
+        if (!m->voter && p != NULL && p->up && p->match_index >= c->commit) {
+            m->voter = true;
+            p->last_ack = now;
+            append_config(c);
+            out_event(c, EVENT_CAUGHT_UP, m->id, last_index(c), "promoted to voter");
+            return;
+        }
+    }
+}
+
+/* ========================================================================
+ * Backup side
+ * ====================================================================== */
+
+/* Where a primary should retry after prev did not match: the first index
+ * of the conflicting epoch, so it skips a whole epoch per round trip. */
+static uint64_t conflict_hint(const struct core *c, uint64_t prev)
+{
+    uint64_t bad = epoch_at(c, prev), hint = prev;
+    while (hint > c->commit + 1 && epoch_at(c, hint - 1) == bad) {
+        hint--;
+    }
+    return hint;
+}
+
+/* Append what the message holds beyond what we already have. False when it
+ * would rewrite a committed entry (refused: safety first). */
+static bool store_entries(struct core *c, const struct core_msg *m)
+{
+    uint64_t prev = m->append.prev_index;
+    size_t i = 0;
+    const struct core_entry *es = m->append.entries;
+    /* Entries we already hold are skipped: a duplicate or late Append must
+     * not truncate anything it does not conflict with. */
+    while (i < m->append.n_entries && prev + i + 1 <= last_index(c) &&
+           epoch_at(c, prev + i + 1) == es[i].epoch) {
+        i++;
+    }
+    if (i == m->append.n_entries) {
+        return true;
+    }
+    uint64_t from = prev + i + 1;
+    if (from <= last_index(c)) {
+        if (from <= c->commit) {
+            return false;
+        }
+        log_truncate(c, from);
+    }
+    bool config = false;
+    for (; i < m->append.n_entries; i++) {
+        if (log_push(c, &es[i]) != 0) {
+            break;
+        }
+        config |= es[i].type == CORE_ENTRY_CONFIG;
+    }
+    out_log_changed(c, from);
+    if (config) {
+        config_reload(c);
+    }
+    return true;
+}
+
+void recv_append(struct core *c, int64_t now, const struct core_msg *m)
+{
+    struct core_msg r = {.type = CORE_MSG_APPEND_RESPONSE, .epoch = c->hs.epoch};
+    if (m->epoch < c->hs.epoch) {
+        out_send(c, m->from, &r); /* tells a stale primary to step down */
+        return;
+    }
+    if (m->epoch > c->hs.epoch || c->role != CORE_BACKUP || strcmp(c->primary, m->from) != 0) {
+        if (c->role == CORE_PRIMARY && m->epoch == c->hs.epoch) {
+            return; /* two primaries in one epoch cannot happen; ignore */
+        }
+        follow(c, now, m->epoch, m->from);
+        r.epoch = c->hs.epoch;
+    }
+    c->last_primary_contact = now;
+    c->primary_down = false;
+    c->primary_lost_at = 0;
+    reset_election_timer(c, now);
+
+    uint64_t prev = m->append.prev_index;
+    if (prev > last_index(c)) {
+        r.append_response.hint_index = last_index(c) + 1;
+        out_send(c, m->from, &r);
+        return;
+    }
+    if (prev > 0 && epoch_at(c, prev) != m->append.prev_epoch) {
+        r.append_response.hint_index = conflict_hint(c, prev);
+        out_send(c, m->from, &r);
+        return;
+    }
+    if (!store_entries(c, m)) {
+        return;
+    }
+    uint64_t matched = prev + m->append.n_entries;
+    if (matched > last_index(c)) {
+        matched = last_index(c);
+    }
+    uint64_t commit = m->append.commit_index < matched ? m->append.commit_index : matched;
+    advance_commit(c, commit);
+    r.append_response.success = true;
+    r.append_response.match_index = matched;
+    out_send(c, m->from, &r);
+}
+
+void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
+{
+    if (m->epoch > c->hs.epoch) {
+        follow(c, now, m->epoch, "");
+        return;
+    }
+    if (c->role != CORE_PRIMARY || m->epoch != c->hs.epoch) {
+        return;
+    }
+    struct peer *p = peer_get(c, m->from);
+    if (p == NULL) {
+        return;
+    }
+    p->last_ack = now;
+    if (m->append_response.success) {
+        if (m->append_response.match_index > p->match_index) {
+            /* Progress answers one Append with entries (a heartbeat's
+             * answer makes none), which frees a slot in the pipeline. */
+            if (p->inflight > 0) {
+                p->inflight--;
+            }
+            /* A peer cannot hold more than we sent it. */
+            uint64_t match = m->append_response.match_index;
+            p->match_index = match < last_index(c) ? match : last_index(c);
+            primary_update_commit(c);
+            maybe_change_config(c, now);
+        }
+        if (p->next_index <= p->match_index) {
+            p->next_index = p->match_index + 1;
+        }
+        return;
+    }
+    uint64_t hint = m->append_response.hint_index;
+    if (hint <= p->match_index) {
+        /* Its log is shorter than it once acknowledged: the replica lost its
+         * data dir and came back empty under the same id. Believe it and
+         * resend from where it is. */
+        p->match_index = hint > 0 ? hint - 1 : 0;
+    }
+    if (hint < p->next_index) {
+        p->next_index = hint;
+        p->inflight = 0;
+    }
+    p->need_send = true;
+}
