@@ -1,7 +1,7 @@
 /*
  * coordinator/http.c — see http.h.
  *
- * Sections: replies, routes (the API table of DESIGN.md), static files,
+ * Sections: replies, routes (the endpoints of docs/api.md), static files,
  * WebSocket clients, life cycle.
  *
  * Every WebSocket client has its own bounded queue and writer thread: the

@@ -1,5 +1,5 @@
 """Every endpoint of the coordinator's HTTP API and its error cases
-(DESIGN.md, "The coordinator", HTTP API table)."""
+(docs/api.md, "Endpoints")."""
 import os
 import re
 import signal

@@ -8,8 +8,9 @@
  * VoteRequest, with a huge epoch) on a connection whose Hello said CLIENT,
  * a first message that is not a Hello, a message only replicas send, and a
  * truncated frame. Each time the replica must close that connection (recv
- * gives 0 or ECONNRESET) with a logged reason (DESIGN: "close that
- * connection with a logged reason"), and keep serving everyone else: a
+ * gives 0 or ECONNRESET) with a logged reason (docs/api.md, "Wire
+ * protocol": a message that breaks a limit closes its connection with a
+ * logged reason), and keep serving everyone else: a
  * status call on a connection opened before still works, writes still
  * commit, nobody adopted the huge epoch, and at the end every replica
  * still shuts down cleanly (under the sanitizer build: no leak on these

@@ -1,6 +1,6 @@
 /*
  * tests/integration/fail_exit_code.c — a replica asked to fail exits with
- * status 75 (DESIGN: the supervisor or Docker's restart policy brings it
+ * status 75 (docs/api.md: the supervisor or Docker's restart policy brings it
  * back) and, restarted with the same id, data dir and port, rejoins.
  *
  * First a backup is failed: writes keep committing on the other two, and the

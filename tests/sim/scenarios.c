@@ -494,8 +494,8 @@ static void sc_join(struct cluster *cl)
 
 /* Five (or six) replicas start together with --initial-size 3 and discover
  * each other in a random order (connections complete one by one). A primary
- * must still emerge, and only one cluster: DESIGN.md wants the first
- * configuration "the same on every node". */
+ * must still emerge, and only one cluster: docs/design.md, "The protocol",
+ * Membership: "the first configuration is the same on every replica". */
 static void sc_bootstrap_race(struct cluster *cl)
 {
     bool ok = cluster_step_until(cl, cluster_has_primary, 10000);
