@@ -64,40 +64,67 @@ struct http {
  * Replies
  * ====================================================================== */
 
+/* Every status the server answers with: its reason phrase, and for errors
+ * the API's error code and a message (used for the errors civetweb
+ * produces itself, see http_error). */
+struct status_text {
+    int status;
+    const char *reason;
+    const char *code;
+    const char *message;
+};
+
+static const struct status_text STATUSES[] = {
+    {200, "OK", NULL, NULL},
+    {201, "Created", NULL, NULL},
+    {202, "Accepted", NULL, NULL},
+    {400, "Bad Request", "bad_request", "the request is not valid HTTP"},
+    {403, "Forbidden", "forbidden", "that is not allowed"},
+    {404, "Not Found", "not_found", "no such resource"},
+    {405, "Method Not Allowed", "method_not_allowed", "that method is not supported here"},
+    {408, "Request Timeout", "request_timeout", "the request did not arrive in time"},
+    {409, "Conflict", "conflict", "the request conflicts with the current state"},
+    {411, "Length Required", "length_required",
+     "the request needs a valid Content-Length (or chunked transfer coding)"},
+    {413, "Payload Too Large", "too_large", "the request is too large"},
+    {414, "URI Too Long", "uri_too_long", "the request URI is too long"},
+    {416, "Range Not Satisfiable", "bad_range", "the range cannot be satisfied"},
+    {417, "Expectation Failed", "expectation_failed", "the Expect header is not supported"},
+    {426, "Upgrade Required", "upgrade_required", "this resource needs a protocol upgrade"},
+    {431, "Request Header Fields Too Large", "headers_too_large",
+     "the request headers are too large"},
+    {500, "Internal Server Error", "internal_error", "the server failed to handle the request"},
+    {501, "Not Implemented", "not_implemented", "that is not implemented"},
+    {503, "Service Unavailable", "unavailable", "the service is unavailable"},
+    {504, "Gateway Timeout", "timeout", "the cluster did not answer in time"},
+    {505, "HTTP Version Not Supported", "http_version_not_supported",
+     "that HTTP version is not supported"},
+};
+
+static const struct status_text *status_text(int status)
+{
+    for (size_t i = 0; i < sizeof(STATUSES) / sizeof(STATUSES[0]); i++) {
+        if (STATUSES[i].status == status) {
+            return &STATUSES[i];
+        }
+    }
+    return NULL;
+}
+
 static const char *reason(int status)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 400 ? "OK" : "Error";
-    }
+    const struct status_text *t = status_text(status);
+    return t ? t->reason : status < 400 ? "OK" : "Error";
 }
 
 static int send_body(struct mg_connection *conn, int status, const char *type, const char *body,
                      const char *extra_headers)
 {
     size_t len = body ? strlen(body) : 0;
-    /* HEAD: the same headers, no body (keep-alive depends on it). */
-    size_t send_len = strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0 ? len : 0;
+    /* HEAD: the same headers, no body (keep-alive depends on it). The
+     * method is NULL when civetweb could not parse the request line. */
+    const char *method = mg_get_request_info(conn)->request_method;
+    size_t send_len = method == NULL || strcmp(method, "HEAD") != 0 ? len : 0;
     const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-store\r\n%s\r\n";
     const char *xh = extra_headers ? extra_headers : "";
@@ -131,6 +158,19 @@ static int send_error(struct mg_connection *conn, int status, const char *code, 
     return rc;
 }
 
+/* An error after which the connection cannot go on: the rest of the
+ * request is unread, or was never going to arrive. The reply says so, and
+ * the connection is closed as soon as it is sent, rather than left to
+ * civetweb, which would read and drop the rest of the body until its
+ * request timeout (twice), holding a worker. */
+static int send_error_close(struct mg_connection *conn, int status, const char *code,
+                            const char *msg)
+{
+    send_error(conn, status, code, msg, "Connection: close\r\n");
+    mg_close_connection(conn);
+    return status;
+}
+
 static int send_reply(struct mg_connection *conn, struct cluster_reply *r)
 {
     char extra[64] = "";
@@ -154,21 +194,49 @@ static int method_not_allowed(struct mg_connection *conn, const char *allow)
  * Routes
  * ====================================================================== */
 
-/* Read the whole body, at most max bytes. NULL with *status set (413, 503)
- * when it cannot. The buffer grows with what arrives, so a large
- * --max-body-bytes costs nothing for small requests. */
+/* A declared Content-Length over --max-body-bytes is answered 413 before
+ * any of the body is read. Up to this length the connection then stays
+ * open and civetweb reads and drops the rest, so a client still sending
+ * it gets to read the 413 (closing with unread data resets the connection
+ * under it); a larger claim (2^63 - 1, say) is never going to arrive, and
+ * the connection is closed at once. */
+#define DRAIN_MAX_BYTES ((long long)LIMIT_BODY_BYTES_MAX)
+
+/* Read the whole body, at most max bytes. NULL when it cannot, with the
+ * error already answered and its status in *status: 413 (too large), 411
+ * (neither Content-Length nor chunked), 400 (the body ended before its
+ * Content-Length or its last chunk; nothing of it is used) or 503. The
+ * buffer grows with what arrives, so a large --max-body-bytes costs
+ * nothing for small requests. */
 static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int *status)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    if (ri->content_length > 0 && (size_t)ri->content_length > max) {
-        *status = 413;
+    long long cl = ri->content_length;
+    if (cl < 0 && mg_get_header(conn, "Transfer-Encoding") == NULL) {
+        /* civetweb would read until the client closes, and take whatever
+         * came before a stall as the whole body. HTTP/1.1 says such a
+         * request has no body; refuse it rather than guess. */
+        *status = send_error_close(conn, 411, "length_required",
+                                   "a request body needs a Content-Length or chunked "
+                                   "transfer coding");
         return NULL;
     }
-    size_t cap = ri->content_length > 0 ? (size_t)ri->content_length + 1 : 4096;
+    if (cl >= 0 && (unsigned long long)cl > max) {
+        *status = cl > DRAIN_MAX_BYTES
+                      ? send_error_close(conn, 413, "too_large", "the request body is too large")
+                      : send_error(conn, 413, "too_large", "the request body is too large", NULL);
+        return NULL;
+    }
+    size_t cap = cl >= 0 ? (size_t)cl + 1 : 4096;
     char *buf = malloc(cap);
     size_t used = 0;
     while (buf != NULL) {
-        if (used + 1 == cap) {
+        if (cl >= 0 && used == (size_t)cl) {
+            buf[used] = '\0';
+            *len = used;
+            return buf;
+        }
+        if (used + 1 == cap) { /* chunked only: a Content-Length body fits */
             size_t grown = cap * 2 > max + 2 ? max + 2 : cap * 2;
             char *b = realloc(buf, grown);
             if (b == NULL) {
@@ -178,20 +246,31 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
             cap = grown;
         }
         int n = mg_read(conn, buf + used, cap - 1 - used);
-        if (n <= 0) {
+        if (n == 0 && cl < 0) { /* the last chunk */
             buf[used] = '\0';
             *len = used;
             return buf;
         }
+        if (n <= 0) {
+            /* Closed, timed out (request_timeout_ms without a byte) or a
+             * malformed chunk: what arrived is not the request that was
+             * sent, however complete it may look. */
+            free(buf);
+            *status = send_error_close(conn, 400, "bad_request",
+                                       cl >= 0 ? "the body ended before its Content-Length"
+                                               : "the chunked body is malformed or ended early");
+            return NULL;
+        }
         used += (size_t)n;
         if (used > max) {
+            /* Chunked: civetweb reads and drops the rest after us. */
             free(buf);
-            *status = 413;
+            *status = send_error(conn, 413, "too_large", "the request body is too large", NULL);
             return NULL;
         }
     }
     free(buf);
-    *status = 503;
+    *status = send_error_close(conn, 503, "unavailable", "cannot read the body");
     return NULL;
 }
 
@@ -218,9 +297,7 @@ static int post_request(struct http *h, struct mg_connection *conn)
     int status = 400;
     char *body = read_body(conn, h->o.max_body_bytes, &len, &status);
     if (body == NULL) {
-        return status == 413
-                   ? send_error(conn, 413, "too_large", "the request body is too large", NULL)
-                   : send_error(conn, status, "unavailable", "cannot read the body", NULL);
+        return status; /* answered */
     }
     struct api_write w;
     struct api_error e;
@@ -251,6 +328,9 @@ static int get_requests(struct http *h, struct mg_connection *conn)
     return send_reply(conn, &r);
 }
 
+/* rest: the raw path after "/api/replicas/". The id segment is taken
+ * exactly as sent: a '%' (an encoded slash, NUL, dot...) or any byte
+ * outside the id alphabet makes it no id at all. */
 static int replica_route(struct http *h, struct mg_connection *conn, const char *rest)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -271,7 +351,7 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
     if (slash != NULL) {
         return send_error(conn, 404, "not_found", "no such resource", NULL);
     }
-    if (strcmp(ri->request_method, "GET") != 0) {
+    if (strcmp(ri->request_method, "GET") != 0 && strcmp(ri->request_method, "HEAD") != 0) {
         return method_not_allowed(conn, "GET");
     }
     struct api_page page;
@@ -320,19 +400,47 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
  * Static files
  * ====================================================================== */
 
-static int send_static(struct http *h, struct mg_connection *conn, const char *path)
+/* The file path of a raw request path, percent-decoded into out. false
+ * (404) for anything that could step outside the dashboard or name one file
+ * by two paths: an encoded slash, backslash or NUL, a backslash, a dot
+ * segment written or encoded ("/./", "/../", "/%2e%2e/"), or ".." at all. */
+static bool static_path(const char *raw, char *out, size_t outlen)
+{
+    for (const char *p = raw; *p != '\0'; p++) {
+        if (*p == '%' && p[1] != '\0' && p[2] != '\0') {
+            char a = p[1], b = (char)tolower((unsigned char)p[2]);
+            if ((a == '2' && b == 'f') || (a == '5' && b == 'c') || (a == '0' && b == '0')) {
+                return false;
+            }
+        }
+    }
+    int n = mg_url_decode(raw, (int)strlen(raw), out, (int)outlen, 0);
+    if (n < 0 || (size_t)n != strlen(out) || out[0] != '/') {
+        return false;
+    }
+    if (strstr(out, "..") != NULL || strchr(out, '\\') != NULL) {
+        return false;
+    }
+    for (const char *seg = out; seg != NULL; seg = strchr(seg + 1, '/')) {
+        if (strcmp(seg, "/.") == 0 || strncmp(seg, "/./", 3) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int send_static(struct http *h, struct mg_connection *conn, const char *raw)
 {
     const char *m = mg_get_request_info(conn)->request_method;
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
         return method_not_allowed(conn, "GET");
     }
-    if (strstr(path, "..") != NULL || strchr(path, '\\') != NULL) {
+    char decoded[1024];
+    if (!static_path(raw, decoded, sizeof(decoded))) {
         return send_error(conn, 404, "not_found", "no such file", NULL);
     }
+    const char *path = strcmp(decoded, "/") == 0 ? "/index.html" : decoded;
     char file[2048];
-    if (strcmp(path, "/") == 0) {
-        path = "/index.html";
-    }
     if (strcmp(path, "/vendor/d3.min.js") == 0) {
         /* From the lock-file install, or a copy placed next to the app. */
         snprintf(file, sizeof(file), "%s/vendor/d3.min.js", h->o.dashboard_dir);
@@ -353,11 +461,21 @@ static int send_static(struct http *h, struct mg_connection *conn, const char *p
     return 200;
 }
 
+/* Routing is on the path exactly as sent. civetweb runs with decode_url
+ * off, so request_uri is the raw request target cut at '?' (local_uri_raw
+ * is the same pointer for an origin-form target); local_uri is that path
+ * with dot segments removed and "//" folded, which is what civetweb itself
+ * matches handlers against, and is never used here: with it (and decoding
+ * on) "/api/replicas/r1%2F/fail", "r1./fail" and "r1%2Ffail" all reached
+ * r1's fail action and "r1%00" read r1. */
 static int request_handler(struct mg_connection *conn, void *cbdata)
 {
     struct http *h = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *path = ri->local_uri ? ri->local_uri : "/";
+    const char *path = ri->request_uri;
+    if (path == NULL || path[0] != '/') {
+        return send_error(conn, 404, "not_found", "no such resource", NULL);
+    }
     if (strncmp(path, "/api/", 5) == 0) {
         return api_route(h, conn, path);
     }
@@ -549,6 +667,33 @@ struct http *http_new(const struct http_options *o, struct metrics *m)
     return h;
 }
 
+/* Every error civetweb produces itself (a request line or header it cannot
+ * parse: 400, a bad Content-Length: 411, 505, ...) in the API's error
+ * shape. civetweb closes the connection after most of them (the request
+ * could not be framed), and the reply says so. civetweb's own text is kept
+ * when it adds something and is short printable ASCII: it may quote bytes
+ * of the request. */
+static int http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    const struct status_text *t = status_text(status);
+    const char *code = t && t->code ? t->code : status < 500 ? "bad_request" : "internal_error";
+    const char *base = t && t->message ? t->message : "the request failed";
+    /* ("Bad request" and the like add nothing to the reason.) */
+    bool useful = errmsg != NULL && errmsg[0] != '\0' && strlen(errmsg) <= 100 &&
+                  strcasecmp(errmsg, reason(status)) != 0 && strcasecmp(errmsg, "Bad request") != 0;
+    for (const char *p = errmsg; useful && *p != '\0'; p++) {
+        useful = *p >= 0x20 && *p < 0x7f;
+    }
+    char msg[160];
+    if (useful) {
+        snprintf(msg, sizeof(msg), "%s: %s", base, errmsg);
+    } else {
+        snprintf(msg, sizeof(msg), "%s", base);
+    }
+    send_error(conn, status, code, msg, "Connection: close\r\n");
+    return 0; /* answered */
+}
+
 static int log_message(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
@@ -578,11 +723,15 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
         "yes",
         "tcp_nodelay",
         "1",
+        /* request_uri stays the path as sent (see request_handler). */
+        "decode_url",
+        "no",
         NULL,
     };
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof(callbacks));
     callbacks.log_message = log_message;
+    callbacks.http_error = http_error;
     mg_init_library(MG_FEATURES_WEBSOCKET);
     h->ctx = mg_start(&callbacks, h, options);
     if (h->ctx == NULL) {
