@@ -17,7 +17,7 @@
 #include "bounds.h"
 
 struct api_error {
-    int status;       /* 400, 413, 422 */
+    int status;       /* 400, or 503 when out of memory */
     const char *code; /* bad_json, missing_data, too_large, bad_request, bad_query */
     char message[160];
 };
