@@ -157,7 +157,9 @@ unsigned json_depth(const char *s, size_t len, unsigned max)
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (s[0] == '\0') {
+    /* 2^64 - 1 has 20 digits; leading zeros count, so a number is never
+     * longer than that. */
+    if (s[0] == '\0' || strnlen(s, 21) > 20) {
         return -1;
     }
     uint64_t v = 0;

@@ -35,7 +35,7 @@ char *utf8_sanitize(const uint8_t *s, size_t len);
  * escapes skipped), stopping early once it exceeds max. */
 unsigned json_depth(const char *s, size_t len, unsigned max);
 
-/* A decimal unsigned number: digits only, no sign, no spaces, not empty,
+/* A decimal unsigned number: 1 to 20 digits only (no sign, no spaces),
  * within [min, max]. 0 and *out set when it is; -1 otherwise. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

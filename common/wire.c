@@ -40,12 +40,18 @@ uint8_t *wire_pack(const Envelope *env, size_t *frame_len)
  * Validation
  * ====================================================================== */
 
-/* Every string field of every (nested) message: well-formed UTF-8, as
- * proto3 requires and protobuf-c does not check, and bounded. Walking the
- * descriptors covers fields added to the schema later. */
+/* Every (nested) message: no unknown field, and every string well-formed
+ * UTF-8, as proto3 requires and protobuf-c does not check, and bounded.
+ * Walking the descriptors covers fields added to the schema later. */
 static const char *strings_valid(const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    /* The protocol version pins the schema: a field it does not have is
+     * garbage (protobuf-c would even keep one numbered 0, which it then
+     * cannot pack into anything it reads back). */
+    if (m->n_unknown_fields > 0) {
+        return "a field this protocol version does not have";
+    }
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE) {
@@ -99,7 +105,7 @@ static bool id_or_empty(const char *s)
 
 static const char *entry_invalid(const Replicacao__Entry *e)
 {
-    if (!counter_ok(e->index) || e->index == 0 || !counter_ok(e->epoch)) {
+    if (!counter_ok(e->index) || e->index == 0 || !counter_ok(e->epoch) || e->epoch == 0) {
         return "entry index or epoch out of range";
     }
     switch (e->type) {
@@ -161,9 +167,13 @@ static const char *body_invalid(const Envelope *env)
             if (why != NULL) {
                 return why;
             }
+            /* A log's epochs never go down, and none is later than the
+             * epoch of the primary that sends it. */
+            uint64_t before = i == 0 ? a->prev_epoch : a->entries[i - 1]->epoch;
             if (a->entries[i]->index != a->prev_index + i + 1 ||
-                a->entries[i]->epoch > env->epoch) {
-                return "append entries not consecutive, or from a later epoch than the sender's";
+                a->entries[i]->epoch > env->epoch || a->entries[i]->epoch < before) {
+                return "append entries not consecutive, going back in epoch, or from a later "
+                       "epoch than the sender's";
             }
         }
         return NULL;

@@ -45,6 +45,7 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     if (p->next_index > last_index(c) + 1) {
         p->next_index = last_index(c) + 1;
     }
+    assert(p->next_index >= 1);
     uint64_t prev = p->next_index - 1;
     size_t n = 0, bytes = 0;
     if (with_entries && p->inflight < MAX_INFLIGHT) {
@@ -203,6 +204,21 @@ static bool store_entries(struct core *c, const struct core_msg *m)
     return true;
 }
 
+/* The entries follow prev_epoch without going back, and none is later than
+ * the sender's epoch: what every log written by primaries looks like. */
+static bool entries_ordered(const struct core_msg *m)
+{
+    uint64_t before = m->append.prev_epoch;
+    for (size_t i = 0; i < m->append.n_entries; i++) {
+        uint64_t e = m->append.entries[i].epoch;
+        if (e < before || e > m->epoch || e == 0) {
+            return false;
+        }
+        before = e;
+    }
+    return true;
+}
+
 void recv_append(struct core *c, int64_t now, const struct core_msg *m)
 {
     struct core_msg r = {.type = CORE_MSG_APPEND_RESPONSE, .epoch = c->hs.epoch};
@@ -210,9 +226,13 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
         out_send(c, m->from, &r); /* tells a stale primary to step down */
         return;
     }
+    if (!entries_ordered(m)) {
+        return; /* no primary sends a log whose epochs go back: garbage */
+    }
     if (m->epoch > c->hs.epoch || c->role != CORE_BACKUP || strcmp(c->primary, m->from) != 0) {
-        if (c->role == CORE_PRIMARY && m->epoch == c->hs.epoch) {
-            return; /* two primaries in one epoch cannot happen; ignore */
+        if (m->epoch == c->hs.epoch &&
+            (c->role == CORE_PRIMARY || (c->role == CORE_BACKUP && c->primary[0] != '\0'))) {
+            return; /* a second primary in one epoch cannot exist; ignore it */
         }
         follow(c, now, m->epoch, m->from);
         r.epoch = c->hs.epoch;
@@ -280,6 +300,9 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
         return;
     }
     uint64_t hint = m->append_response.hint_index;
+    if (hint == 0) {
+        hint = 1; /* indexes start at 1: resend from the start */
+    }
     if (hint <= p->match_index) {
         /* Its log is shorter than it once acknowledged: the replica lost its
          * data dir and came back empty under the same id. Believe it and

@@ -418,6 +418,7 @@ static int apply_state(struct replay *r, uint64_t off, struct cursor *c)
     struct core_hard_state hs;
     const uint8_t *s;
     uint32_t len;
+    char why[96];
 
     memset(&hs, 0, sizeof hs);
     hs.epoch = take_u64(c);
@@ -438,6 +439,12 @@ static int apply_state(struct replay *r, uint64_t off, struct cursor *c)
     }
     if (!c->ok || c->left != 0)
         return refuse_invalid(r, off, "malformed state record");
+    /* A replica never goes back to an earlier epoch. */
+    if (hs.epoch < r->hs.epoch) {
+        snprintf(why, sizeof why, "state of epoch %llu after epoch %llu",
+                 (unsigned long long)hs.epoch, (unsigned long long)r->hs.epoch);
+        return refuse_invalid(r, off, why);
+    }
     r->hs = hs;
     return 0;
 }
@@ -472,6 +479,14 @@ static int apply_entry(struct replay *r, uint64_t off, struct cursor *c)
     if (v.index != (uint64_t)r->n + 1) {
         snprintf(why, sizeof why, "entry index %llu where %llu was expected",
                  (unsigned long long)v.index, (unsigned long long)r->n + 1);
+        return refuse_invalid(r, off, why);
+    }
+    /* Epochs never go down along a log. */
+    uint64_t before = r->n > 0 ? r->v[r->n - 1].epoch : 0;
+    if (v.epoch < before) {
+        snprintf(why, sizeof why, "entry %llu of epoch %llu after epoch %llu",
+                 (unsigned long long)v.index, (unsigned long long)v.epoch,
+                 (unsigned long long)before);
         return refuse_invalid(r, off, why);
     }
     if (r->n == r->cap) {
