@@ -19,6 +19,10 @@
 /* The entry point libFuzzer calls, declared for -Wmissing-prototypes. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Set by a target that must undo something before the process dies on a
+ * failed check (fuzz_wal: its temp dir). */
+static void (*fuzz_cleanup)(void);
+
 /* An invariant of the code under test. On failure: which one and why, on
  * stderr, then abort(): libFuzzer prints the stack and writes the input. */
 #define FUZZ_CHECK(cond, ...)                                                                      \
@@ -27,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             fprintf(stderr, "\n%s:%d: INVARIANT FAILED: %s\n  ", __FILE__, __LINE__, #cond);       \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
+            if (fuzz_cleanup != NULL) {                                                            \
+                fuzz_cleanup();                                                                    \
+            }                                                                                      \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

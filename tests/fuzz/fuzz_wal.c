@@ -23,6 +23,20 @@
 #include "validate.h"
 
 static char base_dir[256];
+static char run_dir[300]; /* this run's temp dir, "" between runs */
+
+/* Leaves nothing behind, also when a check fails. */
+static void remove_run_dir(void)
+{
+    if (run_dir[0] == '\0') {
+        return;
+    }
+    char path[340];
+    snprintf(path, sizeof(path), "%s/wal.log", run_dir);
+    unlink(path);
+    rmdir(run_dir);
+    run_dir[0] = '\0';
+}
 
 static void init_base(void)
 {
@@ -106,9 +120,9 @@ static void check_recovered(const struct wal_recovered *rec)
         (void)strlen(e->client_id);
         (void)strlen(e->primary);
     }
-    /* An entry's epoch above the hard state's cannot be written (the state
-     * record always goes first), but the log does not check it on reading:
-     * it only refuses what would make the core's own log go back. */
+    /* An entry's epoch above the hard state's is never written (the state
+     * record always goes first), but the log does not refuse it on reading:
+     * only what would make the core's own log go back is refused. */
     (void)hs;
 }
 
@@ -123,9 +137,11 @@ static bool same_entry(const struct core_entry *a, const struct core_entry *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     init_base();
+    fuzz_cleanup = remove_run_dir;
     char dir[300], path[340];
     snprintf(dir, sizeof(dir), "%s", base_dir);
     FUZZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s: %s", dir, strerror(errno));
+    snprintf(run_dir, sizeof(run_dir), "%s", dir);
     snprintf(path, sizeof(path), "%s/wal.log", dir);
     write_file(path, data, size);
 
@@ -210,5 +226,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 done:
     unlink(path);
     FUZZ_CHECK(rmdir(dir) == 0, "cannot remove %s: %s", dir, strerror(errno));
+    run_dir[0] = '\0';
     return 0;
 }
