@@ -78,7 +78,9 @@ void core_tick(struct core *c, int64_t now)
     if (c->cfg_index == 0) {
         bootstrap_list(c); /* a one-replica cluster has no peer_up to wait for */
     }
-    if (can_campaign(c)) {
+    /* An epoch at the wire's ceiling (only a forged message can have put
+     * it there) has no successor anyone would accept: never campaign. */
+    if (can_campaign(c) && c->hs.epoch < LIMIT_COUNTER_MAX) {
         start_round(c, now, true);
     } else {
         role_change(c, now, CORE_BACKUP, NULL);

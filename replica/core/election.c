@@ -20,6 +20,9 @@ void reset_election_timer(struct core *c, int64_t now)
 void persist_epoch(struct core *c, uint64_t epoch, const char *voted_for)
 {
     assert(epoch >= c->hs.epoch); /* epochs never go back */
+    if (epoch > c->hs.epoch) {
+        c->epoch_primary[0] = '\0';
+    }
     c->hs.epoch = epoch;
     snprintf(c->hs.voted_for, sizeof(c->hs.voted_for), "%s", voted_for);
     out_state(c);
@@ -40,6 +43,7 @@ void role_change(struct core *c, int64_t now, enum core_role to, const char *why
     }
     if (to == CORE_PRIMARY) {
         snprintf(c->primary, sizeof(c->primary), "%s", c->id);
+        snprintf(c->epoch_primary, sizeof(c->epoch_primary), "%s", c->id);
         c->primary_down = false;
         c->primary_lost_at = 0;
         c->primary_since = now;
@@ -59,6 +63,10 @@ void follow(struct core *c, int64_t now, uint64_t epoch, const char *primary)
     if (strcmp(c->primary, primary) != 0) {
         snprintf(c->primary, sizeof(c->primary), "%s", primary);
         c->primary_down = false;
+    }
+    if (primary[0] != '\0') {
+        assert(c->epoch_primary[0] == '\0' || strcmp(c->epoch_primary, primary) == 0);
+        snprintf(c->epoch_primary, sizeof(c->epoch_primary), "%s", primary);
     }
     role_change(c, now, CORE_BACKUP, "a newer epoch exists");
     reset_election_timer(c, now);

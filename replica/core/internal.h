@@ -58,6 +58,10 @@ struct core {
     bool pre_vote;       /* candidate: still in the pre-vote phase */
     bool self_granted;
     char primary[CORE_ID_MAX];
+    /* Who was primary in the current epoch, once known: there is only ever
+     * one, so an Append of this epoch from anybody else is refused. Unlike
+     * `primary` it stays known when contact is lost. */
+    char epoch_primary[CORE_ID_MAX];
     bool primary_down;            /* the adapter saw its process go away */
     int64_t primary_lost_at;      /* when it did; 0 once a primary is heard again */
     int64_t last_primary_contact; /* -1 never */

@@ -230,7 +230,8 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
         return; /* no primary sends a log whose epochs go back: garbage */
     }
     if (m->epoch > c->hs.epoch || c->role != CORE_BACKUP || strcmp(c->primary, m->from) != 0) {
-        if (m->epoch == c->hs.epoch && c->primary[0] != '\0') {
+        if (m->epoch == c->hs.epoch && c->epoch_primary[0] != '\0' &&
+            strcmp(c->epoch_primary, m->from) != 0) {
             return; /* a second primary in one epoch cannot exist; ignore it */
         }
         follow(c, now, m->epoch, m->from);
