@@ -7,11 +7,15 @@
  * client requests (forwarded to the primary, retried with the same id
  * across failovers), reads, failure injection.
  *
- * HTTP worker threads never touch that state: they submit jobs through a
- * locked queue woken by uv_async, and block on the job's condition variable
- * until the loop thread completes it or their deadline passes. What they
- * read without a job (GET /api/cluster) is a JSON snapshot the loop thread
- * republishes under a mutex whenever the view changes.
+ * HTTP worker threads never touch that state. What they read (GET
+ * /api/cluster, /metrics, the WebSocket's cluster messages, where the
+ * primary is) comes from the typed view (view.h) the loop thread publishes
+ * whenever something changes. A write goes from the worker thread straight
+ * to that primary over the thread's own connection (direct.h); everything
+ * else — and a write that path cannot settle — is a job handed to the loop
+ * thread through a locked queue woken by uv_async, the worker blocking on
+ * the job's condition variable until the loop thread completes it or its
+ * deadline passes.
  */
 #ifndef COORDINATOR_CLUSTER_H
 #define COORDINATOR_CLUSTER_H
@@ -25,10 +29,16 @@
 struct cluster;
 struct metrics;
 struct supervisor_options;
+struct view;
 
-/* Where the loop thread publishes: called on the loop thread with JSON text
- * ({"type":"cluster",...} or {"type":"event",...}); must not block. */
+/* Where the cluster publishes JSON text ({"type":"cluster",...} or
+ * {"type":"event",...}): called on the loop thread, and on HTTP worker
+ * threads for the request events of the direct path; must be thread-safe
+ * and must not block. */
 typedef void (*cluster_publish_fn)(void *arg, const char *json, size_t len);
+/* Whether anybody would receive what is published (events are not even
+ * built when nobody listens). */
+typedef bool (*cluster_listening_fn)(void *arg);
 
 struct cluster_options {
     struct addr_list replicas;   /* may be empty when spawning */
@@ -36,6 +46,7 @@ struct cluster_options {
     unsigned resolve_interval_ms;
     size_t max_frame_bytes;
     cluster_publish_fn publish;
+    cluster_listening_fn listening; /* NULL: always */
     void *publish_arg;
     struct metrics *metrics;
     /* With --spawn: run a local supervisor on the loop thread too. */
@@ -64,10 +75,12 @@ void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t
 void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms,
                   struct cluster_reply *out);
 
-/* The current /api/cluster JSON (malloc'ed). */
-char *cluster_snapshot(struct cluster *c);
-/* The snapshot wrapped for the WebSocket: {"type":"cluster","cluster":...}. */
-char *cluster_snapshot_message(struct cluster *c);
+/* The published view, with a reference the caller gives back with
+ * view_release (any thread). NULL only before the first one. */
+struct view *cluster_view(struct cluster *c);
+/* Any thread: does the published view name a primary other than `id`, in
+ * an epoch above `epoch`? (A request waiting on `id` should move on.) */
+bool cluster_superseded(struct cluster *c, const char *id, uint64_t epoch);
 
 /* Error body helper shared with the HTTP side. */
 char *cluster_error_json(const char *code, const char *message);

@@ -14,12 +14,14 @@
 #include "cluster.h"
 #include "logging.h"
 #include "metrics.h"
+#include "view.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,7 @@ struct http {
     struct mg_context *ctx;
     pthread_mutex_t ws_mu; /* guards the client list */
     struct ws_client *clients;
+    atomic_int n_clients; /* read without ws_mu: only a hint for publishers */
 };
 
 /* ========================================================================
@@ -292,9 +295,10 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
         if (!get) {
             return method_not_allowed(conn, "GET");
         }
-        char *snap = cluster_snapshot(h->cluster);
-        int rc = send_json(conn, 200, snap);
-        free(snap);
+        struct view *v = cluster_view(h->cluster);
+        const char *json = v ? view_json(v) : NULL;
+        int rc = send_json(conn, 200, json ? json : "{}");
+        view_release(v);
         return rc;
     }
     if (strcmp(path, "/api/requests") == 0) {
@@ -353,6 +357,16 @@ static int send_static(struct http *h, struct mg_connection *conn, const char *p
     return 200;
 }
 
+/* Every request is authorised: there are no credentials to check. An auth
+ * handler that says so keeps civetweb from looking for a .htpasswd file on
+ * every request (a failed stat each). */
+static int auth_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)conn;
+    (void)cbdata;
+    return 1;
+}
+
 static int request_handler(struct mg_connection *conn, void *cbdata)
 {
     struct http *h = cbdata;
@@ -369,9 +383,9 @@ static int request_handler(struct mg_connection *conn, void *cbdata)
         return send_body(conn, 200, "text/plain", "ok\n", NULL);
     }
     if (strcmp(path, "/metrics") == 0) {
-        char *snap = cluster_snapshot(h->cluster);
-        char *text = metrics_render(h->metrics, snap);
-        free(snap);
+        struct view *v = cluster_view(h->cluster);
+        char *text = metrics_render(h->metrics, v);
+        view_release(v);
         int rc = send_body(conn, 200, "text/plain; version=0.0.4", text ? text : "", NULL);
         free(text);
         return rc;
@@ -410,6 +424,12 @@ static void ws_push(struct ws_client *wc, const char *json, size_t len)
     pthread_mutex_unlock(&wc->mu);
 }
 
+bool http_listening(void *arg)
+{
+    struct http *h = arg;
+    return atomic_load_explicit(&h->n_clients, memory_order_relaxed) > 0;
+}
+
 void http_publish(void *arg, const char *json, size_t len)
 {
     struct http *h = arg;
@@ -427,8 +447,8 @@ static void *ws_writer(void *arg)
     pthread_mutex_lock(&wc->mu);
     while (!wc->closing) {
         if (wc->head == NULL) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            struct timespec until; /* the condition variable's clock */
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += WS_PING_EVERY_MS / 1000;
             if (pthread_cond_timedwait(&wc->cv, &wc->mu, &until) == ETIMEDOUT && !broken &&
                 !wc->closing) {
@@ -467,19 +487,27 @@ static void ws_ready(struct mg_connection *conn, void *cbdata)
     wc->h = h;
     wc->conn = conn;
     pthread_mutex_init(&wc->mu, NULL);
-    pthread_cond_init(&wc->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wc->cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* The snapshot goes first, before anything published after it. */
     pthread_mutex_lock(&h->ws_mu);
-    char *snap = cluster_snapshot_message(h->cluster);
+    struct view *v = cluster_view(h->cluster);
+    const char *snap = v ? view_message(v) : NULL;
     if (snap) {
         ws_push(wc, snap, strlen(snap));
-        free(snap);
     }
+    view_release(v);
     wc->next = h->clients;
     h->clients = wc;
+    atomic_fetch_add(&h->n_clients, 1);
     pthread_mutex_unlock(&h->ws_mu);
     if (pthread_create(&wc->writer, NULL, ws_writer, wc) != 0) {
-        wc->closing = true;
+        pthread_mutex_lock(&wc->mu);
+        wc->closing = true; /* no writer: ws_close has none to join */
+        pthread_mutex_unlock(&wc->mu);
     }
     mg_set_user_connection_data(conn, wc);
     metrics_ws_clients(h->metrics, 1);
@@ -509,6 +537,7 @@ static void ws_close(const struct mg_connection *conn, void *cbdata)
     for (struct ws_client **pp = &h->clients; *pp; pp = &(*pp)->next) {
         if (*pp == wc) {
             *pp = wc->next;
+            atomic_fetch_sub(&h->n_clients, 1);
             break;
         }
     }
@@ -546,6 +575,7 @@ struct http *http_new(const struct http_options *o, struct metrics *m)
     h->o = *o;
     h->metrics = m;
     pthread_mutex_init(&h->ws_mu, NULL);
+    atomic_init(&h->n_clients, 0);
     return h;
 }
 
@@ -589,6 +619,7 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s (in use, or not an ip:port)", h->o.listen);
         return -1;
     }
+    mg_set_auth_handler(h->ctx, "/", auth_handler, h);
     mg_set_request_handler(h->ctx, "/", request_handler, h);
     mg_set_websocket_handler(h->ctx, "/api/ws", NULL, ws_ready, ws_data, ws_close, h);
     return 0;

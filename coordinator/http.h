@@ -5,6 +5,7 @@
 #ifndef COORDINATOR_HTTP_H
 #define COORDINATOR_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cluster;
@@ -25,6 +26,8 @@ struct http *http_new(const struct http_options *o, struct metrics *m);
 /* cluster_publish_fn: queue one JSON message for every WebSocket client.
  * Never blocks on a client. */
 void http_publish(void *http, const char *json, size_t len);
+/* cluster_listening_fn: is any WebSocket client connected? */
+bool http_listening(void *http);
 int http_start(struct http *h, struct cluster *c, char *err, size_t errlen);
 /* Stop serving: every connection is closed, WebSocket clients included.
  * Publishing stays safe until http_free, which must come after the

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
     struct metrics *metrics = metrics_new();
     struct http *http = http_new(&cfg.http, metrics);
     co.publish = http_publish;
+    co.listening = http_listening;
     co.publish_arg = http;
     co.metrics = metrics;
     struct cluster *cluster = cluster_start(&co, err, sizeof(err));
