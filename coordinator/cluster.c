@@ -2,13 +2,11 @@
  * coordinator/cluster.c — see cluster.h.
  *
  * Sections: jobs (the thread boundary), replicas (connections, status,
- * events, the one notion of primary), request forwarding (the loop-thread
- * path and the direct path), reads and failure injection, publishing (the
- * view and events), the loop thread.
+ * events, the one notion of primary), request forwarding, reads and
+ * failure injection, publishing (the view and events), the loop thread.
  */
 #include "cluster.h"
 #include "clock.h"
-#include "direct.h"
 #include "discovery.h"
 #include "logging.h"
 #include "metrics.h"
@@ -38,7 +36,13 @@
  * Jobs: the thread boundary
  * ====================================================================== */
 
-enum job_type { JOB_REQUEST, JOB_READ, JOB_REPLICA, JOB_FAIL };
+enum job_type {
+    JOB_REQUEST,
+    JOB_READ,
+    JOB_REPLICA,
+    JOB_FAIL,
+    JOB_CALL, /* run a function on the loop thread (cluster_call) */
+};
 
 enum request_phase {
     PHASE_FAIL_PRIMARY, /* fault request: fail the primary first */
@@ -60,7 +64,13 @@ struct job {
     uint32_t limit;
     int64_t started;  /* monotonic ms: when the HTTP request arrived */
     int64_t deadline; /* monotonic ms */
-    bool sent_once;   /* set before the loop sees it when the direct path sent it */
+    bool sent_once;
+    /* Answered through a callback on the loop thread (the front door)
+     * instead of to a waiting worker. */
+    cluster_done_fn done_fn;
+    void *done_arg;
+    int (*call_fn)(struct cluster *c, void *arg); /* JOB_CALL */
+    void *call_arg;
 
     /* Loop-thread state. */
     uv_timer_t timer; /* armed for the job's next deadline */
@@ -124,11 +134,14 @@ struct cluster {
     uv_timer_t commit_timer;
     uv_timer_t snapshot_timer; /* paces snapshots to the WebSocket */
     uv_timer_t kick_timer;     /* steps waiting requests after the primary changed */
+    uv_prepare_t flush_prep;   /* what the iteration queued leaves before the loop blocks */
     int64_t snapshot_published;
     struct transport *t;
     struct discovery *disc;
     struct supervisor *sup;
-    bool shutdown_begun; /* loop thread only */
+    bool shutdown_begun;            /* loop thread only */
+    void (*shutdown_fn)(void *arg); /* loop thread only: cluster_on_shutdown */
+    void *shutdown_arg;
 
     struct replica replicas[MAX_REPLICAS];
     unsigned n_replicas;
@@ -218,7 +231,8 @@ static void job_timer_closed(uv_handle_t *h)
     job_release(h->data); /* the loop thread's reference */
 }
 
-/* Loop thread: hand the result to the waiting worker. Takes `body`. */
+/* Loop thread: hand the result to the waiting worker, or to the job's
+ * callback. Takes `body`. */
 static void job_finish(struct cluster *c, struct job *j, int status, char *body)
 {
     if (j->finished) {
@@ -226,12 +240,6 @@ static void job_finish(struct cluster *c, struct job *j, int status, char *body)
         return;
     }
     j->finished = true;
-    pthread_mutex_lock(&j->mu);
-    j->reply.status = status;
-    j->reply.body = body;
-    j->done = true;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
     struct job **pp = &c->active;
     while (*pp && *pp != j) {
         pp = &(*pp)->next_active;
@@ -239,7 +247,21 @@ static void job_finish(struct cluster *c, struct job *j, int status, char *body)
     if (*pp) {
         *pp = j->next_active;
     }
+    /* The loop thread's reference goes when the timer is closed: the job
+     * stays valid through the delivery below. */
     uv_close((uv_handle_t *)&j->timer, job_timer_closed);
+    if (j->done_fn != NULL) {
+        struct cluster_reply r = {.status = status, .body = body};
+        j->done_fn(j->done_arg, &r);
+        free(r.body);
+        return;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->reply.status = status;
+    j->reply.body = body;
+    j->done = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
 }
 
 static void job_finish_json(struct cluster *c, struct job *j, int status, cJSON *body)
@@ -290,23 +312,10 @@ static void job_run(struct cluster *c, struct job *j, struct cluster_reply *out)
     job_release(j);
 }
 
-static bool direct_write(struct cluster *c, const char *data, size_t len, const char *client_id,
-                         int64_t started, int64_t deadline, bool *sent, struct cluster_reply *out);
-
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
                      bool fault, unsigned timeout_ms, struct cluster_reply *out)
 {
-    int64_t started = clock_mono_ms();
-    bool sent = false;
-    /* Straight to the primary from this thread when it can be done; what
-     * it cannot settle (no primary, not primary, no answer) continues on
-     * the loop thread with the same client id. Fault requests need the
-     * loop thread from the start. */
-    if (!fault &&
-        direct_write(c, data, len, client_id, started, started + timeout_ms, &sent, out)) {
-        return;
-    }
-    struct job *j = job_new(c, JOB_REQUEST, started, timeout_ms);
+    struct job *j = job_new(c, JOB_REQUEST, clock_mono_ms(), timeout_ms);
     if (j == NULL || (j->data = malloc(len + 1)) == NULL) {
         free(j);
         memset(out, 0, sizeof(*out));
@@ -318,8 +327,58 @@ void cluster_request(struct cluster *c, const char *data, size_t len, const char
     j->len = len;
     snprintf(j->client_id, sizeof(j->client_id), "%s", client_id);
     j->fault = fault;
-    j->sent_once = sent;
     job_run(c, j, out);
+}
+
+static void job_start(struct cluster *c, struct job *j);
+
+void cluster_request_async(struct cluster *c, const char *data, size_t len, const char *client_id,
+                           bool fault, unsigned timeout_ms, cluster_done_fn done, void *arg)
+{
+    struct job *j = job_new(c, JOB_REQUEST, clock_mono_ms(), timeout_ms);
+    if (j == NULL || (j->data = malloc(len + 1)) == NULL) {
+        free(j);
+        struct cluster_reply r = {.status = 503,
+                                  .body = cluster_error_json("unavailable", "out of memory")};
+        done(arg, &r);
+        free(r.body);
+        return;
+    }
+    memcpy(j->data, data, len);
+    j->data[len] = '\0';
+    j->len = len;
+    snprintf(j->client_id, sizeof(j->client_id), "%s", client_id);
+    j->fault = fault;
+    j->refs = 1; /* the loop thread's only: nobody waits */
+    j->done_fn = done;
+    j->done_arg = arg;
+    job_start(c, j);
+}
+
+int cluster_call(struct cluster *c, int (*fn)(struct cluster *c, void *arg), void *arg)
+{
+    struct job *j = job_new(c, JOB_CALL, clock_mono_ms(), 10000);
+    if (j == NULL) {
+        return -1;
+    }
+    j->call_fn = fn;
+    j->call_arg = arg;
+    struct cluster_reply out;
+    job_run(c, j, &out);
+    int rc = out.body != NULL ? -1 : out.status;
+    free(out.body);
+    return rc;
+}
+
+struct uv_loop_s *cluster_loop(struct cluster *c)
+{
+    return &c->loop;
+}
+
+void cluster_on_shutdown(struct cluster *c, void (*fn)(void *arg), void *arg)
+{
+    c->shutdown_fn = fn;
+    c->shutdown_arg = arg;
 }
 
 void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned timeout_ms,
@@ -669,7 +728,7 @@ static bool listening(struct cluster *c)
     return c->o.publish != NULL && (c->o.listening == NULL || c->o.listening(c->o.publish_arg));
 }
 
-/* Any thread: request_sent, request_committed or request_failed. */
+/* request_sent, request_committed or request_failed. */
 static void request_event(struct cluster *c, const struct req *q, enum event_type type,
                           uint64_t index, uint64_t epoch, const char *primary, const char *detail)
 {
@@ -691,9 +750,9 @@ static void request_event(struct cluster *c, const struct req *q, enum event_typ
     publish_event(c, ev);
 }
 
-/* Any thread: the answer to a request the primary settled (committed,
- * rejected, id conflict), with its event. false for the replies that only
- * say "try again" (not primary, unknown), which produce nothing. */
+/* The answer to a request the primary settled (committed, rejected, id
+ * conflict), with its event. false for the replies that only say "try
+ * again" (not primary, unknown), which produce nothing. */
 static bool request_settled(struct cluster *c, const struct req *q,
                             const Replicacao__ClientReply *rep, int *status, char **body)
 {
@@ -880,62 +939,6 @@ static void request_reply(struct cluster *c, struct job *j, const Replicacao__Cl
     job_arm(c, j, now);
 }
 
-/* ---- the direct path: a worker thread's own connection to the primary */
-
-/* Worker thread: try the write over this thread's own connection to the
- * primary of the published view, without the loop thread. true when it is
- * answered (committed, rejected, conflict: *out filled, events published,
- * metrics counted); false when the loop thread must carry it on, with
- * *sent telling whether it may have reached a replica (request_sent is
- * then published already). */
-static bool direct_write(struct cluster *c, const char *data, size_t len, const char *client_id,
-                         int64_t started, int64_t deadline, bool *sent, struct cluster_reply *out)
-{
-    struct view *v = cluster_view(c);
-    const struct view_replica *p = v ? v->primary : NULL;
-    struct direct_target target;
-    if (p == NULL || direct_target_of(p, &target) != 0) {
-        view_release(v);
-        return false;
-    }
-    view_release(v);
-    struct client *conn = direct_conn(&target);
-    if (conn == NULL) {
-        return false;
-    }
-    struct req q = {client_id, data, len, false, ""};
-    request_event(c, &q, EVENT_REQUEST_SENT, 0, target.epoch, target.id, "");
-    *sent = true;
-    int64_t until = started + ATTEMPT_MS < deadline ? started + ATTEMPT_MS : deadline;
-    Envelope *rep = direct_call(c, conn, &target, client_id, data, len, until);
-    if (rep == NULL) {
-        return false;
-    }
-    int status;
-    char *body;
-    bool settled = request_settled(c, &q, rep->client_reply, &status, &body);
-    wire_free(rep);
-    if (!settled) {
-        return false;
-    }
-    memset(out, 0, sizeof(*out));
-    out->status = status;
-    out->body = body;
-    metrics_request(c->o.metrics, status, (clock_mono_ms() - started) / 1000.0);
-    return true;
-}
-
-/* Worker thread, while the direct path waits: has the view moved on to a
- * newer primary than the one asked? */
-bool cluster_superseded(struct cluster *c, const char *id, uint64_t epoch)
-{
-    struct view *v = cluster_view(c);
-    const struct view_replica *p = v ? v->primary : NULL;
-    bool moved = p != NULL && strcmp(p->id, id) != 0 && p->epoch > epoch;
-    view_release(v);
-    return moved;
-}
-
 /* ========================================================================
  * Reads and failure injection
  * ====================================================================== */
@@ -1116,6 +1119,9 @@ static void job_start(struct cluster *c, struct job *j)
         job_finish_json(c, j, 202, o);
         return;
     }
+    case JOB_CALL:
+        job_finish(c, j, j->call_fn(c, j->call_arg), NULL);
+        return;
     }
     job_arm(c, j, now);
 }
@@ -1147,10 +1153,8 @@ static void read_reply(struct cluster *c, struct job *j, const Replicacao__ReadR
 /* Does j wait for an answer from replica r? */
 static bool awaits(const struct job *j, const struct replica *r)
 {
-    if (j->finished || strcmp(j->target, r->id) != 0) {
-        return false;
-    }
-    return j->type == JOB_REQUEST ? j->phase == PHASE_WAITING : j->reads_outstanding > 0;
+    bool waiting = j->type == JOB_REQUEST ? j->phase == PHASE_WAITING : j->reads_outstanding > 0;
+    return waiting && !j->finished && strcmp(j->target, r->id) == 0;
 }
 
 static void handle_reply(struct cluster *c, struct replica *r, const Envelope *env)
@@ -1159,11 +1163,8 @@ static void handle_reply(struct cluster *c, struct replica *r, const Envelope *e
                         ? env->client_reply->call_id
                         : env->read_reply->call_id;
     for (struct job *j = c->active; j; j = j->next_active) {
-        if (!awaits(j, r)) {
-            continue;
-        }
         bool mine = call == j->call_id || (j->type == JOB_REPLICA && call == j->call_id + 1);
-        if (!mine) {
+        if (!mine || !awaits(j, r)) {
             continue;
         }
         if (env->body_case == REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY && j->type == JOB_REQUEST) {
@@ -1402,7 +1403,6 @@ static void mark_changed(struct cluster *c)
     }
 }
 
-/* Any thread (the direct path publishes its request events itself). */
 static void publish_event(struct cluster *c, cJSON *ev)
 {
     cJSON *wrap = cJSON_CreateObject();
@@ -1483,6 +1483,7 @@ static void transport_closed(struct transport *t)
     uv_close((uv_handle_t *)&c->commit_timer, close_cb);
     uv_close((uv_handle_t *)&c->snapshot_timer, close_cb);
     uv_close((uv_handle_t *)&c->kick_timer, close_cb);
+    uv_close((uv_handle_t *)&c->flush_prep, close_cb);
     uv_close((uv_handle_t *)&c->wake, close_cb);
 }
 
@@ -1505,6 +1506,11 @@ static void begin_shutdown(struct cluster *c)
     while (c->active) {
         job_finish(c, c->active, 503,
                    cluster_error_json("shutting_down", "the coordinator is shutting down"));
+    }
+    if (c->shutdown_fn != NULL) {
+        void (*fn)(void *) = c->shutdown_fn;
+        c->shutdown_fn = NULL;
+        fn(c->shutdown_arg);
     }
     uv_timer_stop(&c->poll_timer);
     uv_timer_stop(&c->snapshot_timer);
@@ -1533,6 +1539,15 @@ void cluster_stop(struct cluster *c)
     view_release(c->view);
     pthread_mutex_destroy(&c->view_mu);
     free(c);
+}
+
+/* Before the loop blocks: whatever this iteration queued for the replicas
+ * (requests from the front door, many at a time) leaves in one write per
+ * connection. */
+static void flush_cb(uv_prepare_t *prep)
+{
+    struct cluster *c = prep->data;
+    transport_flush(c->t);
 }
 
 static void loop_thread(void *arg)
@@ -1592,6 +1607,9 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
     c->snapshot_timer.data = c;
     uv_timer_init(&c->loop, &c->kick_timer);
     c->kick_timer.data = c;
+    uv_prepare_init(&c->loop, &c->flush_prep);
+    c->flush_prep.data = c;
+    uv_prepare_start(&c->flush_prep, flush_cb);
     c->view = build_view(c);
     if (uv_thread_create(&c->thread, loop_thread, c) != 0) {
         snprintf(err, errlen, "cannot start the cluster thread");

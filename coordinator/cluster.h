@@ -7,14 +7,14 @@
  * client requests (forwarded to the primary, retried with the same id
  * across failovers), reads, failure injection.
  *
- * HTTP worker threads never touch that state. What they read (GET
- * /api/cluster, /metrics, the WebSocket's cluster messages, where the
- * primary is) comes from the typed view (view.h) the loop thread publishes
- * whenever something changes. A write goes from the worker thread straight
- * to that primary over the thread's own connection (direct.h); everything
- * else — and a write that path cannot settle — is a job handed to the loop
- * thread through a locked queue woken by uv_async, the worker blocking on
- * the job's condition variable until the loop thread completes it or its
+ * Other threads never touch that state. What they read (GET /api/cluster,
+ * /metrics, the WebSocket's cluster messages) comes from the typed view
+ * (view.h) the loop thread publishes whenever something changes. Plain
+ * writes arrive on the loop thread itself, through the HTTP front door
+ * (front.h), and are answered from there without any hand-off. Everything
+ * civetweb's worker threads ask for is a job handed to the loop thread
+ * through a locked queue woken by uv_async, the worker blocking on the
+ * job's condition variable until the loop thread completes it or its
  * deadline passes.
  */
 #ifndef COORDINATOR_CLUSTER_H
@@ -31,10 +31,8 @@ struct metrics;
 struct supervisor_options;
 struct view;
 
-/* Where the cluster publishes JSON text ({"type":"cluster",...} or
- * {"type":"event",...}): called on the loop thread, and on HTTP worker
- * threads for the request events of the direct path; must be thread-safe
- * and must not block. */
+/* Where the loop thread publishes JSON text ({"type":"cluster",...} or
+ * {"type":"event",...}); must not block. */
 typedef void (*cluster_publish_fn)(void *arg, const char *json, size_t len);
 /* Whether anybody would receive what is published (events are not even
  * built when nobody listens). */
@@ -64,7 +62,8 @@ struct cluster_reply {
     unsigned retry_after_s; /* for 503 */
 };
 
-/* Each call blocks up to timeout_ms and always fills *out. */
+/* Each call blocks up to timeout_ms and always fills *out. Not on the loop
+ * thread. */
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
                      bool fault, unsigned timeout_ms, struct cluster_reply *out);
 void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned timeout_ms,
@@ -75,13 +74,26 @@ void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t
 void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms,
                   struct cluster_reply *out);
 
+/* Loop thread only (the front door): the same as cluster_request without
+ * blocking: `done` is called on the loop thread with the reply (its body is
+ * freed after the call unless taken), never before this returns except when
+ * out of memory. */
+typedef void (*cluster_done_fn)(void *arg, struct cluster_reply *reply);
+void cluster_request_async(struct cluster *c, const char *data, size_t len, const char *client_id,
+                           bool fault, unsigned timeout_ms, cluster_done_fn done, void *arg);
+
+/* The loop the cluster runs on (for what lives on its thread). */
+struct uv_loop_s *cluster_loop(struct cluster *c);
+/* Not on the loop thread: run fn on it and wait; its result, or -1 when it
+ * could not run (shutting down). */
+int cluster_call(struct cluster *c, int (*fn)(struct cluster *c, void *arg), void *arg);
+/* Loop thread: fn(arg) runs once when the cluster begins shutting down,
+ * after every job is answered (NULL: nothing). */
+void cluster_on_shutdown(struct cluster *c, void (*fn)(void *arg), void *arg);
+
 /* The published view, with a reference the caller gives back with
  * view_release (any thread). NULL only before the first one. */
 struct view *cluster_view(struct cluster *c);
-/* Any thread: does the published view name a primary other than `id`, in
- * an epoch above `epoch`? (A request waiting on `id` should move on.) */
-bool cluster_superseded(struct cluster *c, const char *id, uint64_t epoch);
-
 /* Error body helper shared with the HTTP side. */
 char *cluster_error_json(const char *code, const char *message);
 

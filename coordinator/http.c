@@ -14,6 +14,7 @@
 #include "cluster.h"
 #include "logging.h"
 #include "metrics.h"
+#include "respond.h"
 #include "view.h"
 
 #include <civetweb.h>
@@ -27,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -61,61 +61,24 @@ struct http {
     pthread_mutex_t ws_mu; /* guards the client list */
     struct ws_client *clients;
     atomic_int n_clients; /* read without ws_mu: only a hint for publishers */
+    unsigned port;        /* civetweb's, on 127.0.0.1 */
 };
 
 /* ========================================================================
  * Replies
  * ====================================================================== */
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 400 ? "OK" : "Error";
-    }
-}
-
 static int send_body(struct mg_connection *conn, int status, const char *type, const char *body,
                      const char *extra_headers)
 {
-    size_t len = body ? strlen(body) : 0;
     /* HEAD: the same headers, no body (keep-alive depends on it). */
-    size_t send_len = strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0 ? len : 0;
-    const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\n%s\r\n";
-    const char *xh = extra_headers ? extra_headers : "";
-    int hl = snprintf(NULL, 0, fmt, status, reason(status), type, len, xh);
-    char *buf = hl > 0 ? malloc((size_t)hl + 1 + send_len) : NULL;
+    bool with_body = strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0;
+    size_t len;
+    char *buf = respond_format(status, type, body, extra_headers, with_body, &len);
     if (buf == NULL) {
         return status;
     }
-    snprintf(buf, (size_t)hl + 1, fmt, status, reason(status), type, len, xh);
-    if (send_len) {
-        memcpy(buf + hl, body, send_len);
-    }
-    /* One send for headers and body: two small sends on a keep-alive
-     * connection wait ~40 ms for the client's delayed ACK (Nagle). */
-    mg_write(conn, buf, (size_t)hl + send_len);
+    mg_write(conn, buf, len);
     free(buf);
     return status;
 }
@@ -136,11 +99,8 @@ static int send_error(struct mg_connection *conn, int status, const char *code, 
 
 static int send_reply(struct mg_connection *conn, struct cluster_reply *r)
 {
-    char extra[64] = "";
-    if (r->status == 503) {
-        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
-                 r->retry_after_s ? r->retry_after_s : 1);
-    }
+    char extra[64];
+    respond_retry_after(extra, sizeof(extra), r->status, r->retry_after_s);
     int rc = send_body(conn, r->status, "application/json", r->body, extra);
     free(r->body);
     return rc;
@@ -198,18 +158,6 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
     return NULL;
 }
 
-static void random_id(char *out, size_t len)
-{
-    unsigned char raw[8];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        memcpy(raw, &ts, sizeof(raw));
-    }
-    snprintf(out, len, "c-%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4],
-             raw[5], raw[6], raw[7]);
-}
-
 static int send_api_error(struct mg_connection *conn, const struct api_error *e)
 {
     return send_error(conn, e->status, e->code, e->message, NULL);
@@ -233,7 +181,7 @@ static int post_request(struct http *h, struct mg_connection *conn)
         return send_api_error(conn, &e);
     }
     if (w.id[0] == '\0') {
-        random_id(w.id, sizeof(w.id));
+        respond_random_id(w.id, sizeof(w.id));
     }
     struct cluster_reply r;
     cluster_request(h->cluster, w.data, w.len, w.id, w.fault, h->o.request_timeout_ms, &r);
@@ -597,7 +545,7 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
     snprintf(timeout, sizeof(timeout), "%u", 5000u);
     const char *options[] = {
         "listening_ports",
-        h->o.listen,
+        "127.0.0.1:0",
         "num_threads",
         threads,
         "request_timeout_ms",
@@ -616,13 +564,24 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
     mg_init_library(MG_FEATURES_WEBSOCKET);
     h->ctx = mg_start(&callbacks, h, options);
     if (h->ctx == NULL) {
-        snprintf(err, errlen, "cannot listen on %s (in use, or not an ip:port)", h->o.listen);
+        snprintf(err, errlen, "cannot start the HTTP server on 127.0.0.1");
         return -1;
     }
+    struct mg_server_port port;
+    if (mg_get_server_ports(h->ctx, 1, &port) != 1) {
+        snprintf(err, errlen, "the HTTP server has no port");
+        return -1;
+    }
+    h->port = (unsigned)port.port;
     mg_set_auth_handler(h->ctx, "/", auth_handler, h);
     mg_set_request_handler(h->ctx, "/", request_handler, h);
     mg_set_websocket_handler(h->ctx, "/api/ws", NULL, ws_ready, ws_data, ws_close, h);
     return 0;
+}
+
+unsigned http_port(const struct http *h)
+{
+    return h->port;
 }
 
 void http_stop(struct http *h)
