@@ -1025,7 +1025,9 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     out->voter = r->voter;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
-    memcpy(peers, r->peers, r->n_peers * sizeof(*peers));
+    if (r->n_peers > 0) {
+        memcpy(peers, r->peers, r->n_peers * sizeof(*peers));
+    }
     out->peers = peers;
     out->n_peers = r->n_peers;
 }
