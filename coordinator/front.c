@@ -1,8 +1,9 @@
 /*
  * coordinator/front.c — see front.h.
  *
- * Sections: parsing (what the front answers itself), connections (reading,
- * answering), piping to civetweb, life cycle.
+ * Sections: connections (reading, answering), piping to civetweb, life
+ * cycle. What the front answers itself is decided by api_parse_head
+ * (api_input.c).
  *
  * A connection starts NATIVE: its bytes accumulate in a buffer and are
  * looked at after every read. The front waits while they may still become a
@@ -20,161 +21,17 @@
 #include "logging.h"
 #include "respond.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <uv.h>
 
-#define HEAD_MAX    8192         /* a request head the front answers fits in this */
-#define COMPLETE_MS 1000         /* a whole request within this, or civetweb takes over */
-#define READ_ROOM   65536        /* bytes offered to each read */
-#define PIPE_HIGH   (256 * 1024) /* queued towards one side: stop reading the other */
-#define PIPE_LOW    (64 * 1024)  /* ... until it is down to this */
-
-static const char native_line[] = "POST /api/requests HTTP/1.1\r\n";
-
-/* ========================================================================
- * Parsing
- * ====================================================================== */
-
-enum parse {
-    PARSE_MORE,  /* may become a request the front answers: wait */
-    PARSE_OTHER, /* civetweb's */
-    PARSE_READY, /* a whole request the front answers */
-};
-
-struct native_req {
-    size_t head_len;
-    size_t body_len;
-    bool close; /* Connection: close */
-};
-
-static bool token_char(char ch)
-{
-    return isalnum((unsigned char)ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-/* Does the comma-separated header value list `token` (case-insensitive)? */
-static bool has_token(const char *v, size_t n, const char *token)
-{
-    size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < n && v[i] != ',') {
-            i++;
-        }
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
-            end--;
-        }
-        if (end - start == tl && strncasecmp(v + start, token, tl) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Exactly "POST /api/requests HTTP/1.1", headers the front understands, a
- * Content-Length body of at most max_body bytes. Anything unusual is
- * civetweb's to answer, as it did before the front existed. */
-static enum parse parse_native(const char *b, size_t n, size_t max_body, struct native_req *out)
-{
-    size_t ll = sizeof(native_line) - 1;
-    if (memcmp(b, native_line, n < ll ? n : ll) != 0) {
-        return PARSE_OTHER;
-    }
-    if (n < ll) {
-        return PARSE_MORE;
-    }
-    /* The head: every line ends in CRLF, ends with an empty line. */
-    size_t limit = n < HEAD_MAX ? n : HEAD_MAX;
-    size_t head_end = 0;
-    for (size_t i = ll; i < limit; i++) {
-        if (b[i] == '\n' && b[i - 1] != '\r') {
-            return PARSE_OTHER;
-        }
-        if (b[i] == '\n' && i >= 3 && b[i - 2] == '\n') {
-            head_end = i + 1;
-            break;
-        }
-    }
-    if (head_end == 0) {
-        return n >= HEAD_MAX ? PARSE_OTHER : PARSE_MORE;
-    }
-    memset(out, 0, sizeof(*out));
-    bool have_length = false;
-    for (size_t i = ll; i + 2 < head_end;) {
-        const char *line = b + i;
-        const char *eol = memchr(line, '\r', head_end - i);
-        if (eol == NULL || eol[1] != '\n') {
-            return PARSE_OTHER; /* a CR alone */
-        }
-        size_t len = (size_t)(eol - line);
-        i += len + 2;
-        size_t k = 0;
-        while (k < len && token_char(line[k])) {
-            k++;
-        }
-        if (k == 0 || k >= len || line[k] != ':') {
-            return PARSE_OTHER;
-        }
-        const char *name = line;
-        size_t name_len = k;
-        const char *v = line + k + 1;
-        size_t vn = len - k - 1;
-        for (size_t j = 0; j < vn; j++) {
-            unsigned char ch = (unsigned char)v[j];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-                return PARSE_OTHER;
-            }
-        }
-        while (vn > 0 && (*v == ' ' || *v == '\t')) {
-            v++;
-            vn--;
-        }
-        while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) {
-            vn--;
-        }
-#define IS(h) (name_len == sizeof(h) - 1 && strncasecmp(name, h, name_len) == 0)
-        if (IS("Content-Length")) {
-            if (have_length || vn == 0 || vn > 18) {
-                return PARSE_OTHER;
-            }
-            size_t value = 0;
-            for (size_t j = 0; j < vn; j++) {
-                if (!isdigit((unsigned char)v[j])) {
-                    return PARSE_OTHER;
-                }
-                value = value * 10 + (size_t)(v[j] - '0');
-            }
-            if (value > max_body) {
-                return PARSE_OTHER; /* civetweb's 413 */
-            }
-            out->body_len = value;
-            have_length = true;
-        } else if (IS("Transfer-Encoding") || IS("Expect") || IS("Upgrade")) {
-            return PARSE_OTHER;
-        } else if (IS("Connection")) {
-            if (has_token(v, vn, "upgrade")) {
-                return PARSE_OTHER;
-            }
-            out->close = out->close || has_token(v, vn, "close");
-        }
-#undef IS
-    }
-    if (!have_length) {
-        return PARSE_OTHER;
-    }
-    out->head_len = head_end;
-    return n >= head_end + out->body_len ? PARSE_READY : PARSE_MORE;
-}
+#define API_HEAD_MAX 8192         /* a request head the front answers fits in this */
+#define COMPLETE_MS  1000         /* a whole request within this, or civetweb takes over */
+#define READ_ROOM    65536        /* bytes offered to each read */
+#define PIPE_HIGH    (256 * 1024) /* queued towards one side: stop reading the other */
+#define PIPE_LOW     (64 * 1024)  /* ... until it is down to this */
 
 /* ========================================================================
  * Connections
@@ -340,7 +197,7 @@ static void native_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (fc->busy) {
         /* A pipelined request waits for the answer to this one; do not
          * buffer without end meanwhile. */
-        if (fc->len > HEAD_MAX + fc->f->o.max_body_bytes) {
+        if (fc->len > API_HEAD_MAX + fc->f->o.max_body_bytes) {
             uv_read_stop(s);
             fc->reading = false;
         }
@@ -448,7 +305,7 @@ static void native_done(void *arg, struct cluster_reply *r)
     fc_unref(fc);
 }
 
-static void native_dispatch(struct fconn *fc, const struct native_req *rq)
+static void native_dispatch(struct fconn *fc, const struct api_head *rq)
 {
     struct front *f = fc->f;
     struct api_write w;
@@ -486,18 +343,18 @@ static void native_dispatch(struct fconn *fc, const struct native_req *rq)
 
 static void native_parse(struct fconn *fc)
 {
-    struct native_req rq;
-    switch (parse_native(fc->buf, fc->len, fc->f->o.max_body_bytes, &rq)) {
-    case PARSE_OTHER:
+    struct api_head rq;
+    switch (api_parse_head(fc->buf, fc->len, fc->f->o.max_body_bytes, &rq)) {
+    case API_HEAD_OTHER:
         pipe_start(fc);
         return;
-    case PARSE_MORE:
+    case API_HEAD_MORE:
         if (!fc->reading && !fc->client_eof) {
             uv_read_start((uv_stream_t *)&fc->client, native_alloc, native_read);
             fc->reading = true;
         }
         return;
-    case PARSE_READY:
+    case API_HEAD_READY:
         native_dispatch(fc, &rq);
         return;
     }
