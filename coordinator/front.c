@@ -27,11 +27,10 @@
 #include <string.h>
 #include <uv.h>
 
-#define API_HEAD_MAX 8192         /* a request head the front answers fits in this */
-#define COMPLETE_MS  1000         /* a whole request within this, or civetweb takes over */
-#define READ_ROOM    65536        /* bytes offered to each read */
-#define PIPE_HIGH    (256 * 1024) /* queued towards one side: stop reading the other */
-#define PIPE_LOW     (64 * 1024)  /* ... until it is down to this */
+#define COMPLETE_MS 1000         /* a whole request within this, or civetweb takes over */
+#define READ_ROOM   65536        /* bytes offered to each read */
+#define PIPE_HIGH   (256 * 1024) /* queued towards one side: stop reading the other */
+#define PIPE_LOW    (64 * 1024)  /* ... until it is down to this */
 
 /* ========================================================================
  * Connections
@@ -458,7 +457,13 @@ static void shutdown_done(uv_shutdown_t *req, int status)
 {
     (void)status;
     struct fconn *fc = req->data;
+    bool to_client = req->handle == (uv_stream_t *)&fc->client;
     free(req);
+    if (to_client && fc->state == F_PIPED) {
+        /* civetweb closed, and all it sent has reached the client: the
+         * connection is over, as when civetweb closed it itself. */
+        fc_close(fc);
+    }
     fc_unref(fc);
 }
 
