@@ -25,12 +25,13 @@
 #include <time.h>
 #include <uv.h>
 
-#define MAX_REPLICAS       64
-#define ATTEMPT_MS         3000 /* one try at the primary before retrying */
-#define RETRY_PAUSE_MS     25   /* between tries while no primary answers */
-#define COMMIT_COALESCE_MS 50   /* committed events are merged over this window */
-#define SNAPSHOT_EVERY_MS  100  /* browsers get at most 10 snapshots a second */
-#define SELF_ID            "coordinator"
+#define MAX_REPLICAS            64
+#define ATTEMPT_MS              3000 /* one try at the primary before retrying */
+#define RETRY_PAUSE_MS          25   /* between tries while no primary answers */
+#define COMMIT_COALESCE_MS      50   /* committed events are merged over this window */
+#define SNAPSHOT_EVERY_MS       100  /* browsers get at most 10 snapshots a second */
+#define FAILOVER_EVENT_GRACE_MS 1000
+#define SELF_ID                 "coordinator"
 
 /* ========================================================================
  * Jobs: the thread boundary
@@ -150,10 +151,16 @@ struct cluster {
     uint64_t next_incarnation;
 
     /* Failover timing: from the primary's loss to the first election of a
-     * higher epoch. */
+     * higher epoch. A status can show the new primary before its elected
+     * event arrives (a replica answers a status as it reads it, and reports
+     * events after): the event still gets its figure if it comes within
+     * FAILOVER_EVENT_GRACE_MS of that status; if it never comes (we were
+     * not connected when it happened), the clock is dropped then: no
+     * figure beats a wrong one. */
     int64_t failover_start;
     uint64_t failover_epoch;
     char failover_from[LIMIT_ID_BYTES];
+    int64_t failover_stale_at; /* 0, or when the clock is dropped */
 
     /* The newest committed event not yet published. */
     cJSON *pending_commit;
@@ -483,13 +490,25 @@ static cJSON *event_new(const char *type, const char *replica, const char *subje
     return ev;
 }
 
+/* Is the failover clock running (and not past its grace)? */
+static bool failover_running(struct cluster *c, int64_t now)
+{
+    if (c->failover_start != 0 && c->failover_stale_at != 0 && now >= c->failover_stale_at) {
+        c->failover_start = 0;
+        c->failover_stale_at = 0;
+    }
+    return c->failover_start != 0;
+}
+
 /* r is going away (its connection closed, or it is being failed): when it
  * is the primary, start the failover clock (once). Called while r still
  * counts, so primary() can say whether it was the one. */
 static void failover_begin(struct cluster *c, struct replica *r)
 {
-    if (c->failover_start == 0 && primary(c) == r) {
-        c->failover_start = clock_mono_ms();
+    int64_t now = clock_mono_ms();
+    if (!failover_running(c, now) && primary(c) == r) {
+        c->failover_start = now;
+        c->failover_stale_at = 0;
         c->failover_epoch = r->epoch;
         snprintf(c->failover_from, sizeof(c->failover_from), "%s", r->id);
         log_debug("failover clock started: %s (epoch %llu) is gone", r->id,
@@ -615,13 +634,15 @@ static void handle_event(struct cluster *c, struct replica *r, const Replicacao_
         return;
     }
     cJSON *ev = event_new(e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
-    if (type == EVENT_ELECTED && c->failover_start != 0 && e->epoch > c->failover_epoch) {
-        int64_t ms = clock_mono_ms() - c->failover_start;
+    int64_t now = clock_mono_ms();
+    if (type == EVENT_ELECTED && failover_running(c, now) && e->epoch > c->failover_epoch) {
+        int64_t ms = now - c->failover_start;
         cJSON_AddNumberToObject(ev, "failover_ms", (double)ms);
         cJSON_AddStringToObject(ev, "previous_primary", c->failover_from);
         metrics_failover(c->o.metrics, ms / 1000.0);
         log_info("failover %s -> %s in %lld ms", c->failover_from, e->replica, (long long)ms);
         c->failover_start = 0;
+        c->failover_stale_at = 0;
     }
     apply_event(c, r, e);
     publish_event(c, ev);
@@ -683,10 +704,10 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
         store_status(r, env->status);
         r->status_at = clock_mono_ms();
         r->status_pending = false;
-        if (r->role == ROLE_PRIMARY && c->failover_start != 0 && r->epoch > c->failover_epoch) {
-            /* Its election event never reached us (we were not
-             * connected): no figure beats a wrong one. */
-            c->failover_start = 0;
+        if (r->role == ROLE_PRIMARY && failover_running(c, r->status_at) &&
+            r->epoch > c->failover_epoch && c->failover_stale_at == 0) {
+            /* Elected: its event should be on its way. */
+            c->failover_stale_at = r->status_at + FAILOVER_EVENT_GRACE_MS;
         }
         mark_changed(c);
         break;
