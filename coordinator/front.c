@@ -28,7 +28,9 @@
 #include <uv.h>
 
 #define COMPLETE_MS 1000         /* a whole request within this, or civetweb takes over */
-#define READ_ROOM   65536        /* bytes offered to each read */
+#define NATIVE_ROOM 8192         /* free bytes offered to each read of a request */
+#define PIPE_ROOM   65536        /* bytes offered to each read when piping */
+#define BUDGET      (64u << 20)  /* request bytes the front holds in all, at most */
 #define PIPE_HIGH   (256 * 1024) /* queued towards one side: stop reading the other */
 #define PIPE_LOW    (64 * 1024)  /* ... until it is down to this */
 
@@ -53,6 +55,7 @@ struct front {
     uv_timer_t resume_timer; /* answers done: look at the next buffered request */
     struct fconn *conns;
     struct fconn *resume;
+    size_t buffered;  /* the capacity of every connection's request buffer */
     int open_handles; /* server, resume_timer: freed when both are closed */
 };
 
@@ -106,12 +109,26 @@ static void resume_remove(struct fconn *fc)
     fc->in_resume = false;
 }
 
+/* Resize a connection's request buffer, keeping the front's total. */
+static bool set_cap(struct fconn *fc, size_t cap)
+{
+    char *b = realloc(fc->buf, cap);
+    if (b == NULL) {
+        return false;
+    }
+    fc->f->buffered = fc->f->buffered - fc->cap + cap;
+    fc->buf = b;
+    fc->cap = cap;
+    return true;
+}
+
 static void fc_close(struct fconn *fc)
 {
     if (fc->state == F_CLOSED) {
         return;
     }
     struct front *f = fc->f;
+    f->buffered -= fc->cap; /* freed with the connection */
     fc->state = F_CLOSED;
     resume_remove(fc);
     if (fc->prev) {
@@ -152,18 +169,15 @@ static void native_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     (void)suggested;
     struct fconn *fc = h->data;
-    if (fc->cap - fc->len < READ_ROOM) {
-        size_t cap = fc->cap ? fc->cap : READ_ROOM;
-        while (cap - fc->len < READ_ROOM) {
+    if (fc->cap - fc->len < NATIVE_ROOM) {
+        size_t cap = fc->cap ? fc->cap : NATIVE_ROOM;
+        while (cap - fc->len < NATIVE_ROOM) {
             cap *= 2;
         }
-        char *b = realloc(fc->buf, cap);
-        if (b == NULL) {
+        if (!set_cap(fc, cap)) {
             *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
             return;
         }
-        fc->buf = b;
-        fc->cap = cap;
     }
     *out = uv_buf_init(fc->buf + fc->len, (unsigned)(fc->cap - fc->len));
 }
@@ -196,7 +210,7 @@ static void native_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (fc->busy) {
         /* A pipelined request waits for the answer to this one; do not
          * buffer without end meanwhile. */
-        if (fc->len > API_HEAD_MAX + fc->f->o.max_body_bytes) {
+        if (fc->len > API_HEAD_MAX + fc->f->o.max_body_bytes || fc->f->buffered > BUDGET) {
             uv_read_stop(s);
             fc->reading = false;
         }
@@ -314,13 +328,8 @@ static void native_dispatch(struct fconn *fc, const struct api_head *rq)
     size_t used = rq->head_len + rq->body_len;
     memmove(fc->buf, fc->buf + used, fc->len - used);
     fc->len -= used;
-    if (fc->cap > 4 * READ_ROOM && fc->len < READ_ROOM) {
-        /* A big body came and went: do not keep its room. */
-        char *b = realloc(fc->buf, 2 * READ_ROOM);
-        if (b != NULL) {
-            fc->buf = b;
-            fc->cap = 2 * READ_ROOM;
-        }
+    if (fc->cap > 8 * NATIVE_ROOM && fc->len < NATIVE_ROOM) {
+        set_cap(fc, 2 * NATIVE_ROOM); /* a big body came and went: do not keep its room */
     }
     fc->close_after = fc->close_after || rq->close;
     fc->busy = true;
@@ -348,6 +357,12 @@ static void native_parse(struct fconn *fc)
         pipe_start(fc);
         return;
     case API_HEAD_MORE:
+        if (fc->f->buffered > BUDGET) {
+            /* The front holds enough unfinished requests: this one is
+             * civetweb's (a thread each, so a bounded number at a time). */
+            pipe_start(fc);
+            return;
+        }
         if (!fc->reading && !fc->client_eof) {
             uv_read_start((uv_stream_t *)&fc->client, native_alloc, native_read);
             fc->reading = true;
@@ -392,8 +407,8 @@ static void pipe_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     (void)h;
     (void)suggested;
-    char *b = malloc(READ_ROOM);
-    *out = uv_buf_init(b, b ? READ_ROOM : 0);
+    char *b = malloc(PIPE_ROOM);
+    *out = uv_buf_init(b, b ? PIPE_ROOM : 0);
 }
 
 static void pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
@@ -524,17 +539,19 @@ static void backend_connected(uv_connect_t *req, int status)
         } else {
             fc->state = F_PIPED;
             uv_tcp_nodelay(&fc->backend, 1);
-            /* What the front read first goes first. */
-            if (fc->len > 0) {
-                char *data = fc->buf;
-                size_t n = fc->len;
-                fc->buf = NULL;
-                fc->len = fc->cap = 0;
-                if (pipe_send(fc, (uv_stream_t *)&fc->backend, data, n) != 0) {
-                    fc_close(fc);
-                    fc_unref(fc);
-                    return;
-                }
+            /* What the front read first goes first; the buffer leaves with
+             * its bytes. */
+            char *data = fc->buf;
+            size_t n = fc->len;
+            fc->f->buffered -= fc->cap;
+            fc->buf = NULL;
+            fc->len = fc->cap = 0;
+            if (n == 0) {
+                free(data);
+            } else if (pipe_send(fc, (uv_stream_t *)&fc->backend, data, n) != 0) {
+                fc_close(fc);
+                fc_unref(fc);
+                return;
             }
             uv_read_start((uv_stream_t *)&fc->backend, pipe_alloc, pipe_read);
             if (fc->client_eof) {

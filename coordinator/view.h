@@ -9,8 +9,7 @@
  *
  * Everything shown outside comes from a view: GET /api/cluster and the
  * WebSocket `cluster` messages (its JSON, rendered at most once per view, on
- * first use, and cached in it), /metrics (from the typed fields), and the
- * HTTP workers' choice of where to send a write (its primary).
+ * first use, and cached in it) and /metrics (from the typed fields).
  */
 #ifndef COORDINATOR_VIEW_H
 #define COORDINATOR_VIEW_H
@@ -59,7 +58,7 @@ struct view_replica {
     size_t n_peers;
     const struct view_peer *peers;
     /* Not shown: changes each time the coordinator connects to it again
-     * (a restart), so a cached connection knows it is stale. */
+     * (a restart); part of what "the primary changed" means. */
     uint64_t incarnation;
 };
 
