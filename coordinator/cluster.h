@@ -94,6 +94,7 @@ void cluster_on_shutdown(struct cluster *c, void (*fn)(void *arg), void *arg);
 /* The published view, with a reference the caller gives back with
  * view_release (any thread). NULL only before the first one. */
 struct view *cluster_view(struct cluster *c);
+
 /* Error body helper shared with the HTTP side. */
 char *cluster_error_json(const char *code, const char *message);
 
