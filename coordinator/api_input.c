@@ -5,10 +5,12 @@
 #include "validate.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int fail(struct api_error *err, int status, const char *code, const char *fmt, ...)
 {
@@ -209,4 +211,131 @@ int api_parse_replica_id(const char *segment, size_t len, char out[LIMIT_ID_BYTE
     memcpy(out, segment, len);
     out[len] = '\0';
     return validate_id(out) ? 0 : -1;
+}
+
+/* ========================================================================
+ * The front door's request head
+ * ====================================================================== */
+
+static const char native_line[] = "POST /api/requests HTTP/1.1\r\n";
+
+static bool token_char(char ch)
+{
+    return isalnum((unsigned char)ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Does the comma-separated header value list `token` (case-insensitive)? */
+static bool has_token(const char *v, size_t n, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < n && v[i] != ',') {
+            i++;
+        }
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t')) {
+            end--;
+        }
+        if (end - start == tl && strncasecmp(v + start, token, tl) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+enum api_head_result api_parse_head(const char *b, size_t n, size_t max_body, struct api_head *out)
+{
+    size_t ll = sizeof(native_line) - 1;
+    if (memcmp(b, native_line, n < ll ? n : ll) != 0) {
+        return API_HEAD_OTHER;
+    }
+    if (n < ll) {
+        return API_HEAD_MORE;
+    }
+    /* The head: every line ends in CRLF, ends with an empty line. */
+    size_t limit = n < API_HEAD_MAX ? n : API_HEAD_MAX;
+    size_t head_end = 0;
+    for (size_t i = ll; i < limit; i++) {
+        if (b[i] == '\n' && b[i - 1] != '\r') {
+            return API_HEAD_OTHER;
+        }
+        if (b[i] == '\n' && i >= 3 && b[i - 2] == '\n') {
+            head_end = i + 1;
+            break;
+        }
+    }
+    if (head_end == 0) {
+        return n >= API_HEAD_MAX ? API_HEAD_OTHER : API_HEAD_MORE;
+    }
+    memset(out, 0, sizeof(*out));
+    bool have_length = false;
+    for (size_t i = ll; i + 2 < head_end;) {
+        const char *line = b + i;
+        const char *eol = memchr(line, '\r', head_end - i);
+        if (eol == NULL || eol[1] != '\n') {
+            return API_HEAD_OTHER; /* a CR alone */
+        }
+        size_t len = (size_t)(eol - line);
+        i += len + 2;
+        size_t k = 0;
+        while (k < len && token_char(line[k])) {
+            k++;
+        }
+        if (k == 0 || k >= len || line[k] != ':') {
+            return API_HEAD_OTHER;
+        }
+        const char *name = line;
+        size_t name_len = k;
+        const char *v = line + k + 1;
+        size_t vn = len - k - 1;
+        for (size_t j = 0; j < vn; j++) {
+            unsigned char ch = (unsigned char)v[j];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                return API_HEAD_OTHER;
+            }
+        }
+        while (vn > 0 && (*v == ' ' || *v == '\t')) {
+            v++;
+            vn--;
+        }
+        while (vn > 0 && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) {
+            vn--;
+        }
+#define IS(h) (name_len == sizeof(h) - 1 && strncasecmp(name, h, name_len) == 0)
+        if (IS("Content-Length")) {
+            if (have_length || vn == 0 || vn > 18) {
+                return API_HEAD_OTHER;
+            }
+            size_t value = 0;
+            for (size_t j = 0; j < vn; j++) {
+                if (!isdigit((unsigned char)v[j])) {
+                    return API_HEAD_OTHER;
+                }
+                value = value * 10 + (size_t)(v[j] - '0');
+            }
+            if (value > max_body) {
+                return API_HEAD_OTHER; /* civetweb's 413 */
+            }
+            out->body_len = value;
+            have_length = true;
+        } else if (IS("Transfer-Encoding") || IS("Expect") || IS("Upgrade")) {
+            return API_HEAD_OTHER;
+        } else if (IS("Connection")) {
+            if (has_token(v, vn, "upgrade")) {
+                return API_HEAD_OTHER;
+            }
+            out->close = out->close || has_token(v, vn, "close");
+        }
+#undef IS
+    }
+    if (!have_length) {
+        return API_HEAD_OTHER;
+    }
+    out->head_len = head_end;
+    return n >= head_end + out->body_len ? API_HEAD_READY : API_HEAD_MORE;
 }

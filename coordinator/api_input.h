@@ -48,4 +48,23 @@ int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit
  * it is a valid id, copied into out; -1 otherwise (the caller answers 404). */
 int api_parse_replica_id(const char *segment, size_t len, char out[LIMIT_ID_BYTES]);
 
+/* The HTTP front door (front.c) answers one kind of request itself: exactly
+ * "POST /api/requests HTTP/1.1", CRLF line ends, headers it understands
+ * (no Transfer-Encoding, Expect or Upgrade; one Content-Length of at most
+ * max_body bytes), the whole head within API_HEAD_MAX bytes. Everything
+ * else is civetweb's to answer. Given the bytes of a connection so far
+ * (b, n; not NUL-terminated), from the start of a request: */
+#define API_HEAD_MAX 8192
+enum api_head_result {
+    API_HEAD_MORE,  /* may still become such a request: wait for more bytes */
+    API_HEAD_OTHER, /* it cannot: civetweb's */
+    API_HEAD_READY, /* a whole such request: head and body are in b */
+};
+struct api_head {
+    size_t head_len; /* the body starts here */
+    size_t body_len;
+    bool close; /* Connection: close */
+};
+enum api_head_result api_parse_head(const char *b, size_t n, size_t max_body, struct api_head *out);
+
 #endif

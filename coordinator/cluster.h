@@ -7,11 +7,15 @@
  * client requests (forwarded to the primary, retried with the same id
  * across failovers), reads, failure injection.
  *
- * HTTP worker threads never touch that state: they submit jobs through a
- * locked queue woken by uv_async, and block on the job's condition variable
- * until the loop thread completes it or their deadline passes. What they
- * read without a job (GET /api/cluster) is a JSON snapshot the loop thread
- * republishes under a mutex whenever the view changes.
+ * Other threads never touch that state. What they read (GET /api/cluster,
+ * /metrics, the WebSocket's cluster messages) comes from the typed view
+ * (view.h) the loop thread publishes whenever something changes. Plain
+ * writes arrive on the loop thread itself, through the HTTP front door
+ * (front.h), and are answered from there without any hand-off. Everything
+ * civetweb's worker threads ask for is a job handed to the loop thread
+ * through a locked queue woken by uv_async, the worker blocking on the
+ * job's condition variable until the loop thread completes it or its
+ * deadline passes.
  */
 #ifndef COORDINATOR_CLUSTER_H
 #define COORDINATOR_CLUSTER_H
@@ -25,10 +29,14 @@
 struct cluster;
 struct metrics;
 struct supervisor_options;
+struct view;
 
-/* Where the loop thread publishes: called on the loop thread with JSON text
- * ({"type":"cluster",...} or {"type":"event",...}); must not block. */
+/* Where the loop thread publishes JSON text ({"type":"cluster",...} or
+ * {"type":"event",...}); must not block. */
 typedef void (*cluster_publish_fn)(void *arg, const char *json, size_t len);
+/* Whether anybody would receive what is published (events are not even
+ * built when nobody listens). */
+typedef bool (*cluster_listening_fn)(void *arg);
 
 struct cluster_options {
     struct addr_list replicas;   /* may be empty when spawning */
@@ -36,6 +44,7 @@ struct cluster_options {
     unsigned resolve_interval_ms;
     size_t max_frame_bytes;
     cluster_publish_fn publish;
+    cluster_listening_fn listening; /* NULL: always */
     void *publish_arg;
     struct metrics *metrics;
     /* With --spawn: run a local supervisor on the loop thread too. */
@@ -53,7 +62,8 @@ struct cluster_reply {
     unsigned retry_after_s; /* for 503 */
 };
 
-/* Each call blocks up to timeout_ms and always fills *out. */
+/* Each call blocks up to timeout_ms and always fills *out. Not on the loop
+ * thread. */
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
                      bool fault, unsigned timeout_ms, struct cluster_reply *out);
 void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned timeout_ms,
@@ -64,10 +74,26 @@ void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t
 void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms,
                   struct cluster_reply *out);
 
-/* The current /api/cluster JSON (malloc'ed). */
-char *cluster_snapshot(struct cluster *c);
-/* The snapshot wrapped for the WebSocket: {"type":"cluster","cluster":...}. */
-char *cluster_snapshot_message(struct cluster *c);
+/* Loop thread only (the front door): the same as cluster_request without
+ * blocking: `done` is called on the loop thread with the reply (its body is
+ * freed after the call unless taken), never before this returns except when
+ * out of memory. */
+typedef void (*cluster_done_fn)(void *arg, struct cluster_reply *reply);
+void cluster_request_async(struct cluster *c, const char *data, size_t len, const char *client_id,
+                           bool fault, unsigned timeout_ms, cluster_done_fn done, void *arg);
+
+/* The loop the cluster runs on (for what lives on its thread). */
+struct uv_loop_s *cluster_loop(struct cluster *c);
+/* Not on the loop thread: run fn on it and wait; its result, or -1 when it
+ * could not run (shutting down). */
+int cluster_call(struct cluster *c, int (*fn)(struct cluster *c, void *arg), void *arg);
+/* Loop thread: fn(arg) runs once when the cluster begins shutting down,
+ * after every job is answered (NULL: nothing). */
+void cluster_on_shutdown(struct cluster *c, void (*fn)(void *arg), void *arg);
+
+/* The published view, with a reference the caller gives back with
+ * view_release (any thread). NULL only before the first one. */
+struct view *cluster_view(struct cluster *c);
 
 /* Error body helper shared with the HTTP side. */
 char *cluster_error_json(const char *code, const char *message);

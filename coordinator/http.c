@@ -14,18 +14,20 @@
 #include "cluster.h"
 #include "logging.h"
 #include "metrics.h"
+#include "respond.h"
+#include "view.h"
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -58,88 +60,27 @@ struct http {
     struct mg_context *ctx;
     pthread_mutex_t ws_mu; /* guards the client list */
     struct ws_client *clients;
+    atomic_int n_clients; /* read without ws_mu: only a hint for publishers */
+    unsigned port;        /* civetweb's, on 127.0.0.1 */
 };
 
 /* ========================================================================
  * Replies
  * ====================================================================== */
 
-/* Every status the server answers with: its reason phrase, and for errors
- * the API's error code and a message (used for the errors civetweb
- * produces itself, see http_error). */
-struct status_text {
-    int status;
-    const char *reason;
-    const char *code;
-    const char *message;
-};
-
-static const struct status_text STATUSES[] = {
-    {200, "OK", NULL, NULL},
-    {201, "Created", NULL, NULL},
-    {202, "Accepted", NULL, NULL},
-    {400, "Bad Request", "bad_request", "the request is not valid HTTP"},
-    {403, "Forbidden", "forbidden", "that is not allowed"},
-    {404, "Not Found", "not_found", "no such resource"},
-    {405, "Method Not Allowed", "method_not_allowed", "that method is not supported here"},
-    {408, "Request Timeout", "request_timeout", "the request did not arrive in time"},
-    {409, "Conflict", "conflict", "the request conflicts with the current state"},
-    {411, "Length Required", "length_required",
-     "the request needs a valid Content-Length (or chunked transfer coding)"},
-    {413, "Payload Too Large", "too_large", "the request is too large"},
-    {414, "URI Too Long", "uri_too_long", "the request URI is too long"},
-    {416, "Range Not Satisfiable", "bad_range", "the range cannot be satisfied"},
-    {417, "Expectation Failed", "expectation_failed", "the Expect header is not supported"},
-    {426, "Upgrade Required", "upgrade_required", "this resource needs a protocol upgrade"},
-    {431, "Request Header Fields Too Large", "headers_too_large",
-     "the request headers are too large"},
-    {500, "Internal Server Error", "internal_error", "the server failed to handle the request"},
-    {501, "Not Implemented", "not_implemented", "that is not implemented"},
-    {503, "Service Unavailable", "unavailable", "the service is unavailable"},
-    {504, "Gateway Timeout", "timeout", "the cluster did not answer in time"},
-    {505, "HTTP Version Not Supported", "http_version_not_supported",
-     "that HTTP version is not supported"},
-};
-
-static const struct status_text *status_text(int status)
-{
-    for (size_t i = 0; i < sizeof(STATUSES) / sizeof(STATUSES[0]); i++) {
-        if (STATUSES[i].status == status) {
-            return &STATUSES[i];
-        }
-    }
-    return NULL;
-}
-
-static const char *reason(int status)
-{
-    const struct status_text *t = status_text(status);
-    return t ? t->reason : status < 400 ? "OK" : "Error";
-}
-
 static int send_body(struct mg_connection *conn, int status, const char *type, const char *body,
                      const char *extra_headers)
 {
-    size_t len = body ? strlen(body) : 0;
     /* HEAD: the same headers, no body (keep-alive depends on it). The
      * method is NULL when civetweb could not parse the request line. */
     const char *method = mg_get_request_info(conn)->request_method;
-    size_t send_len = method == NULL || strcmp(method, "HEAD") != 0 ? len : 0;
-    const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\n%s\r\n";
-    const char *xh = extra_headers ? extra_headers : "";
-    int hl = snprintf(NULL, 0, fmt, status, reason(status), type, len, xh);
-    char *buf = hl > 0 ? malloc((size_t)hl + 1 + send_len) : NULL;
+    bool with_body = method == NULL || strcmp(method, "HEAD") != 0;
+    size_t len;
+    char *buf = respond_format(status, type, body, extra_headers, with_body, &len);
     if (buf == NULL) {
         return status;
     }
-    snprintf(buf, (size_t)hl + 1, fmt, status, reason(status), type, len, xh);
-    if (send_len) {
-        memcpy(buf + hl, body, send_len);
-    }
-    /* One send for headers and body: two small sends on a keep-alive
-     * connection wait ~40 ms for the client's delayed ACK (Nagle). */
-    mg_write(conn, buf, (size_t)hl + send_len);
+    mg_write(conn, buf, len);
     free(buf);
     return status;
 }
@@ -173,11 +114,8 @@ static int send_error_close(struct mg_connection *conn, int status, const char *
 
 static int send_reply(struct mg_connection *conn, struct cluster_reply *r)
 {
-    char extra[64] = "";
-    if (r->status == 503) {
-        snprintf(extra, sizeof(extra), "Retry-After: %u\r\n",
-                 r->retry_after_s ? r->retry_after_s : 1);
-    }
+    char extra[64];
+    respond_retry_after(extra, sizeof(extra), r->status, r->retry_after_s);
     int rc = send_body(conn, r->status, "application/json", r->body, extra);
     free(r->body);
     return rc;
@@ -274,18 +212,6 @@ static char *read_body(struct mg_connection *conn, size_t max, size_t *len, int 
     return NULL;
 }
 
-static void random_id(char *out, size_t len)
-{
-    unsigned char raw[8];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        memcpy(raw, &ts, sizeof(raw));
-    }
-    snprintf(out, len, "c-%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4],
-             raw[5], raw[6], raw[7]);
-}
-
 static int send_api_error(struct mg_connection *conn, const struct api_error *e)
 {
     return send_error(conn, e->status, e->code, e->message, NULL);
@@ -307,7 +233,7 @@ static int post_request(struct http *h, struct mg_connection *conn)
         return send_api_error(conn, &e);
     }
     if (w.id[0] == '\0') {
-        random_id(w.id, sizeof(w.id));
+        respond_random_id(w.id, sizeof(w.id));
     }
     struct cluster_reply r;
     cluster_request(h->cluster, w.data, w.len, w.id, w.fault, h->o.request_timeout_ms, &r);
@@ -372,9 +298,10 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
         if (!get) {
             return method_not_allowed(conn, "GET");
         }
-        char *snap = cluster_snapshot(h->cluster);
-        int rc = send_json(conn, 200, snap);
-        free(snap);
+        struct view *v = cluster_view(h->cluster);
+        const char *json = v ? view_json(v) : NULL;
+        int rc = send_json(conn, 200, json ? json : "{}");
+        view_release(v);
         return rc;
     }
     if (strcmp(path, "/api/requests") == 0) {
@@ -461,6 +388,16 @@ static int send_static(struct http *h, struct mg_connection *conn, const char *r
     return 200;
 }
 
+/* Every request is authorised: there are no credentials to check. An auth
+ * handler that says so keeps civetweb from looking for a .htpasswd file on
+ * every request (a failed stat each). */
+static int auth_handler(struct mg_connection *conn, void *cbdata)
+{
+    (void)conn;
+    (void)cbdata;
+    return 1;
+}
+
 /* Routing is on the path exactly as sent. civetweb runs with decode_url
  * off, so request_uri is the raw request target cut at '?' (local_uri_raw
  * is the same pointer for an origin-form target); local_uri is that path
@@ -487,9 +424,9 @@ static int request_handler(struct mg_connection *conn, void *cbdata)
         return send_body(conn, 200, "text/plain", "ok\n", NULL);
     }
     if (strcmp(path, "/metrics") == 0) {
-        char *snap = cluster_snapshot(h->cluster);
-        char *text = metrics_render(h->metrics, snap);
-        free(snap);
+        struct view *v = cluster_view(h->cluster);
+        char *text = metrics_render(h->metrics, v);
+        view_release(v);
         int rc = send_body(conn, 200, "text/plain; version=0.0.4", text ? text : "", NULL);
         free(text);
         return rc;
@@ -528,6 +465,12 @@ static void ws_push(struct ws_client *wc, const char *json, size_t len)
     pthread_mutex_unlock(&wc->mu);
 }
 
+bool http_listening(void *arg)
+{
+    struct http *h = arg;
+    return atomic_load_explicit(&h->n_clients, memory_order_relaxed) > 0;
+}
+
 void http_publish(void *arg, const char *json, size_t len)
 {
     struct http *h = arg;
@@ -545,8 +488,8 @@ static void *ws_writer(void *arg)
     pthread_mutex_lock(&wc->mu);
     while (!wc->closing) {
         if (wc->head == NULL) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            struct timespec until; /* the condition variable's clock */
+            clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_sec += WS_PING_EVERY_MS / 1000;
             if (pthread_cond_timedwait(&wc->cv, &wc->mu, &until) == ETIMEDOUT && !broken &&
                 !wc->closing) {
@@ -585,19 +528,27 @@ static void ws_ready(struct mg_connection *conn, void *cbdata)
     wc->h = h;
     wc->conn = conn;
     pthread_mutex_init(&wc->mu, NULL);
-    pthread_cond_init(&wc->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wc->cv, &ca);
+    pthread_condattr_destroy(&ca);
     /* The snapshot goes first, before anything published after it. */
     pthread_mutex_lock(&h->ws_mu);
-    char *snap = cluster_snapshot_message(h->cluster);
+    struct view *v = cluster_view(h->cluster);
+    const char *snap = v ? view_message(v) : NULL;
     if (snap) {
         ws_push(wc, snap, strlen(snap));
-        free(snap);
     }
+    view_release(v);
     wc->next = h->clients;
     h->clients = wc;
+    atomic_fetch_add(&h->n_clients, 1);
     pthread_mutex_unlock(&h->ws_mu);
     if (pthread_create(&wc->writer, NULL, ws_writer, wc) != 0) {
-        wc->closing = true;
+        pthread_mutex_lock(&wc->mu);
+        wc->closing = true; /* no writer: ws_close has none to join */
+        pthread_mutex_unlock(&wc->mu);
     }
     mg_set_user_connection_data(conn, wc);
     metrics_ws_clients(h->metrics, 1);
@@ -627,6 +578,7 @@ static void ws_close(const struct mg_connection *conn, void *cbdata)
     for (struct ws_client **pp = &h->clients; *pp; pp = &(*pp)->next) {
         if (*pp == wc) {
             *pp = wc->next;
+            atomic_fetch_sub(&h->n_clients, 1);
             break;
         }
     }
@@ -664,6 +616,7 @@ struct http *http_new(const struct http_options *o, struct metrics *m)
     h->o = *o;
     h->metrics = m;
     pthread_mutex_init(&h->ws_mu, NULL);
+    atomic_init(&h->n_clients, 0);
     return h;
 }
 
@@ -675,12 +628,13 @@ struct http *http_new(const struct http_options *o, struct metrics *m)
  * of the request. */
 static int http_error(struct mg_connection *conn, int status, const char *errmsg)
 {
-    const struct status_text *t = status_text(status);
+    const struct respond_status *t = respond_status(status);
     const char *code = t && t->code ? t->code : status < 500 ? "bad_request" : "internal_error";
     const char *base = t && t->message ? t->message : "the request failed";
     /* ("Bad request" and the like add nothing to the reason.) */
     bool useful = errmsg != NULL && errmsg[0] != '\0' && strlen(errmsg) <= 100 &&
-                  strcasecmp(errmsg, reason(status)) != 0 && strcasecmp(errmsg, "Bad request") != 0;
+                  strcasecmp(errmsg, respond_reason(status)) != 0 &&
+                  strcasecmp(errmsg, "Bad request") != 0;
     for (const char *p = errmsg; useful && *p != '\0'; p++) {
         useful = *p >= 0x20 && *p < 0x7f;
     }
@@ -712,7 +666,7 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
     snprintf(timeout, sizeof(timeout), "%u", 5000u);
     const char *options[] = {
         "listening_ports",
-        h->o.listen,
+        "127.0.0.1:0",
         "num_threads",
         threads,
         "request_timeout_ms",
@@ -735,12 +689,24 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
     mg_init_library(MG_FEATURES_WEBSOCKET);
     h->ctx = mg_start(&callbacks, h, options);
     if (h->ctx == NULL) {
-        snprintf(err, errlen, "cannot listen on %s (in use, or not an ip:port)", h->o.listen);
+        snprintf(err, errlen, "cannot start the HTTP server on 127.0.0.1");
         return -1;
     }
+    struct mg_server_port port;
+    if (mg_get_server_ports(h->ctx, 1, &port) != 1) {
+        snprintf(err, errlen, "the HTTP server has no port");
+        return -1;
+    }
+    h->port = (unsigned)port.port;
+    mg_set_auth_handler(h->ctx, "/", auth_handler, h);
     mg_set_request_handler(h->ctx, "/", request_handler, h);
     mg_set_websocket_handler(h->ctx, "/api/ws", NULL, ws_ready, ws_data, ws_close, h);
     return 0;
+}
+
+unsigned http_port(const struct http *h)
+{
+    return h->port;
 }
 
 void http_stop(struct http *h)

@@ -1,10 +1,15 @@
 /*
  * coordinator/http.h — the HTTP API, the WebSocket stream and the
  * dashboard's static files, on civetweb worker threads.
+ *
+ * civetweb listens on a loopback port only: the public port is the front
+ * door's (front.h), which answers plain writes itself and hands civetweb
+ * every other connection.
  */
 #ifndef COORDINATOR_HTTP_H
 #define COORDINATOR_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cluster;
@@ -12,7 +17,7 @@ struct metrics;
 struct http;
 
 struct http_options {
-    char listen[128];         /* civetweb listening_ports syntax, e.g. 0.0.0.0:8080 */
+    char listen[128];         /* the public address (the front door's), IP:PORT */
     char dashboard_dir[1024]; /* where index.html and node_modules/d3 live */
     size_t max_body_bytes;    /* larger bodies: 413 */
     size_t max_data_bytes;    /* a request's "data": larger is 400 too_large */
@@ -25,7 +30,11 @@ struct http *http_new(const struct http_options *o, struct metrics *m);
 /* cluster_publish_fn: queue one JSON message for every WebSocket client.
  * Never blocks on a client. */
 void http_publish(void *http, const char *json, size_t len);
+/* cluster_listening_fn: is any WebSocket client connected? */
+bool http_listening(void *http);
+/* Serve on 127.0.0.1, a port of the system's choosing (http_port). */
 int http_start(struct http *h, struct cluster *c, char *err, size_t errlen);
+unsigned http_port(const struct http *h);
 /* Stop serving: every connection is closed, WebSocket clients included.
  * Publishing stays safe until http_free, which must come after the
  * cluster (the publisher) has stopped. */

@@ -6,6 +6,7 @@
 #include "cluster.h"
 #include "bounds.h"
 #include "flags.h"
+#include "front.h"
 #include "http.h"
 #include "logging.h"
 #include "metrics.h"
@@ -208,6 +209,7 @@ int main(int argc, char **argv)
     struct metrics *metrics = metrics_new();
     struct http *http = http_new(&cfg.http, metrics);
     co.publish = http_publish;
+    co.listening = http_listening;
     co.publish_arg = http;
     co.metrics = metrics;
     struct cluster *cluster = cluster_start(&co, err, sizeof(err));
@@ -215,8 +217,20 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
-    if (http_start(http, cluster, err, sizeof(err)) != 0) {
+    struct front *front = NULL;
+    if (http_start(http, cluster, err, sizeof(err)) == 0) {
+        struct front_options fo = {
+            .listen = cfg.http.listen,
+            .backend_port = http_port(http),
+            .max_body_bytes = cfg.http.max_body_bytes,
+            .max_data_bytes = cfg.http.max_data_bytes,
+            .request_timeout_ms = cfg.http.request_timeout_ms,
+        };
+        front = front_start(cluster, &fo, err, sizeof(err));
+    }
+    if (front == NULL) {
         log_error("%s", err);
+        http_stop(http);
         cluster_stop(cluster);
         http_free(http);
         return 1;
@@ -227,6 +241,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("signal %d: stopping", sig);
+    front_stop(front); /* no new requests; piped connections end here */
     http_stop(http);
     cluster_stop(cluster);
     http_free(http);

@@ -2,8 +2,9 @@
  * coordinator/metrics.c — see metrics.h.
  */
 #include "metrics.h"
+#include "view.h"
 
-#include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,16 +141,25 @@ static void put_histogram(struct text *t, const char *name, const char *help,
         h->sum, name, h->total);
 }
 
-static double num(const cJSON *o, const char *key)
+/* The per-replica gauges, in the order of the table in metrics_render. */
+static int64_t gauge(const struct view_replica *r, size_t g)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    switch (g) {
+    case 0:
+        return (int64_t)r->epoch;
+    case 1:
+        return (int64_t)r->commit_index;
+    case 2:
+        return (int64_t)r->last_index;
+    case 3:
+        return (int64_t)r->lag;
+    case 4:
+        return r->heartbeat_age_ms;
+    case 5:
+        return (int64_t)r->processed;
+    default:
+        return (int64_t)r->synced;
+    }
 }
 
 /* Replica ids come from the network: keep label values printable. */
@@ -162,7 +172,7 @@ static void label(char *out, size_t len, const char *s)
     out[j] = '\0';
 }
 
-char *metrics_render(struct metrics *m, const char *snapshot_json)
+char *metrics_render(struct metrics *m, const struct view *v)
 {
     struct text t = {0};
     pthread_mutex_lock(&m->mu);
@@ -195,15 +205,17 @@ char *metrics_render(struct metrics *m, const char *snapshot_json)
         m->ws_dropped);
     pthread_mutex_unlock(&m->mu);
 
-    cJSON *snap = cJSON_Parse(snapshot_json ? snapshot_json : "{}");
+    uint64_t epoch = v ? v->epoch : 0, commit = v ? v->commit_index : 0;
+    size_t n = v ? v->n_replicas : 0;
     put(&t,
         "# HELP replicacao_cluster_epoch Highest epoch seen.\n"
-        "# TYPE replicacao_cluster_epoch gauge\nreplicacao_cluster_epoch %.0f\n",
-        num(snap, "epoch"));
+        "# TYPE replicacao_cluster_epoch gauge\nreplicacao_cluster_epoch %" PRIu64 "\n",
+        epoch);
     put(&t,
         "# HELP replicacao_cluster_commit_index Highest commit index seen.\n"
-        "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %.0f\n",
-        num(snap, "commit_index"));
+        "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %" PRIu64
+        "\n",
+        commit);
     static const char *gauges[][2] = {
         {"epoch", "Epoch the replica is in."},
         {"commit_index", "Replica's commit index."},
@@ -213,42 +225,35 @@ char *metrics_render(struct metrics *m, const char *snapshot_json)
         {"processed", "Committed entries it processed as primary."},
         {"synced", "Committed entries it received by sync."},
     };
-    const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(snap, "replicas");
     for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
         put(&t, "# HELP replicacao_replica_%s %s\n# TYPE replicacao_replica_%s gauge\n",
             gauges[g][0], gauges[g][1], gauges[g][0]);
-        const cJSON *r;
-        cJSON_ArrayForEach(r, replicas)
-        {
+        for (size_t i = 0; i < n; i++) {
             char id[80];
-            label(id, sizeof(id), str(r, "id"));
-            put(&t, "replicacao_replica_%s{replica=\"%s\"} %.0f\n", gauges[g][0], id,
-                num(r, gauges[g][0]));
+            label(id, sizeof(id), v->replicas[i].id);
+            put(&t, "replicacao_replica_%s{replica=\"%s\"} %" PRId64 "\n", gauges[g][0], id,
+                gauge(&v->replicas[i], g));
         }
     }
     /* Each family's samples must stand together: one loop per family. */
     put(&t, "# HELP replicacao_replica_role 1 for the role the replica is in.\n"
             "# TYPE replicacao_replica_role gauge\n");
-    static const char *roles[] = {"primary", "backup", "candidate", "learner"};
-    const cJSON *r;
-    cJSON_ArrayForEach(r, replicas)
-    {
+    static const enum role roles[] = {ROLE_PRIMARY, ROLE_BACKUP, ROLE_CANDIDATE, ROLE_LEARNER};
+    for (size_t i = 0; i < n; i++) {
         char id[80];
-        label(id, sizeof(id), str(r, "id"));
-        for (size_t i = 0; i < 4; i++) {
-            put(&t, "replicacao_replica_role{replica=\"%s\",role=\"%s\"} %d\n", id, roles[i],
-                strcmp(str(r, "role"), roles[i]) == 0);
+        label(id, sizeof(id), v->replicas[i].id);
+        for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++) {
+            put(&t, "replicacao_replica_role{replica=\"%s\",role=\"%s\"} %d\n", id,
+                role_name(roles[k]), v->replicas[i].role == roles[k]);
         }
     }
     put(&t, "# HELP replicacao_replica_up 1 when the coordinator reaches the replica.\n"
             "# TYPE replicacao_replica_up gauge\n");
-    cJSON_ArrayForEach(r, replicas)
-    {
+    for (size_t i = 0; i < n; i++) {
         char id[80];
-        label(id, sizeof(id), str(r, "id"));
+        label(id, sizeof(id), v->replicas[i].id);
         put(&t, "replicacao_replica_up{replica=\"%s\"} %d\n", id,
-            strcmp(str(r, "status"), "up") == 0);
+            v->replicas[i].status == REACH_UP);
     }
-    cJSON_Delete(snap);
     return t.buf;
 }

@@ -1,7 +1,7 @@
 /*
  * coordinator/metrics.h — counters for GET /metrics (Prometheus text).
  * Updated from the loop thread and HTTP workers alike, so every update
- * takes the lock; rendering adds per-replica gauges from the snapshot.
+ * takes the lock; rendering adds per-replica gauges from the cluster view.
  */
 #ifndef COORDINATOR_METRICS_H
 #define COORDINATOR_METRICS_H
@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct metrics;
+struct view;
 
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
@@ -18,8 +19,8 @@ void metrics_request(struct metrics *m, int http_status, double seconds);
 void metrics_failover(struct metrics *m, double seconds);
 void metrics_ws_clients(struct metrics *m, int delta);
 void metrics_ws_dropped(struct metrics *m);
-/* Prometheus exposition text (malloc'ed), with per-replica gauges read
- * from the /api/cluster snapshot JSON. */
-char *metrics_render(struct metrics *m, const char *snapshot_json);
+/* Prometheus exposition text (malloc'ed), with the cluster's and every
+ * replica's gauges read from the typed view (NULL: none). */
+char *metrics_render(struct metrics *m, const struct view *v);
 
 #endif

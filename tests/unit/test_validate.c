@@ -188,6 +188,89 @@ static void test_api_replica_id(void **state)
     assert_int_equal(api_parse_replica_id(longer, LIMIT_ID_BYTES - 1, id), 0);
 }
 
+static enum api_head_result head(const char *b, size_t max_body, struct api_head *h)
+{
+    return api_parse_head(b, strlen(b), max_body, h);
+}
+
+static void test_api_head(void **state)
+{
+    struct api_head h;
+    const char *ok = "POST /api/requests HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n"
+                     "Content-Type: application/json\r\n\r\n{\"data\":\"a\"}";
+    assert_int_equal(head(ok, 100, &h), API_HEAD_READY);
+    assert_int_equal(h.head_len, strlen(ok) - 12);
+    assert_int_equal(h.body_len, 12);
+    assert_false(h.close);
+    /* Every prefix of it is worth waiting for; the whole of it with the
+     * next request's bytes behind it is ready. */
+    for (size_t n = 0; n < strlen(ok); n++) {
+        assert_int_equal(api_parse_head(ok, n, 100, &h), API_HEAD_MORE);
+    }
+    char two[512];
+    snprintf(two, sizeof two, "%sPOST /api/req", ok);
+    assert_int_equal(head(two, 100, &h), API_HEAD_READY);
+    assert_int_equal(h.head_len + h.body_len, strlen(ok));
+    /* No headers but the length; an empty body; case and spaces. */
+    assert_int_equal(head("POST /api/requests HTTP/1.1\r\ncontent-length:0\r\n\r\n", 100, &h),
+                     API_HEAD_READY);
+    assert_int_equal(h.body_len, 0);
+    assert_int_equal(
+        head("POST /api/requests HTTP/1.1\r\nCONTENT-LENGTH: \t 3 \r\nConnection: Keep-Alive, "
+             "close\r\n\r\n{}x",
+             100, &h),
+        API_HEAD_READY);
+    assert_int_equal(h.body_len, 3);
+    assert_true(h.close);
+    /* At the body limit, and one past it (civetweb's 413). */
+    assert_int_equal(head("POST /api/requests HTTP/1.1\r\nContent-Length: 100\r\n\r\n", 100, &h),
+                     API_HEAD_MORE);
+    assert_int_equal(head("POST /api/requests HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100, &h),
+                     API_HEAD_OTHER);
+    /* Everything else is civetweb's. */
+    const char *other[] = {
+        "GET /api/requests HTTP/1.1\r\n\r\n",
+        "GET /api/ws HTTP/1.1\r\nUpgrade: websocket\r\n",
+        "G",
+        "post /api/requests HTTP/1.1\r\n",
+        "POST /api/requests?x=1 HTTP/1.1\r\n",
+        "POST /api/requests/ HTTP/1.1\r\n",
+        "POST /api/requests HTTP/1.0\r\n",
+        "POST /api/requests HTTP/1.1\n",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\n\r\n",
+        "POST /api/requests HTTP/1.1\r\nHost: x\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length:\r\n\r\n",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nUpgrade: h2c\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nConnection: Upgrade\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nNo colon\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\n: empty name\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nBad Name: x\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nX: a\x01b\r\n\r\n{}",
+        "POST /api/requests HTTP/1.1\r\n Content-Length: 2\r\n\r\n{}",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        assert_int_equal(head(other[i], 100, &h), API_HEAD_OTHER);
+    }
+    /* A head that never ends within API_HEAD_MAX bytes. */
+    size_t big = API_HEAD_MAX + 100;
+    char *b = malloc(big + 1);
+    int n = snprintf(b, big + 1, "POST /api/requests HTTP/1.1\r\nContent-Length: 2\r\nX: ");
+    memset(b + n, 'a', big - (size_t)n);
+    b[big] = '\0';
+    assert_int_equal(api_parse_head(b, API_HEAD_MAX - 1, 100, &h), API_HEAD_MORE);
+    assert_int_equal(api_parse_head(b, API_HEAD_MAX, 100, &h), API_HEAD_OTHER);
+    assert_int_equal(api_parse_head(b, big, 100, &h), API_HEAD_OTHER);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_utf8),      cmocka_unit_test(test_json_depth),
         cmocka_unit_test(test_parse_u64), cmocka_unit_test(test_api_write),
         cmocka_unit_test(test_api_page),  cmocka_unit_test(test_api_replica_id),
+        cmocka_unit_test(test_api_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

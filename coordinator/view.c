@@ -1,0 +1,162 @@
+/*
+ * coordinator/view.c — see view.h.
+ */
+#include "view.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct view *view_alloc(size_t n_replicas, size_t n_peers, struct view_replica **replicas,
+                        struct view_peer **peers)
+{
+    /* One block: the header, then the replicas, then every peer. */
+    size_t size = sizeof(struct view) + n_replicas * sizeof(struct view_replica) +
+                  n_peers * sizeof(struct view_peer);
+    struct view *v = calloc(1, size);
+    if (v == NULL) {
+        return NULL;
+    }
+    struct view_replica *r = (struct view_replica *)(v + 1);
+    *replicas = r;
+    *peers = (struct view_peer *)(r + n_replicas);
+    v->replicas = r;
+    v->n_replicas = n_replicas;
+    atomic_init(&v->refs, 1);
+    atomic_init(&v->json, NULL);
+    atomic_init(&v->message, NULL);
+    return v;
+}
+
+void view_ref(struct view *v)
+{
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+}
+
+void view_release(struct view *v)
+{
+    if (v == NULL || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    free(atomic_load(&v->json));
+    free(atomic_load(&v->message));
+    free(v);
+}
+
+const char *reach_name(enum reach r)
+{
+    return r == REACH_UP ? "up" : r == REACH_FAILED ? "failed" : "down";
+}
+
+const struct view_replica *view_find(const struct view *v, const char *id)
+{
+    for (size_t i = 0; i < v->n_replicas; i++) {
+        if (strcmp(v->replicas[i].id, id) == 0) {
+            return &v->replicas[i];
+        }
+    }
+    return NULL;
+}
+
+cJSON *view_replica_json(const struct view_replica *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON_AddStringToObject(o, "name", r->name[0] ? r->name : r->id);
+    cJSON_AddStringToObject(o, "address", r->address);
+    cJSON_AddStringToObject(o, "role", role_name(r->role));
+    cJSON_AddStringToObject(o, "status", reach_name(r->status));
+    cJSON_AddNumberToObject(o, "epoch", (double)r->epoch);
+    cJSON_AddNumberToObject(o, "last_index", (double)r->last_index);
+    cJSON_AddNumberToObject(o, "commit_index", (double)r->commit_index);
+    cJSON_AddNumberToObject(o, "lag", (double)r->lag);
+    cJSON_AddNumberToObject(o, "heartbeat_age_ms", (double)r->heartbeat_age_ms);
+    cJSON_AddNumberToObject(o, "processed", (double)r->processed);
+    cJSON_AddNumberToObject(o, "synced", (double)r->synced);
+    cJSON_AddBoolToObject(o, "voter", r->voter);
+    cJSON_AddStringToObject(o, "believes_primary", r->believes_primary);
+    cJSON_AddNumberToObject(o, "uptime_ms", (double)r->uptime_ms);
+    cJSON *peers = cJSON_AddArrayToObject(o, "peers");
+    for (size_t i = 0; i < r->n_peers; i++) {
+        const struct view_peer *p = &r->peers[i];
+        cJSON *po = cJSON_CreateObject();
+        cJSON_AddStringToObject(po, "id", p->id);
+        cJSON_AddStringToObject(po, "address", p->address);
+        cJSON_AddBoolToObject(po, "voter", p->voter);
+        cJSON_AddBoolToObject(po, "connected", p->connected);
+        cJSON_AddNumberToObject(po, "match_index", (double)p->match_index);
+        cJSON_AddNumberToObject(po, "last_seen_ms", (double)p->last_seen_ms);
+        cJSON_AddItemToArray(peers, po);
+    }
+    return o;
+}
+
+static char *render(const struct view *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", (double)v->epoch);
+    if (v->primary) {
+        cJSON_AddStringToObject(o, "primary", v->primary->id);
+    } else {
+        cJSON_AddNullToObject(o, "primary");
+    }
+    cJSON_AddNumberToObject(o, "commit_index", (double)v->commit_index);
+    cJSON *arr = cJSON_AddArrayToObject(o, "replicas");
+    for (size_t i = 0; i < v->n_replicas; i++) {
+        cJSON_AddItemToArray(arr, view_replica_json(&v->replicas[i]));
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Render once: whoever comes first renders, a racing second one finds the
+ * slot taken and keeps the first text (both are the same). */
+static const char *cached(_Atomic(char *) *slot, char *(*make)(struct view *), struct view *v)
+{
+    char *s = atomic_load_explicit(slot, memory_order_acquire);
+    if (s != NULL) {
+        return s;
+    }
+    char *mine = make(v);
+    if (mine == NULL) {
+        return NULL;
+    }
+    char *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(slot, &expected, mine, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        return mine;
+    }
+    free(mine);
+    return expected;
+}
+
+static char *make_json(struct view *v)
+{
+    return render(v);
+}
+
+static char *make_message(struct view *v)
+{
+    const char *json = view_json(v);
+    if (json == NULL) {
+        return NULL;
+    }
+    size_t n = strlen(json) + 40;
+    char *msg = malloc(n);
+    if (msg) {
+        snprintf(msg, n, "{\"type\":\"cluster\",\"cluster\":%s}", json);
+    }
+    return msg;
+}
+
+const char *view_json(struct view *v)
+{
+    return cached(&v->json, make_json, v);
+}
+
+const char *view_message(struct view *v)
+{
+    return cached(&v->message, make_message, v);
+}

@@ -1,0 +1,102 @@
+/*
+ * coordinator/view.h — the coordinator's typed view of the cluster.
+ *
+ * The loop thread builds one `struct view` whenever what it knows changes
+ * (a status reply, an event, a connection coming or going) and publishes it
+ * by swapping a pointer under a mutex. A view is immutable once published:
+ * readers on any thread take a reference (cluster_view) and release it when
+ * done, so nobody reads the loop thread's own state.
+ *
+ * Everything shown outside comes from a view: GET /api/cluster and the
+ * WebSocket `cluster` messages (its JSON, rendered at most once per view, on
+ * first use, and cached in it) and /metrics (from the typed fields).
+ */
+#ifndef COORDINATOR_VIEW_H
+#define COORDINATOR_VIEW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bounds.h"
+#include "vocab.h"
+
+/* Whether the coordinator reaches a replica. */
+enum reach {
+    REACH_UP,     /* connected */
+    REACH_DOWN,   /* not connected */
+    REACH_FAILED, /* failed on purpose (or exited 75), not back yet */
+};
+
+struct view_peer {
+    char id[LIMIT_ID_BYTES];
+    char address[LIMIT_NAME_BYTES];
+    bool voter;
+    bool connected;
+    uint64_t match_index;
+    int64_t last_seen_ms;
+};
+
+struct view_replica {
+    char id[LIMIT_ID_BYTES];
+    char name[LIMIT_NAME_BYTES];
+    char address[LIMIT_NAME_BYTES];
+    enum role role;
+    enum reach status;
+    uint64_t epoch;
+    /* From its last status reply (zeros, -1 and "" before the first). */
+    uint64_t last_index;
+    uint64_t commit_index;
+    uint64_t lag; /* behind the cluster's commit index */
+    int64_t heartbeat_age_ms;
+    uint64_t processed;
+    uint64_t synced;
+    bool voter;
+    char believes_primary[LIMIT_ID_BYTES];
+    int64_t uptime_ms;
+    size_t n_peers;
+    const struct view_peer *peers;
+    /* Not shown: changes each time the coordinator connects to it again
+     * (a restart); part of what "the primary changed" means. */
+    uint64_t incarnation;
+};
+
+struct view {
+    uint64_t epoch;                     /* the highest any replica is in */
+    uint64_t commit_index;              /* the highest any replica reports */
+    const struct view_replica *primary; /* NULL: none; else into replicas[] */
+    size_t n_replicas;
+    const struct view_replica *replicas; /* sorted by id */
+
+    /* Private: the reference count and the lazily rendered JSON. */
+    atomic_int refs;
+    _Atomic(char *) json;
+    _Atomic(char *) message;
+};
+
+/* One allocation for a view of n_replicas replicas with n_peers peers in
+ * all: *replicas and *peers point at its (zeroed) arrays, which the caller
+ * fills (each replica's `peers` pointing into *peers) before publishing.
+ * Returned with one reference. */
+struct view *view_alloc(size_t n_replicas, size_t n_peers, struct view_replica **replicas,
+                        struct view_peer **peers);
+void view_ref(struct view *v);
+void view_release(struct view *v);
+
+/* The /api/cluster JSON, rendered on first use and cached in the view
+ * (valid while the caller holds its reference). NULL only out of memory. */
+const char *view_json(struct view *v);
+/* The same wrapped for the WebSocket: {"type":"cluster","cluster":...}. */
+const char *view_message(struct view *v);
+
+/* A replica of the view by id, or NULL. */
+const struct view_replica *view_find(const struct view *v, const char *id);
+
+/* JSON of one replica as /api/cluster lists it (a cJSON object, owned by
+ * the caller); GET /api/replicas/{id} starts from it. */
+struct cJSON *view_replica_json(const struct view_replica *r);
+
+const char *reach_name(enum reach r);
+
+#endif
