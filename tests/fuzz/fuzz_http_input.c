@@ -139,6 +139,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t seg_len = in_bytes(&in, in.left, &p);
     char *segment = fuzz_dup(p, seg_len);
 
+    /* The front door's head parser, on the body bytes taken as a whole
+     * connection prefix: READY only for a complete request that fits, whose
+     * body lies within what was given; MORE only while no more than the
+     * head limit was seen. */
+    struct api_head head;
+    enum api_head_result hr = api_parse_head(body, body_len, max_data, &head);
+    if (hr == API_HEAD_READY) {
+        FUZZ_CHECK(head.head_len > 0 && head.head_len <= API_HEAD_MAX, "head of %zu bytes",
+                   head.head_len);
+        FUZZ_CHECK(head.body_len <= max_data, "body of %zu bytes, at most %zu", head.body_len,
+                   max_data);
+        FUZZ_CHECK(head.head_len + head.body_len <= body_len, "request past the bytes given");
+        FUZZ_CHECK(memcmp(body, "POST /api/requests HTTP/1.1\r\n", 29) == 0,
+                   "ready without the request line");
+    } else if (hr == API_HEAD_MORE) {
+        FUZZ_CHECK(body_len < API_HEAD_MAX + max_data + 1, "still waiting after %zu bytes",
+                   body_len);
+    }
+
     /* POST /api/requests */
     struct api_write w;
     struct api_error err;
