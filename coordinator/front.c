@@ -432,8 +432,14 @@ static void chunk_written(uv_write_t *req, int status)
     free(ch->data);
     free(ch);
     if (fc->state == F_PIPED) {
-        if (status < 0) {
-            fc_close(fc);
+        if (status < 0 && dst == (uv_stream_t *)&fc->backend) {
+            /* civetweb stopped reading (it answered an error and closed):
+             * what the client still sends goes nowhere, but civetweb's
+             * answer, already on its way, must still reach the client. */
+            uv_read_stop((uv_stream_t *)&fc->client);
+            fc->client_eof = true;
+        } else if (status < 0) {
+            fc_close(fc); /* the client is gone */
         } else {
             /* Drained enough: read the side that feeds this one again. */
             uv_stream_t *src = other_side(fc, dst);
@@ -485,12 +491,11 @@ static void shutdown_done(uv_shutdown_t *req, int status)
 /* src said it is done sending: tell dst once what is queued has gone. */
 static void pipe_eof(struct fconn *fc, uv_stream_t *src)
 {
-    bool *eof = src == (uv_stream_t *)&fc->client ? &fc->client_eof : &fc->backend_eof;
-    *eof = true;
-    if (fc->client_eof && fc->backend_eof) {
-        fc_close(fc);
-        return;
+    bool from_client = src == (uv_stream_t *)&fc->client;
+    if (from_client && fc->backend_eof) {
+        return; /* the client's side is being shut down: shutdown_done closes */
     }
+    *(from_client ? &fc->client_eof : &fc->backend_eof) = true;
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (req == NULL) {
         fc_close(fc);
@@ -510,7 +515,10 @@ static void pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct fconn *fc = s->data;
     if (n <= 0) {
         free(buf->base);
-        if (n == UV_EOF) {
+        bool from_backend = s == (uv_stream_t *)&fc->backend;
+        if (n == UV_EOF || (n < 0 && from_backend)) {
+            /* A reset from civetweb (it closed with our bytes unread) ends
+             * its side like an EOF: what it sent before still goes out. */
             uv_read_stop(s);
             pipe_eof(fc, s);
         } else if (n < 0) {

@@ -800,6 +800,16 @@ class BodyTests(HostileCase):
                 out, answered, closed = self.raw_until_close(req, timeout=8)
                 self.assertRawError(out, statuses, codes, what, closes=(answered, closed))
                 self.assertAlive(what)
+        # civetweb answers a header it will not read and closes with the
+        # rest unread; the answer must still reach the client every time
+        # (through the front door's pipe it was lost about one time in four).
+        big = b"GET /api/cluster HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
+        for attempt in range(20):
+            with self.subTest("a 100 KB header, again", attempt=attempt):
+                out, answered, closed = self.raw_until_close(big, timeout=8)
+                self.assertRawError(out, (400, 413, 431),
+                                    ("bad_request", "too_large", "headers_too_large"),
+                                    f"a 100 KB header, attempt {attempt}", closes=(answered, closed))
         with self.subTest("HEAD with a path without its slash"):
             out, answered, closed = self.raw_until_close(b"HEAD api/cluster HTTP/1.1\r\nHost: x\r\n\r\n",
                                                          timeout=8)
