@@ -242,12 +242,7 @@ static void flush_cb(uv_prepare_t *prep)
     struct node *n = prep->data;
     int64_t now = now_ms();
     core_flush(n->core, now);
-    struct core_update u;
-    while (core_ready(n->core, &u)) {
-        core_update_apply(&u, &n->sink);
-        core_advance(n->core, now, &u);
-        core_update_free(&u);
-    }
+    core_run_updates(n->core, now, &n->sink);
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;

@@ -271,6 +271,10 @@ bool core_ready(struct core *c, struct core_update *u);
 void core_update_apply(const struct core_update *u, struct core_sink *sink);
 void core_advance(struct core *c, int64_t now, const struct core_update *u);
 void core_update_free(struct core_update *u);
+/* For a sink whose sync() returns only once everything is durable (a real
+ * fsync): take, apply, confirm and free every ready update, including what
+ * each confirmation makes necessary. */
+void core_run_updates(struct core *c, int64_t now, struct core_sink *sink);
 
 /* When core_tick must next be called, at the latest. */
 int64_t core_next_deadline(const struct core *c);

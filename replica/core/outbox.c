@@ -245,3 +245,13 @@ void core_update_free(struct core_update *u)
     free(u->events);
     memset(u, 0, sizeof(*u));
 }
+
+void core_run_updates(struct core *c, int64_t now, struct core_sink *sink)
+{
+    struct core_update u;
+    while (core_ready(c, &u)) {
+        core_update_apply(&u, sink);
+        core_advance(c, now, &u);
+        core_update_free(&u);
+    }
+}

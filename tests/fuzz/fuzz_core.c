@@ -428,11 +428,8 @@ static int64_t io_wall_clock(void *arg)
 /* Carry out what the last input made necessary, and confirm it durable. */
 static void drain(struct node *n)
 {
-    struct core_update u;
-    while (n->c != NULL && core_ready(n->c, &u)) {
-        core_update_apply(&u, &n->sink);
-        core_advance(n->c, W.now, &u);
-        core_update_free(&u);
+    if (n->c != NULL) {
+        core_run_updates(n->c, W.now, &n->sink);
     }
 }
 
