@@ -6,10 +6,8 @@
 #include <string.h>
 
 static const char *const role_names[ROLE_COUNT] = {
-    [ROLE_BACKUP] = "backup",
-    [ROLE_CANDIDATE] = "candidate",
-    [ROLE_PRIMARY] = "primary",
-    [ROLE_LEARNER] = "learner",
+    [ROLE_BACKUP] = "backup",   [ROLE_CANDIDATE] = "candidate", [ROLE_PRIMARY] = "primary",
+    [ROLE_LEARNER] = "learner", [ROLE_REMOVED] = "removed",
 };
 
 static const char *const event_names[EVENT_COUNT] = {
@@ -20,6 +18,9 @@ static const char *const event_names[EVENT_COUNT] = {
     [EVENT_JOINED] = "joined",
     [EVENT_CAUGHT_UP] = "caught_up",
     [EVENT_COMMITTED] = "committed",
+    [EVENT_REMOVED] = "removed",
+    [EVENT_HANDOVER] = "handover",
+    [EVENT_FORCED_CONFIG] = "forced_config",
     [EVENT_FAILED] = "failed",
     [EVENT_DOWN] = "down",
     [EVENT_UP] = "up",
@@ -27,6 +28,7 @@ static const char *const event_names[EVENT_COUNT] = {
     [EVENT_REQUEST_SENT] = "request_sent",
     [EVENT_REQUEST_COMMITTED] = "request_committed",
     [EVENT_REQUEST_FAILED] = "request_failed",
+    [EVENT_START_FAILED] = "start_failed",
 };
 
 const char *role_name(enum role r)

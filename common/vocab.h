@@ -13,6 +13,7 @@ enum role {
     ROLE_CANDIDATE, /* running a pre-vote or a vote */
     ROLE_PRIMARY,   /* takes requests for its epoch */
     ROLE_LEARNER,   /* receives the log but does not vote yet */
+    ROLE_REMOVED,   /* removed from the configuration on request */
     ROLE_COUNT,
 };
 
@@ -25,6 +26,9 @@ enum event_type {
     EVENT_JOINED,           /* subject was added as a learner */
     EVENT_CAUGHT_UP,        /* subject was promoted to voter */
     EVENT_COMMITTED,        /* the commit index moved */
+    EVENT_REMOVED,          /* subject was removed from the configuration */
+    EVENT_HANDOVER,         /* a primary that removed itself hands over to subject */
+    EVENT_FORCED_CONFIG,    /* UNSAFE: the configuration was forced (quorum loss) */
     /* Reported by the coordinator. */
     EVENT_FAILED,            /* failed on request */
     EVENT_DOWN,              /* contact lost */
@@ -33,6 +37,7 @@ enum event_type {
     EVENT_REQUEST_SENT,      /* a client request left for the primary */
     EVENT_REQUEST_COMMITTED, /* ... and was acknowledged */
     EVENT_REQUEST_FAILED,    /* ... or refused */
+    EVENT_START_FAILED,      /* a --spawn replica keeps exiting at start: given up */
     EVENT_COUNT,
 };
 

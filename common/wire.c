@@ -136,8 +136,9 @@ static const char *body_invalid(const Envelope *env)
             return "hello of an unknown kind";
         }
         if (!validate_text(h->name, strlen(h->name), LIMIT_NAME_BYTES) ||
-            !validate_text(h->address, strlen(h->address), LIMIT_NAME_BYTES)) {
-            return "hello with an invalid name or address";
+            !validate_text(h->address, strlen(h->address), LIMIT_NAME_BYTES) ||
+            !id_or_empty(h->cluster_id)) {
+            return "hello with an invalid name, address or cluster id";
         }
         return NULL;
     }
@@ -224,6 +225,20 @@ static const char *body_invalid(const Envelope *env)
                 return "status with an invalid peer";
             }
         }
+        if (!id_or_empty(s->cluster_id) || s->n_members > LIMIT_MEMBERS ||
+            s->n_removed > LIMIT_MEMBERS || !counter_ok(s->config_index)) {
+            return "status with an invalid configuration";
+        }
+        for (size_t i = 0; i < s->n_members; i++) {
+            if (!validate_id(s->members[i]->id)) {
+                return "status with an invalid member";
+            }
+        }
+        for (size_t i = 0; i < s->n_removed; i++) {
+            if (!validate_id(s->removed[i])) {
+                return "status with an invalid removed id";
+            }
+        }
         return NULL;
     }
     case REPLICACAO__ENVELOPE__BODY_EVENT: {
@@ -232,6 +247,20 @@ static const char *body_invalid(const Envelope *env)
                        counter_ok(e->index)
                    ? NULL
                    : "event with an invalid id, index or epoch";
+    }
+    case REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER:
+        return validate_id(env->remove_member->id) ? NULL : "remove member with an invalid id";
+    case REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG: {
+        const Replicacao__ForceConfig *f = env->force_config;
+        if (f->n_keep >= LIMIT_MEMBERS) {
+            return "force config with more replicas than the member limit";
+        }
+        for (size_t i = 0; i < f->n_keep; i++) {
+            if (!validate_id(f->keep[i])) {
+                return "force config with an invalid id";
+            }
+        }
+        return NULL;
     }
     default:
         return NULL; /* status request, subscribe, fail, error: nothing beyond strings */

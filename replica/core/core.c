@@ -27,8 +27,11 @@ void core_client_request(struct core *c, int64_t now, uint64_t token, const char
     if (c->role == CORE_PRIMARY && !quorum_fresh(c, now)) {
         step_down_lost_quorum(c, now);
     }
-    if (c->role != CORE_PRIMARY) {
-        out_reply(c, token, CORE_REPLY_NOT_PRIMARY, 0, c->hs.epoch, c->primary, "not primary");
+    if (c->role != CORE_PRIMARY || handing_over(c)) {
+        /* A primary that removed itself takes nothing new: its successor
+         * will, within moments. */
+        out_reply(c, token, CORE_REPLY_NOT_PRIMARY, 0, c->hs.epoch,
+                  c->role == CORE_PRIMARY ? "" : c->primary, "not primary");
         return;
     }
     session_request(c, token, client_id, data, len);
@@ -55,6 +58,9 @@ void core_recv(struct core *c, int64_t now, const struct core_msg *m)
         break;
     case CORE_MSG_APPEND_RESPONSE:
         recv_append_response(c, now, m);
+        break;
+    case CORE_MSG_TIMEOUT_NOW:
+        recv_timeout_now(c, now, m);
         break;
     }
 }
@@ -136,7 +142,7 @@ void core_flush(struct core *c, int64_t now)
     }
     for (unsigned i = 0; i < c->n_peers; i++) {
         struct peer *p = &c->peers[i];
-        if (is_member(c, p->id) && (p->need_send || p->next_index <= last_index(c))) {
+        if (replicates_to(c, p) && (p->need_send || p->next_index <= last_index(c))) {
             if (p->need_send || p->inflight < MAX_INFLIGHT) {
                 send_append(c, p, true);
             }
@@ -227,6 +233,9 @@ void core_free(struct core *c)
 
 enum core_role core_role(const struct core *c)
 {
+    if (c->role == CORE_BACKUP && core_config_removed(&c->cfg, c->id)) {
+        return CORE_REMOVED;
+    }
     if (c->role == CORE_BACKUP && !is_voter(c, c->id)) {
         return CORE_LEARNER;
     }
@@ -263,6 +272,11 @@ const char *core_id(const struct core *c)
     return c->id;
 }
 
+const char *core_cluster_id(const struct core *c)
+{
+    return c->cfg_index != 0 ? c->cfg.cluster_id : "";
+}
+
 const struct core_entry *core_entry_at(const struct core *c, uint64_t index)
 {
     return index >= 1 && index <= c->n_log ? &c->log[index - 1] : NULL;
@@ -280,6 +294,8 @@ void core_get_status(const struct core *c, int64_t now, struct core_status *out)
     out->processed = c->processed;
     out->synced = c->synced;
     out->voter = is_voter(c, c->id);
+    out->config = c->cfg;
+    out->config_index = c->cfg_index;
     if (c->role == CORE_PRIMARY) {
         out->heartbeat_age_ms = 0;
     } else {

@@ -39,6 +39,7 @@
 #define CORE_ID_MAX        LIMIT_ID_BYTES /* replica ids, including the NUL */
 #define CORE_CLIENT_ID_MAX LIMIT_CLIENT_ID_BYTES
 #define CORE_MAX_MEMBERS   LIMIT_MEMBERS
+#define CORE_MAX_REMOVED   LIMIT_MEMBERS
 
 /* Roles are the shared vocabulary's (common/vocab.h). */
 enum core_role {
@@ -46,6 +47,7 @@ enum core_role {
     CORE_CANDIDATE = ROLE_CANDIDATE,
     CORE_PRIMARY = ROLE_PRIMARY,
     CORE_LEARNER = ROLE_LEARNER,
+    CORE_REMOVED = ROLE_REMOVED,
 };
 
 enum core_entry_type {
@@ -68,11 +70,36 @@ struct core_entry {
     size_t len;
 };
 
+/* Membership, as CONFIG entries carry it (encoded by core_config_encode:
+ * one item per line, see config.c). */
+struct core_member {
+    char id[CORE_ID_MAX];
+    bool voter;
+};
+struct core_config {
+    char cluster_id[CORE_ID_MAX]; /* chosen by the first primary; "" in old logs */
+    unsigned n;
+    struct core_member members[CORE_MAX_MEMBERS];
+    /* Replicas removed on request (DELETE): never added back automatically,
+     * so a decommissioned replica that still runs stays out. The oldest
+     * fall off when the list is full. Members found dead are not listed:
+     * they may come back and join again as new learners. */
+    unsigned n_removed;
+    char removed[CORE_MAX_REMOVED][CORE_ID_MAX];
+};
+size_t core_config_encode(const struct core_config *cfg, char *buf, size_t cap);
+int core_config_decode(const uint8_t *data, size_t len, struct core_config *cfg);
+const struct core_member *core_config_member(const struct core_config *cfg, const char *id);
+bool core_config_removed(const struct core_config *cfg, const char *id);
+/* Room core_config_encode needs at most. */
+#define CORE_CONFIG_TEXT_MAX ((CORE_MAX_MEMBERS + CORE_MAX_REMOVED + 1) * (CORE_ID_MAX + 3) + 1)
+
 enum core_msg_type {
     CORE_MSG_VOTE_REQUEST,
     CORE_MSG_VOTE_RESPONSE,
     CORE_MSG_APPEND,
     CORE_MSG_APPEND_RESPONSE,
+    CORE_MSG_TIMEOUT_NOW, /* a primary that removed itself: elect at once */
 };
 
 struct core_msg {
@@ -84,6 +111,7 @@ struct core_msg {
             uint64_t last_index;
             uint64_t last_epoch;
             bool pre_vote;
+            bool transfer; /* answers a TimeoutNow: voters set their lease aside */
             unsigned n_bootstrap;
             const char *const *bootstrap; /* only while the log is empty */
         } vote_request;
@@ -122,6 +150,9 @@ enum core_reply_status {
     CORE_REPLY_UNKNOWN,     /* lost primacy before commit: retry, same id */
     CORE_REPLY_REJECTED,    /* the request itself is invalid */
     CORE_REPLY_CONFLICT,    /* the client id is taken by other data, at index */
+    CORE_REPLY_NOT_FOUND,   /* membership: no such member */
+    CORE_REPLY_NO_QUORUM,   /* membership: the change would leave no reachable majority */
+    CORE_REPLY_BUSY,        /* membership: another change is in progress; retry */
 };
 
 struct core_reply {
@@ -207,6 +238,9 @@ struct core_options {
     unsigned initial_size;    /* bootstrap configuration size, default 3 */
     size_t max_append_bytes;  /* payload per Append message, default 1 MiB */
     size_t max_request_bytes; /* a client request's data, default 1 MiB */
+    /* A member unreachable this long and no longer listed by discovery is
+     * removed by the primary; 0 never removes anybody. */
+    unsigned dead_member_timeout_ms;
 };
 
 struct core_peer_status {
@@ -231,6 +265,8 @@ struct core_status {
     bool voter;
     unsigned n_peers;
     struct core_peer_status peers[CORE_MAX_MEMBERS];
+    struct core_config config; /* latest configuration this replica holds */
+    uint64_t config_index;     /* its entry; 0 while bootstrapping */
 };
 
 struct core;
@@ -256,6 +292,17 @@ void core_peer_up(struct core *c, int64_t now, const char *id);
  * process is gone. Lets backups elect at once instead of waiting out the
  * election timeout; votes still decide. */
 void core_peer_down(struct core *c, int64_t now, const char *id);
+/* Whether discovery still lists a replica (the adapter's view; every
+ * replica starts listed). Only unlisted ones can be found dead. */
+void core_peer_listed(struct core *c, const char *id, bool listed);
+/* Membership requests, answered like client requests under `token`:
+ * remove a member (OK once the change is appended, NOT_FOUND, NO_QUORUM,
+ * BUSY, NOT_PRIMARY), or, UNSAFE and only when a majority is lost for good,
+ * make this replica the only voter of a new configuration with `keep` as
+ * learners. */
+void core_remove_member(struct core *c, int64_t now, uint64_t token, const char *id);
+void core_force_config(struct core *c, int64_t now, uint64_t token, const char *const *keep,
+                       unsigned n_keep);
 /* Queue whatever replication the inputs since the last flush made
  * necessary, one Append per peer. Call once per batch of inputs (the
  * adapter: once per loop iteration), which is what batches requests into one
@@ -287,18 +334,10 @@ uint64_t core_last_index(const struct core *c);
 uint64_t core_commit_index(const struct core *c);
 const char *core_primary(const struct core *c); /* "" when unknown */
 const char *core_id(const struct core *c);
+const char *core_cluster_id(const struct core *c); /* "" until the first configuration */
 /* Entry at index (1..last_index), or NULL. Valid until the next input. */
 const struct core_entry *core_entry_at(const struct core *c, uint64_t index);
 /* The last index this replica's storage has confirmed durable. */
 uint64_t core_durable_index(const struct core *c);
-
-/* Configuration entries' payload: one member per line, "v <id>" for a voter,
- * "l <id>" for a learner. */
-struct core_member {
-    char id[CORE_ID_MAX];
-    bool voter;
-};
-size_t core_config_encode(const struct core_member *m, unsigned n, char *buf, size_t cap);
-int core_config_decode(const uint8_t *data, size_t len, struct core_member *m, unsigned *n);
 
 #endif

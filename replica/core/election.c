@@ -72,29 +72,30 @@ void follow(struct core *c, int64_t now, uint64_t epoch, const char *primary)
     reset_election_timer(c, now);
 }
 
-static void send_vote_requests(struct core *c)
+static void send_vote_requests(struct core *c, bool transfer)
 {
     const char *boot[CORE_MAX_MEMBERS];
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        boot[i] = c->cfg[i].id;
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        boot[i] = c->cfg.members[i].id;
     }
     struct core_msg m = {.type = CORE_MSG_VOTE_REQUEST};
     m.epoch = c->pre_vote ? c->hs.epoch + 1 : c->hs.epoch;
     m.vote_request.last_index = last_index(c);
     m.vote_request.last_epoch = last_epoch(c);
     m.vote_request.pre_vote = c->pre_vote;
+    m.vote_request.transfer = transfer;
     if (c->cfg_index == 0) {
         /* Bootstrap: every replica we know votes (see bootstrap_list). */
-        m.vote_request.n_bootstrap = c->n_cfg;
+        m.vote_request.n_bootstrap = c->cfg.n;
         m.vote_request.bootstrap = boot;
         for (unsigned i = 0; i < c->n_peers; i++) {
             out_send(c, c->peers[i].id, &m);
         }
         return;
     }
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        if (c->cfg[i].voter && strcmp(c->cfg[i].id, c->id) != 0) {
-            out_send(c, c->cfg[i].id, &m);
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        if (c->cfg.members[i].voter && strcmp(c->cfg.members[i].id, c->id) != 0) {
+            out_send(c, c->cfg.members[i].id, &m);
         }
     }
 }
@@ -113,6 +114,8 @@ static void check_won(struct core *c, int64_t now)
 
 void start_round(struct core *c, int64_t now, bool pre_vote)
 {
+    bool transfer = c->transfer_round && !pre_vote;
+    c->transfer_round = false;
     role_change(c, now, CORE_CANDIDATE, NULL);
     c->pre_vote = pre_vote;
     for (unsigned i = 0; i < c->n_peers; i++) {
@@ -133,7 +136,7 @@ void start_round(struct core *c, int64_t now, bool pre_vote)
     } else {
         reset_election_timer(c, now);
     }
-    send_vote_requests(c);
+    send_vote_requests(c, transfer);
     check_won(c, now);
 }
 
@@ -166,7 +169,10 @@ void recv_vote_request(struct core *c, int64_t now, const struct core_msg *m)
     bool boot_ok = c->cfg_index != 0 || m->vote_request.last_index != 0 || bootstrap_matches(c, m);
     bool up_to_date = log_ok(c, m->vote_request.last_epoch, m->vote_request.last_index);
 
-    if (primary_lease(c, now) && strcmp(c->primary, from) != 0) {
+    /* A handover (TimeoutNow) comes from the primary itself, which is
+     * stepping down: the lease it gave us does not stand in its way. */
+    bool lease = primary_lease(c, now) && (c->role == CORE_PRIMARY || !m->vote_request.transfer);
+    if (lease && strcmp(c->primary, from) != 0) {
         grant = false;
     } else if (pre) {
         /* A pre-vote changes nothing here: it only asks "would you?". */

@@ -4,8 +4,9 @@
  *
  * Files: log.c (the log, its durable prefix, client sessions), quorum.c
  * (membership, bootstrap, peers and the majority rule), election.c (roles,
- * votes, pre-vote, leases), replication.c (Appends, commit, membership
- * changes), outbox.c (the update handed to the adapter, and the one place
+ * votes, pre-vote, leases), replication.c (Appends, commit),
+ * membership.c (adding, promoting and removing members, handing over,
+ * forced recovery), outbox.c (the update handed to the adapter, and the one place
  * the durability rule is applied), core.c (inputs, life cycle, status).
  */
 #ifndef REPLICA_CORE_INTERNAL_H
@@ -21,6 +22,7 @@
 struct peer {
     char id[CORE_ID_MAX];
     bool up;            /* connected, per core_peer_up / core_peer_down */
+    bool listed;        /* discovery still lists it (core_peer_listed) */
     int64_t last_heard; /* any message from it; -1 never */
     /* Primary's replication state for this peer. */
     uint64_t next_index; /* next entry to send */
@@ -79,9 +81,16 @@ struct core {
     uint64_t durable;   /* entries 1..durable are on this replica's disk */
     uint64_t persisted; /* entries 1..persisted were handed to storage */
 
-    struct core_member cfg[CORE_MAX_MEMBERS]; /* latest CONFIG in the log */
-    unsigned n_cfg;
-    uint64_t cfg_index; /* 0: no CONFIG entry yet, still bootstrapping */
+    struct core_config cfg; /* latest CONFIG in the log, or the bootstrap list */
+    uint64_t cfg_index;     /* 0: no CONFIG entry yet, still bootstrapping */
+    /* Primary: a member removed on request that is still connected; it is
+     * sent the log until it holds its removal, so it knows it is out. */
+    char leaving[CORE_ID_MAX];
+    /* Primary that removed itself: the voter it hands over to, and when it
+     * gives up waiting for that voter to catch up. */
+    char handover_to[CORE_ID_MAX];
+    int64_t handover_deadline;
+    bool transfer_round; /* next real round answers a TimeoutNow */
 
     struct peer peers[CORE_MAX_MEMBERS]; /* every replica seen, minus self */
     unsigned n_peers;
@@ -127,6 +136,9 @@ struct peer *peer_get(struct core *c, const char *id);
 uint64_t majority_index(const struct core *c);
 bool votes_won(const struct core *c);
 bool quorum_fresh(const struct core *c, int64_t now);
+unsigned majority_of(unsigned n);
+unsigned voters_alive(const struct core *c, int64_t now, const char *without);
+void peer_forget(struct core *c, const char *id);
 
 /* election.c */
 void role_change(struct core *c, int64_t now, enum core_role to, const char *why);
@@ -143,9 +155,15 @@ void send_append(struct core *c, struct peer *p, bool with_entries);
 void broadcast_heartbeat(struct core *c, int64_t now);
 void advance_commit(struct core *c, uint64_t to);
 void primary_update_commit(struct core *c);
-void maybe_change_config(struct core *c, int64_t now);
 void recv_append(struct core *c, int64_t now, const struct core_msg *m);
 void recv_append_response(struct core *c, int64_t now, const struct core_msg *m);
+
+/* membership.c */
+void append_config(struct core *c);
+bool replicates_to(const struct core *c, const struct peer *p);
+void maybe_change_config(struct core *c, int64_t now);
+bool handing_over(const struct core *c);
+void recv_timeout_now(struct core *c, int64_t now, const struct core_msg *m);
 
 /* outbox.c */
 void out_send(struct core *c, const char *to, const struct core_msg *m);

@@ -16,12 +16,10 @@
 
 void config_reload(struct core *c)
 {
-    c->n_cfg = 0;
     c->cfg_index = 0;
     for (uint64_t i = last_index(c); i >= 1; i--) {
         const struct core_entry *e = &c->log[i - 1];
-        if (e->type == CORE_ENTRY_CONFIG &&
-            core_config_decode(e->data, e->len, c->cfg, &c->n_cfg) == 0) {
+        if (e->type == CORE_ENTRY_CONFIG && core_config_decode(e->data, e->len, &c->cfg) == 0) {
             c->cfg_index = i;
             return;
         }
@@ -31,12 +29,7 @@ void config_reload(struct core *c)
 
 struct core_member *member(const struct core *c, const char *id)
 {
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        if (strcmp(c->cfg[i].id, id) == 0) {
-            return (struct core_member *)&c->cfg[i];
-        }
-    }
-    return NULL;
+    return (struct core_member *)core_config_member(&c->cfg, id);
 }
 
 bool is_voter(const struct core *c, const char *id)
@@ -53,14 +46,14 @@ bool is_member(const struct core *c, const char *id)
 unsigned n_voters(const struct core *c)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        n += c->cfg[i].voter;
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        n += c->cfg.members[i].voter;
     }
     return n;
 }
 
 /* THE MAJORITY RULE: more than half. */
-static unsigned majority_of(unsigned n)
+unsigned majority_of(unsigned n)
 {
     return n / 2 + 1;
 }
@@ -72,7 +65,7 @@ unsigned quorum(const struct core *c)
 
 bool can_campaign(const struct core *c)
 {
-    return c->n_cfg > 0 && is_voter(c, c->id);
+    return c->cfg.n > 0 && is_voter(c, c->id);
 }
 
 /* ========================================================================
@@ -97,13 +90,13 @@ static int cmp_ids(const void *a, const void *b)
  * impossible unless discovery itself is partitioned. */
 void bootstrap_list(struct core *c)
 {
-    c->n_cfg = 0;
+    memset(&c->cfg, 0, sizeof(c->cfg));
     if (c->hs.n_bootstrap > 0) {
         for (unsigned i = 0; i < c->hs.n_bootstrap; i++) {
-            memcpy(c->cfg[i].id, c->hs.bootstrap[i], CORE_ID_MAX);
-            c->cfg[i].voter = true;
+            memcpy(c->cfg.members[i].id, c->hs.bootstrap[i], CORE_ID_MAX);
+            c->cfg.members[i].voter = true;
         }
-        c->n_cfg = c->hs.n_bootstrap;
+        c->cfg.n = c->hs.n_bootstrap;
         return;
     }
     if (last_index(c) != 0 || c->n_peers + 1 < c->o.initial_size) {
@@ -118,11 +111,11 @@ void bootstrap_list(struct core *c)
     qsort(ids, n, CORE_ID_MAX, cmp_ids);
     bool self = false;
     for (unsigned i = 0; i < c->o.initial_size; i++) {
-        memcpy(c->cfg[i].id, ids[i], CORE_ID_MAX);
-        c->cfg[i].voter = true;
+        memcpy(c->cfg.members[i].id, ids[i], CORE_ID_MAX);
+        c->cfg.members[i].voter = true;
         self |= strcmp(ids[i], c->id) == 0;
     }
-    c->n_cfg = c->o.initial_size;
+    c->cfg.n = c->o.initial_size;
     if (!self && c->role == CORE_CANDIDATE) {
         /* A pre-vote for a list we are no longer in: drop it, but keep the
          * timer, so the next round comes as planned. */
@@ -138,19 +131,19 @@ void bootstrap_fix(struct core *c)
     if (c->cfg_index != 0 || c->hs.n_bootstrap != 0) {
         return;
     }
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        memcpy(c->hs.bootstrap[i], c->cfg[i].id, CORE_ID_MAX);
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        memcpy(c->hs.bootstrap[i], c->cfg.members[i].id, CORE_ID_MAX);
     }
-    c->hs.n_bootstrap = c->n_cfg;
+    c->hs.n_bootstrap = c->cfg.n;
 }
 
 bool bootstrap_matches(const struct core *c, const struct core_msg *m)
 {
-    if (c->n_cfg == 0 || m->vote_request.n_bootstrap != c->n_cfg) {
+    if (c->cfg.n == 0 || m->vote_request.n_bootstrap != c->cfg.n) {
         return false;
     }
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        if (strcmp(m->vote_request.bootstrap[i], c->cfg[i].id) != 0) {
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        if (strcmp(m->vote_request.bootstrap[i], c->cfg.members[i].id) != 0) {
             return false;
         }
     }
@@ -171,17 +164,40 @@ struct peer *peer_find(const struct core *c, const char *id)
     return NULL;
 }
 
+/* Forget a replica that is no member: replicas come and go for months
+ * (every container a scale-up creates has a new id), the table does not. */
+void peer_forget(struct core *c, const char *id)
+{
+    struct peer *p = peer_find(c, id);
+    if (p != NULL && !is_member(c, id)) {
+        *p = c->peers[--c->n_peers];
+    }
+}
+
+/* Room for one more peer: when the table is full, a disconnected replica
+ * that is no member (and not in the bootstrap view) makes way. */
+static bool peer_room(struct core *c)
+{
+    for (unsigned i = 0; c->n_peers == CORE_MAX_MEMBERS && i < c->n_peers; i++) {
+        if (!c->peers[i].up && !is_member(c, c->peers[i].id) && c->cfg_index != 0) {
+            peer_forget(c, c->peers[i].id);
+        }
+    }
+    return c->n_peers < CORE_MAX_MEMBERS;
+}
+
 struct peer *peer_get(struct core *c, const char *id)
 {
     struct peer *p = peer_find(c, id);
-    if (p != NULL || strcmp(id, c->id) == 0 || c->n_peers == CORE_MAX_MEMBERS ||
-        strlen(id) >= CORE_ID_MAX || id[0] == '\0') {
+    if (p != NULL || strcmp(id, c->id) == 0 || strlen(id) >= CORE_ID_MAX || id[0] == '\0' ||
+        !peer_room(c)) {
         return p;
     }
     p = &c->peers[c->n_peers++];
     memset(p, 0, sizeof(*p));
     strcpy(p->id, id);
     p->last_heard = -1;
+    p->listed = true;
     p->next_index = last_index(c) + 1;
     if (c->cfg_index == 0) {
         bootstrap_list(c); /* the view grew */
@@ -205,14 +221,14 @@ uint64_t majority_index(const struct core *c)
 {
     uint64_t matches[CORE_MAX_MEMBERS];
     unsigned n = 0;
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        if (!c->cfg[i].voter) {
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        if (!c->cfg.members[i].voter) {
             continue;
         }
-        if (strcmp(c->cfg[i].id, c->id) == 0) {
+        if (strcmp(c->cfg.members[i].id, c->id) == 0) {
             matches[n++] = c->durable;
         } else {
-            const struct peer *p = peer_find(c, c->cfg[i].id);
+            const struct peer *p = peer_find(c, c->cfg.members[i].id);
             matches[n++] = p ? p->match_index : 0;
         }
     }
@@ -235,28 +251,36 @@ bool votes_won(const struct core *c)
     if (c->cfg_index != 0) {
         return voters >= quorum(c);
     }
-    return c->n_cfg > 0 && voters == n_voters(c) && all >= majority_of(c->n_peers + 1);
+    return c->cfg.n > 0 && voters == n_voters(c) && all >= majority_of(c->n_peers + 1);
 }
 
 /* Check-quorum: has a majority of voters answered within the minimum
  * election timeout? (dissertation 6.2) */
 bool quorum_fresh(const struct core *c, int64_t now)
 {
-    int64_t window = c->o.election_min_ms;
-    if (now - c->primary_since < window) {
+    if (now - c->primary_since < (int64_t)c->o.election_min_ms) {
         return true;
     }
+    return voters_alive(c, now, NULL) >= quorum(c);
+}
+
+/* Primary's count of the voters that answered within the minimum election
+ * timeout, itself included if it is one; `without` (may be NULL) is left
+ * out, to ask whether a majority would remain without it. */
+unsigned voters_alive(const struct core *c, int64_t now, const char *without)
+{
     unsigned alive = 0;
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        if (!c->cfg[i].voter) {
+    for (unsigned i = 0; i < c->cfg.n; i++) {
+        const struct core_member *m = &c->cfg.members[i];
+        if (!m->voter || (without != NULL && strcmp(m->id, without) == 0)) {
             continue;
         }
-        if (strcmp(c->cfg[i].id, c->id) == 0) {
+        if (strcmp(m->id, c->id) == 0) {
             alive++;
             continue;
         }
-        const struct peer *p = peer_find(c, c->cfg[i].id);
-        alive += p != NULL && now - p->last_ack < window;
+        const struct peer *p = peer_find(c, m->id);
+        alive += p != NULL && now - p->last_ack < (int64_t)c->o.election_min_ms;
     }
-    return alive >= quorum(c);
+    return alive;
 }

@@ -2,22 +2,16 @@
  * replica/core/replication.c — the log from primary to backups: Appends and
  * their answers, catch-up by backtracking a whole epoch at a time (3.5),
  * the commit index (3.6.2: only entries of the primary's own epoch commit
- * by counting) and membership changes, one at a time (4.1).
+ * by counting). Membership changes are membership.c's.
  */
 #include "internal.h"
 
+#include <stdio.h> /* snprintf only */
 #include <string.h>
 
 /* ========================================================================
  * Primary side
  * ====================================================================== */
-
-static void append_config(struct core *c)
-{
-    char buf[CORE_MAX_MEMBERS * (CORE_ID_MAX + 3) + 1];
-    size_t n = core_config_encode(c->cfg, c->n_cfg, buf, sizeof(buf));
-    log_append_local(c, CORE_ENTRY_CONFIG, "", (const uint8_t *)buf, n);
-}
 
 /* A new primary: every peer starts from our end of log, and an entry of the
  * new epoch goes in first, so that what came before can commit. */
@@ -33,7 +27,10 @@ void primary_start(struct core *c, int64_t now)
     c->epoch_start_index = last_index(c) + 1;
     if (c->cfg_index == 0) {
         /* The first primary writes the initial configuration as entry 1; it
-         * also commits its epoch, as a no-op would. */
+         * also commits its epoch, as a no-op would. It names the cluster:
+         * replicas refuse peers of another cluster from then on. */
+        snprintf(c->cfg.cluster_id, sizeof(c->cfg.cluster_id), "%08llx%08llx",
+                 (unsigned long long)rnd(c, 1ull << 32), (unsigned long long)rnd(c, 1ull << 32));
         append_config(c);
     } else {
         log_append_local(c, CORE_ENTRY_NOOP, "", NULL, 0);
@@ -71,7 +68,7 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
 void broadcast_heartbeat(struct core *c, int64_t now)
 {
     for (unsigned i = 0; i < c->n_peers; i++) {
-        if (is_member(c, c->peers[i].id)) {
+        if (replicates_to(c, &c->peers[i])) {
             send_append(c, &c->peers[i], true);
         }
     }
@@ -115,40 +112,6 @@ void primary_update_commit(struct core *c)
     uint64_t majority = majority_index(c);
     if (majority > c->commit && epoch_at(c, majority) == c->hs.epoch) {
         advance_commit(c, majority);
-    }
-}
-
-/* One membership change at a time, only once our epoch and the previous
- * change are committed (dissertation 4.1 and its 2015 erratum). */
-void maybe_change_config(struct core *c, int64_t now)
-{
-    if (c->role != CORE_PRIMARY || c->cfg_index > c->commit || c->commit < c->epoch_start_index) {
-        return;
-    }
-    for (unsigned i = 0; i < c->n_peers; i++) {
-        struct peer *p = &c->peers[i];
-        if (p->up && !is_member(c, p->id) && c->n_cfg < CORE_MAX_MEMBERS) {
-            struct core_member *m = &c->cfg[c->n_cfg++];
-            memcpy(m->id, p->id, CORE_ID_MAX);
-            m->voter = false;
-            p->next_index = last_index(c) + 1;
-            p->match_index = 0;
-            p->last_ack = now;
-            append_config(c);
-            out_event(c, EVENT_JOINED, p->id, last_index(c), "added as learner");
-            return;
-        }
-    }
-    for (unsigned i = 0; i < c->n_cfg; i++) {
-        struct core_member *m = &c->cfg[i];
-        struct peer *p = peer_find(c, m->id);
-        if (!m->voter && p != NULL && p->up && p->match_index >= c->commit) {
-            m->voter = true;
-            p->last_ack = now;
-            append_config(c);
-            out_event(c, EVENT_CAUGHT_UP, m->id, last_index(c), "promoted to voter");
-            return;
-        }
     }
 }
 
@@ -282,7 +245,8 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
     }
     p->last_ack = now;
     if (m->append_response.success) {
-        if (m->append_response.match_index > p->match_index) {
+        bool progress = m->append_response.match_index > p->match_index;
+        if (progress) {
             /* Progress answers one Append with entries (a heartbeat's
              * answer makes none), which frees a slot in the pipeline. */
             if (p->inflight > 0) {
@@ -291,11 +255,14 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
             /* A peer cannot hold more than we sent it. */
             uint64_t match = m->append_response.match_index;
             p->match_index = match < last_index(c) ? match : last_index(c);
-            primary_update_commit(c);
-            maybe_change_config(c, now);
         }
         if (p->next_index <= p->match_index) {
             p->next_index = p->match_index + 1;
+        }
+        if (progress) {
+            /* Last: a membership change may forget peers, p among them. */
+            primary_update_commit(c);
+            maybe_change_config(c, now);
         }
         return;
     }

@@ -31,6 +31,7 @@ int codec_from_core(struct codec_out *o, const char *self, const struct core_msg
         v->last_index = m->vote_request.last_index;
         v->last_epoch = m->vote_request.last_epoch;
         v->pre_vote = m->vote_request.pre_vote;
+        v->transfer = m->vote_request.transfer;
         v->n_bootstrap = m->vote_request.n_bootstrap;
         v->bootstrap = (char **)m->vote_request.bootstrap;
         o->env.body_case = REPLICACAO__ENVELOPE__BODY_VOTE_REQUEST;
@@ -81,6 +82,11 @@ int codec_from_core(struct codec_out *o, const char *self, const struct core_msg
         o->env.append_response = a;
         break;
     }
+    case CORE_MSG_TIMEOUT_NOW:
+        replicacao__timeout_now__init(&o->body.timeout_now);
+        o->env.body_case = REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW;
+        o->env.timeout_now = &o->body.timeout_now;
+        break;
     }
     return 0;
 }
@@ -107,6 +113,7 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         m->vote_request.last_index = v->last_index;
         m->vote_request.last_epoch = v->last_epoch;
         m->vote_request.pre_vote = v->pre_vote;
+        m->vote_request.transfer = v->transfer;
         /* wire_unpack checked the list's length and ids. */
         m->vote_request.n_bootstrap = (unsigned)v->n_bootstrap;
         m->vote_request.bootstrap = (const char *const *)v->bootstrap;
@@ -134,10 +141,9 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
                  * payload of a configuration entry, which only the core's
                  * codec can read. */
                 const Replicacao__Entry *pe = a->entries[i];
-                struct core_member members[CORE_MAX_MEMBERS];
-                unsigned n_members;
+                struct core_config cfg;
                 if (pe->type == REPLICACAO__ENTRY_TYPE__ENTRY_CONFIG &&
-                    core_config_decode(pe->data.data, pe->data.len, members, &n_members) != 0) {
+                    core_config_decode(pe->data.data, pe->data.len, &cfg) != 0) {
                     free(es);
                     snprintf(err, errlen, "undecodable configuration in entry %llu",
                              (unsigned long long)pe->index);
@@ -163,6 +169,9 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         m->append_response.success = env->append_response->success;
         m->append_response.match_index = env->append_response->match_index;
         m->append_response.hint_index = env->append_response->hint_index;
+        return 1;
+    case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
+        m->type = CORE_MSG_TIMEOUT_NOW;
         return 1;
     default:
         return 0;

@@ -19,6 +19,7 @@ struct codec_out {
         Replicacao__VoteResponse vote_response;
         Replicacao__Append append;
         Replicacao__AppendResponse append_response;
+        Replicacao__TimeoutNow timeout_now;
     } body;
     Replicacao__Entry *entries;
     Replicacao__Entry **entry_ptrs;

@@ -13,56 +13,74 @@
 #include "core/core.h"
 #include "validate.h"
 
-#define CONFIG_TEXT_MAX (CORE_MAX_MEMBERS * (CORE_ID_MAX + 3) + 1)
+static bool same_config(const struct core_config *a, const struct core_config *b)
+{
+    if (a->n != b->n || a->n_removed != b->n_removed || strcmp(a->cluster_id, b->cluster_id)) {
+        return false;
+    }
+    for (unsigned i = 0; i < a->n; i++) {
+        if (a->members[i].voter != b->members[i].voter ||
+            strcmp(a->members[i].id, b->members[i].id) != 0) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < a->n_removed; i++) {
+        if (strcmp(a->removed[i], b->removed[i]) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *text = fuzz_dup(data, size);
-    struct core_member m[CORE_MAX_MEMBERS];
-    unsigned n = 0;
-    memset(m, 0x5a, sizeof(m));
-    int rc = core_config_decode(text, size, m, &n);
+    struct core_config cfg;
+    memset(&cfg, 0x5a, sizeof(cfg));
+    int rc = core_config_decode(text, size, &cfg);
     free(text);
     FUZZ_CHECK(rc == 0 || rc == -1, "core_config_decode returned %d", rc);
     if (rc != 0) {
         return 0;
     }
-    FUZZ_CHECK(n <= CORE_MAX_MEMBERS, "%u members", n);
-    for (unsigned i = 0; i < n; i++) {
-        FUZZ_CHECK(memchr(m[i].id, '\0', CORE_ID_MAX) != NULL, "member %u id not terminated", i);
-        FUZZ_CHECK(validate_id(m[i].id),
-                   "member %u decoded with id \"%s\", which fails validate_id", i, m[i].id);
+    FUZZ_CHECK(cfg.n <= CORE_MAX_MEMBERS && cfg.n_removed <= CORE_MAX_REMOVED,
+               "%u members, %u removed", cfg.n, cfg.n_removed);
+    for (unsigned i = 0; i < cfg.n; i++) {
+        FUZZ_CHECK(validate_id(cfg.members[i].id),
+                   "member %u decoded with id \"%s\", which fails validate_id", i,
+                   cfg.members[i].id);
+        FUZZ_CHECK(!core_config_removed(&cfg, cfg.members[i].id), "member %u also removed", i);
     }
+    for (unsigned i = 0; i < cfg.n_removed; i++) {
+        FUZZ_CHECK(validate_id(cfg.removed[i]), "removed id %u fails validate_id", i);
+    }
+    FUZZ_CHECK(cfg.cluster_id[0] == '\0' || validate_id(cfg.cluster_id),
+               "cluster id fails validate_id");
 
-    /* Encode: the same text. */
-    char buf[CONFIG_TEXT_MAX];
-    size_t k = core_config_encode(m, n, buf, sizeof(buf));
-    if (n == 0) {
-        FUZZ_CHECK(k == 0 && size == 0, "no members from %zu bytes, encoded as %zu", size, k);
+    /* Encode: the same text (the decoder takes the canonical order only). */
+    char buf[CORE_CONFIG_TEXT_MAX];
+    size_t k = core_config_encode(&cfg, buf, sizeof(buf));
+    if (size == 0) {
+        FUZZ_CHECK(k == 0, "nothing decoded, encoded as %zu bytes", k);
         return 0;
     }
-    FUZZ_CHECK(k > 0, "encoding %u decoded members failed", n);
+    FUZZ_CHECK(k > 0, "encoding a decoded configuration failed");
     bool newline_added = data[size - 1] != '\n';
     FUZZ_CHECK(k == size + newline_added && memcmp(buf, data, size) == 0 &&
                    (!newline_added || buf[size] == '\n'),
                "decode then encode does not give back the input (%zu bytes from %zu)", k, size);
 
-    /* ... which decodes to the same members. */
-    struct core_member m2[CORE_MAX_MEMBERS];
-    unsigned n2 = 0;
-    FUZZ_CHECK(core_config_decode((const uint8_t *)buf, k, m2, &n2) == 0,
+    /* ... which decodes to the same configuration. */
+    struct core_config again;
+    FUZZ_CHECK(core_config_decode((const uint8_t *)buf, k, &again) == 0,
                "encoded configuration does not decode");
-    FUZZ_CHECK(n2 == n, "%u members, then %u", n, n2);
-    for (unsigned i = 0; i < n; i++) {
-        FUZZ_CHECK(m2[i].voter == m[i].voter && strcmp(m2[i].id, m[i].id) == 0,
-                   "member %u changed in the round trip", i);
-    }
+    FUZZ_CHECK(same_config(&cfg, &again), "configuration changed in the round trip");
 
     /* The NUL needs room too: one byte short fails, exactly enough works. */
     char *exact = malloc(k + 1);
     FUZZ_CHECK(exact != NULL, "out of memory");
-    FUZZ_CHECK(core_config_encode(m, n, exact, k) == 0, "encoded into a buffer without room");
-    FUZZ_CHECK(core_config_encode(m, n, exact, k + 1) == k && memcmp(exact, buf, k) == 0,
+    FUZZ_CHECK(core_config_encode(&cfg, exact, k) == 0, "encoded into a buffer without room");
+    FUZZ_CHECK(core_config_encode(&cfg, exact, k + 1) == k && memcmp(exact, buf, k) == 0,
                "encoding into an exact buffer differs");
     free(exact);
     return 0;

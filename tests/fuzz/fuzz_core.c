@@ -677,17 +677,17 @@ struct forged {
 
 static size_t gen_config(struct fuzz_in *in, char *buf, size_t cap)
 {
-    struct core_member m[N_IDS];
-    unsigned n = 0;
-    uint8_t mask = in_u8(in), voters = in_u8(in);
+    struct core_config cfg = {.n = 0};
+    uint8_t mask = in_u8(in), voters = in_u8(in), removed = in_u8(in);
     for (unsigned i = 0; i < N_IDS; i++) {
         if (mask & (1u << i)) {
-            snprintf(m[n].id, sizeof(m[n].id), "%s", ids[i]);
-            m[n].voter = (voters >> i) & 1;
-            n++;
+            snprintf(cfg.members[cfg.n].id, CORE_ID_MAX, "%s", ids[i]);
+            cfg.members[cfg.n++].voter = (voters >> i) & 1;
+        } else if (removed & (1u << i)) {
+            snprintf(cfg.removed[cfg.n_removed++], CORE_ID_MAX, "%s", ids[i]);
         }
     }
-    return core_config_encode(m, n, buf, cap);
+    return core_config_encode(&cfg, buf, cap);
 }
 
 static void gen_message(struct fuzz_in *in, struct core *to, struct core_msg *m, struct forged *f)

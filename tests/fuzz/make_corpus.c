@@ -330,14 +330,22 @@ static void frames(const struct buf *stream)
 
 static void configs(void)
 {
+    struct core_config cfg = {.n = 3};
     struct core_member m[4] = {
         {"r1", true}, {"r2", true}, {"r3", true}, {"replica-4.example.org:7104", false}};
-    char buf[1024];
-    size_t n = core_config_encode(m, 3, buf, sizeof(buf));
+    memcpy(cfg.members, m, sizeof(m));
+    char buf[CORE_CONFIG_TEXT_MAX];
+    size_t n = core_config_encode(&cfg, buf, sizeof(buf));
     put("fuzz_config", "three_voters", buf, n);
-    n = core_config_encode(m, 4, buf, sizeof(buf));
+    cfg.n = 4;
+    n = core_config_encode(&cfg, buf, sizeof(buf));
     put("fuzz_config", "with_learner", buf, n);
     put("fuzz_config", "no_final_newline", buf, n - 1);
+    snprintf(cfg.cluster_id, sizeof(cfg.cluster_id), "0123456789abcdef");
+    cfg.n_removed = 1;
+    snprintf(cfg.removed[0], CORE_ID_MAX, "r0");
+    n = core_config_encode(&cfg, buf, sizeof(buf));
+    put("fuzz_config", "cluster_and_removed", buf, n);
     put("fuzz_config", "empty", "", 0);
 }
 

@@ -198,15 +198,14 @@ static void record_committed(struct cluster *cl, struct sim_node *n, struct sim_
                       : cl->p.initial_size ? cl->p.initial_size
                                            : cl->p.nodes;
     if (s->e.type == CORE_ENTRY_CONFIG) {
-        struct core_member m[CORE_MAX_MEMBERS];
-        unsigned n;
-        if (core_config_decode(s->e.data, s->e.len, m, &n) != 0) {
+        struct core_config cfg;
+        if (core_config_decode(s->e.data, s->e.len, &cfg) != 0) {
             sim_fail(cl, "committed CONFIG entry %" PRIu64 " does not decode", index);
             return;
         }
         voters = 0;
-        for (unsigned i = 0; i < n; i++) {
-            voters += m[i].voter;
+        for (unsigned i = 0; i < cfg.n; i++) {
+            voters += cfg.members[i].voter;
         }
     }
     s->refs++;

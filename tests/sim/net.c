@@ -140,6 +140,8 @@ const char *msg_name(enum core_msg_type t)
         return "APPEND";
     case CORE_MSG_APPEND_RESPONSE:
         return "APPEND_RESPONSE";
+    case CORE_MSG_TIMEOUT_NOW:
+        return "TIMEOUT_NOW";
     }
     return "?";
 }
@@ -148,9 +150,10 @@ void msg_describe(const struct core_msg *m, char *buf, size_t cap)
 {
     switch (m->type) {
     case CORE_MSG_VOTE_REQUEST:
-        snprintf(buf, cap, "%sVOTE_REQUEST e=%" PRIu64 " last=%" PRIu64 "/%" PRIu64 " boot=%u",
+        snprintf(buf, cap, "%sVOTE_REQUEST e=%" PRIu64 " last=%" PRIu64 "/%" PRIu64 " boot=%u%s",
                  m->vote_request.pre_vote ? "PRE_" : "", m->epoch, m->vote_request.last_index,
-                 m->vote_request.last_epoch, m->vote_request.n_bootstrap);
+                 m->vote_request.last_epoch, m->vote_request.n_bootstrap,
+                 m->vote_request.transfer ? " transfer" : "");
         break;
     case CORE_MSG_VOTE_RESPONSE:
         snprintf(buf, cap, "%sVOTE_RESPONSE e=%" PRIu64 " granted=%d",

@@ -612,15 +612,18 @@ static void assert_log_epochs(const struct harness *h, const uint64_t *epochs, s
 /* The members a CONFIG entry lists, as "v a,v b,l d". */
 static void config_text(const struct core_entry *e, char *buf, size_t cap)
 {
-    struct core_member m[CORE_MAX_MEMBERS];
-    unsigned n = 0;
+    struct core_config cfg;
     assert_int_equal(e->type, CORE_ENTRY_CONFIG);
-    assert_int_equal(core_config_decode(e->data, e->len, m, &n), 0);
+    assert_int_equal(core_config_decode(e->data, e->len, &cfg), 0);
     size_t used = 0;
     buf[0] = '\0';
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < cfg.n; i++) {
         used += (size_t)snprintf(buf + used, cap - used, "%s%c %s", i ? "," : "",
-                                 m[i].voter ? 'v' : 'l', m[i].id);
+                                 cfg.members[i].voter ? 'v' : 'l', cfg.members[i].id);
+        assert_true(used < cap);
+    }
+    for (unsigned i = 0; i < cfg.n_removed; i++) {
+        used += (size_t)snprintf(buf + used, cap - used, ",r %s", cfg.removed[i]);
         assert_true(used < cap);
     }
 }
@@ -2131,55 +2134,70 @@ static void test_learner_joins_live_cluster(void **state)
 static void test_config_round_trip(void **state)
 {
     (void)state;
-    struct core_member in[3] = {{"a", true}, {"replica-2.local", true}, {"d", false}};
-    char buf[256];
-    size_t n = core_config_encode(in, 3, buf, sizeof(buf));
-    assert_int_equal(n, strlen("v a\nv replica-2.local\nl d\n"));
-    assert_memory_equal(buf, "v a\nv replica-2.local\nl d\n", n);
+    struct core_config in = {.cluster_id = "c0ffee", .n = 3, .n_removed = 1};
+    in.members[0] = (struct core_member){"a", true};
+    in.members[1] = (struct core_member){"replica-2.local", true};
+    in.members[2] = (struct core_member){"d", false};
+    strcpy(in.removed[0], "gone");
+    const char *text = "c c0ffee\nv a\nv replica-2.local\nl d\nr gone\n";
+    char buf[CORE_CONFIG_TEXT_MAX];
+    size_t n = core_config_encode(&in, buf, sizeof(buf));
+    assert_int_equal(n, strlen(text));
+    assert_memory_equal(buf, text, n);
 
-    struct core_member out[CORE_MAX_MEMBERS];
-    unsigned k = 99;
-    assert_int_equal(core_config_decode((const uint8_t *)buf, n, out, &k), 0);
-    assert_int_equal(k, 3);
+    struct core_config out;
+    assert_int_equal(core_config_decode((const uint8_t *)buf, n, &out), 0);
+    assert_int_equal(out.n, 3);
+    assert_string_equal(out.cluster_id, "c0ffee");
     for (unsigned i = 0; i < 3; i++) {
-        assert_string_equal(out[i].id, in[i].id);
-        assert_int_equal(out[i].voter, in[i].voter);
+        assert_string_equal(out.members[i].id, in.members[i].id);
+        assert_int_equal(out.members[i].voter, in.members[i].voter);
     }
-    /* A final line without its newline is still one member. */
-    assert_int_equal(core_config_decode((const uint8_t *)"v a\nl b", 7, out, &k), 0);
-    assert_int_equal(k, 2);
-    assert_string_equal(out[1].id, "b");
-    assert_false(out[1].voter);
+    assert_int_equal(out.n_removed, 1);
+    assert_string_equal(out.removed[0], "gone");
+    assert_true(core_config_removed(&out, "gone"));
+    assert_null(core_config_member(&out, "gone"));
+    /* A log written before cluster ids: members only. A final line without
+     * its newline is still one member. */
+    assert_int_equal(core_config_decode((const uint8_t *)"v a\nl b", 7, &out), 0);
+    assert_int_equal(out.n, 2);
+    assert_string_equal(out.cluster_id, "");
+    assert_string_equal(out.members[1].id, "b");
+    assert_false(out.members[1].voter);
     /* The longest id that fits. */
-    struct core_member big = {.voter = true};
-    memset(big.id, 'x', CORE_ID_MAX - 1);
-    n = core_config_encode(&big, 1, buf, sizeof(buf));
-    assert_int_equal(core_config_decode((const uint8_t *)buf, n, out, &k), 0);
-    assert_string_equal(out[0].id, big.id);
+    struct core_config big = {.n = 1};
+    big.members[0].voter = true;
+    memset(big.members[0].id, 'x', CORE_ID_MAX - 1);
+    n = core_config_encode(&big, buf, sizeof(buf));
+    assert_int_equal(core_config_decode((const uint8_t *)buf, n, &out), 0);
+    assert_string_equal(out.members[0].id, big.members[0].id);
     /* A buffer too small is reported, not overrun. */
-    assert_int_equal(core_config_encode(in, 3, buf, 10), 0);
+    assert_int_equal(core_config_encode(&in, buf, 10), 0);
 }
 
 static void test_config_decode_rejects_garbage(void **state)
 {
     (void)state;
-    struct core_member out[CORE_MAX_MEMBERS];
-    unsigned k;
+    struct core_config out;
     char longid[CORE_ID_MAX + 8];
     snprintf(longid, sizeof(longid), "v ");
     memset(longid + 2, 'x', CORE_ID_MAX);
     longid[2 + CORE_ID_MAX] = '\n';
     longid[3 + CORE_ID_MAX] = '\0';
     const char *bad[] = {
-        "va\n",         /* no space */
-        "x a\n",        /* unknown letter */
-        "v \n",         /* empty id */
-        "v a\n\nv b\n", /* empty line */
-        "v",            /* truncated */
-        longid,         /* CORE_ID_MAX characters: no room for the NUL */
+        "va\n",            /* no space */
+        "x a\n",           /* unknown letter */
+        "v \n",            /* empty id */
+        "v a\n\nv b\n",    /* empty line */
+        "v",               /* truncated */
+        longid,            /* CORE_ID_MAX characters: no room for the NUL */
+        "v a\nl a\n",      /* a member twice */
+        "v a\nr a\n",      /* a member and removed */
+        "c x\nc y\nv a\n", /* two cluster ids */
+        "r b\nr b\nv a\n", /* removed twice */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(core_config_decode((const uint8_t *)bad[i], strlen(bad[i]), out, &k), -1);
+        assert_int_equal(core_config_decode((const uint8_t *)bad[i], strlen(bad[i]), &out), -1);
     }
     /* More members than a configuration holds. */
     char many[(CORE_MAX_MEMBERS + 1) * 8];
@@ -2187,7 +2205,7 @@ static void test_config_decode_rejects_garbage(void **state)
     for (int i = 0; i <= CORE_MAX_MEMBERS; i++) {
         used += (size_t)snprintf(many + used, sizeof(many) - used, "v r%d\n", i);
     }
-    assert_int_equal(core_config_decode((const uint8_t *)many, used, out, &k), -1);
+    assert_int_equal(core_config_decode((const uint8_t *)many, used, &out), -1);
 }
 
 /* ========================================================================
