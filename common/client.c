@@ -270,6 +270,43 @@ Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int
                        errlen);
 }
 
+Envelope *client_call_remove_member(struct client *c, const char *id, int timeout_ms, char *err,
+                                    size_t errlen)
+{
+    Envelope env;
+    Replicacao__RemoveMember req = REPLICACAO__REMOVE_MEMBER__INIT;
+    wire_init(&env, c->name, 0);
+    req.call_id = c->next_call++;
+    req.id = (char *)id;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER;
+    env.remove_member = &req;
+    if (client_send(c, &env) != 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return NULL;
+    }
+    return await_reply(c, REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY, req.call_id, timeout_ms, err,
+                       errlen);
+}
+
+Envelope *client_call_force_config(struct client *c, const char *const *keep, size_t n_keep,
+                                   int timeout_ms, char *err, size_t errlen)
+{
+    Envelope env;
+    Replicacao__ForceConfig req = REPLICACAO__FORCE_CONFIG__INIT;
+    wire_init(&env, c->name, 0);
+    req.call_id = c->next_call++;
+    req.n_keep = n_keep;
+    req.keep = (char **)keep;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG;
+    env.force_config = &req;
+    if (client_send(c, &env) != 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return NULL;
+    }
+    return await_reply(c, REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY, req.call_id, timeout_ms, err,
+                       errlen);
+}
+
 int client_send_fail(struct client *c, const char *reason)
 {
     Envelope env;

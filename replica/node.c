@@ -2,8 +2,8 @@
  * replica/node.c — the libuv adapter around the core (see node.h).
  *
  * Sections: the core's io (send, persist, reply, event), the flush that
- * keeps the durability contract, client calls (request, status, read,
- * subscribe, fail), transport callbacks, life cycle.
+ * keeps the durability contract, client calls (request, membership, status,
+ * read, subscribe, fail), transport callbacks, life cycle.
  *
  * One loop iteration = one batch: every frame read in it is fed to the
  * core, then the prepare handle (which runs right before the loop blocks)
@@ -54,7 +54,8 @@ struct node {
     uint64_t rng;
     bool stopping;
     int exit_code;
-    bool early_queued; /* early Appends wait in connection buffers */
+    bool early_queued;            /* early Appends wait in connection buffers */
+    char cluster_id[CORE_ID_MAX]; /* what the transport's Hellos say */
 };
 
 static int64_t now_ms(void)
@@ -205,6 +206,9 @@ static void sink_event(struct core_sink *s, const struct core_event *ev)
     env.body_case = REPLICACAO__ENVELOPE__BODY_EVENT;
     env.event = &e;
     transport_each_conn(n->t, queue_if_subscribed, &env);
+    if (ev->type == EVENT_REMOVED) {
+        transport_forget_peer(n->t, ev->subject);
+    }
 }
 
 static uint64_t random_cb(void *arg)
@@ -226,10 +230,35 @@ static int64_t wall_clock_cb(void *arg)
  * The flush: one update per loop iteration
  * ====================================================================== */
 
+/* The primary finds gone members only among those discovery dropped. */
+static void update_listed(struct node *n)
+{
+    if (n->o.dead_member_timeout_ms == 0 || core_role(n->core) != CORE_PRIMARY) {
+        return;
+    }
+    struct core_status st;
+    core_get_status(n->core, now_ms(), &st);
+    for (unsigned i = 0; i < st.n_peers; i++) {
+        core_peer_listed(n->core, st.peers[i].id, transport_peer_listed(n->t, st.peers[i].id));
+    }
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     struct node *n = timer->data;
+    update_listed(n);
     core_tick(n->core, now_ms());
+}
+
+/* Once the log names our cluster, every Hello carries it. */
+static void update_cluster_id(struct node *n)
+{
+    const char *id = core_cluster_id(n->core);
+    if (strcmp(id, n->cluster_id) != 0) {
+        snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", id);
+        transport_set_cluster_id(n->t, id);
+        log_info("member of cluster %s", id);
+    }
 }
 
 /* Runs right before the loop blocks, once every input of this iteration has
@@ -243,6 +272,7 @@ static void flush_cb(uv_prepare_t *prep)
     int64_t now = now_ms();
     core_flush(n->core, now);
     core_run_updates(n->core, now, &n->sink);
+    update_cluster_id(n);
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
@@ -265,24 +295,56 @@ static void reply_error(struct node *n, struct conn *c, const char *msg)
     conn_queue(c, &env);
 }
 
-static void handle_client_request(struct node *n, struct conn *c,
-                                  const Replicacao__ClientRequest *req)
+/* A call the core answers later: its token. 0 when out of memory (the
+ * client got an Error). */
+static uint64_t call_new(struct node *n, struct conn *c, uint64_t call_id)
 {
     struct call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
         reply_error(n, c, "out of memory");
-        return;
+        return 0;
     }
     struct conn_state *cs = conn_get_data(c);
     call->conn = c;
-    call->call_id = req->call_id;
+    call->call_id = call_id;
     call->next = cs->calls;
     if (cs->calls) {
         cs->calls->prev = call;
     }
     cs->calls = call;
-    core_client_request(n->core, now_ms(), (uint64_t)(uintptr_t)call, req->client_id,
-                        req->data.data, req->data.len);
+    return (uint64_t)(uintptr_t)call;
+}
+
+static void handle_client_request(struct node *n, struct conn *c,
+                                  const Replicacao__ClientRequest *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        core_client_request(n->core, now_ms(), token, req->client_id, req->data.data,
+                            req->data.len);
+    }
+}
+
+static void handle_remove_member(struct node *n, struct conn *c,
+                                 const Replicacao__RemoveMember *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        log_info("%s asks to remove member %s", conn_describe(c), req->id);
+        core_remove_member(n->core, now_ms(), token, req->id);
+    }
+}
+
+static void handle_force_config(struct node *n, struct conn *c, const Replicacao__ForceConfig *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        log_warn("UNSAFE: %s forces the configuration to this replica and %zu others; entries "
+                 "only the lost majority held are gone",
+                 conn_describe(c), req->n_keep);
+        core_force_config(n->core, now_ms(), token, (const char *const *)req->keep,
+                          (unsigned)req->n_keep);
+    }
 }
 
 static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
@@ -303,7 +365,20 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
         peers[i].connected = connected && transport_peer(n->t, p->id) != NULL;
         peers[i].match_index = p->match_index;
         peers[i].last_seen_ms = p->last_seen_ms;
+        peers[i].member = p->member;
+        peers[i].listed = transport_peer_listed(n->t, p->id);
         peer_ptrs[i] = &peers[i];
+    }
+    Replicacao__Member members[CORE_MAX_MEMBERS], *member_ptrs[CORE_MAX_MEMBERS];
+    for (unsigned i = 0; i < st.config.n; i++) {
+        replicacao__member__init(&members[i]);
+        members[i].id = st.config.members[i].id;
+        members[i].voter = st.config.members[i].voter;
+        member_ptrs[i] = &members[i];
+    }
+    char *removed[CORE_MAX_REMOVED];
+    for (unsigned i = 0; i < st.config.n_removed; i++) {
+        removed[i] = st.config.removed[i];
     }
     Envelope env;
     Replicacao__Status s = REPLICACAO__STATUS__INIT;
@@ -325,6 +400,12 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.voter = st.voter;
     s.n_peers = st.n_peers;
     s.peers = peer_ptrs;
+    s.cluster_id = st.config_index != 0 ? st.config.cluster_id : "";
+    s.config_index = st.config_index;
+    s.n_members = st.config.n;
+    s.members = member_ptrs;
+    s.n_removed = st.config.n_removed;
+    s.removed = removed;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
@@ -437,10 +518,17 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_VOTE_RESPONSE:
     case REPLICACAO__ENVELOPE__BODY_APPEND:
     case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE:
+    case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
         handle_core_message(n, c, env);
         break;
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST:
         handle_client_request(n, c, env->client_request);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER:
+        handle_remove_member(n, c, env->remove_member);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG:
+        handle_force_config(n, c, env->force_config);
         break;
     case REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST:
         handle_status(n, c, env->status_request->call_id);
@@ -541,6 +629,7 @@ static int node_open_log(struct node *n, int64_t now)
         .election_min_ms = n->o.election_min_ms,
         .election_max_ms = n->o.election_max_ms,
         .initial_size = n->o.initial_size,
+        .dead_member_timeout_ms = n->o.dead_member_timeout_ms,
         .max_request_bytes = n->o.max_request_bytes,
         /* Keep one Append well inside a frame. */
         .max_append_bytes = n->o.max_frame_bytes / 4,
