@@ -1733,13 +1733,20 @@ static void remove_reply(struct cluster *c, struct job *j, struct replica *from,
             remove_accepted(c, j, 0);
             return;
         }
-        snprintf(msg, sizeof(msg), "%s is not a member of the cluster%s%s", j->replica,
-                 rep->message[0] ? ": " : "", rep->message);
+        if (rep->message[0] != '\0') {
+            snprintf(msg, sizeof(msg), "cannot remove %s: %s", j->replica, rep->message);
+        } else {
+            snprintf(msg, sizeof(msg), "%s is not a member of the cluster", j->replica);
+        }
         job_finish(c, j, 404, cluster_error_json("not_found", msg));
         return;
     case REPLICACAO__CLIENT_REPLY__STATUS__NO_QUORUM:
-        snprintf(msg, sizeof(msg), "removing %s would leave no reachable majority of voters%s%s",
-                 j->replica, rep->message[0] ? ": " : "", rep->message);
+        if (rep->message[0] != '\0') {
+            snprintf(msg, sizeof(msg), "cannot remove %s: %s", j->replica, rep->message);
+        } else {
+            snprintf(msg, sizeof(msg), "removing %s would leave no reachable majority of voters",
+                     j->replica);
+        }
         job_finish(c, j, 409, cluster_error_json("no_quorum", msg));
         return;
     case REPLICACAO__CLIENT_REPLY__STATUS__REJECTED:

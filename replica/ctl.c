@@ -51,39 +51,6 @@ static void usage(FILE *out)
 #define EXIT_NOT_MEMBER 3
 #define EXIT_NO_QUORUM  4
 
-/* Send env (a call numbered call_id) and wait for its ClientReply,
- * skipping anything else. NULL with a reason on timeout, close or Error. */
-static Envelope *call_client_reply(struct client *c, const Envelope *env, uint64_t call_id,
-                                   int timeout, char *err, size_t errlen)
-{
-    if (client_send(c, env) != 0) {
-        snprintf(err, errlen, "cannot send");
-        return NULL;
-    }
-    int64_t deadline = clock_mono_ms() + timeout;
-    for (;;) {
-        int left = (int)(deadline - clock_mono_ms());
-        if (left <= 0) {
-            snprintf(err, errlen, "no answer within %d ms", timeout);
-            return NULL;
-        }
-        Envelope *r = client_recv(c, left, err, errlen);
-        if (r == NULL) {
-            return NULL;
-        }
-        if (r->body_case == REPLICACAO__ENVELOPE__BODY_ERROR) {
-            snprintf(err, errlen, "error: %s", r->error->message);
-            wire_free(r);
-            return NULL;
-        }
-        if (r->body_case == REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY &&
-            r->client_reply->call_id == call_id) {
-            return r;
-        }
-        wire_free(r);
-    }
-}
-
 /* "a,b,c" of the configuration's voters (want_voter) or learners. */
 static void member_list(const Replicacao__Status *s, bool want_voter, char *out, size_t len)
 {
@@ -152,19 +119,12 @@ static int cmd_remove(const struct addr_list *addrs, const char *id, int timeout
             usleep(20000);
             continue;
         }
-        Envelope env;
-        Replicacao__RemoveMember rm = REPLICACAO__REMOVE_MEMBER__INIT;
-        wire_init(&env, c.name, 0);
-        rm.call_id = c.next_call++;
-        rm.id = (char *)id;
-        env.body_case = REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER;
-        env.remove_member = &rm;
         int left = (int)(deadline - clock_mono_ms());
-        Envelope *r = call_client_reply(&c, &env, rm.call_id,
-                                        left > 3000 ? 3000
-                                        : left > 0  ? left
-                                                    : 1,
-                                        err, sizeof(err));
+        Envelope *r = client_call_remove_member(&c, id,
+                                                left > 3000 ? 3000
+                                                : left > 0  ? left
+                                                            : 1,
+                                                err, sizeof(err));
         client_close(&c);
         if (r == NULL) {
             continue;
@@ -287,19 +247,11 @@ static int cmd_force_config(struct client *c, const char *keep_arg, int timeout)
     print_config(st->status);
     wire_free(st);
 
-    Envelope env;
-    Replicacao__ForceConfig fc = REPLICACAO__FORCE_CONFIG__INIT;
-    char *ptrs[LIMIT_MEMBERS];
+    const char *ptrs[LIMIT_MEMBERS];
     for (size_t i = 0; i < n; i++) {
         ptrs[i] = keep[i];
     }
-    wire_init(&env, c->name, 0);
-    fc.call_id = c->next_call++;
-    fc.n_keep = n;
-    fc.keep = ptrs;
-    env.body_case = REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG;
-    env.force_config = &fc;
-    Envelope *r = call_client_reply(c, &env, fc.call_id, timeout, err, sizeof(err));
+    Envelope *r = client_call_force_config(c, ptrs, n, timeout, err, sizeof(err));
     if (r == NULL) {
         fprintf(stderr, "replctl: force-config: %s\n", err);
         return 1;
