@@ -1598,6 +1598,29 @@ static void retire_watch(struct cluster *c, const char *id, uint64_t index)
     w->give_up = now + RETIRE_WAIT_MS;
 }
 
+/* A supervised replica on the committed removed list (removed by anybody:
+ * replctl, another coordinator) is useless from then on: it is never added
+ * back. It is stopped too. */
+static void retire_removed(struct cluster *c, const struct replica *p)
+{
+    if (c->sup == NULL || p == NULL || !p->has_status || p->config_index == 0 ||
+        p->commit_index < p->config_index) {
+        return;
+    }
+    for (unsigned i = 0; i < p->n_removed; i++) {
+        const char *id = p->removed[i];
+        if (strcmp(id, p->id) != 0 && config_member(p, id) == NULL &&
+            supervisor_has(c->sup, id, NULL)) {
+            log_info("%s is on the cluster's removed list (configuration %llu, committed): "
+                     "stopping its process for good",
+                     id, (unsigned long long)p->config_index);
+            supervisor_retire(c->sup, id, true);
+            refresh_targets(c);
+            mark_changed(c);
+        }
+    }
+}
+
 static void check_retiring(struct cluster *c)
 {
     int64_t now = clock_mono_ms();
@@ -1624,6 +1647,7 @@ static void check_retiring(struct cluster *c)
         *w = c->retiring[--c->n_retiring];
         mark_changed(c);
     }
+    retire_removed(c, p);
 }
 
 /* A finished removal: 202 {"removing","index"}; under --spawn its process

@@ -343,8 +343,9 @@ class ReplaceTests(MembershipCase):
 class WithoutSpawnTests(unittest.TestCase):
     """A coordinator given --replicas (another one's spawned replicas):
     nothing to start, so POST /api/replicas and replace=true are 409
-    not_spawn; DELETE still changes the configuration (the process is not
-    ours to stop: it stays, shown with role "removed")."""
+    not_spawn; DELETE still changes the configuration. The process is not
+    its to stop: the --spawn coordinator that runs it stops it, seeing it
+    on the committed removed list."""
 
     @classmethod
     def setUpClass(cls):
@@ -402,11 +403,15 @@ class WithoutSpawnTests(unittest.TestCase):
         self.assertEqual(r.json["error"]["code"], "not_spawn")
         r = http_request(self.port, "DELETE", f"/api/replicas/{backup}")
         self.assertEqual(r.status, 202, r)
-        c = self.wait_plain(lambda c: backup not in c["voters"] and any(
-            x["id"] == backup and x["role"] == "removed" and not x["member"]
-            for x in c["replicas"]), f"{backup} removed but still listed (it still runs)")
-        self.assertIn(backup, self.spawner.replica_pids(), "not this coordinator's to stop")
-        self.assertEqual(len(c["voters"]), 2)
+        c = self.wait_plain(lambda c: backup not in c["voters"] + c["learners"] and
+                            len(c["voters"]) == 2, f"{backup} out of the configuration")
+        # Its supervisor stops it; then neither coordinator lists it.
+        self.spawner.wait_for(lambda _c: backup not in self.spawner.replica_pids(), SETTLE_S,
+                              f"the spawning coordinator to stop {backup}")
+        self.wait_plain(lambda c: backup not in [x["id"] for x in c["replicas"]],
+                        f"{backup} gone from the list")
+        self.spawner.wait_for(lambda c: backup not in [x["id"] for x in c["replicas"]], SETTLE_S,
+                              f"{backup} gone from the spawning coordinator's list")
 
 
 if __name__ == "__main__":

@@ -248,6 +248,9 @@ class ReplctlTests(CoordinatorTestCase):
                              SETTLE_S, f"{backup} out of the configuration")
         p = self.run_ctl("remove", backup)
         self.assertEqual(p.returncode, 3, p)
+        # Removed behind the coordinator's back, it is still stopped for good.
+        self.co.wait_for(lambda _c: backup not in self.co.replica_pids(), SETTLE_S,
+                         f"the supervisor to stop {backup}")
 
 
 if __name__ == "__main__":
