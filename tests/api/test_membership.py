@@ -120,6 +120,29 @@ class ConfigurationTests(MembershipCase):
         for rid in ("r1", "r2", "r3"):
             self.assertEqual(values.get(f'replicacao_replica_member{{replica="{rid}"}}'), "1")
         self.assertIn('replicacao_replica_role{replica="r1",role="removed"}', text)
+        self.lint(text)
+
+    def lint(self, text):
+        """What `promtool check metrics` checks of the structure (promtool
+        is not installed here): every family has one HELP and one TYPE
+        before its samples, and its samples stand together."""
+        seen, current, helped, typed = set(), None, set(), set()
+        for line in text.splitlines():
+            if line.startswith("# HELP ") or line.startswith("# TYPE "):
+                fam = line.split()[2]
+                which = helped if line.startswith("# HELP") else typed
+                self.assertNotIn(fam, which, f"second {line[:6]} for {fam}")
+                which.add(fam)
+                if fam != current:
+                    self.assertNotIn(fam, seen, f"family {fam} split in two")
+                    seen.add(fam)
+                    current = fam
+                continue
+            if not line:
+                continue
+            name = line.split("{")[0].split(" ")[0]
+            fam = next((f for f in (name, name.rsplit("_", 1)[0]) if f in typed), None)
+            self.assertEqual(fam, current, f"sample {line!r} outside its family ({current})")
 
     def test_readyz_and_livez(self):
         self.settled(["r1", "r2", "r3"])
