@@ -798,7 +798,9 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->uptime_ms = s->uptime_ms;
     r->voter = s->voter;
     snprintf(r->believes_primary, sizeof(r->believes_primary), "%s", s->primary);
-    if (s->name[0] != '\0') {
+    /* Held to the Hello's rules (the wire checks those only there): a name
+     * cut short could end inside a UTF-8 sequence. */
+    if (s->name[0] != '\0' && validate_text(s->name, strlen(s->name), LIMIT_NAME_BYTES)) {
         snprintf(r->name, sizeof(r->name), "%s", s->name);
     }
     snprintf(r->cluster_id, sizeof(r->cluster_id), "%s", s->cluster_id);
