@@ -253,6 +253,14 @@ Envelope *client_call_status(struct client *c, int timeout_ms, char *err, size_t
 Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int filter,
                            int timeout_ms, char *err, size_t errlen)
 {
+    return client_call_read_at(c, after, limit, filter,
+                               REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE, timeout_ms, err,
+                               errlen);
+}
+
+Envelope *client_call_read_at(struct client *c, uint64_t after, uint32_t limit, int filter,
+                              int consistency, int timeout_ms, char *err, size_t errlen)
+{
     Envelope env;
     Replicacao__ReadRequest req = REPLICACAO__READ_REQUEST__INIT;
     wire_init(&env, c->name, 0);
@@ -260,6 +268,7 @@ Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int
     req.after = after;
     req.limit = limit;
     req.filter = (Replicacao__ReadRequest__Filter)filter;
+    req.consistency = (Replicacao__ReadRequest__Consistency)consistency;
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REQUEST;
     env.read_request = &req;
     if (client_send(c, &env) != 0) {

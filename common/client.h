@@ -36,6 +36,11 @@ Envelope *client_call_request(struct client *c, const char *client_id, const voi
 Envelope *client_call_status(struct client *c, int timeout_ms, char *err, size_t errlen);
 Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int filter,
                            int timeout_ms, char *err, size_t errlen);
+/* The same at a consistency level (ReadRequest.Consistency): a
+ * linearizable read is served by the primary only; others answer a
+ * ReadReply with status NOT_PRIMARY and the hint. */
+Envelope *client_call_read_at(struct client *c, uint64_t after, uint32_t limit, int filter,
+                              int consistency, int timeout_ms, char *err, size_t errlen);
 /* Membership calls, answered with a ClientReply: remove a member (sent to
  * the primary), or UNSAFE: make this replica the only voter, `keep` its
  * learners (see docs/membership.md). */

@@ -25,9 +25,19 @@
 
 /* A client request waiting for the core's reply. The core holds a pointer
  * to it as its token; the connection may close first, then conn is NULL. */
+struct read_params {
+    uint64_t call_id;
+    uint64_t after;
+    uint32_t limit;
+    int filter;
+    int consistency;
+};
+
 struct call {
     struct conn *conn;
     uint64_t call_id;
+    bool is_read; /* a linearizable read: answered with a ReadReply */
+    struct read_params read;
     struct call *next;
     struct call *prev;
 };
@@ -154,11 +164,17 @@ static void call_unlink(struct call *call)
     call->conn = NULL;
 }
 
+static void send_read_reply(struct node *n, struct conn *c, const struct read_params *rp,
+                            const struct core_reply *refused);
+
 static void sink_reply(struct core_sink *s, uint64_t token, const struct core_reply *r)
 {
     struct node *n = node_of(s);
     struct call *call = (struct call *)(uintptr_t)token;
-    if (call->conn != NULL) {
+    if (call->conn != NULL && call->is_read) {
+        send_read_reply(n, call->conn, &call->read, r->status == CORE_REPLY_OK ? NULL : r);
+        call_unlink(call);
+    } else if (call->conn != NULL) {
         Envelope env;
         Replicacao__ClientReply rep = REPLICACAO__CLIENT_REPLY__INIT;
         wire_init(&env, n->o.id, core_epoch(n->core));
@@ -427,18 +443,24 @@ static bool read_matches(struct node *n, const struct core_entry *e, int filter)
     }
 }
 
-static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
+/* Answer a read from this replica's committed log, or say why not
+ * (`refused`: a linearizable read this replica cannot serve). */
+static void send_read_reply(struct node *n, struct conn *c, const struct read_params *rp,
+                            const struct core_reply *refused)
 {
-    uint32_t limit = req->limit ? req->limit : LIMIT_READ_DEFAULT;
+    uint32_t limit = rp->limit ? rp->limit : LIMIT_READ_DEFAULT;
     if (limit > LIMIT_READ_MAX) {
         limit = LIMIT_READ_MAX;
     }
     uint64_t commit = core_commit_index(n->core);
     /* Any `after` is a valid question: past the commit index (up to
      * UINT64_MAX, where after + 1 would wrap) the answer is no entries. */
-    uint64_t first = req->after < commit ? req->after + 1 : commit + 1;
-    Replicacao__Entry *entries = calloc(limit, sizeof(*entries));
-    Replicacao__Entry **ptrs = calloc(limit, sizeof(*ptrs));
+    uint64_t first = rp->after < commit ? rp->after + 1 : commit + 1;
+    if (refused != NULL) {
+        limit = 0;
+    }
+    Replicacao__Entry *entries = calloc(limit + 1, sizeof(*entries));
+    Replicacao__Entry **ptrs = calloc(limit + 1, sizeof(*ptrs));
     if (entries == NULL || ptrs == NULL) {
         free(entries);
         free(ptrs);
@@ -448,7 +470,7 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
     size_t count = 0;
     for (uint64_t i = first; i <= commit && count < limit; i++) {
         const struct core_entry *e = core_entry_at(n->core, i);
-        if (read_matches(n, e, req->filter)) {
+        if (read_matches(n, e, rp->filter)) {
             codec_entry_to_pb(e, &entries[count]);
             ptrs[count] = &entries[count];
             count++;
@@ -459,18 +481,49 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
     Envelope env;
     Replicacao__ReadReply r = REPLICACAO__READ_REPLY__INIT;
     wire_init(&env, n->o.id, core_epoch(n->core));
-    r.call_id = req->call_id;
+    r.call_id = rp->call_id;
     r.commit_index = commit;
     r.n_entries = count;
     r.entries = ptrs;
-    r.total = req->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ? st.processed
-              : req->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
-                                                                         : st.processed + st.synced;
+    r.total = rp->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ? st.processed
+              : rp->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
+                                                                        : st.processed + st.synced;
+    r.consistency = (Replicacao__ReadRequest__Consistency)rp->consistency;
+    if (refused != NULL) {
+        r.status = (Replicacao__ClientReply__Status)refused->status;
+        r.primary = (char *)(refused->primary ? refused->primary : "");
+        r.primary_address = (char *)address_of(n, refused->primary);
+        r.message = (char *)(refused->message ? refused->message : "");
+    }
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REPLY;
     env.read_reply = &r;
     conn_queue(c, &env);
     free(entries);
     free(ptrs);
+}
+
+/* Serializable reads are this replica's own view, answered now; a
+ * linearizable one waits for the core's ReadIndex (sink_reply). */
+static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
+{
+    struct read_params rp = {
+        .call_id = req->call_id,
+        .after = req->after,
+        .limit = req->limit,
+        .filter = req->filter,
+        .consistency = req->consistency,
+    };
+    if (req->consistency != REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE) {
+        send_read_reply(n, c, &rp, NULL);
+        return;
+    }
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        struct call *call = (struct call *)(uintptr_t)token;
+        call->is_read = true;
+        call->read = rp;
+        core_read_index(n->core, now_ms(), token);
+    }
 }
 
 static void handle_core_message(struct node *n, struct conn *c, const Envelope *env)

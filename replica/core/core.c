@@ -158,6 +158,7 @@ void core_flush(struct core *c, int64_t now)
     if (c->role != CORE_PRIMARY) {
         return;
     }
+    reads_start_round(c);
     for (unsigned i = 0; i < c->n_peers; i++) {
         struct peer *p = &c->peers[i];
         if (replicates_to(c, p) && (p->need_send || p->next_index <= last_index(c))) {
@@ -232,6 +233,7 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
 void core_stop(struct core *c)
 {
     sessions_fail(c, CORE_REPLY_UNKNOWN);
+    reads_fail(c);
 }
 
 void core_free(struct core *c)
@@ -241,6 +243,7 @@ void core_free(struct core *c)
     }
     log_free(c);
     free(c->pending);
+    free(c->reads);
     outbox_free(c);
     free(c);
 }

@@ -2375,6 +2375,102 @@ static void test_force_config_after_losing_majority(void **state)
 }
 
 /* ========================================================================
+ * 10c. Linearizable reads (ReadIndex)
+ * ====================================================================== */
+
+static void read_index(struct harness *h, int64_t now, uint64_t token)
+{
+    core_read_index(h->core, now, token);
+    drain(h, now);
+}
+
+static void test_read_index_waits_for_a_majority_round(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    request(a, 1001, 1, "k1", "v1");
+    run(w, 1001, 1010);
+    uint64_t commit = core_commit_index(a->core);
+    size_t m = mark(a);
+    /* Cut off from both backups: the round is never answered. */
+    w->cut[1] = w->cut[2] = true;
+    read_index(a, 1010, 2);
+    run(w, 1010, 1010 + EMIN / 2);
+    assert_null(find_reply(a, m, 2));
+    /* Back in touch: the next round (or this one's heartbeats) confirm it,
+     * at the commit index it had when the round began. */
+    w->cut[1] = w->cut[2] = false;
+    run(w, 1010 + EMIN / 2, 1010 + EMIN / 2 + 2 * HB);
+    assert_reply(find_reply(a, m, 2), CORE_REPLY_OK, commit, 1, "a");
+
+    /* Reads that arrive together share one round: one heartbeat each. */
+    m = mark(a);
+    read_index(a, 2000, 3);
+    read_index(a, 2000, 4);
+    flush(a, 2000);
+    assert_int_equal(count_sends(a, m, CORE_MSG_APPEND), 2);
+    assert_null(find_reply(a, m, 3));
+    route(w, 2000);
+    assert_int_equal(find_reply(a, m, 3)->reply.status, CORE_REPLY_OK);
+    assert_int_equal(find_reply(a, m, 4)->reply.status, CORE_REPLY_OK);
+}
+
+static void test_read_index_refused_off_the_primary(void **state)
+{
+    struct world *w = *state;
+    cluster_abc(w, 0);
+    struct harness *b = &w->h[1];
+    size_t m = mark(b);
+    read_index(b, 1001, 1);
+    assert_reply(find_reply(b, m, 1), CORE_REPLY_NOT_PRIMARY, 0, 1, "a");
+}
+
+/* A primary deposed before its round is answered never confirms it. */
+static void test_read_index_fails_when_primary_changes(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    size_t m = mark(a);
+    w->cut[0] = true;
+    read_index(a, 1001, 1);
+    run(w, 1001, 1001 + 3 * EMAX);
+    struct rec *r = find_reply(a, m, 1);
+    assert_non_null(r);
+    assert_int_equal(r->reply.status, CORE_REPLY_UNKNOWN);
+    assert_int_not_equal(core_role(a->core), CORE_PRIMARY);
+}
+
+/* A new primary's commit index may lag what its predecessor acknowledged:
+ * reads wait until it has committed an entry of its own epoch. */
+static void test_read_index_waits_for_own_epoch_commit(void **state)
+{
+    struct world *w = *state;
+    struct core_entry log[3];
+    uint64_t epochs[] = {1, 1, 1};
+    abc_log(log, epochs, 3);
+    struct core_options o = opts("a");
+    struct core_hard_state hs = hstate(1, "");
+    struct harness *a = elect(w, 0, &o, &hs, log, 3, "b", "c", "b", 1000);
+    assert_int_equal(core_role(a->core), CORE_PRIMARY);
+    assert_true(core_commit_index(a->core) < 4); /* its no-op is not committed */
+    size_t m = mark(a);
+    read_index(a, 1000, 1);
+    flush(a, 1000);
+    /* b answers the heartbeat round but not yet the no-op at 4: no answer. */
+    deliver(a, 1001, msg_append_resp("b", 2, true, 3, 0));
+    assert_null(find_reply(a, m, 1));
+    deliver(a, 1002, msg_append_resp("b", 2, true, 4, 0));
+    assert_int_equal(core_commit_index(a->core), 4);
+    flush(a, 1002);
+    struct rec *hb = last_sent(a, m, CORE_MSG_APPEND, "b");
+    assert_non_null(hb);
+    struct core_msg resp = msg_append_resp("b", 2, true, 4, 0);
+    resp.append_response.round = hb->msg.append.round;
+    deliver(a, 1003, resp);
+    assert_reply(find_reply(a, m, 1), CORE_REPLY_OK, 4, 2, "a");
+}
+
+/* ========================================================================
  * 11. Configuration encoding
  * ====================================================================== */
 
@@ -2550,6 +2646,10 @@ int main(void)
         T(test_learner_added_then_promoted),
         T(test_learner_never_campaigns),
         T(test_learner_joins_live_cluster),
+        T(test_read_index_waits_for_a_majority_round),
+        T(test_read_index_refused_off_the_primary),
+        T(test_read_index_fails_when_primary_changes),
+        T(test_read_index_waits_for_own_epoch_commit),
         T(test_remove_backup_on_request),
         T(test_remove_refusals),
         T(test_remove_refused_without_majority),
