@@ -34,7 +34,9 @@ USER replicacao
 WORKDIR /var/lib/replicacao
 ENV REPLICA_DATA_DIR=/var/lib/replicacao/data
 EXPOSE 5000 8080
-# The replica's check; the coordinator's is set in docker-compose.yml.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=5s \
-  CMD ["replctl", "-a", "127.0.0.1:5000", "-t", "2000", "status"]
+# The replica's check: healthy while it is primary or hears one, so a
+# cluster that lost its majority (no primary can be elected) shows as
+# unhealthy. The coordinator's is set in docker-compose.yml.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=10s \
+  CMD ["replctl", "-a", "127.0.0.1:5000", "-t", "2000", "ready"]
 CMD ["replica"]

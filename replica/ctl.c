@@ -8,6 +8,7 @@
  *   replctl -a 127.0.0.1:5001 watch
  *   replctl -a 127.0.0.1:5001 fail
  *   replctl -a 127.0.0.1:5001 members
+ *   replctl -a 127.0.0.1:5001 ready
  *   replctl -a 127.0.0.1:5001,127.0.0.1:5002 remove r3
  *   replctl -a 127.0.0.1:5001 force-config [--keep r2,r3]      (UNSAFE)
  *
@@ -39,6 +40,9 @@ static void usage(FILE *out)
                  "  watch                        stream events until interrupted\n"
                  "  fail                         make the replica exit with status 75\n"
                  "  members                      the configuration that replica holds\n"
+                 "  ready                        exit 0 when the replica is primary or hears a\n"
+                 "                               primary (the container health check); 1 with\n"
+                 "                               the reason when no primary is in sight\n"
                  "  remove ID                    remove member ID (asks the primary); exit 3\n"
                  "                               when ID is no member, 4 when removing it would\n"
                  "                               leave no reachable majority\n"
@@ -265,6 +269,41 @@ static int cmd_force_config(struct client *c, const char *keep_arg, int timeout)
         fprintf(stderr, "replctl: force-config refused: %s\n",
                 rep->message[0] ? rep->message : "no reason given");
         rc = 1;
+    }
+    wire_free(r);
+    return rc;
+}
+
+/* Readiness for an orchestrator's health check: this replica is part of a
+ * working cluster, i.e. it is the primary, or it heard from one within a
+ * few election timeouts. A cluster that cannot elect (no majority left)
+ * makes every replica unready, which is what an operator must see. */
+#define READY_MAX_AGE_MS 3000
+static int cmd_ready(struct client *c, int timeout)
+{
+    char err[256];
+    Envelope *r = client_call_status(c, timeout, err, sizeof(err));
+    if (r == NULL) {
+        fprintf(stderr, "replctl: ready: %s\n", err);
+        return 1;
+    }
+    const Replicacao__Status *s = r->status;
+    int rc = 1;
+    if (strcmp(s->role, "removed") == 0) {
+        printf("not ready: %s was removed from the configuration\n", s->id);
+    } else if (strcmp(s->role, "primary") == 0) {
+        printf("ready: primary of epoch %llu\n", (unsigned long long)s->epoch);
+        rc = 0;
+    } else if (s->primary[0] != '\0' && s->heartbeat_age_ms >= 0 &&
+               s->heartbeat_age_ms < READY_MAX_AGE_MS) {
+        printf("ready: %s following %s (heard %lld ms ago)\n", s->role, s->primary,
+               (long long)s->heartbeat_age_ms);
+        rc = 0;
+    } else {
+        printf("not ready: %s with no primary heard for %s (epoch %llu); a majority of the "
+               "voters may be unreachable\n",
+               s->role, s->heartbeat_age_ms < 0 ? "ever" : "over 3 s",
+               (unsigned long long)s->epoch);
     }
     wire_free(r);
     return rc;
@@ -552,6 +591,8 @@ int main(int argc, char **argv)
         rc = cmd_watch(&c);
     } else if (strcmp(cmd, "fail") == 0) {
         rc = client_send_fail(&c, "replctl fail") == 0 ? 0 : 1;
+    } else if (strcmp(cmd, "ready") == 0) {
+        rc = cmd_ready(&c, timeout);
     } else if (strcmp(cmd, "members") == 0) {
         rc = cmd_members(&c, timeout);
     } else if (strcmp(cmd, "force-config") == 0) {

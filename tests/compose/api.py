@@ -21,6 +21,7 @@
 Every failing check exits 1 with a message on stderr starting "FAIL:".
 """
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -126,13 +127,26 @@ def holds(c, o):
                 return "%s in epoch %s" % (rid, r.get("epoch"))
     if want is not None and len(others) < want - 1:
         return "backups missing"
+    n = o.get("members")
+    if n is not None:
+        # Exactly the live replicas are the configuration: n voters, no
+        # learner, and the list holds nobody else (dead ones cleaned up).
+        voters, learners = c.get("voters"), c.get("learners")
+        if voters is None:
+            return "no configuration in /api/cluster"
+        if len(voters) != n or learners:
+            return "configuration: voters %s, learners %s" % (voters, learners)
+        if len(reps) != n or len(up) != n:
+            return "listed: %s" % ",".join("%s(%s)" % (r["id"], r.get("status")) for r in reps)
+        if sorted(voters) != sorted(r["id"] for r in up):
+            return "voters %s are not the live replicas" % voters
     return ""
 
 
 def cmd_wait(base, args):
     o, _ = opts(args, {"replicas": int, "primary-not": str, "min-epoch": int, "voters": bool,
                        "caught-up": bool, "up": str, "backup": str, "epoch": int,
-                       "timeout": float})
+                       "members": int, "timeout": float})
     deadline = time.monotonic() + o.get("timeout", 90.0)
     why = "no answer from the coordinator"
     while time.monotonic() < deadline:
@@ -187,6 +201,36 @@ def cmd_kill_put(base, args):
             extra={"kill_ms": round((t_killed - t_start) * 1000.0, 1),
                    "killed_at": time.strftime("%H:%M:%S", time.localtime(t_killed)) +
                    ".%03d" % int((t_killed % 1) * 1000)})
+
+
+def cmd_writer(base, args):
+    """Write requests one after another until STOP_FILE exists; each
+    acknowledged one goes to ACKS (JSON lines, as put prints them). At the
+    end, prints the longest time between two acknowledgements, and fails if
+    a request was refused for a reason other than a failover."""
+    o, pos = opts(args, {"timeout": float})
+    prefix, acks_path, stop_path = pos
+    n, gaps, last_ack = 0, [], time.monotonic()
+    with open(acks_path, "a") as acks:
+        while not os.path.exists(stop_path):
+            n += 1
+            rid = "%s-%d" % (prefix, n)
+            deadline = time.monotonic() + o.get("timeout", 60.0)
+            while True:
+                status, body = http(base, "POST", "/api/requests",
+                                    {"data": "writer %d" % n, "id": rid}, timeout=30.0)
+                if status == 201:
+                    break
+                if status not in (0, 502, 503, 504) or time.monotonic() > deadline:
+                    fail("writer: %s not committed: %s %s" % (rid, status, body))
+                time.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last_ack)
+            last_ack = now
+            acks.write(json.dumps(body) + "\n")
+            acks.flush()
+            time.sleep(0.02)
+    print(json.dumps({"written": n, "max_gap_ms": round(max(gaps or [0]) * 1000.0, 1)}))
 
 
 # --- a one-shot wire-protocol client (proto/replicacao.proto, hand-encoded) ---
@@ -402,6 +446,8 @@ def main():
         cmd_wait(base, args)
     elif cmd == "put":
         cmd_put(base, args)
+    elif cmd == "writer":
+        cmd_writer(base, args)
     elif cmd == "kill-put":
         cmd_kill_put(base, args)
     elif cmd == "raw-put":

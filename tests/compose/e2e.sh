@@ -16,7 +16,15 @@
 #      old epoch; after unpause the old primary is a backup in the new epoch;
 #   5. every acknowledged request is in the committed log exactly once, at
 #      its acknowledged index and epoch, and nothing of the old epoch was
-#      committed after the new epoch began.
+#      committed after the new epoch began;
+#   6. while a writer writes without pause: --scale replica=3, =2, =3; at
+#      each step the configuration settles on exactly the live containers
+#      (dead members removed after the dead-member timeout, new ones voters)
+#      and writes go on; then `docker kill` of a backup (writes go on);
+#   7. quorum loss: two of three killed, no primary; `replctl force-config`
+#      on the survivor makes it primary again; the others rejoin;
+#   8. the log check again over everything acknowledged, and no volume of
+#      the project is left after scaling down.
 # Always tears its project down (`down -v --remove-orphans`), also on failure.
 # Exits 77 (ctest: skipped) when Docker or Compose cannot be used here.
 #
@@ -62,6 +70,7 @@ acks=$work/acks.jsonl
 : >"$acks"
 
 dc() { "${compose[@]}" -f "$top/docker-compose.yml" -p "$project" "$@"; }
+writer_pid=
 api() { python3 "$api_py" "$base" "$@"; }
 # jf JSON PATH...: fields (dotted paths) of a JSON text, space-separated;
 # booleans as true/false, null as "-". Read several at once with `read -r`.
@@ -105,6 +114,7 @@ cleanup() {
   [ -n "$watchdog_pid" ] && kill "$watchdog_pid" 2>/dev/null
   [ -n "$bg_pid" ] && kill "$bg_pid" 2>/dev/null
   [ -n "$raw_pid" ] && kill "$raw_pid" 2>/dev/null
+  [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
   if [ "$started" = 1 ]; then
     if [ "$rc" -ne 0 ] || [ -n "${KEEP_LOGS:-}" ]; then
       log "exit status $rc; state and logs of project $project:"
@@ -314,6 +324,91 @@ r=$(api check-log "$acks" --old-epoch "$old_epoch" --old-last "$old_last" \
   --new-epoch "$new_epoch" "${extra[@]}")
 log "log check: $r"
 log "all $(wc -l <"$acks") acknowledged requests are committed exactly once"
+
+# --- scale down and up while a writer writes -----------------------------------------
+# scale N: compose up with N replicas, then wait until the configuration is
+# exactly the N live containers (voters, no learner, nobody else listed).
+scale() {
+  local n=$1 t0
+  t0=$(now_ms)
+  (cd "$top" && dc up -d --scale replica="$n" --no-recreate) >"$work/scale.log" 2>&1 || {
+    cat "$work/scale.log"
+    die "docker-compose up --scale replica=$n failed"
+  }
+  c=$(api wait --replicas "$n" --members "$n" --caught-up --timeout 120)
+  log "scale to $n: the configuration is the $n live replicas, voters $(jf "$c" voters),"     "$(($(now_ms) - t0)) ms after the scale command (dead-member timeout 10 s)"
+  settle+=("$n:$(($(now_ms) - t0))")
+}
+settle=()
+stop_file=$work/stop-writer
+python3 "$api_py" "$base" writer "$project-writer" "$acks" "$stop_file" --timeout 30 \
+  >"$work/writer.out" 2>"$work/writer.err" &
+writer_pid=$!
+scale 3
+scale 2
+scale 3
+c=$(api wait --replicas 3 --members 3 --caught-up --timeout 60)
+victim=$(python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+print([r["id"] for r in c["replicas"] if r["id"] != c["primary"]][0])' "$c")
+ours "$victim"
+log "killing backup $victim after 3 -> 2 -> 3"
+docker kill "$victim" >/dev/null
+r=$(api put "$project-after-backup-kill" "one backup of three killed" --timeout 30)
+echo "$r" >>"$acks"
+log "write after killing backup $victim: $(jf "$r" elapsed_ms) ms, committed by $(jf "$r" primary)"
+docker start "$victim" >/dev/null
+c=$(api wait --replicas 3 --members 3 --caught-up --timeout 120)
+log "$victim back, the configuration is 3 voters again: $(jf "$c" voters)"
+touch "$stop_file"
+wait "$writer_pid" || die "the writer failed: $(cat "$work/writer.err")"
+writer_pid=
+log "writer during the scaling cycle: $(cat "$work/writer.out")"
+log "configuration settled after each scale command (replicas:ms): ${settle[*]}"
+leftover=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
+anonymous=$(docker ps -a --filter "label=com.docker.compose.project=$project" -q |
+  xargs -r docker inspect -f '{{range .Mounts}}{{.Type}} {{end}}' | grep -c volume || true)
+[ "$leftover" -eq 0 ] && [ "$anonymous" -eq 0 ] ||
+  die "volumes left: $leftover labelled, $anonymous mounted by containers"
+
+# --- quorum loss and the forced recovery ----------------------------------------------
+c=$(api wait --replicas 3 --members 3 --caught-up --timeout 60)
+read -r survivor < <(jf "$c" primary)
+mapfile -t others < <(python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+print("\n".join(r["id"] for r in c["replicas"] if r["id"] != c["primary"]))' "$c")
+for o in "${others[@]}"; do ours "$o"; done
+ours "$survivor"
+log "killing ${others[*]}: a majority of three"
+docker kill "${others[@]}" >/dev/null
+# The health check (replctl ready) turns unready: no primary can be elected.
+t_unready=$(now_ms)
+until ! ready=$(docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 2000 ready); do
+  [ $(($(now_ms) - t_unready)) -lt 15000 ] || die "$survivor still ready 15 s after losing the majority: $ready"
+  sleep 0.5
+done
+log "$survivor's health check after losing the majority: $ready"
+readyz=$(python3 -c 'import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1] + "/readyz", timeout=5)
+    print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())' "$base")
+log "coordinator /readyz: $readyz"
+[ "${readyz%% *}" = 503 ] || die "/readyz answered $readyz without a primary"
+out=$(docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 5000 force-config 2>&1) ||
+  die "replctl force-config on $survivor failed: $out"
+log "replctl force-config on $survivor: $(tr '\n' ' ' <<<"$out")"
+r=$(api put "$project-after-force" "after the forced recovery" --timeout 30)
+docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 2000 ready >/dev/null ||
+  die "$survivor is not ready after the forced recovery"
+echo "$r" >>"$acks"
+[ "$(jf "$r" primary)" = "$survivor" ] || die "after the recovery the primary is $(jf "$r" primary), not $survivor"
+docker start "${others[@]}" >/dev/null
+c=$(api wait --replicas 3 --members 3 --caught-up --timeout 120)
+log "the killed two rejoined: voters $(jf "$c" voters), epoch $(jf "$c" epoch)"
+r=$(api check-log "$acks")
+log "log check after scaling and recovery: $r"
 
 log "$stats"
 log "PASS in $(($(now_ms) - t_start)) ms; tearing down"
