@@ -203,6 +203,26 @@ int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit
     return 0;
 }
 
+int api_parse_read(const char *query, uint32_t default_limit, uint32_t max_limit,
+                   struct api_page *out, struct api_error *err)
+{
+    if (api_parse_page(query, default_limit, max_limit, out, err) < 0) {
+        return -1;
+    }
+    int n;
+    const char *raw = query_param(query ? query : "", "consistency", &n);
+    out->linearizable = true;
+    if (n == -1 || (n == 12 && strncmp(raw, "linearizable", 12) == 0)) {
+        return 0;
+    }
+    if (n == 12 && strncmp(raw, "serializable", 12) == 0) {
+        out->linearizable = false;
+        return 0;
+    }
+    return fail(err, 400, "bad_query",
+                "consistency must be linearizable (the default) or serializable, given once");
+}
+
 int api_parse_fail_query(const char *query, bool *replace, struct api_error *err)
 {
     int n;

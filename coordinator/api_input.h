@@ -40,8 +40,13 @@ void api_write_free(struct api_write *w);
 struct api_page {
     uint64_t after;
     uint32_t limit;
+    bool linearizable; /* consistency=linearizable (the default) or serializable */
 };
 int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit,
+                   struct api_page *out, struct api_error *err);
+/* GET /api/requests: the page and consistency=linearizable|serializable
+ * (absent: linearizable; anything else, or twice: 400 bad_query). */
+int api_parse_read(const char *query, uint32_t default_limit, uint32_t max_limit,
                    struct api_page *out, struct api_error *err);
 
 /* POST /api/replicas/{id}/fail?replace=true|false: absent is false; any

@@ -71,8 +71,9 @@ struct job {
     bool replace;                 /* JOB_FAIL: start a replacement, remove the failed one */
     uint64_t after;
     uint32_t limit;
-    int64_t started;  /* monotonic ms: when the HTTP request arrived */
-    int64_t deadline; /* monotonic ms */
+    bool linearizable; /* JOB_READ */
+    int64_t started;   /* monotonic ms: when the HTTP request arrived */
+    int64_t deadline;  /* monotonic ms */
     bool sent_once;
     /* Answered through a callback on the loop thread (the front door)
      * instead of to a waiting worker. */
@@ -421,8 +422,8 @@ void cluster_on_shutdown(struct cluster *c, void (*fn)(void *arg), void *arg)
     c->shutdown_arg = arg;
 }
 
-void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned timeout_ms,
-                  struct cluster_reply *out)
+void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, bool linearizable,
+                  unsigned timeout_ms, struct cluster_reply *out)
 {
     struct job *j = job_new(c, JOB_READ, clock_mono_ms(), timeout_ms);
     if (j == NULL) {
@@ -432,6 +433,7 @@ void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned ti
     }
     j->after = after;
     j->limit = limit;
+    j->linearizable = linearizable;
     job_run(c, j, out);
 }
 
@@ -1124,6 +1126,9 @@ static void send_read(struct cluster *c, struct job *j, struct replica *r, int f
     req.after = j->after;
     req.limit = j->limit;
     req.filter = (Replicacao__ReadRequest__Filter)filter;
+    req.consistency = j->type == JOB_READ && j->linearizable
+                          ? REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE
+                          : REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE;
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REQUEST;
     env.read_request = &req;
     conn_queue(r->conn, &env);
@@ -1209,6 +1214,7 @@ static struct replica *read_target(struct cluster *c, const struct replica *avoi
     return NULL;
 }
 
+static void read_step(struct cluster *c, struct job *j, int64_t now);
 static void remove_start(struct cluster *c, struct job *j, int64_t now);
 static void remove_step(struct cluster *c, struct job *j, int64_t now);
 static void remove_reply(struct cluster *c, struct job *j, struct replica *from,
@@ -1228,7 +1234,13 @@ static void job_start(struct cluster *c, struct job *j)
         j->phase = j->fault ? PHASE_FAIL_PRIMARY : PHASE_SEND;
         request_step(c, j, now);
         break;
-    case JOB_READ: {
+    case JOB_READ:
+        if (j->linearizable) {
+            j->phase = PHASE_SEND;
+            j->next_try = now;
+            read_step(c, j, now);
+            break;
+        }
         struct replica *r = read_target(c, NULL);
         if (r == NULL) {
             job_finish(c, j, 503, cluster_error_json("no_replica", "no replica is reachable"));
@@ -1236,7 +1248,6 @@ static void job_start(struct cluster *c, struct job *j)
         }
         send_read(c, j, r, REPLICACAO__READ_REQUEST__FILTER__ALL);
         break;
-    }
     case JOB_REPLICA: {
         struct replica *r = replica_find(c, j->replica);
         if (r == NULL) {
@@ -1313,14 +1324,58 @@ static void job_start(struct cluster *c, struct job *j)
     job_arm(c, j, now);
 }
 
+/* Loop thread: a linearizable read goes to the primary (or the replica a
+ * refusal named), once per try; without one, it waits for the next. */
+static void read_step(struct cluster *c, struct job *j, int64_t now)
+{
+    if (j->finished || j->phase != PHASE_SEND || now < j->next_try) {
+        return;
+    }
+    struct replica *r = j->hint[0] ? replica_find(c, j->hint) : NULL;
+    j->hint[0] = '\0';
+    if (r == NULL || r->conn == NULL) {
+        r = primary(c);
+    }
+    if (r == NULL || r->conn == NULL) {
+        j->next_try = now + RETRY_PAUSE_MS;
+        return;
+    }
+    j->reads_outstanding = 0;
+    send_read(c, j, r, REPLICACAO__READ_REQUEST__FILTER__ALL);
+    j->phase = PHASE_WAITING;
+    j->attempt_deadline = now + ATTEMPT_MS;
+}
+
+/* A linearizable read the replica would not serve (not the primary, or
+ * deposed before confirming): try again where it points, or shortly. */
+static void read_retry(struct cluster *c, struct job *j, const char *hint, int64_t now)
+{
+    j->phase = PHASE_SEND;
+    snprintf(j->hint, sizeof(j->hint), "%s", hint ? hint : "");
+    j->next_try = j->hint[0] ? now : now + RETRY_PAUSE_MS;
+    read_step(c, j, now);
+    job_arm(c, j, now);
+}
+
 static void read_reply(struct cluster *c, struct job *j, const Replicacao__ReadReply *rr)
 {
+    if (j->type == JOB_READ && rr->status != REPLICACAO__CLIENT_REPLY__STATUS__OK) {
+        if (j->linearizable) {
+            read_retry(c, j, rr->primary, clock_mono_ms());
+        } else {
+            job_finish(c, j, 503, cluster_error_json("replica_error", rr->message));
+        }
+        return;
+    }
     cJSON *entries = cJSON_CreateArray();
     for (size_t i = 0; i < rr->n_entries; i++) {
         cJSON_AddItemToArray(entries, entry_json(rr->entries[i]));
     }
     if (j->type == JOB_READ) {
         cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "consistency",
+                                j->linearizable ? "linearizable" : "serializable");
+        cJSON_AddStringToObject(o, "served_by", j->target);
         cJSON_AddNumberToObject(o, "commit_index", (double)rr->commit_index);
         cJSON_AddItemToObject(o, "entries", entries);
         job_finish_json(c, j, 200, o);
@@ -1398,6 +1453,10 @@ static void route_error(struct cluster *c, struct replica *r, const Replicacao__
         job_arm(c, j, now);
         break;
     case JOB_READ: {
+        if (j->linearizable) {
+            read_retry(c, j, NULL, now);
+            break;
+        }
         struct replica *other = read_target(c, r);
         if (other == NULL) {
             job_finish(c, j, 503, cluster_error_json("replica_error", e->message));
@@ -1429,6 +1488,8 @@ static void job_conn_lost(struct cluster *c, const char *id)
             j->phase = PHASE_SEND;
             j->next_try = now + RETRY_PAUSE_MS;
             job_arm(c, j, now);
+        } else if (j->type == JOB_READ && j->linearizable && j->phase == PHASE_WAITING) {
+            read_retry(c, j, NULL, now);
         } else if (j->type == JOB_READ || j->type == JOB_REPLICA) {
             job_finish(c, j, 503, cluster_error_json("unreachable", "the replica went away"));
         }
@@ -1444,6 +1505,16 @@ static void job_timer_cb(uv_timer_t *timer)
         request_step(c, j, now);
     } else if (j->type == JOB_REMOVE) {
         remove_step(c, j, now);
+    } else if (j->type == JOB_READ && j->linearizable && now < j->deadline) {
+        if (j->phase == PHASE_WAITING && now >= j->attempt_deadline) {
+            read_retry(c, j, NULL, now); /* a primary that went silent */
+        }
+        read_step(c, j, now);
+    } else if (j->type == JOB_READ && j->linearizable) {
+        job_finish(c, j, 503,
+                   cluster_error_json("no_primary",
+                                      "no primary confirmed the read in time; "
+                                      "retry, or read with consistency=serializable"));
     } else if (now >= j->deadline) {
         job_finish(c, j, 504, cluster_error_json("timeout", "the replica did not answer"));
     }
@@ -1460,7 +1531,8 @@ static void job_arm(struct cluster *c, struct job *j, int64_t now)
         return;
     }
     int64_t when = j->deadline;
-    if (j->type == JOB_REQUEST || j->type == JOB_REMOVE) {
+    if (j->type == JOB_REQUEST || j->type == JOB_REMOVE ||
+        (j->type == JOB_READ && j->linearizable)) {
         int64_t next = j->phase == PHASE_WAITING ? j->attempt_deadline : j->next_try;
         if (next < when) {
             when = next;
@@ -1478,6 +1550,14 @@ static void kick_cb(uv_timer_t *timer)
     struct job *next;
     for (struct job *j = c->active; j; j = next) {
         next = j->next_active;
+        if (j->type == JOB_READ && j->linearizable && !j->finished) {
+            if (j->phase == PHASE_SEND) {
+                j->next_try = now;
+                read_step(c, j, now);
+                job_arm(c, j, now);
+            }
+            continue;
+        }
         if ((j->type != JOB_REQUEST && j->type != JOB_REMOVE) || j->finished) {
             continue;
         }

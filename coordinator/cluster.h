@@ -66,8 +66,12 @@ struct cluster_reply {
  * thread. */
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
                      bool fault, unsigned timeout_ms, struct cluster_reply *out);
-void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned timeout_ms,
-                  struct cluster_reply *out);
+/* Committed entries after `after`. Linearizable: only the primary answers,
+ * once it confirmed it still is one (ReadIndex), so the answer holds every
+ * write acknowledged before the call; retried at the primary across
+ * failovers until timeout_ms. Serializable: any replica's own view, now. */
+void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, bool linearizable,
+                  unsigned timeout_ms, struct cluster_reply *out);
 void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t limit,
                      unsigned timeout_ms, struct cluster_reply *out);
 /* id NULL: the current primary. With `replace` (--spawn only, else 409

@@ -245,12 +245,13 @@ static int get_requests(struct http *h, struct mg_connection *conn)
 {
     struct api_page page;
     struct api_error e;
-    if (api_parse_page(mg_get_request_info(conn)->query_string, LIMIT_READ_DEFAULT, LIMIT_READ_MAX,
+    if (api_parse_read(mg_get_request_info(conn)->query_string, LIMIT_READ_DEFAULT, LIMIT_READ_MAX,
                        &page, &e) < 0) {
         return send_api_error(conn, &e);
     }
     struct cluster_reply r;
-    cluster_read(h->cluster, page.after, page.limit, h->o.request_timeout_ms, &r);
+    cluster_read(h->cluster, page.after, page.limit, page.linearizable, h->o.request_timeout_ms,
+                 &r);
     return send_reply(conn, &r);
 }
 

@@ -251,7 +251,8 @@ class EndpointTests(CoordinatorTestCase):
         r = self.co.get(f"/api/requests?after={start}&limit=5")
         self.assertEqual(r.status, 200, r)
         b = r.json
-        self.assertEqual(set(b), {"commit_index", "entries"})
+        self.assertEqual(set(b), {"commit_index", "entries", "consistency", "served_by"})
+        self.assertEqual(b["consistency"], "linearizable")
         self.assertGreaterEqual(b["commit_index"], acked[-1]["index"])
         self.assertEqual(len(b["entries"]), 5)
         for e in b["entries"]:
