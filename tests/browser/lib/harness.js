@@ -175,7 +175,7 @@ async function launchBrowser() {
 }
 
 /* A page that records console errors and uncaught exceptions, for assertions. */
-async function openDashboard(browser, url, viewport = { width: 1280, height: 800 }) {
+async function openDashboard(browser, url, viewport = { width: 1280, height: 800 }, { beforeGoto } = {}) {
   const page = await browser.newPage({ viewport });
   page.setDefaultTimeout(20000);
   page.errors = [];
@@ -188,6 +188,7 @@ async function openDashboard(browser, url, viewport = { width: 1280, height: 800
     if (u.host !== new URL(url).host) { page.external.push(u.href); return route.abort(); }
     return route.continue();
   });
+  if (beforeGoto) await beforeGoto(page);
   await page.goto(url);
   return page;
 }
