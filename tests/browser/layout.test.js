@@ -9,7 +9,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { launchBrowser, openDashboard, screenshot, sleep, waitFor } = require('./lib/harness');
+const { launchBrowser, layoutProblems: problemsIn, openDashboard, screenshot, sleep, waitFor } = require('./lib/harness');
 const { FakeCoordinator, makeCluster } = require('./lib/fake');
 
 const SIZES = [[1024, 768], [1280, 800], [1920, 1080]];
@@ -32,49 +32,14 @@ const fake = new FakeCoordinator();
 let browser;
 let page;
 
+const layoutProblems = () => problemsIn(page);
+
 async function show(cluster) {
   fake.setCluster(cluster);
   await waitFor(`${cluster.replicas.length} circles`, async () =>
     (await page.$$('#cluster-svg g.node:not(.exiting)')).length === cluster.replicas.length &&
     (await page.$$('#cluster-svg g.node.exiting')).length === 0);
   await sleep(700);   // enter/move transitions
-}
-
-/* Everything that must not overlap or be cut off, measured in the page. */
-async function layoutProblems() {
-  return page.evaluate(() => {
-    const problems = [];
-    const R = (e) => e.getBoundingClientRect();
-    const hit = (a, b, tol = 1) => a.left < b.right - tol && b.left < a.right - tol && a.top < b.bottom - tol && b.top < a.bottom - tol;
-    const inside = (a, b, tol = 1) => a.left >= b.left - tol && a.right <= b.right + tol && a.top >= b.top - tol && a.bottom <= b.bottom + tol;
-    const wrap = R(document.querySelector('#cluster-wrap'));
-    const legend = R(document.querySelector('.legend'));
-    const items = [];
-    for (const g of document.querySelectorAll('#cluster-svg g.node')) {
-      const id = g.dataset.id;
-      items.push({ what: `${id} circle`, r: R(g.querySelector('.body')) });
-      for (const k of ['label-name', 'label-meta']) items.push({ what: `${id} ${k}`, r: R(g.querySelector(`.${k}`)) });
-    }
-    for (let i = 0; i < items.length; i++) {
-      const a = items[i];
-      if (!inside(a.r, wrap)) problems.push(`${a.what} leaves the drawing`);
-      if (hit(a.r, legend)) problems.push(`${a.what} overlaps the legend`);
-      for (let j = i + 1; j < items.length; j++) {
-        if (hit(a.r, items[j].r)) problems.push(`${a.what} overlaps ${items[j].what}`);
-      }
-    }
-    if (!inside(legend, R(document.querySelector('.cluster-card')))) problems.push('the legend leaves its card');
-    const de = document.documentElement;
-    if (de.scrollWidth > de.clientWidth) problems.push(`horizontal scroll (${de.scrollWidth} > ${de.clientWidth})`);
-    for (const sel of ['#config-summary', '.table-scroll', '.topbar', '#details', '.controls']) {
-      const e = document.querySelector(sel);
-      if (e && e.scrollWidth > e.clientWidth + 1) problems.push(`${sel} is cut off (${e.scrollWidth} > ${e.clientWidth})`);
-    }
-    const cs = R(document.querySelector('#config-summary'));
-    if (!inside(cs, R(document.querySelector('.cluster-card')))) problems.push('the summary leaves its card');
-    if (hit(cs, wrap)) problems.push('the summary overlaps the drawing');
-    return problems;
-  });
 }
 
 describe('dashboard layout and membership contract (scripted coordinator)', { timeout: 240000 }, () => {
