@@ -253,6 +253,14 @@ Envelope *client_call_status(struct client *c, int timeout_ms, char *err, size_t
 Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int filter,
                            int timeout_ms, char *err, size_t errlen)
 {
+    return client_call_read_at(c, after, limit, filter,
+                               REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE, timeout_ms, err,
+                               errlen);
+}
+
+Envelope *client_call_read_at(struct client *c, uint64_t after, uint32_t limit, int filter,
+                              int consistency, int timeout_ms, char *err, size_t errlen)
+{
     Envelope env;
     Replicacao__ReadRequest req = REPLICACAO__READ_REQUEST__INIT;
     wire_init(&env, c->name, 0);
@@ -260,6 +268,7 @@ Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int
     req.after = after;
     req.limit = limit;
     req.filter = (Replicacao__ReadRequest__Filter)filter;
+    req.consistency = (Replicacao__ReadRequest__Consistency)consistency;
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REQUEST;
     env.read_request = &req;
     if (client_send(c, &env) != 0) {
@@ -267,6 +276,43 @@ Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int
         return NULL;
     }
     return await_reply(c, REPLICACAO__ENVELOPE__BODY_READ_REPLY, req.call_id, timeout_ms, err,
+                       errlen);
+}
+
+Envelope *client_call_remove_member(struct client *c, const char *id, int timeout_ms, char *err,
+                                    size_t errlen)
+{
+    Envelope env;
+    Replicacao__RemoveMember req = REPLICACAO__REMOVE_MEMBER__INIT;
+    wire_init(&env, c->name, 0);
+    req.call_id = c->next_call++;
+    req.id = (char *)id;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER;
+    env.remove_member = &req;
+    if (client_send(c, &env) != 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return NULL;
+    }
+    return await_reply(c, REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY, req.call_id, timeout_ms, err,
+                       errlen);
+}
+
+Envelope *client_call_force_config(struct client *c, const char *const *keep, size_t n_keep,
+                                   int timeout_ms, char *err, size_t errlen)
+{
+    Envelope env;
+    Replicacao__ForceConfig req = REPLICACAO__FORCE_CONFIG__INIT;
+    wire_init(&env, c->name, 0);
+    req.call_id = c->next_call++;
+    req.n_keep = n_keep;
+    req.keep = (char **)keep;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG;
+    env.force_config = &req;
+    if (client_send(c, &env) != 0) {
+        snprintf(err, errlen, "send: %s", strerror(errno));
+        return NULL;
+    }
+    return await_reply(c, REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY, req.call_id, timeout_ms, err,
                        errlen);
 }
 

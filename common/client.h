@@ -36,6 +36,18 @@ Envelope *client_call_request(struct client *c, const char *client_id, const voi
 Envelope *client_call_status(struct client *c, int timeout_ms, char *err, size_t errlen);
 Envelope *client_call_read(struct client *c, uint64_t after, uint32_t limit, int filter,
                            int timeout_ms, char *err, size_t errlen);
+/* The same at a consistency level (ReadRequest.Consistency): a
+ * linearizable read is served by the primary only; others answer a
+ * ReadReply with status NOT_PRIMARY and the hint. */
+Envelope *client_call_read_at(struct client *c, uint64_t after, uint32_t limit, int filter,
+                              int consistency, int timeout_ms, char *err, size_t errlen);
+/* Membership calls, answered with a ClientReply: remove a member (sent to
+ * the primary), or UNSAFE: make this replica the only voter, `keep` its
+ * learners (see docs/membership.md). */
+Envelope *client_call_remove_member(struct client *c, const char *id, int timeout_ms, char *err,
+                                    size_t errlen);
+Envelope *client_call_force_config(struct client *c, const char *const *keep, size_t n_keep,
+                                   int timeout_ms, char *err, size_t errlen);
 int client_send_fail(struct client *c, const char *reason);
 int client_subscribe(struct client *c);
 

@@ -35,6 +35,39 @@ int flags_uint(const char *s, unsigned long long min, unsigned long long max,
     return 0;
 }
 
+int flags_duration_ms(const char *s, unsigned long long max_ms, unsigned long long *out_ms)
+{
+    static const struct {
+        const char *unit;
+        unsigned long long ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    size_t digits = strspn(s, "0123456789");
+    char number[24];
+    if (digits == 0 || digits >= sizeof(number)) {
+        return -1;
+    }
+    memcpy(number, s, digits);
+    number[digits] = '\0';
+    uint64_t v;
+    if (parse_u64(number, 0, max_ms, &v) != 0) {
+        return -1;
+    }
+    if (s[digits] == '\0') {
+        *out_ms = v; /* only "0" may go without a unit */
+        return v == 0 ? 0 : -1;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(s + digits, units[i].unit) == 0) {
+            if (v > max_ms / units[i].ms) {
+                return -1;
+            }
+            *out_ms = v * units[i].ms;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int flags_text(char *dst, size_t cap, const char *v)
 {
     size_t len = strlen(v);

@@ -31,6 +31,9 @@ int flags_parse(const struct flag_set *fs, int argc, char **argv);
 /* A decimal number in [min, max] (digits only). 0, or -1. */
 int flags_uint(const char *s, unsigned long long min, unsigned long long max,
                unsigned long long *out);
+/* A duration with its unit: "500ms", "30s", "2m", "1h", or "0" (none).
+ * At most max_ms. 0 with *out_ms set, or -1. */
+int flags_duration_ms(const char *s, unsigned long long max_ms, unsigned long long *out_ms);
 /* Copy a text value (a path, an address, a name) that must fit whole in
  * cap bytes and hold no control character. 0, or -1. */
 int flags_text(char *dst, size_t cap, const char *v);

@@ -56,6 +56,7 @@ enum target_state {
     TARGET_CONNECTING, /* connect in progress or connected */
     TARGET_SELF,       /* our own address: never connected again */
     TARGET_ALIAS,      /* another address of a replica we already reach */
+    TARGET_FOREIGN,    /* a replica of another cluster: never connected again */
 };
 
 struct target {
@@ -67,6 +68,7 @@ struct target {
     bool retry_is_immediate; /* this connect follows a close: refusal means gone */
     unsigned backoff_ms;
     unsigned missing;
+    bool learned; /* from a replica's Hello, not from discovery: never missing */
     uv_timer_t timer;
     struct target *next;
 };
@@ -77,6 +79,7 @@ struct transport {
     char self_id[WIRE_ID_MAX];
     char name[LIMIT_NAME_BYTES];
     char advertise[LIMIT_NAME_BYTES];
+    char cluster_id[WIRE_ID_MAX]; /* "" until the replica knows its cluster */
     struct transport_callbacks cb;
     uv_tcp_t listener;
     bool listening;
@@ -202,6 +205,9 @@ static void set_desc(struct conn *c)
              where[0] ? where : "?");
 }
 
+static int parse_numeric(const char *addr, struct sockaddr_storage *ss);
+static void conn_flush(struct conn *c);
+
 static void queue_hello(struct conn *c)
 {
     struct transport *t = c->t;
@@ -211,6 +217,7 @@ static void queue_hello(struct conn *c)
     hello.name = t->name;
     hello.address = t->advertise;
     hello.kind = t->o.client ? REPLICACAO__HELLO__KIND__CLIENT : REPLICACAO__HELLO__KIND__REPLICA;
+    hello.cluster_id = t->cluster_id;
     env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     conn_queue(c, &env);
@@ -240,6 +247,28 @@ static void redial_now(struct transport *t, const char *id)
     }
 }
 
+static struct target *target_add(struct transport *t, const char *addr);
+
+/* A replica that connected to us says where it listens: dial it too, even
+ * if discovery does not list it (a replica started later with a longer
+ * static list than ours). Only numeric addresses: names are discovery's. */
+static void learn_target(struct transport *t, const char *addr)
+{
+    struct sockaddr_storage ss;
+    if (addr[0] == '\0' || parse_numeric(addr, &ss) != 0) {
+        return;
+    }
+    for (struct target *tg = t->targets; tg; tg = tg->next) {
+        if (strcmp(tg->addr, addr) == 0) {
+            return;
+        }
+    }
+    struct target *tg = target_add(t, addr);
+    if (tg != NULL) {
+        tg->learned = true;
+    }
+}
+
 /* The first frame: who is at the other end. False when the connection was
  * closed because of it. */
 static bool handle_hello(struct conn *c, const Envelope *env)
@@ -252,6 +281,23 @@ static bool handle_hello(struct conn *c, const Envelope *env)
     c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
     if (!c->is_client && env->from[0] == '\0') {
         conn_reject(c, "replica hello without an id");
+        return false;
+    }
+    const char *theirs = env->hello->cluster_id;
+    if (!c->is_client && theirs[0] != '\0' && t->cluster_id[0] != '\0' &&
+        strcmp(theirs, t->cluster_id) != 0) {
+        /* Two clusters on one host or network must never merge. */
+        char why[160];
+        snprintf(why, sizeof(why), "replica %s belongs to cluster %s, not ours (%s)", env->from,
+                 theirs, t->cluster_id);
+        if (c->target != NULL) {
+            c->target->state = TARGET_FOREIGN;
+        } else {
+            /* Tell the dialler who we are, so it stops dialling us too. */
+            queue_hello(c);
+            conn_flush(c);
+        }
+        conn_reject(c, why);
         return false;
     }
     snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
@@ -278,6 +324,7 @@ static bool handle_hello(struct conn *c, const Envelope *env)
     } else {
         queue_hello(c); /* inbound: answer with ours */
         if (!c->is_client) {
+            learn_target(t, c->peer_address);
             redial_now(t, c->peer_id);
         }
     }
@@ -594,10 +641,30 @@ static void target_remove(struct target *tg)
     uv_close((uv_handle_t *)&tg->timer, target_free_cb);
 }
 
+static struct target *target_add(struct transport *t, const char *addr)
+{
+    struct target *tg = calloc(1, sizeof(*tg));
+    if (tg == NULL || strlen(addr) >= sizeof(tg->addr)) {
+        free(tg);
+        return NULL;
+    }
+    tg->t = t;
+    strcpy(tg->addr, addr);
+    tg->backoff_ms = RETRY_MIN_MS;
+    uv_timer_init(t->loop, &tg->timer);
+    t->open_handles++;
+    tg->timer.data = tg;
+    tg->next = t->targets;
+    t->targets = tg;
+    log_debug("discovered %s", tg->addr);
+    target_connect(tg);
+    return tg;
+}
+
 void transport_set_targets(struct transport *t, const char *const *addrs, size_t n)
 {
     for (struct target *tg = t->targets; tg; tg = tg->next) {
-        tg->missing++;
+        tg->missing += !tg->learned;
     }
     for (size_t i = 0; i < n; i++) {
         struct target *tg;
@@ -607,21 +674,7 @@ void transport_set_targets(struct transport *t, const char *const *addrs, size_t
             tg->missing = 0;
             continue;
         }
-        tg = calloc(1, sizeof(*tg));
-        if (tg == NULL || strlen(addrs[i]) >= sizeof(tg->addr)) {
-            free(tg);
-            continue;
-        }
-        tg->t = t;
-        strcpy(tg->addr, addrs[i]);
-        tg->backoff_ms = RETRY_MIN_MS;
-        uv_timer_init(t->loop, &tg->timer);
-        t->open_handles++;
-        tg->timer.data = tg;
-        tg->next = t->targets;
-        t->targets = tg;
-        log_debug("discovered %s", tg->addr);
-        target_connect(tg);
+        target_add(t, addrs[i]);
     }
     struct target **pp = &t->targets;
     while (*pp) {
@@ -643,6 +696,36 @@ void transport_each_conn(struct transport *t, void (*fn)(struct conn *c, void *a
         next = c->next;
         if (c->hello_done && !c->closing) {
             fn(c, arg);
+        }
+    }
+}
+
+void transport_set_cluster_id(struct transport *t, const char *cluster_id)
+{
+    snprintf(t->cluster_id, sizeof(t->cluster_id), "%s", cluster_id);
+}
+
+bool transport_peer_listed(struct transport *t, const char *id)
+{
+    for (struct target *tg = t->targets; tg; tg = tg->next) {
+        if (tg->state != TARGET_FOREIGN && strcmp(tg->id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void transport_forget_peer(struct transport *t, const char *id)
+{
+    struct target **pp = &t->targets;
+    while (*pp) {
+        struct target *tg = *pp;
+        if (tg->learned && strcmp(tg->id, id) == 0) {
+            *pp = tg->next;
+            log_info("forgetting %s (%s): no longer a member", tg->id, tg->addr);
+            target_remove(tg);
+        } else {
+            pp = &tg->next;
         }
     }
 }

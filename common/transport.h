@@ -58,6 +58,16 @@ int transport_listen(struct transport *t, const char *hostport, char *err, size_
 /* The current set of peer addresses ("ip:port"); new ones are connected,
  * ones missing from `n_missing_passes` consecutive calls are dropped. */
 void transport_set_targets(struct transport *t, const char *const *addrs, size_t n);
+/* The cluster this replica belongs to, sent in every Hello from now on; a
+ * replica whose Hello names another cluster is refused and not redialled.
+ * "" (the default) accepts every replica. */
+void transport_set_cluster_id(struct transport *t, const char *cluster_id);
+/* Whether some current target (discovered, or learned from a Hello) is
+ * replica `id`: discovery still lists it. */
+bool transport_peer_listed(struct transport *t, const char *id);
+/* Stop dialling replica `id` at an address learned from its Hello (it left
+ * the configuration). Discovered addresses stay discovery's business. */
+void transport_forget_peer(struct transport *t, const char *id);
 /* Write everything queued on every connection. */
 void transport_flush(struct transport *t);
 /* The same, only on replica-to-replica connections. */

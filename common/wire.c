@@ -160,7 +160,7 @@ static const char *body_invalid(const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_APPEND: {
         const Replicacao__Append *a = env->append;
         if (!counter_ok(a->prev_index) || !counter_ok(a->prev_epoch) ||
-            !counter_ok(a->commit_index)) {
+            !counter_ok(a->commit_index) || !counter_ok(a->round)) {
             return "append with an index or epoch out of range";
         }
         for (size_t i = 0; i < a->n_entries; i++) {
@@ -181,7 +181,7 @@ static const char *body_invalid(const Envelope *env)
     }
     case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE: {
         const Replicacao__AppendResponse *r = env->append_response;
-        return counter_ok(r->match_index) && counter_ok(r->hint_index)
+        return counter_ok(r->match_index) && counter_ok(r->hint_index) && counter_ok(r->round)
                    ? NULL
                    : "append response with an index out of range";
     }
@@ -198,12 +198,14 @@ static const char *body_invalid(const Envelope *env)
         bool known = r->filter == REPLICACAO__READ_REQUEST__FILTER__ALL ||
                      r->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ||
                      r->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED;
-        return known ? NULL : "read request with an unknown filter";
+        bool level = r->consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE ||
+                     r->consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE;
+        return known && level ? NULL : "read request with an unknown filter or consistency";
     }
     case REPLICACAO__ENVELOPE__BODY_READ_REPLY: {
         const Replicacao__ReadReply *r = env->read_reply;
-        if (!counter_ok(r->commit_index)) {
-            return "read reply with an index out of range";
+        if (!counter_ok(r->commit_index) || !id_or_empty(r->primary)) {
+            return "read reply with an index or primary out of range";
         }
         for (size_t i = 0; i < r->n_entries; i++) {
             const char *why = entry_invalid(r->entries[i]);

@@ -42,6 +42,9 @@ static const struct flag flags[] = {
      "election timeout upper bound, exclusive (default 600)"},
     {"resolve-interval-ms", "REPLICA_RESOLVE_INTERVAL_MS", "MS",
      "how often --peers is re-resolved (default 1000)"},
+    {"dead-member-timeout", "REPLICA_DEAD_MEMBER_TIMEOUT", "DURATION",
+     "the primary removes a member unreachable this long that discovery no longer lists, "
+     "e.g. 30s (default 0: never)"},
     {"max-frame-bytes", "REPLICA_MAX_FRAME_BYTES", "BYTES",
      "largest accepted frame (default 16777216)"},
     {"max-request-bytes", "REPLICA_MAX_REQUEST_BYTES", "BYTES",
@@ -157,6 +160,11 @@ static int apply(void *ctx, const char *name, const char *v)
             return -1;
         }
         o->initial_size = (unsigned)u;
+    } else if (strcmp(name, "dead-member-timeout") == 0) {
+        if (flags_duration_ms(v, LIMIT_TIMING_MS_MAX, &u) != 0) {
+            return -1;
+        }
+        o->dead_member_timeout_ms = (unsigned)u;
     } else if (strcmp(name, "max-frame-bytes") == 0) {
         if (flags_uint(v, LIMIT_FRAME_BYTES_MIN, LIMIT_FRAME_BYTES_MAX, &u) != 0) {
             return -1;

@@ -2,8 +2,8 @@
  * replica/node.c — the libuv adapter around the core (see node.h).
  *
  * Sections: the core's io (send, persist, reply, event), the flush that
- * keeps the durability contract, client calls (request, status, read,
- * subscribe, fail), transport callbacks, life cycle.
+ * keeps the durability contract, client calls (request, membership, status,
+ * read, subscribe, fail), transport callbacks, life cycle.
  *
  * One loop iteration = one batch: every frame read in it is fed to the
  * core, then the prepare handle (which runs right before the loop blocks)
@@ -25,9 +25,19 @@
 
 /* A client request waiting for the core's reply. The core holds a pointer
  * to it as its token; the connection may close first, then conn is NULL. */
+struct read_params {
+    uint64_t call_id;
+    uint64_t after;
+    uint32_t limit;
+    int filter;
+    int consistency;
+};
+
 struct call {
     struct conn *conn;
     uint64_t call_id;
+    bool is_read; /* a linearizable read: answered with a ReadReply */
+    struct read_params read;
     struct call *next;
     struct call *prev;
 };
@@ -54,7 +64,8 @@ struct node {
     uint64_t rng;
     bool stopping;
     int exit_code;
-    bool early_queued; /* early Appends wait in connection buffers */
+    bool early_queued;            /* early Appends wait in connection buffers */
+    char cluster_id[CORE_ID_MAX]; /* what the transport's Hellos say */
 };
 
 static int64_t now_ms(void)
@@ -153,11 +164,17 @@ static void call_unlink(struct call *call)
     call->conn = NULL;
 }
 
+static void send_read_reply(struct node *n, struct conn *c, const struct read_params *rp,
+                            const struct core_reply *refused);
+
 static void sink_reply(struct core_sink *s, uint64_t token, const struct core_reply *r)
 {
     struct node *n = node_of(s);
     struct call *call = (struct call *)(uintptr_t)token;
-    if (call->conn != NULL) {
+    if (call->conn != NULL && call->is_read) {
+        send_read_reply(n, call->conn, &call->read, r->status == CORE_REPLY_OK ? NULL : r);
+        call_unlink(call);
+    } else if (call->conn != NULL) {
         Envelope env;
         Replicacao__ClientReply rep = REPLICACAO__CLIENT_REPLY__INIT;
         wire_init(&env, n->o.id, core_epoch(n->core));
@@ -205,6 +222,9 @@ static void sink_event(struct core_sink *s, const struct core_event *ev)
     env.body_case = REPLICACAO__ENVELOPE__BODY_EVENT;
     env.event = &e;
     transport_each_conn(n->t, queue_if_subscribed, &env);
+    if (ev->type == EVENT_REMOVED) {
+        transport_forget_peer(n->t, ev->subject);
+    }
 }
 
 static uint64_t random_cb(void *arg)
@@ -226,10 +246,35 @@ static int64_t wall_clock_cb(void *arg)
  * The flush: one update per loop iteration
  * ====================================================================== */
 
+/* The primary finds gone members only among those discovery dropped. */
+static void update_listed(struct node *n)
+{
+    if (n->o.dead_member_timeout_ms == 0 || core_role(n->core) != CORE_PRIMARY) {
+        return;
+    }
+    struct core_status st;
+    core_get_status(n->core, now_ms(), &st);
+    for (unsigned i = 0; i < st.n_peers; i++) {
+        core_peer_listed(n->core, st.peers[i].id, transport_peer_listed(n->t, st.peers[i].id));
+    }
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     struct node *n = timer->data;
+    update_listed(n);
     core_tick(n->core, now_ms());
+}
+
+/* Once the log names our cluster, every Hello carries it. */
+static void update_cluster_id(struct node *n)
+{
+    const char *id = core_cluster_id(n->core);
+    if (strcmp(id, n->cluster_id) != 0) {
+        snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", id);
+        transport_set_cluster_id(n->t, id);
+        log_info("member of cluster %s", id);
+    }
 }
 
 /* Runs right before the loop blocks, once every input of this iteration has
@@ -243,6 +288,7 @@ static void flush_cb(uv_prepare_t *prep)
     int64_t now = now_ms();
     core_flush(n->core, now);
     core_run_updates(n->core, now, &n->sink);
+    update_cluster_id(n);
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
@@ -265,24 +311,56 @@ static void reply_error(struct node *n, struct conn *c, const char *msg)
     conn_queue(c, &env);
 }
 
-static void handle_client_request(struct node *n, struct conn *c,
-                                  const Replicacao__ClientRequest *req)
+/* A call the core answers later: its token. 0 when out of memory (the
+ * client got an Error). */
+static uint64_t call_new(struct node *n, struct conn *c, uint64_t call_id)
 {
     struct call *call = calloc(1, sizeof(*call));
     if (call == NULL) {
         reply_error(n, c, "out of memory");
-        return;
+        return 0;
     }
     struct conn_state *cs = conn_get_data(c);
     call->conn = c;
-    call->call_id = req->call_id;
+    call->call_id = call_id;
     call->next = cs->calls;
     if (cs->calls) {
         cs->calls->prev = call;
     }
     cs->calls = call;
-    core_client_request(n->core, now_ms(), (uint64_t)(uintptr_t)call, req->client_id,
-                        req->data.data, req->data.len);
+    return (uint64_t)(uintptr_t)call;
+}
+
+static void handle_client_request(struct node *n, struct conn *c,
+                                  const Replicacao__ClientRequest *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        core_client_request(n->core, now_ms(), token, req->client_id, req->data.data,
+                            req->data.len);
+    }
+}
+
+static void handle_remove_member(struct node *n, struct conn *c,
+                                 const Replicacao__RemoveMember *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        log_info("%s asks to remove member %s", conn_describe(c), req->id);
+        core_remove_member(n->core, now_ms(), token, req->id);
+    }
+}
+
+static void handle_force_config(struct node *n, struct conn *c, const Replicacao__ForceConfig *req)
+{
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        log_warn("UNSAFE: %s forces the configuration to this replica and %zu others; entries "
+                 "only the lost majority held are gone",
+                 conn_describe(c), req->n_keep);
+        core_force_config(n->core, now_ms(), token, (const char *const *)req->keep,
+                          (unsigned)req->n_keep);
+    }
 }
 
 static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
@@ -303,7 +381,20 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
         peers[i].connected = connected && transport_peer(n->t, p->id) != NULL;
         peers[i].match_index = p->match_index;
         peers[i].last_seen_ms = p->last_seen_ms;
+        peers[i].member = p->member;
+        peers[i].listed = transport_peer_listed(n->t, p->id);
         peer_ptrs[i] = &peers[i];
+    }
+    Replicacao__Member members[CORE_MAX_MEMBERS], *member_ptrs[CORE_MAX_MEMBERS];
+    for (unsigned i = 0; i < st.config.n; i++) {
+        replicacao__member__init(&members[i]);
+        members[i].id = st.config.members[i].id;
+        members[i].voter = st.config.members[i].voter;
+        member_ptrs[i] = &members[i];
+    }
+    char *removed[CORE_MAX_REMOVED];
+    for (unsigned i = 0; i < st.config.n_removed; i++) {
+        removed[i] = st.config.removed[i];
     }
     Envelope env;
     Replicacao__Status s = REPLICACAO__STATUS__INIT;
@@ -325,6 +416,12 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.voter = st.voter;
     s.n_peers = st.n_peers;
     s.peers = peer_ptrs;
+    s.cluster_id = st.config_index != 0 ? st.config.cluster_id : "";
+    s.config_index = st.config_index;
+    s.n_members = st.config.n;
+    s.members = member_ptrs;
+    s.n_removed = st.config.n_removed;
+    s.removed = removed;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
@@ -346,18 +443,24 @@ static bool read_matches(struct node *n, const struct core_entry *e, int filter)
     }
 }
 
-static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
+/* Answer a read from this replica's committed log, or say why not
+ * (`refused`: a linearizable read this replica cannot serve). */
+static void send_read_reply(struct node *n, struct conn *c, const struct read_params *rp,
+                            const struct core_reply *refused)
 {
-    uint32_t limit = req->limit ? req->limit : LIMIT_READ_DEFAULT;
+    uint32_t limit = rp->limit ? rp->limit : LIMIT_READ_DEFAULT;
     if (limit > LIMIT_READ_MAX) {
         limit = LIMIT_READ_MAX;
     }
     uint64_t commit = core_commit_index(n->core);
     /* Any `after` is a valid question: past the commit index (up to
      * UINT64_MAX, where after + 1 would wrap) the answer is no entries. */
-    uint64_t first = req->after < commit ? req->after + 1 : commit + 1;
-    Replicacao__Entry *entries = calloc(limit, sizeof(*entries));
-    Replicacao__Entry **ptrs = calloc(limit, sizeof(*ptrs));
+    uint64_t first = rp->after < commit ? rp->after + 1 : commit + 1;
+    if (refused != NULL) {
+        limit = 0;
+    }
+    Replicacao__Entry *entries = calloc(limit + 1, sizeof(*entries));
+    Replicacao__Entry **ptrs = calloc(limit + 1, sizeof(*ptrs));
     if (entries == NULL || ptrs == NULL) {
         free(entries);
         free(ptrs);
@@ -367,7 +470,7 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
     size_t count = 0;
     for (uint64_t i = first; i <= commit && count < limit; i++) {
         const struct core_entry *e = core_entry_at(n->core, i);
-        if (read_matches(n, e, req->filter)) {
+        if (read_matches(n, e, rp->filter)) {
             codec_entry_to_pb(e, &entries[count]);
             ptrs[count] = &entries[count];
             count++;
@@ -378,18 +481,49 @@ static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRe
     Envelope env;
     Replicacao__ReadReply r = REPLICACAO__READ_REPLY__INIT;
     wire_init(&env, n->o.id, core_epoch(n->core));
-    r.call_id = req->call_id;
+    r.call_id = rp->call_id;
     r.commit_index = commit;
     r.n_entries = count;
     r.entries = ptrs;
-    r.total = req->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ? st.processed
-              : req->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
-                                                                         : st.processed + st.synced;
+    r.total = rp->filter == REPLICACAO__READ_REQUEST__FILTER__PROCESSED ? st.processed
+              : rp->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
+                                                                        : st.processed + st.synced;
+    r.consistency = (Replicacao__ReadRequest__Consistency)rp->consistency;
+    if (refused != NULL) {
+        r.status = (Replicacao__ClientReply__Status)refused->status;
+        r.primary = (char *)(refused->primary ? refused->primary : "");
+        r.primary_address = (char *)address_of(n, refused->primary);
+        r.message = (char *)(refused->message ? refused->message : "");
+    }
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REPLY;
     env.read_reply = &r;
     conn_queue(c, &env);
     free(entries);
     free(ptrs);
+}
+
+/* Serializable reads are this replica's own view, answered now; a
+ * linearizable one waits for the core's ReadIndex (sink_reply). */
+static void handle_read(struct node *n, struct conn *c, const Replicacao__ReadRequest *req)
+{
+    struct read_params rp = {
+        .call_id = req->call_id,
+        .after = req->after,
+        .limit = req->limit,
+        .filter = req->filter,
+        .consistency = req->consistency,
+    };
+    if (req->consistency != REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE) {
+        send_read_reply(n, c, &rp, NULL);
+        return;
+    }
+    uint64_t token = call_new(n, c, req->call_id);
+    if (token != 0) {
+        struct call *call = (struct call *)(uintptr_t)token;
+        call->is_read = true;
+        call->read = rp;
+        core_read_index(n->core, now_ms(), token);
+    }
 }
 
 static void handle_core_message(struct node *n, struct conn *c, const Envelope *env)
@@ -437,10 +571,17 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_VOTE_RESPONSE:
     case REPLICACAO__ENVELOPE__BODY_APPEND:
     case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE:
+    case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
         handle_core_message(n, c, env);
         break;
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST:
         handle_client_request(n, c, env->client_request);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER:
+        handle_remove_member(n, c, env->remove_member);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_FORCE_CONFIG:
+        handle_force_config(n, c, env->force_config);
         break;
     case REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST:
         handle_status(n, c, env->status_request->call_id);
@@ -541,6 +682,7 @@ static int node_open_log(struct node *n, int64_t now)
         .election_min_ms = n->o.election_min_ms,
         .election_max_ms = n->o.election_max_ms,
         .initial_size = n->o.initial_size,
+        .dead_member_timeout_ms = n->o.dead_member_timeout_ms,
         .max_request_bytes = n->o.max_request_bytes,
         /* Keep one Append well inside a frame. */
         .max_append_bytes = n->o.max_frame_bytes / 4,

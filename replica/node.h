@@ -22,6 +22,7 @@ struct node_options {
     unsigned election_min_ms;
     unsigned election_max_ms;
     unsigned resolve_interval_ms;
+    unsigned dead_member_timeout_ms; /* 0: members are never removed as gone */
     size_t max_frame_bytes;
     size_t max_request_bytes;
 };

@@ -65,8 +65,26 @@ void core_recv(struct core *c, int64_t now, const struct core_msg *m)
     }
 }
 
+/* Replicas that left the configuration and are gone: forget them, so the
+ * peer table and the status list members and newcomers only. */
+static void forget_strangers(struct core *c)
+{
+    if (c->cfg_index == 0) {
+        return; /* bootstrapping: every replica seen is part of the view */
+    }
+    for (unsigned i = 0; i < c->n_peers;) {
+        struct peer *p = &c->peers[i];
+        if (!p->up && !is_member(c, p->id) && strcmp(p->id, c->leaving) != 0) {
+            peer_forget(c, p->id); /* moves the last peer into slot i */
+        } else {
+            i++;
+        }
+    }
+}
+
 void core_tick(struct core *c, int64_t now)
 {
+    forget_strangers(c);
     if (c->role == CORE_PRIMARY) {
         if (!quorum_fresh(c, now)) {
             step_down_lost_quorum(c, now);
@@ -140,6 +158,7 @@ void core_flush(struct core *c, int64_t now)
     if (c->role != CORE_PRIMARY) {
         return;
     }
+    reads_start_round(c);
     for (unsigned i = 0; i < c->n_peers; i++) {
         struct peer *p = &c->peers[i];
         if (replicates_to(c, p) && (p->need_send || p->next_index <= last_index(c))) {
@@ -214,6 +233,7 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
 void core_stop(struct core *c)
 {
     sessions_fail(c, CORE_REPLY_UNKNOWN);
+    reads_fail(c);
 }
 
 void core_free(struct core *c)
@@ -223,6 +243,7 @@ void core_free(struct core *c)
     }
     log_free(c);
     free(c->pending);
+    free(c->reads);
     outbox_free(c);
     free(c);
 }

@@ -123,6 +123,7 @@ struct core_msg {
             uint64_t prev_index;
             uint64_t prev_epoch;
             uint64_t commit_index;
+            uint64_t round; /* the primary's heartbeat round (ReadIndex) */
             size_t n_entries;
             const struct core_entry *entries;
         } append;
@@ -130,6 +131,7 @@ struct core_msg {
             bool success;
             uint64_t match_index;
             uint64_t hint_index;
+            uint64_t round; /* the round of the Append it answers */
         } append_response;
     };
 };
@@ -303,6 +305,14 @@ void core_peer_listed(struct core *c, const char *id, bool listed);
 void core_remove_member(struct core *c, int64_t now, uint64_t token, const char *id);
 void core_force_config(struct core *c, int64_t now, uint64_t token, const char *const *keep,
                        unsigned n_keep);
+/* A linearizable read (ReadIndex, dissertation 6.4): answered under `token`
+ * with OK and the index up to which the log may be read once this replica
+ * has confirmed it is still the primary (a heartbeat round answered by a
+ * majority, shared by every read waiting for it) and has committed an entry
+ * of its own epoch; NOT_PRIMARY on a replica that is not the primary,
+ * UNKNOWN if it stops being primary before. Everything acknowledged before
+ * the call is at or below that index. */
+void core_read_index(struct core *c, int64_t now, uint64_t token);
 /* Queue whatever replication the inputs since the last flush made
  * necessary, one Append per peer. Call once per batch of inputs (the
  * adapter: once per loop iteration), which is what batches requests into one

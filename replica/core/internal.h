@@ -27,9 +27,10 @@ struct peer {
     /* Primary's replication state for this peer. */
     uint64_t next_index; /* next entry to send */
     uint64_t match_index;
-    int64_t last_ack;  /* last response in our epoch (check-quorum) */
-    unsigned inflight; /* Appends with entries not yet answered */
-    bool need_send;    /* send an Append at the next flush even if empty */
+    int64_t last_ack;     /* last response in our epoch (check-quorum) */
+    unsigned inflight;    /* Appends with entries not yet answered */
+    bool need_send;       /* send an Append at the next flush even if empty */
+    uint64_t round_acked; /* highest heartbeat round it answered */
     /* Candidate's tally. */
     bool granted;
 };
@@ -37,6 +38,14 @@ struct peer {
 struct pending_reply {
     uint64_t token;
     uint64_t index;
+};
+
+/* A linearizable read waiting for its heartbeat round (round 0: not yet
+ * assigned; index: the commit index when the round began). */
+struct pending_read {
+    uint64_t token;
+    uint64_t index;
+    uint64_t round;
 };
 
 /* The update being built by inputs, until core_ready hands it out. */
@@ -103,6 +112,14 @@ struct core {
     uint64_t processed;
     uint64_t synced;
 
+    /* ReadIndex: the primary's current heartbeat round, carried by every
+     * Append and echoed back; reads wait for a majority to echo theirs. */
+    uint64_t round;
+    bool round_wanted; /* reads arrived: start a round at the next flush */
+    struct pending_read *reads;
+    size_t n_reads;
+    size_t cap_reads;
+
     struct outbox out;
 };
 
@@ -134,6 +151,7 @@ bool bootstrap_matches(const struct core *c, const struct core_msg *m);
 struct peer *peer_find(const struct core *c, const char *id);
 struct peer *peer_get(struct core *c, const char *id);
 uint64_t majority_index(const struct core *c);
+uint64_t majority_round(const struct core *c);
 bool votes_won(const struct core *c);
 bool quorum_fresh(const struct core *c, int64_t now);
 unsigned majority_of(unsigned n);
@@ -164,6 +182,11 @@ bool replicates_to(const struct core *c, const struct peer *p);
 void maybe_change_config(struct core *c, int64_t now);
 bool handing_over(const struct core *c);
 void recv_timeout_now(struct core *c, int64_t now, const struct core_msg *m);
+
+/* reads.c */
+void reads_start_round(struct core *c);
+void reads_confirm(struct core *c);
+void reads_fail(struct core *c);
 
 /* outbox.c */
 void out_send(struct core *c, const char *to, const struct core_msg *m);

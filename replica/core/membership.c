@@ -49,8 +49,10 @@ static bool majority_without(const struct core *c, int64_t now, const char *id)
     return left > 0 && voters_alive(c, now, id) >= majority_of(left);
 }
 
-static void remove_member(struct core *c, const char *id, bool on_request, const char *why)
+static void remove_member(struct core *c, const char *which, bool on_request, const char *why)
 {
+    char id[CORE_ID_MAX]; /* `which` may point into the configuration */
+    snprintf(id, sizeof(id), "%s", which);
     struct core_config *cfg = &c->cfg;
     for (unsigned i = 0; i < cfg->n; i++) {
         if (strcmp(cfg->members[i].id, id) == 0) {

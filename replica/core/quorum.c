@@ -215,28 +215,53 @@ static int cmp_u64_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The highest index that a majority of voters hold durably. Our own share
- * is what our disk confirmed, not what we appended. */
-uint64_t majority_index(const struct core *c)
+/* The highest value that a majority of voters have reached, given each
+ * voter's value: `mine` for ourselves, value(peer) for the others (0 for a
+ * voter we have never heard of). */
+static uint64_t majority_value(const struct core *c, uint64_t mine,
+                               uint64_t (*value)(const struct peer *p))
 {
-    uint64_t matches[CORE_MAX_MEMBERS];
+    uint64_t values[CORE_MAX_MEMBERS];
     unsigned n = 0;
     for (unsigned i = 0; i < c->cfg.n; i++) {
         if (!c->cfg.members[i].voter) {
             continue;
         }
         if (strcmp(c->cfg.members[i].id, c->id) == 0) {
-            matches[n++] = c->durable;
+            values[n++] = mine;
         } else {
             const struct peer *p = peer_find(c, c->cfg.members[i].id);
-            matches[n++] = p ? p->match_index : 0;
+            values[n++] = p ? value(p) : 0;
         }
     }
     if (n == 0) {
         return 0;
     }
-    qsort(matches, n, sizeof(matches[0]), cmp_u64_desc);
-    return matches[quorum(c) - 1];
+    qsort(values, n, sizeof(values[0]), cmp_u64_desc);
+    return values[quorum(c) - 1];
+}
+
+static uint64_t match_of(const struct peer *p)
+{
+    return p->match_index;
+}
+
+static uint64_t round_of(const struct peer *p)
+{
+    return p->round_acked;
+}
+
+/* The highest index that a majority of voters hold durably. Our own share
+ * is what our disk confirmed, not what we appended. */
+uint64_t majority_index(const struct core *c)
+{
+    return majority_value(c, c->durable, match_of);
+}
+
+/* The latest heartbeat round a majority of voters answered (ReadIndex). */
+uint64_t majority_round(const struct core *c)
+{
+    return majority_value(c, c->round, round_of);
 }
 
 /* Enough votes? Normally a majority of the voters; while bootstrapping,

@@ -22,6 +22,7 @@ void primary_start(struct core *c, int64_t now)
         p->next_index = last_index(c) + 1;
         p->match_index = 0;
         p->inflight = 0;
+        p->round_acked = 0;
         p->last_ack = now; /* grace: check-quorum counts from here */
     }
     c->epoch_start_index = last_index(c) + 1;
@@ -55,6 +56,7 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     m.append.prev_index = prev;
     m.append.prev_epoch = epoch_at(c, prev);
     m.append.commit_index = c->commit;
+    m.append.round = c->round;
     m.append.n_entries = n;
     m.append.entries = n ? &c->log[prev] : NULL;
     out_send(c, p->id, &m);
@@ -100,6 +102,9 @@ void advance_commit(struct core *c, uint64_t to)
     c->commit = to;
     if (c->role != CORE_PRIMARY) {
         return;
+    }
+    if (c->n_reads > 0 && c->commit >= c->epoch_start_index) {
+        c->round_wanted = true; /* reads waiting for our epoch's first commit */
     }
     sessions_answer_committed(c);
     out_event(c, EVENT_COMMITTED, c->id, c->commit, NULL);
@@ -185,6 +190,7 @@ static bool entries_ordered(const struct core_msg *m)
 void recv_append(struct core *c, int64_t now, const struct core_msg *m)
 {
     struct core_msg r = {.type = CORE_MSG_APPEND_RESPONSE, .epoch = c->hs.epoch};
+    r.append_response.round = m->append.round;
     if (m->epoch < c->hs.epoch) {
         out_send(c, m->from, &r); /* tells a stale primary to step down */
         return;
@@ -244,6 +250,11 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
         return;
     }
     p->last_ack = now;
+    if (m->append_response.round > p->round_acked && m->append_response.round <= c->round) {
+        /* Any answer of our epoch says it still follows us. */
+        p->round_acked = m->append_response.round;
+        reads_confirm(c);
+    }
     if (m->append_response.success) {
         bool progress = m->append_response.match_index > p->match_index;
         if (progress) {

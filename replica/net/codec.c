@@ -53,6 +53,7 @@ int codec_from_core(struct codec_out *o, const char *self, const struct core_msg
         a->prev_index = m->append.prev_index;
         a->prev_epoch = m->append.prev_epoch;
         a->commit_index = m->append.commit_index;
+        a->round = m->append.round;
         size_t n = m->append.n_entries;
         if (n > 0) {
             o->entries = malloc(n * sizeof(*o->entries));
@@ -78,6 +79,7 @@ int codec_from_core(struct codec_out *o, const char *self, const struct core_msg
         a->success = m->append_response.success;
         a->match_index = m->append_response.match_index;
         a->hint_index = m->append_response.hint_index;
+        a->round = m->append_response.round;
         o->env.body_case = REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE;
         o->env.append_response = a;
         break;
@@ -130,6 +132,7 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         m->append.prev_index = a->prev_index;
         m->append.prev_epoch = a->prev_epoch;
         m->append.commit_index = a->commit_index;
+        m->append.round = a->round;
         if (a->n_entries > 0) {
             struct core_entry *es = calloc(a->n_entries, sizeof(*es));
             if (es == NULL) {
@@ -169,6 +172,7 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         m->append_response.success = env->append_response->success;
         m->append_response.match_index = env->append_response->match_index;
         m->append_response.hint_index = env->append_response->hint_index;
+        m->append_response.round = env->append_response->round;
         return 1;
     case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
         m->type = CORE_MSG_TIMEOUT_NOW;

@@ -461,7 +461,7 @@ void it_start(struct it_cluster *cl, unsigned i)
     snprintf(hb, sizeof(hb), "%u", cl->heartbeat_ms);
     snprintf(emin, sizeof(emin), "%u", cl->election_min_ms);
     snprintf(emax, sizeof(emax), "%u", cl->election_max_ms);
-    snprintf(size, sizeof(size), "%u", cl->n);
+    snprintf(size, sizeof(size), "%u", cl->initial_size ? cl->initial_size : cl->n);
     char *argv[] = {(char *)g_binary,
                     "--id",
                     r->id,

@@ -94,6 +94,7 @@ struct it_cluster {
     unsigned heartbeat_ms;
     unsigned election_min_ms;
     unsigned election_max_ms;
+    unsigned initial_size; /* --initial-size; 0: n */
 };
 
 /* Parse argv (argv[1]: the replica binary), make the run directory, install

@@ -2128,6 +2128,349 @@ static void test_learner_joins_live_cluster(void **state)
 }
 
 /* ========================================================================
+ * 10b. Removing members, handing over, forced recovery
+ * ====================================================================== */
+
+/* a, b and c bootstrapped with a as primary of epoch 1 at t=1000 (their
+ * deadlines 300, 400, 500: a goes first). dead_ms: the cleanup timeout. */
+static struct harness *cluster_abc(struct world *w, unsigned dead_ms)
+{
+    static const char *ids[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        struct core_options o = opts(ids[i]);
+        o.dead_member_timeout_ms = dead_ms;
+        w->h[i].rnd = (uint64_t)i * 100;
+        start(w, i, &o, NULL, NULL, 0, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            if (i != j) {
+                peer_up(&w->h[i], 0, ids[j]);
+            }
+        }
+    }
+    run(w, 0, 1000);
+    struct harness *a = &w->h[0];
+    assert_int_equal(core_role(a->core), CORE_PRIMARY);
+    assert_true(core_commit_index(a->core) >= 1);
+    return a;
+}
+
+/* The last CONFIG entry of h's log, as config_text spells it. */
+static void last_config(const struct harness *h, char *buf, size_t cap)
+{
+    for (uint64_t i = core_last_index(h->core); i >= 1; i--) {
+        const struct core_entry *e = core_entry_at(h->core, i);
+        if (e->type == CORE_ENTRY_CONFIG) {
+            config_text(e, buf, cap);
+            return;
+        }
+    }
+    fail_msg("no configuration in the log");
+}
+
+static void test_remove_backup_on_request(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    char text[256];
+    size_t m = mark(a);
+    core_remove_member(a->core, 1001, 7, "c");
+    drain(a, 1001);
+    struct rec *r = find_reply(a, m, 7);
+    assert_reply(r, CORE_REPLY_OK, core_last_index(a->core), 1, "a");
+    assert_non_null(find_event(a, m, "removed"));
+    run(w, 1001, 1100);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b,r c");
+    assert_true(core_commit_index(a->core) >= r->reply.index);
+
+    /* c was sent its removal and knows it is out; it never campaigns. */
+    struct harness *c = &w->h[2];
+    assert_int_equal(core_role(c->core), CORE_REMOVED);
+    /* Two voters now: both must hold a write. */
+    request(a, 1101, 8, "k", "v");
+    run(w, 1101, 1200);
+    assert_non_null(find_reply(a, m, 8));
+    assert_int_equal(find_reply(a, m, 8)->reply.status, CORE_REPLY_OK);
+    /* A removed replica that stays connected is never added back. */
+    peer_up(a, 1201, "c");
+    run(w, 1201, 5000);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b,r c");
+    assert_int_equal(core_role(c->core), CORE_REMOVED);
+    assert_int_equal(core_epoch(c->core), 1);
+    for (int i = 0; i < 2; i++) {
+        assert_disk_matches(&w->h[i]);
+    }
+}
+
+static void test_remove_refusals(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    size_t m = mark(a);
+    core_remove_member(a->core, 1001, 1, "zz");
+    drain(a, 1001);
+    assert_int_equal(find_reply(a, m, 1)->reply.status, CORE_REPLY_NOT_FOUND);
+
+    struct harness *b = &w->h[1];
+    size_t mb = mark(b);
+    core_remove_member(b->core, 1001, 2, "c");
+    drain(b, 1001);
+    assert_reply(find_reply(b, mb, 2), CORE_REPLY_NOT_PRIMARY, 0, 1, "a");
+
+    /* One change at a time: the second waits for the first to commit. */
+    core_remove_member(a->core, 1002, 3, "c");
+    core_remove_member(a->core, 1002, 4, "b");
+    drain(a, 1002);
+    assert_int_equal(find_reply(a, m, 3)->reply.status, CORE_REPLY_OK);
+    assert_int_equal(find_reply(a, m, 4)->reply.status, CORE_REPLY_BUSY);
+    run(w, 1002, 1100);
+    core_remove_member(a->core, 1100, 5, "b");
+    drain(a, 1100);
+    assert_int_equal(find_reply(a, m, 5)->reply.status, CORE_REPLY_OK);
+    run(w, 1100, 1200);
+    /* The last voter cannot go. */
+    core_remove_member(a->core, 1200, 6, "a");
+    drain(a, 1200);
+    assert_int_equal(find_reply(a, m, 6)->reply.status, CORE_REPLY_NO_QUORUM);
+    char text[256];
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,r c,r b");
+}
+
+static void test_remove_refused_without_majority(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    size_t m = mark(a);
+    /* c is dead: a and b are the majority. Removing b would leave a and a
+     * dead c: one of two reachable, no majority. */
+    w->cut[2] = true;
+    peer_down(a, 1001, "c");
+    run(w, 1001, 1001 + EMIN);
+    core_remove_member(a->core, 1001 + EMIN, 1, "b");
+    drain(a, 1001 + EMIN);
+    assert_int_equal(find_reply(a, m, 1)->reply.status, CORE_REPLY_NO_QUORUM);
+    /* Removing the dead c is fine: a and b remain, both reachable. */
+    core_remove_member(a->core, 1001 + EMIN, 2, "c");
+    drain(a, 1001 + EMIN);
+    assert_int_equal(find_reply(a, m, 2)->reply.status, CORE_REPLY_OK);
+    run(w, 1001 + EMIN, 1400 + EMIN);
+    char text[256];
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b,r c");
+    assert_int_equal(core_role(a->core), CORE_PRIMARY);
+}
+
+static void test_primary_removes_itself_and_hands_over(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    request(a, 1001, 1, "k1", "before");
+    run(w, 1001, 1010);
+    size_t m = mark(a);
+    core_remove_member(a->core, 1010, 2, "a");
+    drain(a, 1010);
+    assert_int_equal(find_reply(a, m, 2)->reply.status, CORE_REPLY_OK);
+    /* Until the handover, a takes no new request. */
+    request(a, 1010, 3, "k2", "during");
+    assert_int_equal(find_reply(a, m, 3)->reply.status, CORE_REPLY_NOT_PRIMARY);
+
+    run(w, 1010, 1100);
+    assert_non_null(find_event(a, m, "handover"));
+    assert_int_not_equal(core_role(a->core), CORE_PRIMARY);
+    assert_int_equal(core_role(a->core), CORE_REMOVED);
+    /* A successor was elected at once (no election timeout waited out):
+     * epoch 2, within 90 ms of the request. */
+    int p = core_role(w->h[1].core) == CORE_PRIMARY ? 1 : 2;
+    struct harness *np = &w->h[p];
+    assert_int_equal(core_role(np->core), CORE_PRIMARY);
+    assert_int_equal(core_epoch(np->core), 2);
+    char text[256];
+    last_config(np, text, sizeof(text));
+    assert_string_equal(text, "v b,v c,r a");
+    /* Everything a acknowledged is there, and writes go on. */
+    size_t mp = mark(np);
+    request(np, 1101, 4, "k3", "after");
+    run(w, 1101, 1200);
+    assert_int_equal(find_reply(np, mp, 4)->reply.status, CORE_REPLY_OK);
+    bool found = false;
+    for (uint64_t i = 1; i <= core_commit_index(np->core); i++) {
+        const struct core_entry *e = core_entry_at(np->core, i);
+        found |= e->type == CORE_ENTRY_DATA && strcmp(e->client_id, "k1") == 0;
+    }
+    assert_true(found);
+    /* The removed replica never disturbs them. */
+    run(w, 1200, 4000);
+    assert_int_equal(core_epoch(np->core), 2);
+    assert_int_equal(core_role(np->core), CORE_PRIMARY);
+}
+
+static void test_gone_member_removed_only_when_unlisted(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 2000);
+    char text[256];
+    /* c dies; discovery still lists it (restarting, paused): kept. */
+    w->cut[2] = true;
+    peer_down(a, 1001, "c");
+    run(w, 1001, 6000);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b,v c");
+    /* Discovery drops it: gone after the timeout, counted from its last
+     * message, and not on the removed list (it may come back and join). */
+    core_peer_listed(a->core, "c", false);
+    size_t m = mark(a);
+    run(w, 6000, 6100);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b");
+    struct rec *ev = find_event(a, m, "removed");
+    assert_non_null(ev);
+    assert_string_equal(ev->subject, "c");
+    /* It comes back: a learner again, then a voter. */
+    w->cut[2] = false;
+    peer_up(a, 6200, "c");
+    run(w, 6200, 7000);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b,v c");
+}
+
+static void test_force_config_after_losing_majority(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    request(a, 1001, 1, "k1", "kept");
+    run(w, 1001, 1050);
+    uint64_t commit = core_commit_index(a->core);
+    w->cut[1] = w->cut[2] = true;
+    peer_down(a, 1050, "b");
+    peer_down(a, 1050, "c");
+    run(w, 1050, 3000);
+    assert_int_not_equal(core_role(a->core), CORE_PRIMARY); /* check-quorum */
+    size_t m = mark(a);
+    const char *keep[] = {"b"};
+    core_force_config(a->core, 3000, 2, keep, 1);
+    drain(a, 3000);
+    struct rec *r = find_reply(a, m, 2);
+    assert_int_equal(r->reply.status, CORE_REPLY_OK);
+    assert_non_null(find_event(a, m, "forced_config"));
+    assert_int_equal(core_role(a->core), CORE_PRIMARY);
+    char text[256];
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,l b");
+    /* Alone, it commits, keeping what was committed before. */
+    request(a, 3001, 3, "k2", "after");
+    run(w, 3001, 3100);
+    assert_int_equal(find_reply(a, m, 3)->reply.status, CORE_REPLY_OK);
+    assert_true(core_commit_index(a->core) > commit);
+    /* b returns, follows the new epoch and is promoted. */
+    w->cut[1] = false;
+    peer_up(a, 3100, "b");
+    run(w, 3100, 4000);
+    last_config(a, text, sizeof(text));
+    assert_string_equal(text, "v a,v b");
+    assert_int_equal(core_commit_index(w->h[1].core), core_commit_index(a->core));
+}
+
+/* ========================================================================
+ * 10c. Linearizable reads (ReadIndex)
+ * ====================================================================== */
+
+static void read_index(struct harness *h, int64_t now, uint64_t token)
+{
+    core_read_index(h->core, now, token);
+    drain(h, now);
+}
+
+static void test_read_index_waits_for_a_majority_round(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    request(a, 1001, 1, "k1", "v1");
+    run(w, 1001, 1010);
+    uint64_t commit = core_commit_index(a->core);
+    size_t m = mark(a);
+    /* Cut off from both backups: the round is never answered. */
+    w->cut[1] = w->cut[2] = true;
+    read_index(a, 1010, 2);
+    run(w, 1010, 1010 + EMIN / 2);
+    assert_null(find_reply(a, m, 2));
+    /* Back in touch: the next round (or this one's heartbeats) confirm it,
+     * at the commit index it had when the round began. */
+    w->cut[1] = w->cut[2] = false;
+    run(w, 1010 + EMIN / 2, 1010 + EMIN / 2 + 2 * HB);
+    assert_reply(find_reply(a, m, 2), CORE_REPLY_OK, commit, 1, "a");
+
+    /* Reads that arrive together share one round: one heartbeat each. */
+    m = mark(a);
+    read_index(a, 2000, 3);
+    read_index(a, 2000, 4);
+    flush(a, 2000);
+    assert_int_equal(count_sends(a, m, CORE_MSG_APPEND), 2);
+    assert_null(find_reply(a, m, 3));
+    route(w, 2000);
+    assert_int_equal(find_reply(a, m, 3)->reply.status, CORE_REPLY_OK);
+    assert_int_equal(find_reply(a, m, 4)->reply.status, CORE_REPLY_OK);
+}
+
+static void test_read_index_refused_off_the_primary(void **state)
+{
+    struct world *w = *state;
+    cluster_abc(w, 0);
+    struct harness *b = &w->h[1];
+    size_t m = mark(b);
+    read_index(b, 1001, 1);
+    assert_reply(find_reply(b, m, 1), CORE_REPLY_NOT_PRIMARY, 0, 1, "a");
+}
+
+/* A primary deposed before its round is answered never confirms it. */
+static void test_read_index_fails_when_primary_changes(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = cluster_abc(w, 0);
+    size_t m = mark(a);
+    w->cut[0] = true;
+    read_index(a, 1001, 1);
+    run(w, 1001, 1001 + 3 * EMAX);
+    struct rec *r = find_reply(a, m, 1);
+    assert_non_null(r);
+    assert_int_equal(r->reply.status, CORE_REPLY_UNKNOWN);
+    assert_int_not_equal(core_role(a->core), CORE_PRIMARY);
+}
+
+/* A new primary's commit index may lag what its predecessor acknowledged:
+ * reads wait until it has committed an entry of its own epoch. */
+static void test_read_index_waits_for_own_epoch_commit(void **state)
+{
+    struct world *w = *state;
+    struct core_entry log[3];
+    uint64_t epochs[] = {1, 1, 1};
+    abc_log(log, epochs, 3);
+    struct core_options o = opts("a");
+    struct core_hard_state hs = hstate(1, "");
+    struct harness *a = elect(w, 0, &o, &hs, log, 3, "b", "c", "b", 1000);
+    assert_int_equal(core_role(a->core), CORE_PRIMARY);
+    assert_true(core_commit_index(a->core) < 4); /* its no-op is not committed */
+    size_t m = mark(a);
+    read_index(a, 1000, 1);
+    flush(a, 1000);
+    /* b answers the heartbeat round but not yet the no-op at 4: no answer. */
+    deliver(a, 1001, msg_append_resp("b", 2, true, 3, 0));
+    assert_null(find_reply(a, m, 1));
+    deliver(a, 1002, msg_append_resp("b", 2, true, 4, 0));
+    assert_int_equal(core_commit_index(a->core), 4);
+    flush(a, 1002);
+    struct rec *hb = last_sent(a, m, CORE_MSG_APPEND, "b");
+    assert_non_null(hb);
+    struct core_msg resp = msg_append_resp("b", 2, true, 4, 0);
+    resp.append_response.round = hb->msg.append.round;
+    deliver(a, 1003, resp);
+    assert_reply(find_reply(a, m, 1), CORE_REPLY_OK, 4, 2, "a");
+}
+
+/* ========================================================================
  * 11. Configuration encoding
  * ====================================================================== */
 
@@ -2303,6 +2646,16 @@ int main(void)
         T(test_learner_added_then_promoted),
         T(test_learner_never_campaigns),
         T(test_learner_joins_live_cluster),
+        T(test_read_index_waits_for_a_majority_round),
+        T(test_read_index_refused_off_the_primary),
+        T(test_read_index_fails_when_primary_changes),
+        T(test_read_index_waits_for_own_epoch_commit),
+        T(test_remove_backup_on_request),
+        T(test_remove_refusals),
+        T(test_remove_refused_without_majority),
+        T(test_primary_removes_itself_and_hands_over),
+        T(test_gone_member_removed_only_when_unlisted),
+        T(test_force_config_after_losing_majority),
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_config_decode_rejects_garbage),
         T(test_single_replica_bootstraps_alone),
