@@ -203,6 +203,24 @@ int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit
     return 0;
 }
 
+int api_parse_fail_query(const char *query, bool *replace, struct api_error *err)
+{
+    int n;
+    const char *raw = query_param(query ? query : "", "replace", &n);
+    *replace = false;
+    if (n == -1) {
+        return 0;
+    }
+    if (n == 4 && strncmp(raw, "true", 4) == 0) {
+        *replace = true;
+        return 0;
+    }
+    if (n == 5 && strncmp(raw, "false", 5) == 0) {
+        return 0;
+    }
+    return fail(err, 400, "bad_query", "replace must be true or false, given once");
+}
+
 int api_parse_replica_id(const char *segment, size_t len, char out[LIMIT_ID_BYTES])
 {
     if (len == 0 || len >= LIMIT_ID_BYTES || memchr(segment, '\0', len) != NULL) {

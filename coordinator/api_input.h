@@ -44,6 +44,11 @@ struct api_page {
 int api_parse_page(const char *query, uint32_t default_limit, uint32_t max_limit,
                    struct api_page *out, struct api_error *err);
 
+/* POST /api/replicas/{id}/fail?replace=true|false: absent is false; any
+ * other value, or the parameter twice, is 400 bad_query. Other parameters
+ * are ignored. */
+int api_parse_fail_query(const char *query, bool *replace, struct api_error *err);
+
 /* A replica id taken from a URL path segment (not NUL-terminated). 0 when
  * it is a valid id, copied into out; -1 otherwise (the caller answers 404). */
 int api_parse_replica_id(const char *segment, size_t len, char out[LIMIT_ID_BYTES]);

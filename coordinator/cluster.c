@@ -3,7 +3,8 @@
  *
  * Sections: jobs (the thread boundary), replicas (connections, status,
  * events, the one notion of primary), request forwarding, reads and
- * failure injection, publishing (the view and events), the loop thread.
+ * failure injection, membership (remove, add, replace, retiring removed
+ * --spawn replicas), publishing (the view and events), the loop thread.
  */
 #include "cluster.h"
 #include "clock.h"
@@ -32,6 +33,10 @@
 #define SNAPSHOT_EVERY_MS       100  /* browsers get at most 10 snapshots a second */
 #define FAILOVER_EVENT_GRACE_MS 1000
 #define SELF_ID                 "coordinator"
+#define BUSY_PAUSE_MS           100   /* between tries while a membership change is in progress */
+#define REPLACE_REMOVE_MS       60000 /* a replaced replica's removal, in the background */
+#define RETIRE_WAIT_MS          60000 /* a removal that has not committed by then is left alone */
+#define PRUNE_AFTER_MS          30000 /* forget a replica nobody lists this long after its loss */
 
 /* ========================================================================
  * Jobs: the thread boundary
@@ -42,7 +47,9 @@ enum job_type {
     JOB_READ,
     JOB_REPLICA,
     JOB_FAIL,
-    JOB_CALL, /* run a function on the loop thread (cluster_call) */
+    JOB_CALL,   /* run a function on the loop thread (cluster_call) */
+    JOB_REMOVE, /* RemoveMember to the primary */
+    JOB_ADD,    /* --spawn: one more replica */
 };
 
 enum request_phase {
@@ -60,7 +67,8 @@ struct job {
     size_t len;
     char client_id[LIMIT_CLIENT_ID_BYTES];
     bool fault;
-    char replica[LIMIT_ID_BYTES]; /* JOB_REPLICA, JOB_FAIL ("" = primary) */
+    char replica[LIMIT_ID_BYTES]; /* JOB_REPLICA, JOB_FAIL ("" = primary), JOB_REMOVE */
+    bool replace;                 /* JOB_FAIL: start a replacement, remove the failed one */
     uint64_t after;
     uint32_t limit;
     int64_t started;  /* monotonic ms: when the HTTP request arrived */
@@ -82,7 +90,9 @@ struct job {
     char hint[LIMIT_ID_BYTES];   /* "not primary, try X" */
     char failed[LIMIT_ID_BYTES]; /* fault request: who was failed */
     uint64_t failed_epoch;
-    int errors; /* Error replies in a row */
+    int errors;        /* Error replies in a row */
+    unsigned attempts; /* JOB_REMOVE: RemoveMember messages sent */
+    bool busy;         /* JOB_REMOVE: the last answer was BUSY */
     int64_t next_try;
     int64_t attempt_deadline;
     uint64_t call_id;
@@ -107,6 +117,7 @@ struct replica {
     char address[LIMIT_NAME_BYTES];
     struct conn *conn; /* NULL while unreachable */
     bool failed;       /* failed on purpose or exited 75; cleared when back */
+    bool start_failed; /* the supervisor gave it up (kept exiting at start) */
     enum role role;    /* from the status, updated at once by events */
     uint64_t epoch;
     uint64_t incarnation; /* bumped at every (re)connection */
@@ -121,9 +132,27 @@ struct replica {
     char believes_primary[LIMIT_ID_BYTES];
     size_t n_peers;
     struct view_peer *peers; /* n_peers, malloc'ed */
+    /* The configuration it holds (from its status). */
+    char cluster_id[LIMIT_ID_BYTES];
+    uint64_t config_index;
+    unsigned n_members;
+    struct view_member members[LIMIT_MEMBERS];
+    unsigned n_removed;
+    char removed[LIMIT_MEMBERS][LIMIT_ID_BYTES];
     int64_t status_at;
     bool status_pending;
     int64_t down_since;
+    int64_t unlisted_since; /* 0, or since when no view lists it (it is then forgotten) */
+};
+
+/* A --spawn replica removed from the configuration: its process is stopped
+ * once the removal has committed (and a primary that removed itself has
+ * handed over). */
+struct retiring {
+    char id[LIMIT_ID_BYTES];
+    uint64_t index;  /* the removal's entry */
+    int64_t since;   /* when the removal was accepted */
+    int64_t give_up; /* not settled by then: left alone */
 };
 
 struct cluster {
@@ -144,8 +173,12 @@ struct cluster {
     void (*shutdown_fn)(void *arg); /* loop thread only: cluster_on_shutdown */
     void *shutdown_arg;
 
+    /* Slots never move (connections point at them); a forgotten replica's
+     * slot has an empty id and is reused. */
     struct replica replicas[MAX_REPLICAS];
     unsigned n_replicas;
+    struct retiring retiring[LIMIT_MEMBERS];
+    unsigned n_retiring;
     uint64_t next_call_id;
     struct job *active; /* jobs the loop is working on */
     uint64_t next_incarnation;
@@ -417,7 +450,8 @@ void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t
     job_run(c, j, out);
 }
 
-void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms, struct cluster_reply *out)
+void cluster_fail(struct cluster *c, const char *id, bool replace, unsigned timeout_ms,
+                  struct cluster_reply *out)
 {
     struct job *j = job_new(c, JOB_FAIL, clock_mono_ms(), timeout_ms);
     if (j == NULL) {
@@ -426,6 +460,31 @@ void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms, struct
         return;
     }
     snprintf(j->replica, sizeof(j->replica), "%s", id ? id : "");
+    j->replace = replace;
+    job_run(c, j, out);
+}
+
+void cluster_remove(struct cluster *c, const char *id, unsigned timeout_ms,
+                    struct cluster_reply *out)
+{
+    struct job *j = job_new(c, JOB_REMOVE, clock_mono_ms(), timeout_ms);
+    if (j == NULL) {
+        memset(out, 0, sizeof(*out));
+        set_error(out, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(j->replica, sizeof(j->replica), "%s", id);
+    job_run(c, j, out);
+}
+
+void cluster_add(struct cluster *c, unsigned timeout_ms, struct cluster_reply *out)
+{
+    struct job *j = job_new(c, JOB_ADD, clock_mono_ms(), timeout_ms);
+    if (j == NULL) {
+        memset(out, 0, sizeof(*out));
+        set_error(out, 503, "unavailable", "out of memory");
+        return;
+    }
     job_run(c, j, out);
 }
 
@@ -435,6 +494,9 @@ void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms, struct
 
 static struct replica *replica_find(struct cluster *c, const char *id)
 {
+    if (id == NULL || id[0] == '\0') {
+        return NULL; /* never a forgotten slot */
+    }
     for (unsigned i = 0; i < c->n_replicas; i++) {
         if (strcmp(c->replicas[i].id, id) == 0) {
             return &c->replicas[i];
@@ -446,8 +508,18 @@ static struct replica *replica_find(struct cluster *c, const char *id)
 static struct replica *replica_get(struct cluster *c, const char *id)
 {
     struct replica *r = replica_find(c, id);
-    if (r == NULL && c->n_replicas < MAX_REPLICAS && id[0] != '\0') {
+    if (r != NULL || id[0] == '\0') {
+        return r;
+    }
+    for (unsigned i = 0; i < c->n_replicas && r == NULL; i++) {
+        if (c->replicas[i].id[0] == '\0') {
+            r = &c->replicas[i]; /* a forgotten one's slot */
+        }
+    }
+    if (r == NULL && c->n_replicas < MAX_REPLICAS) {
         r = &c->replicas[c->n_replicas++];
+    }
+    if (r != NULL) {
         memset(r, 0, sizeof(*r));
         snprintf(r->id, sizeof(r->id), "%s", id);
         r->role = ROLE_BACKUP;
@@ -476,13 +548,25 @@ static struct replica *primary(struct cluster *c)
 static void publish_event(struct cluster *c, cJSON *ev);
 static void mark_changed(struct cluster *c);
 
-static cJSON *event_new(const char *type, const char *replica, const char *subject, uint64_t epoch,
-                        uint64_t index, const char *detail)
+/* The display name of a replica (its Hello's, then its status's): what a
+ * dashboard matches an event to (under compose, the container's DNS name
+ * where the id is a container id). The id itself when it has none or is
+ * unknown; "" for "". */
+static const char *replica_name(struct cluster *c, const char *id)
+{
+    const struct replica *r = replica_find(c, id);
+    return r != NULL && r->name[0] != '\0' ? r->name : id ? id : "";
+}
+
+static cJSON *event_new(struct cluster *c, const char *type, const char *replica,
+                        const char *subject, uint64_t epoch, uint64_t index, const char *detail)
 {
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "type", type);
     cJSON_AddStringToObject(ev, "replica", replica ? replica : "");
+    cJSON_AddStringToObject(ev, "replica_name", replica_name(c, replica));
     cJSON_AddStringToObject(ev, "subject", subject ? subject : "");
+    cJSON_AddStringToObject(ev, "subject_name", replica_name(c, subject));
     cJSON_AddNumberToObject(ev, "epoch", (double)epoch);
     cJSON_AddNumberToObject(ev, "index", (double)index);
     cJSON_AddNumberToObject(ev, "time_ms", (double)clock_wall_ms());
@@ -531,12 +615,39 @@ static void request_status(struct replica *r)
     r->status_pending = true;
 }
 
+static void refresh_targets(struct cluster *c);
+static void check_retiring(struct cluster *c);
+static const struct replica *config_source(struct cluster *c);
+static bool listed(struct cluster *c, const struct replica *r, const struct replica *cfg);
+
+/* Forget replicas no view has listed for PRUNE_AFTER_MS (removed, and
+ * gone), so their slots can be reused. */
+static void prune(struct cluster *c, int64_t now)
+{
+    const struct replica *cfg = config_source(c);
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        struct replica *r = &c->replicas[i];
+        if (r->id[0] == '\0' || listed(c, r, cfg)) {
+            r->unlisted_since = 0;
+        } else if (r->unlisted_since == 0) {
+            r->unlisted_since = now;
+        } else if (now - r->unlisted_since >= PRUNE_AFTER_MS) {
+            log_debug("forgetting replica %s", r->id);
+            free(r->peers);
+            memset(r, 0, sizeof(*r));
+        }
+    }
+}
+
 static void poll_cb(uv_timer_t *timer)
 {
     struct cluster *c = timer->data;
     for (unsigned i = 0; i < c->n_replicas; i++) {
         request_status(&c->replicas[i]);
     }
+    refresh_targets(c);
+    check_retiring(c);
+    prune(c, clock_mono_ms());
     transport_flush(c->t);
 }
 
@@ -554,6 +665,7 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     bool was_gone = r->conn == NULL && (r->down_since != 0 || r->failed);
     r->conn = conn;
     r->failed = false;
+    r->start_failed = false;
     r->down_since = 0;
     r->status_pending = false;
     r->incarnation = ++c->next_incarnation;
@@ -568,7 +680,7 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     conn_queue(conn, &env);
     request_status(r);
     log_info("replica %s (%s) connected", r->id, r->address);
-    publish_event(c, event_new(was_gone ? "up" : "joined_view", r->id, r->id, 0, 0,
+    publish_event(c, event_new(c, was_gone ? "up" : "joined_view", r->id, r->id, 0, 0,
                                was_gone ? "reachable again" : "discovered"));
     mark_changed(c);
 }
@@ -587,7 +699,7 @@ static void on_closed(struct transport *t, struct conn *conn)
     r->status_pending = false;
     r->down_since = clock_mono_ms();
     if (!c->shutdown_begun && !r->failed) { /* a failed one was announced already */
-        publish_event(c, event_new("down", r->id, r->id, r->epoch, 0, "connection closed"));
+        publish_event(c, event_new(c, "down", r->id, r->id, r->epoch, 0, "connection closed"));
     }
     job_conn_lost(c, r->id);
     mark_changed(c);
@@ -627,13 +739,13 @@ static void handle_event(struct cluster *c, struct replica *r, const Replicacao_
         /* Coalesced: a busy primary commits thousands of times a second. */
         cJSON_Delete(c->pending_commit);
         c->pending_commit =
-            event_new(e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
+            event_new(c, e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
         if (!uv_is_active((uv_handle_t *)&c->commit_timer)) {
             uv_timer_start(&c->commit_timer, commit_timer_cb, 0, 0);
         }
         return;
     }
-    cJSON *ev = event_new(e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
+    cJSON *ev = event_new(c, e->type, e->replica, e->subject, e->epoch, e->index, e->detail);
     int64_t now = clock_mono_ms();
     if (type == EVENT_ELECTED && failover_running(c, now) && e->epoch > c->failover_epoch) {
         int64_t ms = now - c->failover_start;
@@ -669,6 +781,8 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
         snprintf(peers[i].address, sizeof(peers[i].address), "%s", p->address);
         peers[i].voter = p->voter;
         peers[i].connected = p->connected;
+        peers[i].member = p->member;
+        peers[i].listed = p->listed;
         peers[i].match_index = p->match_index;
         peers[i].last_seen_ms = p->last_seen_ms;
     }
@@ -684,6 +798,22 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->uptime_ms = s->uptime_ms;
     r->voter = s->voter;
     snprintf(r->believes_primary, sizeof(r->believes_primary), "%s", s->primary);
+    if (s->name[0] != '\0') {
+        snprintf(r->name, sizeof(r->name), "%s", s->name);
+    }
+    snprintf(r->cluster_id, sizeof(r->cluster_id), "%s", s->cluster_id);
+    r->config_index = s->config_index;
+    /* wire_unpack caps both lists at LIMIT_MEMBERS. */
+    r->n_members = 0;
+    for (size_t i = 0; i < s->n_members && i < LIMIT_MEMBERS; i++) {
+        struct view_member *m = &r->members[r->n_members++];
+        snprintf(m->id, sizeof(m->id), "%s", s->members[i]->id);
+        m->voter = s->members[i]->voter;
+    }
+    r->n_removed = 0;
+    for (size_t i = 0; i < s->n_removed && i < LIMIT_MEMBERS; i++) {
+        snprintf(r->removed[r->n_removed++], LIMIT_ID_BYTES, "%s", s->removed[i]);
+    }
     int role = role_parse(s->role);
     r->role = role < 0 ? ROLE_BACKUP : (enum role)role;
     r->epoch = s->epoch;
@@ -710,6 +840,7 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
             c->failover_stale_at = r->status_at + FAILOVER_EVENT_GRACE_MS;
         }
         mark_changed(c);
+        check_retiring(c);
         break;
     case REPLICACAO__ENVELOPE__BODY_EVENT:
         handle_event(c, r, env->event);
@@ -756,7 +887,7 @@ static void request_event(struct cluster *c, const struct req *q, enum event_typ
     if (!listening(c)) {
         return; /* nobody would see it: do not build it */
     }
-    cJSON *ev = event_new(event_name(type), primary, primary, epoch, index, detail);
+    cJSON *ev = event_new(c, event_name(type), primary, primary, epoch, index, detail);
     cJSON *req = cJSON_AddObjectToObject(ev, "request");
     cJSON_AddStringToObject(req, "id", q->client_id);
     char *data = strndup(q->data, q->len);
@@ -835,7 +966,7 @@ static void send_fail(struct cluster *c, struct replica *r, const char *why)
     conn_queue(r->conn, &env);
     failover_begin(c, r);
     r->failed = true;
-    publish_event(c, event_new("failed", r->id, r->id, r->epoch, 0, why));
+    publish_event(c, event_new(c, "failed", r->id, r->id, r->epoch, 0, why));
     mark_changed(c);
 }
 
@@ -1014,18 +1145,26 @@ static uint64_t cluster_commit(struct cluster *c)
     return commit;
 }
 
+static const struct view_member *config_member(const struct replica *r, const char *id);
+
 /* A replica as the view shows it, at `now` (ages are counted from its last
- * status), with `commit` the cluster's commit index. Its peers go to
+ * status), with `commit` the cluster's commit index and `cfg` the replica
+ * whose configuration is the cluster's (NULL: none known). Its peers go to
  * `peers` (room for r->n_peers). */
 static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
-                         struct view_replica *out, struct view_peer *peers)
+                         const struct replica *cfg, struct view_replica *out,
+                         struct view_peer *peers)
 {
     memset(out, 0, sizeof(*out));
     snprintf(out->id, sizeof(out->id), "%s", r->id);
     snprintf(out->name, sizeof(out->name), "%s", r->name);
     snprintf(out->address, sizeof(out->address), "%s", r->address);
     out->role = r->role;
-    out->status = r->conn ? REACH_UP : r->failed ? REACH_FAILED : REACH_DOWN;
+    out->status = r->conn ? REACH_UP : r->failed || r->start_failed ? REACH_FAILED : REACH_DOWN;
+    out->start_failed = r->start_failed && r->conn == NULL;
+    const struct view_member *m = config_member(cfg, r->id);
+    out->member = m != NULL;
+    out->voter = cfg != NULL ? m != NULL && m->voter : r->has_status && r->voter;
     out->epoch = r->epoch;
     out->incarnation = r->incarnation;
     uint64_t ci = r->has_status ? r->commit_index : 0;
@@ -1043,7 +1182,6 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     }
     out->processed = r->processed;
     out->synced = r->synced;
-    out->voter = r->voter;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
     if (r->n_peers > 0) {
@@ -1068,6 +1206,13 @@ static struct replica *read_target(struct cluster *c, const struct replica *avoi
     }
     return NULL;
 }
+
+static void remove_start(struct cluster *c, struct job *j, int64_t now);
+static void remove_step(struct cluster *c, struct job *j, int64_t now);
+static void remove_reply(struct cluster *c, struct job *j, struct replica *from,
+                         const Replicacao__ClientReply *rep);
+static void add_start(struct cluster *c, struct job *j);
+static void replace_start(struct cluster *c, struct job *j, struct replica *r);
 
 static void job_start(struct cluster *c, struct job *j)
 {
@@ -1102,7 +1247,7 @@ static void job_start(struct cluster *c, struct job *j)
             job_finish(c, j, 503, cluster_error_json("unavailable", "out of memory"));
             return;
         }
-        replica_fill(r, now, cluster_commit(c), &vr, peers);
+        replica_fill(r, now, cluster_commit(c), config_source(c), &vr, peers);
         j->partial = view_replica_json(&vr);
         free(peers);
         if (r->conn == NULL) {
@@ -1124,6 +1269,13 @@ static void job_start(struct cluster *c, struct job *j)
         break;
     }
     case JOB_FAIL: {
+        if (j->replace && c->sup == NULL) {
+            job_finish(c, j, 409,
+                       cluster_error_json("not_spawn",
+                                          "replace=true needs a coordinator started with "
+                                          "--spawn N (it starts the replacement)"));
+            return;
+        }
         struct replica *r = j->replica[0] ? replica_find(c, j->replica) : primary(c);
         if (r == NULL) {
             job_finish(c, j, j->replica[0] ? 404 : 503,
@@ -1136,6 +1288,10 @@ static void job_start(struct cluster *c, struct job *j)
             job_finish(c, j, 409, cluster_error_json("unreachable", "that replica is not up"));
             return;
         }
+        if (j->replace) {
+            replace_start(c, j, r);
+            return;
+        }
         send_fail(c, r, "fail requested through the API");
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "failed", r->id);
@@ -1144,6 +1300,12 @@ static void job_start(struct cluster *c, struct job *j)
     }
     case JOB_CALL:
         job_finish(c, j, j->call_fn(c, j->call_arg), NULL);
+        return;
+    case JOB_REMOVE:
+        remove_start(c, j, now);
+        break;
+    case JOB_ADD:
+        add_start(c, j);
         return;
     }
     job_arm(c, j, now);
@@ -1176,7 +1338,8 @@ static void read_reply(struct cluster *c, struct job *j, const Replicacao__ReadR
 /* Does j wait for an answer from replica r? */
 static bool awaits(const struct job *j, const struct replica *r)
 {
-    bool waiting = j->type == JOB_REQUEST ? j->phase == PHASE_WAITING : j->reads_outstanding > 0;
+    bool phased = j->type == JOB_REQUEST || j->type == JOB_REMOVE;
+    bool waiting = phased ? j->phase == PHASE_WAITING : j->reads_outstanding > 0;
     return waiting && !j->finished && strcmp(j->target, r->id) == 0;
 }
 
@@ -1192,6 +1355,9 @@ static void handle_reply(struct cluster *c, struct replica *r, const Envelope *e
         }
         if (env->body_case == REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY && j->type == JOB_REQUEST) {
             request_reply(c, j, env->client_reply);
+        } else if (env->body_case == REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY &&
+                   j->type == JOB_REMOVE) {
+            remove_reply(c, j, r, env->client_reply);
         } else if (env->body_case == REPLICACAO__ENVELOPE__BODY_READ_REPLY &&
                    (j->type == JOB_READ || j->type == JOB_REPLICA)) {
             read_reply(c, j, env->read_reply);
@@ -1239,7 +1405,8 @@ static void route_error(struct cluster *c, struct replica *r, const Replicacao__
         send_read(c, j, other, REPLICACAO__READ_REQUEST__FILTER__ALL);
         break;
     }
-    default: /* JOB_REPLICA: only that replica has its data */
+    default: /* JOB_REPLICA: only that replica has its data; JOB_REMOVE: it
+              * does not take RemoveMember at all */
         job_finish(c, j, 503, cluster_error_json("replica_error", e->message));
         break;
     }
@@ -1256,7 +1423,7 @@ static void job_conn_lost(struct cluster *c, const char *id)
         if (j->finished || strcmp(j->target, id) != 0) {
             continue;
         }
-        if (j->type == JOB_REQUEST && j->phase == PHASE_WAITING) {
+        if ((j->type == JOB_REQUEST || j->type == JOB_REMOVE) && j->phase == PHASE_WAITING) {
             j->phase = PHASE_SEND;
             j->next_try = now + RETRY_PAUSE_MS;
             job_arm(c, j, now);
@@ -1273,6 +1440,8 @@ static void job_timer_cb(uv_timer_t *timer)
     int64_t now = clock_mono_ms();
     if (j->type == JOB_REQUEST) {
         request_step(c, j, now);
+    } else if (j->type == JOB_REMOVE) {
+        remove_step(c, j, now);
     } else if (now >= j->deadline) {
         job_finish(c, j, 504, cluster_error_json("timeout", "the replica did not answer"));
     }
@@ -1289,7 +1458,7 @@ static void job_arm(struct cluster *c, struct job *j, int64_t now)
         return;
     }
     int64_t when = j->deadline;
-    if (j->type == JOB_REQUEST) {
+    if (j->type == JOB_REQUEST || j->type == JOB_REMOVE) {
         int64_t next = j->phase == PHASE_WAITING ? j->attempt_deadline : j->next_try;
         if (next < when) {
             when = next;
@@ -1307,16 +1476,393 @@ static void kick_cb(uv_timer_t *timer)
     struct job *next;
     for (struct job *j = c->active; j; j = next) {
         next = j->next_active;
-        if (j->type != JOB_REQUEST || j->finished) {
+        if ((j->type != JOB_REQUEST && j->type != JOB_REMOVE) || j->finished) {
             continue;
         }
-        if (j->phase != PHASE_WAITING) {
+        if (j->phase != PHASE_WAITING && !j->busy) {
             j->next_try = now;
         }
-        request_step(c, j, now);
+        if (j->type == JOB_REQUEST) {
+            request_step(c, j, now);
+        } else {
+            remove_step(c, j, now);
+        }
         job_arm(c, j, now);
     }
     transport_flush(c->t);
+}
+
+/* ========================================================================
+ * Membership
+ * ====================================================================== */
+
+/* Whose configuration is the cluster's: the primary's, or without one the
+ * newest (highest config_index) that a reachable replica holds. NULL while
+ * nobody reports one (bootstrapping). */
+static const struct replica *config_source(struct cluster *c)
+{
+    const struct replica *p = primary(c);
+    if (p != NULL && p->has_status && p->config_index > 0) {
+        return p;
+    }
+    const struct replica *best = NULL;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        const struct replica *r = &c->replicas[i];
+        if (r->conn && r->has_status && r->config_index > 0 &&
+            (best == NULL || r->config_index > best->config_index)) {
+            best = r;
+        }
+    }
+    return best;
+}
+
+/* Is id a member of the configuration r holds? */
+static const struct view_member *config_member(const struct replica *r, const char *id)
+{
+    for (unsigned i = 0; r != NULL && i < r->n_members; i++) {
+        if (strcmp(r->members[i].id, id) == 0) {
+            return &r->members[i];
+        }
+    }
+    return NULL;
+}
+
+static bool config_removed(const struct replica *r, const char *id)
+{
+    for (unsigned i = 0; r != NULL && i < r->n_removed; i++) {
+        if (strcmp(r->removed[i], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* supervisor_taken_fn: an id the cluster knows in any way is never given to
+ * a new replica (a removed id would not even be let back in). */
+static bool id_taken(void *arg, const char *id)
+{
+    struct cluster *c = arg;
+    if (replica_find(c, id) != NULL) {
+        return true;
+    }
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        if (config_member(&c->replicas[i], id) || config_removed(&c->replicas[i], id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* --spawn: the transport's targets are the supervised replicas' addresses
+ * (no DNS to resolve). Called at every poll as well, so a retired replica's
+ * address ages out of the transport. */
+static void refresh_targets(struct cluster *c)
+{
+    if (c->sup == NULL) {
+        return;
+    }
+    struct addr_list l;
+    supervisor_targets(c->sup, &l);
+    char addrs[ADDR_MAX_ITEMS][ADDR_HOST_MAX + 8];
+    const char *list[ADDR_MAX_ITEMS];
+    for (unsigned i = 0; i < l.n; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "%s:%s", l.items[i].host, l.items[i].port);
+        list[i] = addrs[i];
+    }
+    transport_set_targets(c->t, list, l.n);
+}
+
+/* --spawn: stop a removed replica's process once its removal has
+ * committed: a primary other than it holds a configuration without it and
+ * has committed the removal's entry (so a primary that removed itself has
+ * handed over by then). */
+static void retire_watch(struct cluster *c, const char *id, uint64_t index)
+{
+    struct retiring *w = NULL;
+    for (unsigned i = 0; i < c->n_retiring; i++) {
+        if (strcmp(c->retiring[i].id, id) == 0) {
+            w = &c->retiring[i];
+        }
+    }
+    if (w == NULL && c->n_retiring < LIMIT_MEMBERS) {
+        w = &c->retiring[c->n_retiring++];
+    }
+    if (w == NULL) {
+        log_warn("too many removals in flight: %s will not be stopped", id);
+        return;
+    }
+    int64_t now = clock_mono_ms();
+    snprintf(w->id, sizeof(w->id), "%s", id);
+    w->index = index;
+    w->since = now;
+    w->give_up = now + RETIRE_WAIT_MS;
+}
+
+static void check_retiring(struct cluster *c)
+{
+    int64_t now = clock_mono_ms();
+    const struct replica *p = primary(c);
+    for (unsigned i = 0; i < c->n_retiring;) {
+        struct retiring *w = &c->retiring[i];
+        bool settled = p != NULL && p->has_status && strcmp(p->id, w->id) != 0 &&
+                       p->config_index > 0 && config_member(p, w->id) == NULL &&
+                       p->commit_index >= w->index;
+        if (settled) {
+            log_info("removal of %s committed (index %llu, primary %s) after %lld ms: stopping "
+                     "its process for good",
+                     w->id, (unsigned long long)w->index, p->id, (long long)(now - w->since));
+            supervisor_retire(c->sup, w->id, true);
+            refresh_targets(c);
+        } else if (now >= w->give_up) {
+            log_warn("removal of %s (index %llu) has not committed within %d s: its process is "
+                     "left running",
+                     w->id, (unsigned long long)w->index, RETIRE_WAIT_MS / 1000);
+        } else {
+            i++;
+            continue;
+        }
+        *w = c->retiring[--c->n_retiring];
+        mark_changed(c);
+    }
+}
+
+/* A finished removal: 202 {"removing","index"}; under --spawn its process
+ * is stopped once the change commits. */
+static void remove_accepted(struct cluster *c, struct job *j, uint64_t index)
+{
+    if (c->sup != NULL && supervisor_has(c->sup, j->replica, NULL)) {
+        if (index > 0) {
+            retire_watch(c, j->replica, index);
+        } else {
+            supervisor_retire(c->sup, j->replica, true); /* no member: nothing to wait for */
+            refresh_targets(c);
+            mark_changed(c);
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "removing", j->replica);
+    cJSON_AddNumberToObject(o, "index", (double)index);
+    job_finish_json(c, j, 202, o);
+}
+
+/* Loop thread: move a removal on as far as it goes now (request_step's
+ * twin: the same phases, for RemoveMember). */
+static void remove_step(struct cluster *c, struct job *j, int64_t now)
+{
+    if (j->finished) {
+        return;
+    }
+    if (now >= j->deadline) {
+        if (j->busy) {
+            job_finish(c, j, 503,
+                       cluster_error_json("busy", "another membership change is still in "
+                                                  "progress; retry shortly"));
+        } else if (j->phase == PHASE_WAITING) {
+            job_finish(c, j, 504,
+                       cluster_error_json("outcome_unknown",
+                                          "the removal was sent but not confirmed in time; see "
+                                          "GET /api/cluster, or retry"));
+        } else {
+            job_finish(c, j, 503, cluster_error_json("no_primary", "no primary appeared in time"));
+        }
+        return;
+    }
+    if (j->phase == PHASE_WAITING) {
+        const struct replica *p = primary(c);
+        bool superseded = p != NULL && strcmp(p->id, j->target) != 0 && p->epoch > j->target_epoch;
+        if (now < j->attempt_deadline && !superseded) {
+            return;
+        }
+        j->phase = PHASE_SEND;
+        j->next_try = now;
+    }
+    if (now < j->next_try) {
+        return;
+    }
+    struct replica *p = NULL;
+    if (j->hint[0] != '\0') {
+        p = replica_find(c, j->hint);
+        j->hint[0] = '\0';
+    }
+    if (p == NULL || p->conn == NULL || p->failed) {
+        p = primary(c);
+    }
+    if (p == NULL) {
+        j->next_try = now + RETRY_PAUSE_MS;
+        return;
+    }
+    Envelope env;
+    Replicacao__RemoveMember rm = REPLICACAO__REMOVE_MEMBER__INIT;
+    wire_init(&env, SELF_ID, 0);
+    j->call_id = ++c->next_call_id;
+    rm.call_id = j->call_id;
+    rm.id = j->replica;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_REMOVE_MEMBER;
+    env.remove_member = &rm;
+    conn_queue(p->conn, &env);
+    snprintf(j->target, sizeof(j->target), "%s", p->id);
+    j->target_epoch = p->epoch;
+    j->sent_once = true;
+    j->attempts++;
+    j->phase = PHASE_WAITING;
+    j->attempt_deadline = now + ATTEMPT_MS;
+}
+
+static void remove_reply(struct cluster *c, struct job *j, struct replica *from,
+                         const Replicacao__ClientReply *rep)
+{
+    int64_t now = clock_mono_ms();
+    j->phase = PHASE_SEND;
+    j->busy = false;
+    char msg[LIMIT_TEXT_BYTES + 128];
+    switch (rep->status) {
+    case REPLICACAO__CLIENT_REPLY__STATUS__OK:
+        log_info("removal of %s accepted by %s at index %llu", j->replica, from->id,
+                 (unsigned long long)rep->index);
+        remove_accepted(c, j, rep->index);
+        return;
+    case REPLICACAO__CLIENT_REPLY__STATUS__NOT_FOUND:
+        if (j->attempts > 1 && config_removed(from, j->replica)) {
+            /* An earlier attempt went through before its answer was lost. */
+            remove_accepted(c, j, from->config_index);
+            return;
+        }
+        if (c->sup != NULL && supervisor_has(c->sup, j->replica, NULL)) {
+            /* One of ours that never became a member (still joining, or
+             * given up): there is nothing to change, only a process to stop. */
+            remove_accepted(c, j, 0);
+            return;
+        }
+        if (rep->message[0] != '\0') {
+            snprintf(msg, sizeof(msg), "cannot remove %s: %s", j->replica, rep->message);
+        } else {
+            snprintf(msg, sizeof(msg), "%s is not a member of the cluster", j->replica);
+        }
+        job_finish(c, j, 404, cluster_error_json("not_found", msg));
+        return;
+    case REPLICACAO__CLIENT_REPLY__STATUS__NO_QUORUM:
+        if (rep->message[0] != '\0') {
+            snprintf(msg, sizeof(msg), "cannot remove %s: %s", j->replica, rep->message);
+        } else {
+            snprintf(msg, sizeof(msg), "removing %s would leave no reachable majority of voters",
+                     j->replica);
+        }
+        job_finish(c, j, 409, cluster_error_json("no_quorum", msg));
+        return;
+    case REPLICACAO__CLIENT_REPLY__STATUS__REJECTED:
+        job_finish(c, j, 409, cluster_error_json("rejected", rep->message));
+        return;
+    case REPLICACAO__CLIENT_REPLY__STATUS__BUSY:
+        j->busy = true;
+        j->next_try = now + BUSY_PAUSE_MS;
+        break;
+    case REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY:
+        snprintf(j->hint, sizeof(j->hint), "%s", rep->primary);
+        j->next_try =
+            rep->primary[0] && strcmp(rep->primary, j->target) != 0 ? now : now + RETRY_PAUSE_MS;
+        break;
+    default: /* UNKNOWN: the primary changed under it */
+        j->next_try = now + RETRY_PAUSE_MS;
+        break;
+    }
+    remove_step(c, j, now);
+    job_arm(c, j, now);
+}
+
+static void remove_start(struct cluster *c, struct job *j, int64_t now)
+{
+    /* Asking a primary about an id nobody has heard of would only wait for
+     * one to answer "not found". */
+    if (!id_taken(c, j->replica)) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no replica %s is known to the cluster", j->replica);
+        job_finish(c, j, 404, cluster_error_json("not_found", msg));
+        return;
+    }
+    j->phase = PHASE_SEND;
+    remove_step(c, j, now);
+}
+
+/* The background removal of a replaced replica ends. */
+static void replaced_removed(void *arg, struct cluster_reply *reply)
+{
+    (void)arg;
+    if (reply->status == 202) {
+        log_info("replaced replica removed: %s", reply->body ? reply->body : "");
+    } else {
+        log_warn("removal of a replaced replica failed (%d): %s; remove it with DELETE "
+                 "/api/replicas/{id}",
+                 reply->status, reply->body ? reply->body : "");
+    }
+}
+
+static void add_start(struct cluster *c, struct job *j)
+{
+    if (c->sup == NULL) {
+        job_finish(c, j, 409,
+                   cluster_error_json("not_spawn",
+                                      "this coordinator supervises no replicas (start it with "
+                                      "--spawn N); under Docker, scale the replica service"));
+        return;
+    }
+    char id[LIMIT_ID_BYTES], address[128], err[256];
+    if (supervisor_add(c->sup, id_taken, c, id, sizeof(id), address, sizeof(address), err,
+                       sizeof(err)) != 0) {
+        job_finish(c, j, 409, cluster_error_json("cannot_spawn", err));
+        return;
+    }
+    struct replica *r = replica_get(c, id);
+    if (r != NULL) {
+        snprintf(r->name, sizeof(r->name), "%s", id);
+        snprintf(r->address, sizeof(r->address), "%s", address);
+    }
+    refresh_targets(c);
+    mark_changed(c);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "address", address);
+    job_finish_json(c, j, 202, o);
+}
+
+/* POST /api/replicas/{id}/fail?replace=true: a new replica first (nothing
+ * has happened when that fails), then the failed one is failed for good
+ * and removed in the background. */
+static void replace_start(struct cluster *c, struct job *j, struct replica *r)
+{
+    if (!supervisor_has(c->sup, r->id, NULL)) {
+        job_finish(c, j, 409,
+                   cluster_error_json("not_spawn", "that replica is not one this coordinator "
+                                                   "supervises"));
+        return;
+    }
+    char id[LIMIT_ID_BYTES], address[128], err[256];
+    if (supervisor_add(c->sup, id_taken, c, id, sizeof(id), address, sizeof(address), err,
+                       sizeof(err)) != 0) {
+        job_finish(c, j, 409, cluster_error_json("cannot_spawn", err));
+        return;
+    }
+    struct replica *n = replica_get(c, id);
+    if (n != NULL) {
+        snprintf(n->name, sizeof(n->name), "%s", id);
+        snprintf(n->address, sizeof(n->address), "%s", address);
+    }
+    supervisor_retire(c->sup, r->id, false); /* it exits on the Fail: no restart */
+    send_fail(c, r, "fail requested through the API (replaced)");
+    refresh_targets(c);
+    int64_t now = clock_mono_ms();
+    struct job *rm = job_new(c, JOB_REMOVE, now, REPLACE_REMOVE_MS);
+    if (rm != NULL) {
+        snprintf(rm->replica, sizeof(rm->replica), "%s", r->id);
+        rm->refs = 1; /* the loop thread's only: nobody waits */
+        rm->done_fn = replaced_removed;
+        job_start(c, rm);
+    } else {
+        log_warn("out of memory: %s is not removed", r->id);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "failed", r->id);
+    cJSON_AddStringToObject(o, "replacement", id);
+    job_finish_json(c, j, 202, o);
 }
 
 /* ========================================================================
@@ -1329,27 +1875,74 @@ static int cmp_replica(const void *a, const void *b)
     return strcmp((*x)->id, (*y)->id);
 }
 
+/* Which replicas the view lists: every member of the cluster's
+ * configuration (up or down), every reachable replica (a joining learner,
+ * a removed one still running), and every replica the supervisor runs or
+ * gave up. A replica that is none of these (removed, and gone) is not
+ * shown. Before any configuration is known, everybody is. */
+static bool listed(struct cluster *c, const struct replica *r, const struct replica *cfg)
+{
+    if (r->id[0] == '\0') {
+        return false; /* a forgotten slot */
+    }
+    return cfg == NULL || config_member(cfg, r->id) != NULL || r->conn != NULL ||
+           (c->sup != NULL && supervisor_has(c->sup, r->id, NULL));
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The configuration's part of the view: ids, quorum, reachable voters. */
+static void fill_config(struct cluster *c, const struct replica *cfg, struct view *v)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    snprintf(v->cluster_id, sizeof(v->cluster_id), "%s", cfg->cluster_id);
+    v->config_index = cfg->config_index;
+    for (unsigned i = 0; i < cfg->n_members; i++) {
+        const struct view_member *m = &cfg->members[i];
+        if (m->voter) {
+            snprintf(v->voters[v->n_voters++], LIMIT_ID_BYTES, "%s", m->id);
+            const struct replica *r = replica_find(c, m->id);
+            v->reachable_voters += r != NULL && r->conn != NULL && !r->failed;
+        } else {
+            snprintf(v->learners[v->n_learners++], LIMIT_ID_BYTES, "%s", m->id);
+        }
+    }
+    qsort(v->voters, v->n_voters, LIMIT_ID_BYTES, cmp_id);
+    qsort(v->learners, v->n_learners, LIMIT_ID_BYTES, cmp_id);
+    v->quorum = v->n_voters > 0 ? (unsigned)v->n_voters / 2 + 1 : 0;
+}
+
 static struct view *build_view(struct cluster *c)
 {
     /* Listed by id; the array itself stays put (pointers into it live). */
     struct replica *sorted[MAX_REPLICAS];
-    size_t n_peers = 0;
+    const struct replica *cfg = config_source(c);
+    size_t n_peers = 0, n = 0;
     for (unsigned i = 0; i < c->n_replicas; i++) {
-        sorted[i] = &c->replicas[i];
-        n_peers += c->replicas[i].has_status ? c->replicas[i].n_peers : 0;
+        if (listed(c, &c->replicas[i], cfg)) {
+            sorted[n++] = &c->replicas[i];
+            n_peers += c->replicas[i].has_status ? c->replicas[i].n_peers : 0;
+        }
     }
-    qsort(sorted, c->n_replicas, sizeof(sorted[0]), cmp_replica);
+    qsort(sorted, n, sizeof(sorted[0]), cmp_replica);
     struct view_replica *reps;
     struct view_peer *peers;
-    struct view *v = view_alloc(c->n_replicas, n_peers, &reps, &peers);
+    struct view *v = view_alloc(n, n_peers, &reps, &peers);
     if (v == NULL) {
         return NULL;
     }
     int64_t now = clock_mono_ms();
     v->commit_index = cluster_commit(c);
+    v->spawn = c->sup != NULL;
+    fill_config(c, cfg, v);
     const struct replica *p = primary(c);
-    for (unsigned i = 0; i < c->n_replicas; i++) {
-        replica_fill(sorted[i], now, v->commit_index, &reps[i], peers);
+    for (unsigned i = 0; i < n; i++) {
+        replica_fill(sorted[i], now, v->commit_index, cfg, &reps[i], peers);
         peers += reps[i].n_peers;
         if (sorted[i]->epoch > v->epoch) {
             v->epoch = sorted[i]->epoch;
@@ -1481,17 +2074,42 @@ static void wake_cb(uv_async_t *a)
     }
 }
 
-static void on_replica_exit(void *arg, const char *id, int64_t status, int sig)
+static void on_replica_exit(void *arg, const char *id, int64_t status, int sig,
+                            enum supervisor_outcome outcome)
 {
     struct cluster *c = arg;
     struct replica *r = replica_find(c, id);
     if (r != NULL && status == EXIT_FAILED_ON_REQUEST) {
         r->failed = true;
     }
-    char detail[96];
-    snprintf(detail, sizeof(detail), "process exited (status %lld, signal %d); restarting",
-             (long long)status, sig);
-    publish_event(c, event_new("exited", id, id, r ? r->epoch : 0, 0, detail));
+    char what[64], detail[200];
+    if (status < 0) {
+        snprintf(what, sizeof(what), "process could not be started");
+    } else {
+        snprintf(what, sizeof(what), "process exited (status %lld, signal %d)", (long long)status,
+                 sig);
+    }
+    const char *then = outcome == SUPERVISOR_RESTARTING ? "restarting"
+                       : outcome == SUPERVISOR_GIVEN_UP ? "given up"
+                                                        : "stopped for good";
+    snprintf(detail, sizeof(detail), "%s; %s", what, then);
+    publish_event(c, event_new(c, "exited", id, id, r ? r->epoch : 0, 0, detail));
+    if (outcome == SUPERVISOR_GIVEN_UP) {
+        if (r == NULL) {
+            r = replica_get(c, id);
+        }
+        if (r != NULL) {
+            r->start_failed = true;
+        }
+        snprintf(detail, sizeof(detail),
+                 "%s %d times in a row within %d ms of starting (last: %s); not restarted: see "
+                 "its log",
+                 status < 0 ? "could not start" : "exited", SUPERVISOR_GIVE_UP_AFTER,
+                 SUPERVISOR_START_WINDOW_MS, what);
+        publish_event(
+            c, event_new(c, event_name(EVENT_START_FAILED), id, id, r ? r->epoch : 0, 0, detail));
+    }
+    mark_changed(c);
 }
 
 static void close_cb(uv_handle_t *h)
@@ -1518,7 +2136,9 @@ static void discovery_stopped(void *arg)
 static void supervisor_stopped(void *arg)
 {
     struct cluster *c = arg;
-    discovery_stop(c->disc, discovery_stopped, NULL);
+    if (c->disc != NULL) {
+        discovery_stop(c->disc, discovery_stopped, NULL);
+    }
     transport_close(c->t, transport_closed);
 }
 
@@ -1609,17 +2229,6 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
         .on_closed = on_closed,
     };
     c->t = transport_new(&c->loop, &to, &cb);
-    struct addr_list targets = o->replicas;
-    if (o->spawn != NULL) {
-        c->sup = supervisor_start(&c->loop, o->spawn, on_replica_exit, c);
-        if (c->sup == NULL) {
-            snprintf(err, errlen, "cannot start the replica supervisor");
-            return NULL;
-        }
-        supervisor_addresses(o->spawn, &targets);
-    }
-    c->disc = discovery_start(&c->loop, c->t, &targets,
-                              o->resolve_interval_ms ? o->resolve_interval_ms : 1000);
     uv_timer_init(&c->loop, &c->poll_timer);
     c->poll_timer.data = c;
     unsigned every = o->status_interval_ms ? o->status_interval_ms : 200;
@@ -1633,6 +2242,21 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
     uv_prepare_init(&c->loop, &c->flush_prep);
     c->flush_prep.data = c;
     uv_prepare_start(&c->flush_prep, flush_cb);
+    /* Last: its exit callbacks (a replica that cannot even be started)
+     * publish, and need every timer above. */
+    if (o->spawn != NULL) {
+        /* The supervisor's replicas are the targets (refresh_targets), as
+         * they come and go: no discovery. */
+        c->sup = supervisor_start(&c->loop, o->spawn, on_replica_exit, c);
+        if (c->sup == NULL) {
+            snprintf(err, errlen, "cannot start the replica supervisor");
+            return NULL;
+        }
+        refresh_targets(c);
+    } else {
+        c->disc = discovery_start(&c->loop, c->t, &o->replicas,
+                                  o->resolve_interval_ms ? o->resolve_interval_ms : 1000);
+    }
     c->view = build_view(c);
     if (uv_thread_create(&c->thread, loop_thread, c) != 0) {
         snprintf(err, errlen, "cannot start the cluster thread");

@@ -70,9 +70,20 @@ void cluster_read(struct cluster *c, uint64_t after, uint32_t limit, unsigned ti
                   struct cluster_reply *out);
 void cluster_replica(struct cluster *c, const char *id, uint64_t after, uint32_t limit,
                      unsigned timeout_ms, struct cluster_reply *out);
-/* id NULL: the current primary. */
-void cluster_fail(struct cluster *c, const char *id, unsigned timeout_ms,
+/* id NULL: the current primary. With `replace` (--spawn only, else 409
+ * not_spawn): no restart; a new replica takes its place and the failed one
+ * is removed from the configuration in the background. */
+void cluster_fail(struct cluster *c, const char *id, bool replace, unsigned timeout_ms,
                   struct cluster_reply *out);
+/* DELETE /api/replicas/{id}: RemoveMember to the primary (retried on "not
+ * primary", "busy" and no primary until timeout_ms): 202 {"removing",
+ * "index"}, 404, 409 no_quorum, 503 no_primary/busy, 504. Under --spawn the
+ * replica's process is stopped for good once the removal has committed. */
+void cluster_remove(struct cluster *c, const char *id, unsigned timeout_ms,
+                    struct cluster_reply *out);
+/* POST /api/replicas: one more --spawn replica, 202 {"id","address"}; 409
+ * not_spawn without --spawn, 409 cannot_spawn at the limit. */
+void cluster_add(struct cluster *c, unsigned timeout_ms, struct cluster_reply *out);
 
 /* Loop thread only (the front door): the same as cluster_request without
  * blocking: `done` is called on the loop thread with the reply (its body is

@@ -270,15 +270,25 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
         if (strcmp(ri->request_method, "POST") != 0) {
             return method_not_allowed(conn, "POST");
         }
+        bool replace;
+        struct api_error e;
+        if (api_parse_fail_query(ri->query_string, &replace, &e) < 0) {
+            return send_api_error(conn, &e);
+        }
         struct cluster_reply r;
-        cluster_fail(h->cluster, id, h->o.request_timeout_ms, &r);
+        cluster_fail(h->cluster, id, replace, h->o.request_timeout_ms, &r);
         return send_reply(conn, &r);
     }
     if (slash != NULL) {
         return send_error(conn, 404, "not_found", "no such resource", NULL);
     }
+    if (strcmp(ri->request_method, "DELETE") == 0) {
+        struct cluster_reply r;
+        cluster_remove(h->cluster, id, h->o.request_timeout_ms, &r);
+        return send_reply(conn, &r);
+    }
     if (strcmp(ri->request_method, "GET") != 0 && strcmp(ri->request_method, "HEAD") != 0) {
-        return method_not_allowed(conn, "GET");
+        return method_not_allowed(conn, "GET, DELETE");
     }
     struct api_page page;
     struct api_error e;
@@ -288,6 +298,32 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
     struct cluster_reply r;
     cluster_replica(h->cluster, id, page.after, page.limit, h->o.request_timeout_ms, &r);
     return send_reply(conn, &r);
+}
+
+/* GET /readyz: 200 with the primary while a reachable one exists, else 503
+ * no_primary saying why (from the view: no call to the replicas). */
+static int readyz(struct http *h, struct mg_connection *conn)
+{
+    struct view *v = cluster_view(h->cluster);
+    char reason[200];
+    bool ready = view_ready(v, reason, sizeof(reason));
+    int rc;
+    if (ready) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "ready");
+        cJSON_AddStringToObject(o, "primary", v->primary->id);
+        cJSON_AddNumberToObject(o, "epoch", (double)v->primary->epoch);
+        cJSON_AddNumberToObject(o, "reachable_voters", v->reachable_voters);
+        cJSON_AddNumberToObject(o, "quorum", v->quorum);
+        char *body = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        rc = send_json(conn, 200, body ? body : "{}");
+        free(body);
+    } else {
+        rc = send_error(conn, 503, "no_primary", reason, "Retry-After: 1\r\n");
+    }
+    view_release(v);
+    return rc;
 }
 
 static int api_route(struct http *h, struct mg_connection *conn, const char *path)
@@ -314,7 +350,15 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
             return method_not_allowed(conn, "POST");
         }
         struct cluster_reply r;
-        cluster_fail(h->cluster, NULL, h->o.request_timeout_ms, &r);
+        cluster_fail(h->cluster, NULL, false, h->o.request_timeout_ms, &r);
+        return send_reply(conn, &r);
+    }
+    if (strcmp(path, "/api/replicas") == 0) {
+        if (!post) {
+            return method_not_allowed(conn, "POST");
+        }
+        struct cluster_reply r;
+        cluster_add(h->cluster, h->o.request_timeout_ms, &r);
         return send_reply(conn, &r);
     }
     if (strncmp(path, "/api/replicas/", 14) == 0) {
@@ -417,11 +461,15 @@ static int request_handler(struct mg_connection *conn, void *cbdata)
         return api_route(h, conn, path);
     }
     bool get = strcmp(ri->request_method, "GET") == 0 || strcmp(ri->request_method, "HEAD") == 0;
-    if ((strcmp(path, "/healthz") == 0 || strcmp(path, "/metrics") == 0) && !get) {
+    bool health = strcmp(path, "/healthz") == 0 || strcmp(path, "/livez") == 0;
+    if ((health || strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0) && !get) {
         return method_not_allowed(conn, "GET");
     }
-    if (strcmp(path, "/healthz") == 0) {
+    if (health) {
         return send_body(conn, 200, "text/plain", "ok\n", NULL);
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        return readyz(h, conn);
     }
     if (strcmp(path, "/metrics") == 0) {
         struct view *v = cluster_view(h->cluster);

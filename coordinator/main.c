@@ -11,7 +11,9 @@
 #include "logging.h"
 #include "metrics.h"
 #include "supervisor.h"
+#include "validate.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -102,6 +104,26 @@ static int apply(void *ctx, const char *name, const char *v)
     return 0;
 }
 
+/* Is the HTTP address (IP:PORT, [IPv6]:PORT or PORT) held by a listener?
+ * Only IPv4 literals and a bare port are checked; anything else is left to
+ * the front door, which fails with its own reason. */
+static bool listen_taken(const char *listen)
+{
+    struct addr_item it;
+    if (strchr(listen, ':') == NULL) {
+        snprintf(it.host, sizeof(it.host), "0.0.0.0");
+        snprintf(it.port, sizeof(it.port), "%.7s", listen);
+    } else if (addr_split(listen, "8080", &it) != 0) {
+        return false;
+    }
+    struct in_addr a;
+    uint64_t port;
+    if (inet_pton(AF_INET, it.host, &a) != 1 || parse_u64(it.port, 1, 65535, &port) != 0) {
+        return false;
+    }
+    return !supervisor_port_free(it.host, (unsigned)port);
+}
+
 static bool exists(const char *path)
 {
     struct stat st;
@@ -188,10 +210,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "coordinator: give --replicas LIST or --spawn N\n");
         return 2;
     }
+    int lock_fd = -1; /* held until exit: the data dir is ours */
     if (cfg.spawn.n > 0) {
         if (mkdir(cfg.spawn.data_dir, 0755) != 0 && errno != EEXIST) {
             fprintf(stderr, "coordinator: cannot create %s: %s\n", cfg.spawn.data_dir,
                     strerror(errno));
+            return 1;
+        }
+        /* A second coordinator --spawn on this host must not start replicas
+         * over the first one's (their ports, their data): it stops here,
+         * saying which flag to change, before it starts anything. */
+        if (supervisor_preflight(&cfg.spawn, &lock_fd, err, sizeof(err)) != 0) {
+            fprintf(stderr, "coordinator: %s\n", err);
+            return 1;
+        }
+        if (listen_taken(cfg.http.listen)) {
+            fprintf(stderr,
+                    "coordinator: %s is taken (another coordinator?): give this one its own "
+                    "--listen\n",
+                    cfg.http.listen);
             return 1;
         }
         co.spawn = &cfg.spawn;
@@ -246,6 +283,9 @@ int main(int argc, char **argv)
     cluster_stop(cluster);
     http_free(http);
     metrics_free(metrics);
+    if (lock_fd >= 0) {
+        close(lock_fd);
+    }
     log_info("stopped");
     return 0;
 }

@@ -216,6 +216,26 @@ char *metrics_render(struct metrics *m, const struct view *v)
         "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %" PRIu64
         "\n",
         commit);
+    /* The configuration (the primary's, or the newest a reachable replica
+     * holds; zeros while bootstrapping). */
+    static const char *config_gauges[][2] = {
+        {"voters", "Voting members of the cluster's configuration."},
+        {"learners", "Non-voting members (catching up) of the configuration."},
+        {"quorum", "Voters a majority needs."},
+        {"reachable_voters", "Voters the coordinator is connected to."},
+        {"config_index", "Log index of the configuration in effect."},
+    };
+    uint64_t config_values[] = {
+        v ? v->n_voters : 0,         v ? v->n_learners : 0,   v ? v->quorum : 0,
+        v ? v->reachable_voters : 0, v ? v->config_index : 0,
+    };
+    for (size_t g = 0; g < sizeof(config_gauges) / sizeof(config_gauges[0]); g++) {
+        put(&t,
+            "# HELP replicacao_cluster_%s %s\n# TYPE replicacao_cluster_%s gauge\n"
+            "replicacao_cluster_%s %" PRIu64 "\n",
+            config_gauges[g][0], config_gauges[g][1], config_gauges[g][0], config_gauges[g][0],
+            config_values[g]);
+    }
     static const char *gauges[][2] = {
         {"epoch", "Epoch the replica is in."},
         {"commit_index", "Replica's commit index."},
@@ -238,7 +258,8 @@ char *metrics_render(struct metrics *m, const struct view *v)
     /* Each family's samples must stand together: one loop per family. */
     put(&t, "# HELP replicacao_replica_role 1 for the role the replica is in.\n"
             "# TYPE replicacao_replica_role gauge\n");
-    static const enum role roles[] = {ROLE_PRIMARY, ROLE_BACKUP, ROLE_CANDIDATE, ROLE_LEARNER};
+    static const enum role roles[] = {ROLE_PRIMARY, ROLE_BACKUP, ROLE_CANDIDATE, ROLE_LEARNER,
+                                      ROLE_REMOVED};
     for (size_t i = 0; i < n; i++) {
         char id[80];
         label(id, sizeof(id), v->replicas[i].id);
@@ -254,6 +275,13 @@ char *metrics_render(struct metrics *m, const struct view *v)
         label(id, sizeof(id), v->replicas[i].id);
         put(&t, "replicacao_replica_up{replica=\"%s\"} %d\n", id,
             v->replicas[i].status == REACH_UP);
+    }
+    put(&t, "# HELP replicacao_replica_member 1 when the replica is in the configuration.\n"
+            "# TYPE replicacao_replica_member gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        char id[80];
+        label(id, sizeof(id), v->replicas[i].id);
+        put(&t, "replicacao_replica_member{replica=\"%s\"} %d\n", id, v->replicas[i].member);
     }
     return t.buf;
 }

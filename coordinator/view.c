@@ -49,6 +49,33 @@ const char *reach_name(enum reach r)
     return r == REACH_UP ? "up" : r == REACH_FAILED ? "failed" : "down";
 }
 
+bool view_ready(const struct view *v, char *reason, size_t len)
+{
+    if (v != NULL && v->primary != NULL && v->primary->status == REACH_UP) {
+        snprintf(reason, len, "%s is primary in epoch %llu", v->primary->id,
+                 (unsigned long long)v->primary->epoch);
+        return true;
+    }
+    size_t up = 0;
+    for (size_t i = 0; v != NULL && i < v->n_replicas; i++) {
+        up += v->replicas[i].status == REACH_UP;
+    }
+    if (v == NULL || up == 0) {
+        snprintf(reason, len, "no replica is reachable");
+    } else if (v->n_voters == 0) {
+        snprintf(reason, len, "no primary: the cluster is still forming (%zu replica%s reachable)",
+                 up, up == 1 ? "" : "s");
+    } else if (v->reachable_voters < v->quorum) {
+        snprintf(reason, len, "no primary: %u of %zu voters reachable - a majority needs %u",
+                 v->reachable_voters, v->n_voters, v->quorum);
+    } else {
+        snprintf(reason, len,
+                 "no primary elected yet: %u of %zu voters reachable (a majority needs %u)",
+                 v->reachable_voters, v->n_voters, v->quorum);
+    }
+    return false;
+}
+
 const struct view_replica *view_find(const struct view *v, const char *id)
 {
     for (size_t i = 0; i < v->n_replicas; i++) {
@@ -75,6 +102,10 @@ cJSON *view_replica_json(const struct view_replica *r)
     cJSON_AddNumberToObject(o, "processed", (double)r->processed);
     cJSON_AddNumberToObject(o, "synced", (double)r->synced);
     cJSON_AddBoolToObject(o, "voter", r->voter);
+    cJSON_AddBoolToObject(o, "member", r->member);
+    if (r->start_failed) {
+        cJSON_AddBoolToObject(o, "start_failed", true);
+    }
     cJSON_AddStringToObject(o, "believes_primary", r->believes_primary);
     cJSON_AddNumberToObject(o, "uptime_ms", (double)r->uptime_ms);
     cJSON *peers = cJSON_AddArrayToObject(o, "peers");
@@ -85,6 +116,8 @@ cJSON *view_replica_json(const struct view_replica *r)
         cJSON_AddStringToObject(po, "address", p->address);
         cJSON_AddBoolToObject(po, "voter", p->voter);
         cJSON_AddBoolToObject(po, "connected", p->connected);
+        cJSON_AddBoolToObject(po, "member", p->member);
+        cJSON_AddBoolToObject(po, "listed", p->listed);
         cJSON_AddNumberToObject(po, "match_index", (double)p->match_index);
         cJSON_AddNumberToObject(po, "last_seen_ms", (double)p->last_seen_ms);
         cJSON_AddItemToArray(peers, po);
@@ -102,6 +135,19 @@ static char *render(const struct view *v)
         cJSON_AddNullToObject(o, "primary");
     }
     cJSON_AddNumberToObject(o, "commit_index", (double)v->commit_index);
+    cJSON_AddStringToObject(o, "cluster_id", v->cluster_id);
+    cJSON_AddNumberToObject(o, "config_index", (double)v->config_index);
+    cJSON *voters = cJSON_AddArrayToObject(o, "voters");
+    for (size_t i = 0; i < v->n_voters; i++) {
+        cJSON_AddItemToArray(voters, cJSON_CreateString(v->voters[i]));
+    }
+    cJSON *learners = cJSON_AddArrayToObject(o, "learners");
+    for (size_t i = 0; i < v->n_learners; i++) {
+        cJSON_AddItemToArray(learners, cJSON_CreateString(v->learners[i]));
+    }
+    cJSON_AddNumberToObject(o, "quorum", v->quorum);
+    cJSON_AddNumberToObject(o, "reachable_voters", v->reachable_voters);
+    cJSON_AddBoolToObject(o, "spawn", v->spawn);
     cJSON *arr = cJSON_AddArrayToObject(o, "replicas");
     for (size_t i = 0; i < v->n_replicas; i++) {
         cJSON_AddItemToArray(arr, view_replica_json(&v->replicas[i]));

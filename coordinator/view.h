@@ -34,8 +34,16 @@ struct view_peer {
     char address[LIMIT_NAME_BYTES];
     bool voter;
     bool connected;
+    bool member; /* in that replica's configuration */
+    bool listed; /* its discovery still lists the peer */
     uint64_t match_index;
     int64_t last_seen_ms;
+};
+
+/* One member of a configuration. */
+struct view_member {
+    char id[LIMIT_ID_BYTES];
+    bool voter;
 };
 
 struct view_replica {
@@ -52,7 +60,9 @@ struct view_replica {
     int64_t heartbeat_age_ms;
     uint64_t processed;
     uint64_t synced;
-    bool voter;
+    bool voter;  /* a voter of the cluster's configuration (its own status before one is known) */
+    bool member; /* in the cluster's configuration, voter or learner */
+    bool start_failed; /* --spawn gave it up: it kept exiting right after starting */
     char believes_primary[LIMIT_ID_BYTES];
     int64_t uptime_ms;
     size_t n_peers;
@@ -68,6 +78,18 @@ struct view {
     const struct view_replica *primary; /* NULL: none; else into replicas[] */
     size_t n_replicas;
     const struct view_replica *replicas; /* sorted by id */
+
+    /* The cluster's configuration: the primary's, or without one the
+     * newest (highest config_index) a reachable replica holds; none (all
+     * zero) while bootstrapping. */
+    char cluster_id[LIMIT_ID_BYTES];
+    uint64_t config_index;
+    size_t n_voters, n_learners;
+    char voters[LIMIT_MEMBERS][LIMIT_ID_BYTES];   /* sorted */
+    char learners[LIMIT_MEMBERS][LIMIT_ID_BYTES]; /* sorted */
+    unsigned quorum;           /* voters a majority needs; 0 without a configuration */
+    unsigned reachable_voters; /* voters the coordinator is connected to */
+    bool spawn;                /* a --spawn supervisor runs: POST /api/replicas works */
 
     /* Private: the reference count and the lazily rendered JSON. */
     atomic_int refs;
@@ -98,5 +120,9 @@ const struct view_replica *view_find(const struct view *v, const char *id);
 struct cJSON *view_replica_json(const struct view_replica *r);
 
 const char *reach_name(enum reach r);
+
+/* GET /readyz: true when there is a reachable primary; else false with the
+ * reason in `reason` ("2 of 5 voters reachable - a majority needs 3"). */
+bool view_ready(const struct view *v, char *reason, size_t len);
 
 #endif

@@ -7,10 +7,14 @@
  *   replctl -a 127.0.0.1:5001 read [-f processed|synced] [-s AFTER] [-n LIMIT]
  *   replctl -a 127.0.0.1:5001 watch
  *   replctl -a 127.0.0.1:5001 fail
+ *   replctl -a 127.0.0.1:5001 members
+ *   replctl -a 127.0.0.1:5001,127.0.0.1:5002 remove r3
+ *   replctl -a 127.0.0.1:5001 force-config [--keep r2,r3]      (UNSAFE)
  *
- * `put` finds the primary itself: it follows "not primary" answers and
- * retries with the same client id until committed or out of time, so it is
- * applied once whatever fails over meanwhile.
+ * `put` and `remove` find the primary themselves: they follow "not
+ * primary" answers (and, for `remove`, "busy") until answered or out of
+ * time; `put` retries with the same client id, so it is applied once
+ * whatever fails over meanwhile.
  */
 #include "addr.h"
 #include "client.h"
@@ -19,6 +23,7 @@
 #include "validate.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +37,237 @@ static void usage(FILE *out)
                  "  put [-i CLIENT_ID] DATA      replicate DATA; prints index, epoch, primary\n"
                  "  read [-f processed|synced] [-s AFTER] [-n LIMIT]   committed entries\n"
                  "  watch                        stream events until interrupted\n"
-                 "  fail                         make the replica exit with status 75\n");
+                 "  fail                         make the replica exit with status 75\n"
+                 "  members                      the configuration that replica holds\n"
+                 "  remove ID                    remove member ID (asks the primary); exit 3\n"
+                 "                               when ID is no member, 4 when removing it would\n"
+                 "                               leave no reachable majority\n"
+                 "  force-config [--keep ID,...] UNSAFE recovery from a lost majority: the\n"
+                 "                               replica becomes the only voter, the ones kept\n"
+                 "                               (default: those it reaches) its learners\n");
+}
+
+/* Exit statuses of `remove` beyond 0 (done), 1 (failed) and 2 (usage). */
+#define EXIT_NOT_MEMBER 3
+#define EXIT_NO_QUORUM  4
+
+/* "a,b,c" of the configuration's voters (want_voter) or learners. */
+static void member_list(const Replicacao__Status *s, bool want_voter, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->n_members && used < len; i++) {
+        if (s->members[i]->voter == want_voter) {
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "",
+                                     s->members[i]->id);
+        }
+    }
+}
+
+static void print_config(const Replicacao__Status *s)
+{
+    char voters[LIMIT_MEMBERS * LIMIT_ID_BYTES], learners[LIMIT_MEMBERS * LIMIT_ID_BYTES];
+    char removed[LIMIT_MEMBERS * LIMIT_ID_BYTES];
+    member_list(s, true, voters, sizeof(voters));
+    member_list(s, false, learners, sizeof(learners));
+    size_t used = 0;
+    removed[0] = '\0';
+    for (size_t i = 0; i < s->n_removed && used < sizeof(removed); i++) {
+        used += (size_t)snprintf(removed + used, sizeof(removed) - used, "%s%s", used ? "," : "",
+                                 s->removed[i]);
+    }
+    printf("cluster_id=%s config_index=%llu voters=%s learners=%s removed=%s\n", s->cluster_id,
+           (unsigned long long)s->config_index, voters, learners, removed);
+}
+
+static int cmd_members(struct client *c, int timeout)
+{
+    char err[256];
+    Envelope *r = client_call_status(c, timeout, err, sizeof(err));
+    if (r == NULL) {
+        fprintf(stderr, "replctl: members: %s\n", err);
+        return 1;
+    }
+    Replicacao__Status *s = r->status;
+    print_config(s);
+    for (size_t i = 0; i < s->n_members; i++) {
+        printf("member id=%s voter=%d\n", s->members[i]->id, s->members[i]->voter);
+    }
+    wire_free(r);
+    return 0;
+}
+
+/* Ask the primary to remove `id`: try every address, follow "not primary"
+ * hints, wait out "busy" and elections, until answered or out of time. */
+static int cmd_remove(const struct addr_list *addrs, const char *id, int timeout)
+{
+    int64_t deadline = clock_mono_ms() + timeout;
+    char hint[256] = "";
+    unsigned next = 0;
+    char err[LIMIT_TEXT_BYTES] = "no replica answered";
+    while (clock_mono_ms() < deadline) {
+        char target[300];
+        if (hint[0] != '\0') {
+            snprintf(target, sizeof(target), "%s", hint);
+            hint[0] = '\0';
+        } else {
+            const struct addr_item *it = &addrs->items[next++ % addrs->n];
+            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
+        }
+        struct client c;
+        if (client_connect(&c, target, "replctl", 1000, err, sizeof(err)) != 0) {
+            usleep(20000);
+            continue;
+        }
+        int left = (int)(deadline - clock_mono_ms());
+        Envelope *r = client_call_remove_member(&c, id,
+                                                left > 3000 ? 3000
+                                                : left > 0  ? left
+                                                            : 1,
+                                                err, sizeof(err));
+        client_close(&c);
+        if (r == NULL) {
+            continue;
+        }
+        Replicacao__ClientReply *rep = r->client_reply;
+        int rc = -1;
+        switch (rep->status) {
+        case REPLICACAO__CLIENT_REPLY__STATUS__OK:
+            printf("removing=%s index=%llu primary=%s\n", id, (unsigned long long)rep->index,
+                   rep->primary);
+            rc = 0;
+            break;
+        case REPLICACAO__CLIENT_REPLY__STATUS__NOT_FOUND:
+            fprintf(stderr, "replctl: remove: %s is not a member%s%s\n", id,
+                    rep->message[0] ? ": " : "", rep->message);
+            rc = EXIT_NOT_MEMBER;
+            break;
+        case REPLICACAO__CLIENT_REPLY__STATUS__NO_QUORUM:
+            fprintf(
+                stderr,
+                "replctl: remove: removing %s would leave no reachable majority of voters%s%s\n",
+                id, rep->message[0] ? ": " : "", rep->message);
+            rc = EXIT_NO_QUORUM;
+            break;
+        case REPLICACAO__CLIENT_REPLY__STATUS__REJECTED:
+            fprintf(stderr, "replctl: remove: rejected: %s\n", rep->message);
+            rc = 1;
+            break;
+        case REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY:
+            if (rep->primary_address[0] != '\0') {
+                snprintf(hint, sizeof(hint), "%s", rep->primary_address);
+            } else {
+                usleep(20000); /* no primary yet: give the election a moment */
+            }
+            break;
+        default: /* BUSY: another change is in progress; UNKNOWN */
+            usleep(100000);
+            break;
+        }
+        snprintf(err, sizeof(err), "%s", rep->message[0] ? rep->message : "no primary");
+        wire_free(r);
+        if (rc >= 0) {
+            return rc;
+        }
+    }
+    fprintf(stderr, "replctl: remove timed out: %s\n", err);
+    return 1;
+}
+
+/* "a,b" into ids (validated); -1 with a message on a bad list. */
+static int parse_keep(const char *arg, char ids[][LIMIT_ID_BYTES], size_t max, size_t *n)
+{
+    *n = 0;
+    const char *p = arg;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (*n == max || len >= LIMIT_ID_BYTES) {
+                fprintf(stderr, "replctl: --keep: at most %zu ids of at most %d bytes\n", max,
+                        LIMIT_ID_BYTES - 1);
+                return -1;
+            }
+            memcpy(ids[*n], p, len);
+            ids[*n][len] = '\0';
+            if (!validate_id(ids[*n])) {
+                fprintf(stderr,
+                        "replctl: --keep: '%s' is not a replica id (1 to %d of A-Z a-z 0-9 . _ : "
+                        "-)\n",
+                        ids[*n], LIMIT_ID_BYTES - 1);
+                return -1;
+            }
+            (*n)++;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+/* UNSAFE: make the replica the only voter of a new configuration. */
+static int cmd_force_config(struct client *c, const char *keep_arg, int timeout)
+{
+    char keep[LIMIT_MEMBERS - 1][LIMIT_ID_BYTES];
+    size_t n = 0;
+    char err[LIMIT_TEXT_BYTES];
+    Envelope *st = client_call_status(c, timeout, err, sizeof(err));
+    if (st == NULL) {
+        fprintf(stderr, "replctl: force-config: status: %s\n", err);
+        return 1;
+    }
+    char self[LIMIT_ID_BYTES];
+    snprintf(self, sizeof(self), "%s", st->status->id);
+    if (keep_arg != NULL) {
+        if (parse_keep(keep_arg, keep, LIMIT_MEMBERS - 1, &n) != 0) {
+            wire_free(st);
+            return 2;
+        }
+    } else {
+        /* Default: every replica it reaches now. */
+        for (size_t i = 0; i < st->status->n_peers && n < LIMIT_MEMBERS - 1; i++) {
+            const Replicacao__PeerStatus *p = st->status->peers[i];
+            if (p->connected && strcmp(p->id, self) != 0) {
+                snprintf(keep[n++], LIMIT_ID_BYTES, "%s", p->id);
+            }
+        }
+    }
+    char list[LIMIT_MEMBERS * LIMIT_ID_BYTES] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", keep[i]);
+    }
+    fprintf(stderr,
+            "replctl: *************************************************************\n"
+            "replctl: WARNING: force-config is UNSAFE. %s becomes the ONLY voter of a new\n"
+            "replctl: configuration (learners: %s). Writes acknowledged by a majority\n"
+            "replctl: that %s does not hold are LOST for good, and the voters left out\n"
+            "replctl: must never come back with their old data. Use it only when a\n"
+            "replctl: majority of voters is gone for good.\n"
+            "replctl: *************************************************************\n",
+            self, n ? list : "none", self);
+    print_config(st->status);
+    wire_free(st);
+
+    const char *ptrs[LIMIT_MEMBERS];
+    for (size_t i = 0; i < n; i++) {
+        ptrs[i] = keep[i];
+    }
+    Envelope *r = client_call_force_config(c, ptrs, n, timeout, err, sizeof(err));
+    if (r == NULL) {
+        fprintf(stderr, "replctl: force-config: %s\n", err);
+        return 1;
+    }
+    Replicacao__ClientReply *rep = r->client_reply;
+    int rc = 0;
+    if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__OK) {
+        printf("forced: voter=%s learners=%s index=%llu epoch=%llu\n", self, list,
+               (unsigned long long)rep->index, (unsigned long long)rep->epoch);
+    } else {
+        fprintf(stderr, "replctl: force-config refused: %s\n",
+                rep->message[0] ? rep->message : "no reason given");
+        rc = 1;
+    }
+    wire_free(r);
+    return rc;
 }
 
 static int cmd_status(struct client *c, int timeout)
@@ -50,11 +285,13 @@ static int cmd_status(struct client *c, int timeout)
            (unsigned long long)s->last_index, (unsigned long long)s->commit_index,
            (unsigned long long)s->processed, (unsigned long long)s->synced,
            (long long)s->heartbeat_age_ms, s->voter);
+    print_config(s);
     for (size_t i = 0; i < s->n_peers; i++) {
         Replicacao__PeerStatus *p = s->peers[i];
-        printf("peer id=%s address=%s voter=%d connected=%d match_index=%llu last_seen_ms=%lld\n",
-               p->id, p->address, p->voter, p->connected, (unsigned long long)p->match_index,
-               (long long)p->last_seen_ms);
+        printf("peer id=%s address=%s voter=%d member=%d listed=%d connected=%d match_index=%llu "
+               "last_seen_ms=%lld\n",
+               p->id, p->address, p->voter, p->member, p->listed, p->connected,
+               (unsigned long long)p->match_index, (long long)p->last_seen_ms);
     }
     wire_free(r);
     return 0;
@@ -216,10 +453,17 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[optind];
-    /* Options may also follow the command: put -i ID DATA, read -f synced. */
+    const char *keep = NULL;
+    /* Options may also follow the command: put -i ID DATA, read -f synced,
+     * force-config --keep r2,r3. */
     optind++;
-    while ((opt = getopt(argc, argv, "i:f:s:n:")) != -1) {
+    static const struct option after_cmd[] = {{"keep", required_argument, NULL, 'k'},
+                                              {NULL, 0, NULL, 0}};
+    while ((opt = getopt_long(argc, argv, "i:f:s:n:k:", after_cmd, NULL)) != -1) {
         switch (opt) {
+        case 'k':
+            keep = optarg;
+            break;
         case 'i':
             client_id = optarg;
             break;
@@ -244,6 +488,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (keep != NULL && strcmp(cmd, "force-config") != 0) {
+        fprintf(stderr, "replctl: --keep goes with force-config only\n");
+        return 2;
+    }
     if (client_id != NULL && !validate_client_id(client_id, strlen(client_id))) {
         fprintf(stderr,
                 "replctl: -i: a client id is 1 to %d bytes of UTF-8 without control "
@@ -263,6 +511,20 @@ int main(int argc, char **argv)
             client_id = generated;
         }
         return cmd_put(&addrs, client_id, argv[optind], timeout);
+    }
+    if (strcmp(cmd, "remove") == 0) {
+        if (optind >= argc) {
+            usage(stderr);
+            return 2;
+        }
+        if (!validate_id(argv[optind])) {
+            fprintf(stderr,
+                    "replctl: remove: '%s' is not a replica id (1 to %d of A-Z a-z 0-9 . _ "
+                    ": -)\n",
+                    argv[optind], LIMIT_ID_BYTES - 1);
+            return 2;
+        }
+        return cmd_remove(&addrs, argv[optind], timeout);
     }
     char target[300];
     snprintf(target, sizeof(target), "%s:%s", addrs.items[0].host, addrs.items[0].port);
@@ -290,6 +552,10 @@ int main(int argc, char **argv)
         rc = cmd_watch(&c);
     } else if (strcmp(cmd, "fail") == 0) {
         rc = client_send_fail(&c, "replctl fail") == 0 ? 0 : 1;
+    } else if (strcmp(cmd, "members") == 0) {
+        rc = cmd_members(&c, timeout);
+    } else if (strcmp(cmd, "force-config") == 0) {
+        rc = cmd_force_config(&c, keep, timeout);
     } else {
         usage(stderr);
     }

@@ -398,8 +398,9 @@ class EndpointTests(CoordinatorTestCase):
                  ("DELETE", "/api/cluster", {"GET"}), ("DELETE", "/api/requests", {"GET", "POST"}),
                  ("PUT", "/api/requests", {"GET", "POST"}), ("GET", "/api/primary/fail", {"POST"}),
                  ("DELETE", "/api/primary/fail", {"POST"}), ("GET", "/api/replicas/r1/fail", {"POST"}),
-                 ("POST", "/api/replicas/r1", {"GET"}), ("DELETE", "/api/replicas/r1", {"GET"}),
-                 ("POST", "/", {"GET"})]
+                 ("POST", "/api/replicas/r1", {"GET", "DELETE"}),
+                 ("PUT", "/api/replicas/r1", {"GET", "DELETE"}), ("GET", "/api/replicas", {"POST"}),
+                 ("DELETE", "/api/replicas", {"POST"}), ("POST", "/", {"GET"})]
         for method, path, allow in cases:
             r = self.co.request(method, path)
             self.assertError(r, 405, "method_not_allowed", f"{method} {path}")
@@ -409,7 +410,7 @@ class EndpointTests(CoordinatorTestCase):
 
     def test_method_not_allowed_healthz_metrics(self):
         for method in ("POST", "PUT", "DELETE"):
-            for path in ("/healthz", "/metrics"):
+            for path in ("/healthz", "/metrics", "/livez", "/readyz"):
                 r = self.co.request(method, path)
                 self.assertError(r, 405, "method_not_allowed", f"{method} {path}")
                 self.assertIn("allow", r.headers)

@@ -10,7 +10,8 @@ import uuid
 
 from harness import Coordinator, CoordinatorTestCase, WebSocket, figure, ms, percentile
 
-EVENT_FIELDS = {"type": str, "replica": str, "subject": str, "epoch": (int, float),
+EVENT_FIELDS = {"type": str, "replica": str, "replica_name": str, "subject": str,
+                "subject_name": str, "epoch": (int, float),
                 "index": (int, float), "time_ms": (int, float), "detail": str}
 
 

@@ -3,6 +3,7 @@
  * the HTTP input layer (coordinator/api_input.c), at and past every limit.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,6 +175,37 @@ static void test_api_page(void **state)
     assert_true(p.after == 5);
 }
 
+static void test_api_fail_query(void **state)
+{
+    struct api_error e;
+    bool replace = true;
+    assert_int_equal(api_parse_fail_query(NULL, &replace, &e), 0);
+    assert_false(replace);
+    assert_int_equal(api_parse_fail_query("", &replace, &e), 0);
+    assert_false(replace);
+    assert_int_equal(api_parse_fail_query("replace=true", &replace, &e), 0);
+    assert_true(replace);
+    assert_int_equal(api_parse_fail_query("x=1&replace=false&y", &replace, &e), 0);
+    assert_false(replace);
+    assert_int_equal(api_parse_fail_query("other=1", &replace, &e), 0);
+    assert_false(replace);
+    const char *bad[] = {"replace",
+                         "replace=",
+                         "replace=TRUE",
+                         "replace=1",
+                         "replace=yes",
+                         "replace=%74rue",
+                         "replace=true&replace=true",
+                         "replace=truex",
+                         "replace=true%00",
+                         "replace= true"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(api_parse_fail_query(bad[i], &replace, &e), -1);
+        assert_int_equal(e.status, 400);
+        assert_string_equal(e.code, "bad_query");
+    }
+}
+
 static void test_api_replica_id(void **state)
 {
     char id[LIMIT_ID_BYTES];
@@ -278,7 +310,7 @@ int main(void)
         cmocka_unit_test(test_utf8),      cmocka_unit_test(test_json_depth),
         cmocka_unit_test(test_parse_u64), cmocka_unit_test(test_api_write),
         cmocka_unit_test(test_api_page),  cmocka_unit_test(test_api_replica_id),
-        cmocka_unit_test(test_api_head),
+        cmocka_unit_test(test_api_head),  cmocka_unit_test(test_api_fail_query),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
