@@ -128,12 +128,13 @@
 
   /* What a replica's circle says, in words: used for labels and aria. */
   function roleText(r) {
-    if (r.status === 'failed') return 'failed';
+    if (r.status === 'failed') return r.start_failed ? 'failed, given up: it kept crashing at start' : 'failed';
     const kind = memberKind(r);
     let w = r.role || 'unknown';
     if (kind === 'learner') w = `${w}, non-voting`;
     else if (kind === 'joining') w = `${w}, joining (not in the configuration yet)`;
     else if (kind === 'removed') w = 'removed from the configuration';
+    else if (kind === 'outside') w = `${w}, not a member`;
     if (r.status === 'down') w += ', down';
     return w;
   }
@@ -142,7 +143,7 @@
    * (one or two behind is normal while requests flow and must not flicker). */
   function catchingUp(r, c) {
     if (!isUp(r) || !c || r.role === 'primary' || r.role === 'candidate' || r.role === 'removed') return false;
-    if (memberKind(r) === 'removed') return false;
+    if (outsider(memberKind(r))) return false;
     const ci = num(r.commit_index), cc = num(c.commit_index);
     if (r.role === 'learner') return true;
     return ci !== null && cc !== null && cc - ci >= 3;
@@ -191,6 +192,7 @@
       ? c.reachable_voters : voters.filter((id) => isUp(byRid.get(id))).length;
     return {
       reported, voters, learners, quorum, reachable,
+      known: reported && voters.length > 0,   // a configuration is in force (not still forming)
       voterSet: new Set(voters), learnerSet: new Set(learners),
       ok: voters.length > 0 && reachable >= quorum,
       spawn: c.spawn === true,
@@ -208,37 +210,43 @@
   /* A replica's place in the configuration:
    *   voter    member that votes
    *   learner  member that does not vote (yet): catching up, or kept non-voting
-   *   joining  reachable, not (yet) in the configuration, a learner
-   *   removed  removed from the configuration (role "removed"), or reachable but no member
+   *   joining  not (yet) in the configuration: a learner about to be added, a new replica
+   *   outside  no member and not joining either (a --spawn replica given up before it joined)
+   *   removed  removed from the configuration (role "removed")
    */
   function memberKind(r, m) {
     if (!r) return 'removed';
     if (r.role === 'removed') return 'removed';
     m = m || membership(state.cluster);
     let member;
-    if (typeof r.member === 'boolean') member = r.member;
+    if (m && m.reported && !m.known) member = true;   // still forming: nobody is a member yet, nobody an outsider
+    else if (typeof r.member === 'boolean') member = r.member;
     else if (m && m.reported) member = m.voterSet.has(r.id) || m.learnerSet.has(r.id);
     else member = true;
-    if (!member) return r.role === 'learner' ? 'joining' : 'removed';
-    if (m && m.reported) {
+    if (!member) return r.role === 'learner' || r.status === 'up' ? 'joining' : 'outside';
+    if (m && m.known) {
       if (m.voterSet.has(r.id)) return 'voter';
       if (m.learnerSet.has(r.id)) return 'learner';
     }
     return r.voter === false || r.role === 'learner' ? 'learner' : 'voter';
   }
 
-  const KIND_TEXT = { voter: 'voter', learner: 'learner', joining: 'joining', removed: 'removed' };
+  const KIND_TEXT = { voter: 'voter', learner: 'learner', joining: 'joining', outside: 'no member', removed: 'removed' };
   const KIND_LONG = {
     voter: 'voting member',
     learner: 'non-voting member (learner)',
     joining: 'joining: not in the configuration yet',
+    outside: 'not a member of the configuration',
     removed: 'removed from the configuration',
   };
+  /* Shown greyed and dashed: no part of the configuration. */
+  const outsider = (kind) => kind === 'removed' || kind === 'outside';
 
   /* The role word shown next to a name. */
   function roleWord(r, kind) {
-    if (r.status === 'failed') return 'failed';
+    if (r.status === 'failed') return r.start_failed ? 'given up' : 'failed';
     if (kind === 'removed') return 'removed';
+    if (kind === 'outside') return 'not a member';
     if (kind === 'joining') return 'joining';
     if (kind === 'learner' && r.role !== 'learner') return `${r.role || '?'}, non-voting`;
     return r.role || '?';
@@ -323,9 +331,9 @@
     const kind = memberKind(d);
     const name = `${shortName(d, cap, strip)} · ${roleWord(d, kind)}`;
     let meta;
-    if (d.status === 'failed') meta = 'restarting…';
+    if (d.status === 'failed') meta = d.start_failed ? 'crashed at start · not restarted' : 'restarting…';
     else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
-    else if (kind === 'removed') meta = d.status === 'up' ? 'not a member' : `${d.status} · not a member`;
+    else if (outsider(kind)) meta = d.status === 'up' ? 'not a member' : `${d.status} · not a member`;
     else if (d.status === 'down') meta = `down · #${show(d.commit_index)}`;
     else if (catchingUp(d, c)) meta = `catching up ${show(d.commit_index)}/${show(c && c.commit_index)}`;
     else meta = `#${show(d.commit_index)} · lag ${show(d.lag)}${r < 22 ? ` · e${show(d.epoch)}` : ''}`;
@@ -517,7 +525,7 @@
     const { r } = layout;
     const prim = c && reps.find((x) => x.id === c.primary && isUp(x));
     const m = membership(c);
-    const links = prim ? reps.filter((x) => x.id !== prim.id && memberKind(x, m) !== 'removed')
+    const links = prim ? reps.filter((x) => x.id !== prim.id && !outsider(memberKind(x, m)))
       .map((x) => ({ id: x.id, s: prim, t: x, kind: memberKind(x, m) })) : [];
     const geom = (d) => {
       const a = layout.pos.get(d.s.id), b = layout.pos.get(d.t.id);
@@ -588,7 +596,9 @@
     const m = membership(c);
     nodes
       .attr('class', (d) => {
-        let k = `node role-${d.role || 'unknown'} status-${d.status || 'unknown'} member-${memberKind(d, m)}`;
+        const kind = memberKind(d, m);
+        let k = `node role-${d.role || 'unknown'} status-${d.status || 'unknown'} member-${kind}`;
+        if (outsider(kind)) k += ' outsider';
         if (d.id === state.selected) k += ' selected';
         if (catchingUp(d, c)) k += ' catching-up';
         if (state.removing.has(d.id)) k += ' removing';
@@ -625,7 +635,7 @@
     nodes.select('.glyph')
       .attr('y', r >= 22 ? -r * 0.14 : 0)
       .attr('font-size', Math.round(r * (r >= 22 ? 0.78 : 0.95)))
-      .text((d) => (d.status === 'failed' ? '✕' : memberKind(d) === 'removed' ? '−' : ROLE_GLYPH[d.role] || '?'));
+      .text((d) => (d.status === 'failed' ? '✕' : outsider(memberKind(d)) ? '−' : ROLE_GLYPH[d.role] || '?'));
     nodes.select('.inner')
       .attr('y', r * 0.52)
       .attr('font-size', Math.max(9, Math.min(12, r * 0.3)))
@@ -729,13 +739,13 @@
     let st, text, hint = '';
     if (nv === 0) {
       st = 'unknown';
-      text = 'No voters known yet: waiting for the configuration…';
+      text = 'The cluster is still forming: no configuration yet…';
     } else if (!m.ok) {
       st = 'lost';
       text = `${m.reachable} of ${plural(nv, 'voter')} reachable — a majority needs ${m.quorum}: no primary can be elected`;
-      hint = 'Start the down replicas again so that a majority can vote. Removing dead members needs a ' +
-        'primary too, so it comes after. Forced recovery (unsafe: it can lose acknowledged writes) is a ' +
-        'last resort, documented in the README.';
+      hint = 'Bring the down replicas back so that a majority can vote (removing dead members needs a ' +
+        'primary too, so it comes after). If more than half of the voters are gone for good, forced ' +
+        'recovery (replctl force-config, unsafe) is the last resort: see the README and docs/membership.md.';
     } else {
       st = m.reachable === m.quorum && nv > 1 ? 'risk' : 'ok';
       const parts = [plural(nv, 'voter')];
@@ -755,7 +765,7 @@
     box.querySelector('.cfg-icon').textContent = st === 'lost' ? '⚠' : st === 'risk' ? '!' : st === 'ok' ? '✓' : '…';
     const t = $('#config-text');
     t.replaceChildren(text);
-    if (m.configIndex !== null) t.append(h('span', { class: 'cfg-index' }, ` · config #${m.configIndex}`));
+    if (m.configIndex) t.append(h('span', { class: 'cfg-index' }, ` · config #${m.configIndex}`));
     t.title = m.reported ? '' : 'Derived from the replica list: this coordinator does not report the configuration';
     const hp = $('#config-hint');
     hp.hidden = !hint;
@@ -786,7 +796,7 @@
     const m = membership(c);
     rows.attr('data-id', (d) => d.id).classed('selected', (d) => d.id === state.selected)
       .attr('data-member', (d) => memberKind(d, m))
-      .classed('row-removed', (d) => memberKind(d, m) === 'removed')
+      .classed('row-removed', (d) => outsider(memberKind(d, m)))
       .classed('row-dead', (d) => deadMember(d, m));
     rows.select('.row-name').text((d) => shortName(d, 24)).attr('title', (d) => `${d.name || d.id} (id ${d.id}, ${show(d.address)})`);
     rows.select('.c-role').selectAll('span').data((d) => [d]).join('span')
@@ -802,19 +812,21 @@
     rows.select('.c-commit').text((d) => show(d.commit_index));
     rows.select('.c-lag').text((d) => show(d.lag)).classed('lag-bad', (d) => (num(d.lag) || 0) > 0);
     rows.select('.c-hb').text((d) => (isPrimary(d) ? '—' : fmtDuration(d.heartbeat_age_ms)));
+    const removable = (d) => canRemove() && (deadMember(d, m) || d.start_failed === true || state.removing.has(d.id));
     rows.select('.btn-fail')
-      .style('display', (d) => (canRemove() && deadMember(d, m) ? 'none' : null))   // Remove takes its place
+      .style('display', (d) => (removable(d) ? 'none' : null))   // Remove takes its place
       .text('Fail')
       .attr('aria-label', (d) => `Fail ${d.name || d.id}`)
-      .property('disabled', (d) => d.status === 'failed' || memberKind(d, m) === 'removed');
+      .property('disabled', (d) => d.status === 'failed' || outsider(memberKind(d, m)));
     // a dead member still counts towards the majority: offer to remove it right here
     // (in place of Fail, which it is past)
-    const removable = (d) => canRemove() && (deadMember(d, m) || state.removing.has(d.id));
     rows.select('.btn-remove-row')
       .style('display', (d) => (removable(d) ? null : 'none'))
       .text((d) => (state.removing.has(d.id) ? 'Removing…' : 'Remove'))
       .attr('aria-label', (d) => `Remove ${d.name || d.id} from the cluster`)
-      .attr('title', (d) => `${d.name || d.id} is down but still a member: it counts towards the majority until it is removed`)
+      .attr('title', (d) => (d.start_failed
+        ? `${d.name || d.id} kept crashing at start and is not restarted any more`
+        : `${d.name || d.id} is down but still a member: it counts towards the majority until it is removed`))
       .property('disabled', (d) => state.removing.has(d.id));
   }
 
@@ -867,7 +879,7 @@
         h('span', { class: 'spacer' }),
         h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Close details', onclick: closeDetails }, '×')),
       h('div', { class: 'details-addr', 'data-k': 'addr' }),
-      h('div', { class: 'details-actions', role: 'group', 'aria-label': 'Actions on this replica' },
+      h('div', { class: 'details-actions', 'data-k': 'actions', role: 'group', 'aria-label': 'Actions on this replica' },
         h('button', { type: 'button', class: 'btn btn-small btn-fail', 'data-k': 'fail', onclick: () => failReplica(state.selected) }, 'Fail'),
         h('button', {
           type: 'button', class: 'btn btn-small btn-fail', 'data-k': 'fail-replace', hidden: true,
@@ -933,6 +945,8 @@
     rp.className = `pill role-${role}${status !== 'up' ? ' stale' : ''}`;
     rp.textContent = status !== 'up' ? `last seen as ${role}` : role + (isPrimary(r) ? ' ★' : '');
     const sp = dk('status'); sp.className = `pill status-${status}`; sp.textContent = status;
+    sp.hidden = !live;                 // a replica no longer listed has no status, only its last details
+    dk('actions').hidden = !live;
     const m = membership(c);
     const kind = live ? memberKind(live, m) : 'removed';
     const mp = dk('member');
@@ -942,7 +956,7 @@
     const name = r.name || id;
     const fb = dk('fail');
     fb.textContent = `Fail ${name}`;
-    fb.disabled = !live || status === 'failed' || kind === 'removed';
+    fb.disabled = !live || status === 'failed' || outsider(kind);
     const fr = dk('fail-replace');
     fr.hidden = !(m && m.spawn);
     fr.disabled = fb.disabled;
@@ -1041,6 +1055,11 @@
       return `${name} is down, but ${who} until it is removed. Remove it if it will not come back.`;
     }
     if (kind === 'removed') return `${name} was removed from the configuration: it no longer votes or receives updates.`;
+    if (live.start_failed) {
+      return `${name} kept crashing right after starting and is not restarted any more: see its log. ` +
+        `${kind === 'outside' ? 'Remove forgets it' : 'Remove takes it out of the configuration'}; restarting the coordinator tries again.`;
+    }
+    if (kind === 'outside') return `${name} is not a member of the configuration.`;
     if (kind === 'joining') return `${name} is joining: it receives the log as a learner and becomes a voter once caught up.`;
     if (kind === 'learner' && live.role === 'learner') return `${name} is a learner: it catches up from the primary and votes once promoted.`;
     if (kind === 'learner') return `${name} is a non-voting member: it does not count towards the majority.`;
@@ -1106,6 +1125,8 @@
   let detailsInflight = false, detailsDirty = false, detailsLast = 0, detailsTimer = null;
   function scheduleDetailsFetch(now) {
     if (!state.selected) return;
+    // no longer listed (removed and gone): keep its last details, there is nobody to ask
+    if (state.cluster && !state.cluster.replicas.some((x) => x.id === state.selected)) return;
     if (detailsInflight) { detailsDirty = true; return; }
     if (detailsTimer) return;
     const wait = now ? 0 : Math.max(0, CFG.detailsMinGapMs - (performance.now() - detailsLast));
@@ -1221,6 +1242,15 @@
     return res.error;
   }
 
+  /* "Could not remove r3: <why>", unless the API's message already names r3
+   * ("cannot remove r3: removing it would leave no reachable majority"). */
+  function refusal(what, id, res) {
+    const m = apiMessage(res);
+    const e = res.body && res.body.error;
+    if (e && e.message && e.message.includes(id)) return m.charAt(0).toUpperCase() + m.slice(1);
+    return `Could not ${what} ${replicaName(id)}: ${m}`;
+  }
+
   function askRemove(id) {
     if (!id) return;
     if (state.selected !== id) select(id);
@@ -1251,7 +1281,7 @@
       toast(`Removing ${name}: it leaves once the configuration change commits`);
       announce(`Removing ${name} from the cluster`);
     } else {
-      state.actionError = { id, text: `Could not remove ${name}: ${apiMessage(res)}` };
+      state.actionError = { id, text: refusal('remove', id, res) };
       toast(`Could not remove ${name}`, true);
     }
     renderAll();
@@ -1266,7 +1296,7 @@
       if (b.replacement) state.adding.add(String(b.replacement));
       toast(`${replicaName(b.failed || id)} failed on purpose; ${b.replacement ? replicaName(b.replacement) : 'a new replica'} takes its place`);
     } else {
-      state.actionError = { id, text: `Could not fail and replace ${name}: ${apiMessage(res)}` };
+      state.actionError = { id, text: refusal('fail and replace', id, res) };
       toast(`Could not fail and replace ${name}`, true);
       renderAll();
     }
@@ -1301,6 +1331,7 @@
     request_sent: ['→', 'info'], request_committed: ['✓', 'good'], request_failed: ['⚠', 'bad'],
     local_lost: ['↻', 'warn'], local_back: ['⇄', 'good'],
     removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
+    joined_view: ['◌', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));
@@ -1337,9 +1368,9 @@
           : ['primary ', b(who), ' removed itself and hands over'];
       case 'forced_config':
         return [h('strong', { class: 'tl-alarm' }, 'UNSAFE forced recovery: '),
-          ev.replica ? b(rep) : 'a replica', ' forced a new configuration without a majority',
-          ev.subject && ev.subject !== ev.replica ? [' (', b(subj), ')'] : '',
-          '. Writes the lost majority acknowledged may be gone.'];
+          b(rep || subj || 'a replica'), ' was made the only voter without a majority (replctl force-config).',
+          ' Entries only the lost voters held may be gone.'];
+      case 'joined_view': return [b(who), ' discovered'];
       case 'start_failed': return [b(who), ' keeps crashing at start: given up (not restarted again)'];
       case 'committed': return ['commit index → ', b(ev.index)];
       case 'failed': return [b(who), ' failed'];
@@ -1353,6 +1384,15 @@
       case 'local_back': return ['reconnected; state resynced from a fresh snapshot'];
       default: return [b(ev.type), who ? ` · ${who}` : ''];
     }
+  }
+
+  /* A detail that only says again what the text says ("joined as a learner — added as learner"). */
+  const SAID = { joined: ['added as learner'], caught_up: ['promoted to voter'], joined_view: ['discovered'] };
+  function redundantDetail(type, detail, text) {
+    const d = String(detail).trim().toLowerCase();
+    if ((SAID[type] || []).includes(d)) return true;
+    const said = h('span', null, ...text).textContent.toLowerCase();
+    return said.includes(d);
   }
 
   function addEvent(ev) {
@@ -1399,7 +1439,8 @@
         `failover ${fmtDuration(ev.failover_ms)}`));
     }
     const text = describe(ev);
-    const detail = ev.detail || (ev.type === 'request_failed' && ev.request && ev.request.detail);
+    let detail = ev.detail || (ev.type === 'request_failed' && ev.request && ev.request.detail);
+    if (detail && redundantDetail(ev.type, detail, text)) detail = '';
     const li = h('li', { class: `tl k-${kind}`, 'data-type': ev.type, role: ev.type === 'forced_config' ? 'alert' : null },
       h('span', { class: 'tl-icon', 'aria-hidden': 'true' }, icon),
       h('div', { class: 'tl-text' }, ...text, detail ? h('span', { class: 'tl-detail' }, ` — ${detail}`) : null),
@@ -1492,7 +1533,7 @@
     const byRid = new Map(c.replicas.map((r) => [r.id, r]));
     for (const [id, since] of state.removing) {
       const r = byRid.get(id);
-      if (!r || memberKind(r, m) === 'removed') {
+      if (!r || outsider(memberKind(r, m))) {
         state.removing.delete(id);
         state.removedIds.add(id);
         announce(`${replicaName(id)} left the cluster`);

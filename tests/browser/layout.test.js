@@ -67,6 +67,16 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     assert.equal(await page.isVisible('#config-hint'), false);
     assert.equal(await page.isVisible('#stat-cluster'), true, 'the cluster id is shown');
 
+    // still forming: the coordinator names no configuration yet
+    const forming = makeCluster([{ role: 'candidate' }, { role: 'backup' }, { role: 'backup' }]);
+    Object.assign(forming, { cluster_id: '', config_index: 0, voters: [], learners: [], quorum: 0, reachable_voters: 0 });
+    for (const r of forming.replicas) r.member = false;
+    await show(forming);
+    await waitFor('the forming note', async () => (await page.getAttribute('#config-summary', 'data-state')) === 'unknown');
+    assert.equal(await page.textContent('#config-text'), 'The cluster is still forming: no configuration yet…');
+    assert.deepEqual(await page.$$eval('#cluster-svg g.node', (gs) => gs.map((g) => g.dataset.member)), ['voter', 'voter', 'voter']);
+    assert.equal(await page.isVisible('#stat-cluster'), false);
+
     // 5 voters, 3 of them down: no majority, no primary
     const lost = makeCluster([{ role: 'candidate' }, { role: 'backup' }, { role: 'backup', status: 'down' },
       { role: 'backup', status: 'down' }, { role: 'backup', status: 'failed' }]);
@@ -75,7 +85,7 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     assert.equal(await page.textContent('#config-text'),
       '2 of 5 voters reachable — a majority needs 3: no primary can be elected · config #9');
     assert.equal(await page.isVisible('#config-hint'), true);
-    assert.match(await page.textContent('#config-hint'), /Forced recovery .*last resort.*README/);
+    assert.match(await page.textContent('#config-hint'), /forced recovery .*last resort.*README/);
     assert.match(await page.textContent('.watermark-sub'), /no majority/);
     const bg = await page.$eval('#config-summary', (e) => getComputedStyle(e).backgroundColor);
     assert.equal(bg, 'rgb(42, 18, 21)', 'the warning is red');
@@ -105,8 +115,10 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
   });
 
   it('tells learners, non-voting, joining and removed replicas apart, on circles and in the table', async () => {
-    await show(makeCluster([{ role: 'primary' }, { role: 'backup' }, { role: 'backup', voter: false },
-      { role: 'learner' }, { role: 'learner', member: false }, { role: 'removed' }]));
+    const kinds = makeCluster([{ role: 'primary' }, { role: 'backup' }, { role: 'backup', voter: false },
+      { role: 'learner' }, { role: 'learner', member: false }, { role: 'removed' }, { role: 'backup', status: 'failed', member: false }]);
+    kinds.replicas[6].start_failed = true;   // a --spawn replica given up before it joined
+    await show(kinds);
     const ns = await page.$$eval('#cluster-svg g.node', (gs) => gs.map((g) => ({
       id: g.dataset.id, member: g.dataset.member, voter: g.dataset.voter,
       dash: getComputedStyle(g.querySelector('.body')).strokeDasharray,
@@ -122,11 +134,17 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     assert.ok(Number(by.r6.opacity) < 0.8, 'a removed replica is greyed');
     assert.notEqual(by.r6.dash, 'none', 'a removed replica is dashed');
     assert.match(by.r6.aria, /removed from the configuration/);
+    assert.equal(by.r7.member, 'outside'); assert.equal(by.r7.glyph, '✕'); assert.match(by.r7.label, /given up/);
+    assert.match(by.r7.aria, /given up/);
     // no replication link to the removed replica
     const targets = await page.$$eval('#cluster-svg line.link', (ls) => ls.map((l) => l.dataset.target));
     assert.ok(!targets.includes('r6'));
     const cells = await page.$$eval('#replica-table tbody tr', (trs) => trs.map((tr) => [tr.dataset.id, tr.querySelector('.c-member').textContent]));
-    assert.deepEqual(cells, [['r1', 'voter'], ['r2', 'voter'], ['r3', 'learner'], ['r4', 'learner'], ['r5', 'joining'], ['r6', 'removed']]);
+    assert.deepEqual(cells, [['r1', 'voter'], ['r2', 'voter'], ['r3', 'learner'], ['r4', 'learner'], ['r5', 'joining'],
+      ['r6', 'removed'], ['r7', 'no member']]);
+    // the given-up one can be forgotten from its row
+    assert.equal(await page.isVisible('#replica-table tr[data-id="r7"] .btn-remove-row'), true);
+    assert.equal(await page.isVisible('#replica-table tr[data-id="r6"] .btn-remove-row'), false);
     assert.equal(await page.textContent('#replica-table thead th:nth-child(3)'), 'member');
     await screenshot(page, 'layout-kinds-1280x800');
   });
@@ -151,7 +169,7 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     await page.click('#details [data-k="confirm-yes"]');
     await waitFor('the 409 message', () => page.isVisible('#details [data-k="action-err"]'));
     assert.equal(await page.textContent('#details [data-k="action-err"]'),
-      'Could not remove r2: removing r2 would leave 1 of 2 voters reachable (409 no_quorum)');
+      'Removing r2 would leave 1 of 2 voters reachable (409 no_quorum)');
     assert.equal(await page.isVisible('#confirm-remove'), false);
 
     // Escape cancels a confirmation without sending anything
@@ -164,7 +182,8 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     fake.onCall = (method) => (method === 'DELETE' ? { status: 404, body: { error: { code: 'not_found', message: 'no replica with that id' } } } : null);
     await page.click('#details [data-k="remove"]');
     await page.click('#details [data-k="confirm-yes"]');
-    await waitFor('the 404 message', async () => /no replica with that id \(404 not_found\)/.test(await page.textContent('#details [data-k="action-err"]')));
+    await waitFor('the 404 message', async () => (await page.textContent('#details [data-k="action-err"]')) ===
+      'Could not remove r2: no replica with that id (404 not_found)');
 
     // 202 from the row's Remove on the dead member: removing…, then gone
     fake.onCall = (method, p) => (method === 'DELETE' && p === '/api/replicas/r3' ? { status: 202, body: { removing: 'r3' } } : null);
@@ -223,7 +242,7 @@ describe('dashboard layout and membership contract (scripted coordinator)', { ti
     assert.equal(await text('handover'), 'primary node-a removed itself and hands over to node-b');
     assert.equal(await text('start_failed'), 'r9 keeps crashing at start: given up (not restarted again) — exited 5 times within 10 s');
     assert.match(await text('elected'), /^node-b elected primary/);
-    assert.match(await text('forced_config'), /^UNSAFE forced recovery: node-b forced a new configuration/);
+    assert.match(await text('forced_config'), /^UNSAFE forced recovery: node-b was made the only voter without a majority/);
     const row = await page.$eval('#timeline li[data-type="forced_config"]', (li) => ({
       role: li.getAttribute('role'), cls: li.className, bg: getComputedStyle(li).backgroundColor, border: getComputedStyle(li).borderTopColor,
     }));
