@@ -87,8 +87,18 @@ async function httpOk(url) {
   }
 }
 
+/* GET and parse JSON. A GET is safe to repeat: a network error (a pooled
+ * keep-alive connection the server closed just as it was reused) is retried
+ * once, and the cause is kept in the message. */
 async function getJson(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  let res;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    const why = e.cause ? `${e.cause.code || ''} ${e.cause.message || e.cause}`.trim() : e.message;
+    console.error(`# getJson ${url}: ${e.message} (${why}); retrying once`);
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  }
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
 }
