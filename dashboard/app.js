@@ -515,9 +515,10 @@
     const big = Math.max(24, Math.min(72, R * 0.42));
     wm.select('.watermark').attr('x', cx).attr('y', cy - 6).attr('font-size', big).text((d) => show(d.epoch));
     const m = membership(c);
+    const lost = !!m && m.voters.length > 0 && !m.ok;   // not merely still forming
     wm.select('.watermark-sub').attr('x', cx).attr('y', cy + big * 0.5 + 6)
-      .text((d) => (d.primary ? 'epoch' : m && !m.ok ? 'epoch · no majority' : 'epoch · no primary'))
-      .style('fill', (d) => (d.primary ? null : m && !m.ok ? '#dc2626' : '#b45309'));
+      .text((d) => (d.primary ? 'epoch' : lost ? 'epoch · no majority' : 'epoch · no primary'))
+      .style('fill', (d) => (d.primary ? null : lost ? '#dc2626' : '#b45309'));
   }
 
   /* Replication links: from the primary to every other replica. */
