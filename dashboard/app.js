@@ -45,7 +45,7 @@
     confirming: null,       // replica id whose "Remove" confirmation is open
     actionError: null,      // {id, text}: the last refused action, shown in the details panel
     adding: new Set(),      // ids POST /api/replicas started, announced when they become voters
-    removedIds: new Set(),  // ids seen leaving after a remove from this page
+    removedIds: new Set(),  // ids seen leaving the configuration (a remove from here, or a "removed" event)
   };
 
   // ================================================================ utilities
@@ -1484,6 +1484,9 @@
       case 'failed': case 'down':
         burst(ev.subject || ev.replica, 'bad');
         announce(`${evWho(ev)} ${ev.type === 'failed' ? 'failed' : 'is down'}`);
+        break;
+      case 'removed':
+        if (ev.subject) state.removedIds.add(ev.subject);
         break;
       case 'forced_config':
         toast(`UNSAFE forced recovery by ${evName(ev, 'replica') || 'a replica'}: acknowledged writes may be lost`, true);
