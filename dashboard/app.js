@@ -29,7 +29,7 @@
     requestTimeoutMs: 60000,
   };
 
-  const ROLE_GLYPH = { primary: 'P', backup: 'B', candidate: 'C', learner: 'L' };
+  const ROLE_GLYPH = { primary: 'P', backup: 'B', candidate: 'C', learner: 'L', removed: '−' };
 
   const state = {
     cluster: null,          // last snapshot
@@ -40,6 +40,12 @@
     seq: 0,                 // highest data-N seen, for auto-numbering
     connected: false,
     everConnected: false,
+    names: new Map(),       // id -> display name, kept after a replica leaves (for the timeline)
+    removing: new Map(),    // id -> time a DELETE was accepted (until it leaves the configuration)
+    confirming: null,       // replica id whose "Remove" confirmation is open
+    actionError: null,      // {id, text}: the last refused action, shown in the details panel
+    adding: new Set(),      // ids POST /api/replicas started, announced when they become voters
+    removedIds: new Set(),  // ids seen leaving the configuration (a remove from here, or a "removed" event)
   };
 
   // ================================================================ utilities
@@ -88,7 +94,33 @@
 
   function replicaName(id) {
     const r = state.cluster && state.cluster.replicas.find((x) => x.id === id);
-    return (r && r.name) || id;
+    return (r && r.name) || state.names.get(id) || id;
+  }
+
+  /* Circle labels have room for a short name: the host part, at most 16 characters,
+   * shortened in the middle (the full name is in the tooltip, the aria label and the table). */
+  function hostPart(r) {
+    const n = String(r.name || r.id);
+    return /^\d+\.\d+\.\d+\.\d+$/.test(n) ? n : n.split('.')[0] || n;
+  }
+
+  /* How many leading characters every name shares that a circle label can drop,
+   * keeping one word: "replicacao-replica-1", "-2", ... are labelled "replica-1", "-2". */
+  function commonStrip(replicas) {
+    if (replicas.length < 2) return 0;
+    const hosts = replicas.map(hostPart);
+    let p = hosts[0];
+    for (const x of hosts) { let i = 0; while (i < p.length && i < x.length && p[i] === x[i]) i++; p = p.slice(0, i); }
+    const seps = [...p.matchAll(/[-_.]/g)].map((mm) => mm.index);
+    // cut after the separator before the last one (one shared word stays)
+    return seps.length >= 2 ? seps[seps.length - 2] + 1 : 0;
+  }
+
+  function shortName(r, cap = 16, strip = 0) {
+    const host = hostPart(r).slice(strip);
+    if (host.length <= cap) return host;
+    const head = Math.max(2, Math.floor((cap - 1) * 0.4));
+    return `${host.slice(0, head)}…${host.slice(-(cap - 1 - head))}`;   // the end tells replicas apart (…replica-3)
   }
 
   function isUp(r) { return r && r.status === 'up'; }
@@ -96,15 +128,22 @@
 
   /* What a replica's circle says, in words: used for labels and aria. */
   function roleText(r) {
-    if (r.status === 'failed') return 'failed';
-    if (r.status === 'down') return `${r.role || 'unknown'}, down`;
-    return r.role || 'unknown';
+    if (r.status === 'failed') return r.start_failed ? 'failed, given up: it kept crashing at start' : 'failed';
+    const kind = memberKind(r);
+    let w = r.role || 'unknown';
+    if (kind === 'learner') w = `${w}, non-voting`;
+    else if (kind === 'joining') w = `${w}, joining (not in the configuration yet)`;
+    else if (kind === 'removed') w = 'removed from the configuration';
+    else if (kind === 'outside') w = `${w}, not a member`;
+    if (r.status === 'down') w += ', down';
+    return w;
   }
 
   /* Visibly behind: a learner, or a backup more than a couple of entries short
    * (one or two behind is normal while requests flow and must not flicker). */
   function catchingUp(r, c) {
-    if (!isUp(r) || !c || r.role === 'primary' || r.role === 'candidate') return false;
+    if (!isUp(r) || !c || r.role === 'primary' || r.role === 'candidate' || r.role === 'removed') return false;
+    if (outsider(memberKind(r))) return false;
     const ci = num(r.commit_index), cc = num(c.commit_index);
     if (r.role === 'learner') return true;
     return ci !== null && cc !== null && cc - ci >= 3;
@@ -120,6 +159,107 @@
     return isUp(r) && c && r.believes_primary !== undefined &&
       (r.believes_primary || null) !== (c.primary || null);
   }
+
+  // ---------------------------------------------------------------- membership
+
+  /* The configuration: as the coordinator reports it ("voters", "learners",
+   * "quorum", "reachable_voters"), or, from an older coordinator without those
+   * fields, as far as the replica list tells (every listed replica is then a
+   * member; "voter": false or the learner role makes it a non-voter). */
+  let memo = { c: null, m: null };
+  function membership(c) {
+    if (!c) return null;
+    if (memo.c === c) return memo.m;
+    memo = { c, m: computeMembership(c) };
+    return memo.m;
+  }
+
+  function computeMembership(c) {
+    const reps = c.replicas || [];
+    const byRid = new Map(reps.map((r) => [r.id, r]));
+    const reported = Array.isArray(c.voters);
+    let voters, learners;
+    if (reported) {
+      voters = c.voters.map(String);
+      learners = Array.isArray(c.learners) ? c.learners.map(String) : [];
+    } else {
+      const members = reps.filter((r) => r.role !== 'removed' && r.member !== false);
+      voters = members.filter((r) => r.voter !== false && r.role !== 'learner').map((r) => r.id);
+      learners = members.filter((r) => r.voter === false || r.role === 'learner').map((r) => r.id);
+    }
+    const quorum = num(c.quorum) !== null ? c.quorum : Math.floor(voters.length / 2) + 1;
+    const reachable = num(c.reachable_voters) !== null
+      ? c.reachable_voters : voters.filter((id) => isUp(byRid.get(id))).length;
+    return {
+      reported, voters, learners, quorum, reachable,
+      known: reported && voters.length > 0,   // a configuration is in force (not still forming)
+      voterSet: new Set(voters), learnerSet: new Set(learners),
+      ok: voters.length > 0 && reachable >= quorum,
+      spawn: c.spawn === true,
+      configIndex: num(c.config_index),
+      clusterId: typeof c.cluster_id === 'string' && c.cluster_id ? c.cluster_id : null,
+    };
+  }
+
+  /* Whether the coordinator offers the membership calls (DELETE /api/replicas/{id}). */
+  function canRemove() {
+    const m = state.cluster && membership(state.cluster);
+    return !!(m && m.reported);
+  }
+
+  /* A replica's place in the configuration:
+   *   voter    member that votes
+   *   learner  member that does not vote (yet): catching up, or kept non-voting
+   *   joining  not (yet) in the configuration: a learner about to be added, a new replica
+   *   outside  no member and not joining either (a --spawn replica given up before it joined)
+   *   removed  removed from the configuration (role "removed")
+   */
+  function memberKind(r, m) {
+    if (!r) return 'removed';
+    if (r.role === 'removed') return 'removed';
+    m = m || membership(state.cluster);
+    let member;
+    if (m && m.reported && !m.known) member = true;   // still forming: nobody is a member yet, nobody an outsider
+    else if (typeof r.member === 'boolean') member = r.member;
+    else if (m && m.reported) member = m.voterSet.has(r.id) || m.learnerSet.has(r.id);
+    else member = true;
+    if (!member) return r.role === 'learner' || r.status === 'up' ? 'joining' : 'outside';
+    if (m && m.known) {
+      if (m.voterSet.has(r.id)) return 'voter';
+      if (m.learnerSet.has(r.id)) return 'learner';
+    }
+    return r.voter === false || r.role === 'learner' ? 'learner' : 'voter';
+  }
+
+  const KIND_TEXT = { voter: 'voter', learner: 'learner', joining: 'joining', outside: 'no member', removed: 'removed' };
+  const KIND_LONG = {
+    voter: 'voting member',
+    learner: 'non-voting member (learner)',
+    joining: 'joining: not in the configuration yet',
+    outside: 'not a member of the configuration',
+    removed: 'removed from the configuration',
+  };
+  /* Shown greyed and dashed: no part of the configuration. */
+  const outsider = (kind) => kind === 'removed' || kind === 'outside';
+
+  /* The role word shown next to a name. */
+  function roleWord(r, kind) {
+    if (r.status === 'failed') return r.start_failed ? 'given up' : 'failed';
+    if (kind === 'removed') return 'removed';
+    if (kind === 'outside') return 'not a member';
+    if (kind === 'joining') return 'joining';
+    if (kind === 'learner' && r.role !== 'learner') return `${r.role || '?'}, non-voting`;
+    return r.role || '?';
+  }
+
+  /* A dead member: down (unreachable) but still in the configuration, so it
+   * still counts towards the majority until it is removed. */
+  function deadMember(r, m) {
+    const k = memberKind(r, m);
+    return r && r.status === 'down' && (k === 'voter' || k === 'learner');
+  }
+
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many || `${one}s`}`;
 
   let toastTimer = null;
   function toast(msg, bad) {
@@ -186,18 +326,81 @@
 
   const layout = { w: 0, h: 0, cx: 0, cy: 0, R: 0, r: 36, pos: new Map() };
 
+  /* The two label lines of a circle: "name · role", then index and lag (or why not). */
+  function labelLines(d, c, r, cap, strip) {
+    const kind = memberKind(d);
+    const name = `${shortName(d, cap, strip)} · ${roleWord(d, kind)}`;
+    let meta;
+    if (d.status === 'failed') meta = d.start_failed ? 'crashed at start · not restarted' : 'restarting…';
+    else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
+    else if (outsider(kind)) meta = d.status === 'up' ? 'not a member' : `${d.status} · not a member`;
+    else if (d.status === 'down') meta = `down · #${show(d.commit_index)}`;
+    else if (catchingUp(d, c)) meta = `catching up ${show(d.commit_index)}/${show(c && c.commit_index)}`;
+    else meta = `#${show(d.commit_index)} · lag ${show(d.lag)}${r < 22 ? ` · e${show(d.epoch)}` : ''}`;
+    return [name, meta];
+  }
+
+  /* Text widths for the layout, measured with the labels' own fonts. */
+  const measureCtx = document.createElement('canvas').getContext('2d');
+  let labelFont = null;
+  function textWidth(text, line, small) {
+    if (!labelFont) labelFont = getComputedStyle(document.body).fontFamily || 'sans-serif';
+    measureCtx.font = line === 0
+      ? `700 ${small ? 12 : 13.5}px ${labelFont}`
+      : `400 ${small ? 10.5 : 11.5}px ${labelFont}`;
+    return measureCtx.measureText(text).width;
+  }
+
+  /* Where a node's two label lines go, relative to its centre, for circle radius r
+   * and ring angle a: under the circle on small rings, radially outside on big ones. */
+  function labelSpot(r, a, radial) {
+    if (!radial) return { x: 0, y1: r + 32, y2: r + 47, anchor: 'middle' };
+    const c = Math.cos(a), s = Math.sin(a);
+    const dist = r + 18;
+    const lx = c * dist, ly = s * dist;
+    const top = ly + (s - 1) * 15;             // block of two lines, ~30px tall
+    return { x: lx, y1: top + 12, y2: top + 27, anchor: c > 0.15 ? 'start' : c < -0.15 ? 'end' : 'middle' };
+  }
+
+  /* The box a node takes (circle with its rings, and its labels of width `lw`), relative to its centre. */
+  function nodeBox(r, a, radial, lw) {
+    const ring = r + 10;
+    const L = labelSpot(r, a, radial);
+    const x0 = L.anchor === 'start' ? L.x : L.anchor === 'end' ? L.x - lw : L.x - lw / 2;
+    return {
+      x0: Math.min(-ring, x0 - 4), x1: Math.max(ring, x0 + lw + 4),
+      y0: Math.min(-ring, L.y1 - 14), y1: Math.max(ring, L.y2 + 5),
+    };
+  }
+
+  /* The largest radius R in [lo, hi] for which nodes at u[i] * R with boxes
+   * [b0[i], b1[i]] span at most `avail` (the span grows with R). */
+  function fitRadius(u, b0, b1, avail, lo, hi) {
+    const span = (R) => Math.max(...u.map((x, i) => x * R + b1[i])) - Math.min(...u.map((x, i) => x * R + b0[i]));
+    if (span(hi) <= avail) return hi;
+    if (span(lo) > avail) return lo;
+    for (let k = 0; k < 24; k++) {
+      const mid = (lo + hi) / 2;
+      if (span(mid) <= avail) lo = mid; else hi = mid;
+    }
+    return lo;
+  }
+
   /* Ring layout, stable by id (a failover recolours circles, it never moves them),
    * scaled to fill the box. Labels (name · role, then index · lag) sit under each
    * circle for small rings, and radially outside the ring for bigger ones so that
-   * neighbours' labels and the replication links in the middle never collide. */
-  function computeLayout(replicas) {
+   * neighbours' labels and the replication links in the middle never collide.
+   * The labels are measured, so long names shrink the ring instead of leaving it. */
+  function computeLayout(replicas, c) {
     const rect = wrap.getBoundingClientRect();
     const w = Math.max(260, rect.width), h = Math.max(260, rect.height);
     const n = replicas.length;
-    const legendH = w < 520 ? 40 : 22;           // legend overlay at the bottom
+    const legend = wrap.querySelector('.legend');
+    const legendH = (legend ? legend.getBoundingClientRect().height : 22) + 8;   // legend overlay at the bottom
+    const H = h - legendH;
     const radial = n >= 4;
     const narrow = w < 480;
-    const labelW = narrow ? 66 : n > 8 ? 76 : 88;             // widest label, roughly
+    const small = n > 8 || (narrow && radial);
     const unit = replicas.map((_, i) => {
       if (n === 1) return [0, 0, Math.PI / 2];
       if (n === 2) return i === 0 ? [-1, 0, Math.PI] : [1, 0, 0];
@@ -205,31 +408,51 @@
       return [Math.cos(a), Math.sin(a), a];
     });
     const xs = unit.map((u) => u[0]), ys = unit.map((u) => u[1]);
-    const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
-    const spanX = Math.max(maxX - minX, 0.001), spanY = Math.max(maxY - minY, 0.001);
-    let r = n <= 3 ? 44 : n <= 5 ? 40 : n <= 8 ? 34 : n <= 11 ? 28 : 24;
-    if (w < 480) r = Math.min(r, 36);
-    let Rx = 0, Ry = 0, padL = 0, padR = 0, padT = 0, padB = 0;
-    for (let k = 0; k < 3; k++) {               // r depends on the radii (neighbours must not touch)
-      if (radial) {
-        padL = padR = r + 18 + labelW; padT = r + 20 + 32; padB = r + 20 + 32;
-      } else {
-        padL = padR = Math.max(r + 10, w < 480 ? 46 : 64); padT = r + 16; padB = r + 52;
+    let rMax = n <= 3 ? 44 : n <= 5 ? 40 : n <= 8 ? 34 : n <= 11 ? 28 : 24;
+    if (narrow) rMax = Math.min(rMax, 36);
+    const sinN = n > 2 ? Math.sin(Math.PI / n) : 1;
+    // circles closer than this would touch their neighbours
+    const Rmin = n > 2 ? (15 / 0.62) / sinN : 24;
+    const strip = commonStrip(replicas);
+    const attempt = (cap) => {
+      let r = rMax, Rx = 0, Ry = 0, boxes = [];
+      for (let k = 0; k < 4; k++) {               // r depends on the radii (neighbours must not touch)
+        const lw = replicas.map((d) => Math.max(...labelLines(d, c, r, cap, strip).map((t, line) => textWidth(t, line, small))));
+        boxes = unit.map((u, i) => nodeBox(r, u[2], radial, lw[i]));
+        // labels side by side under circles need the circles that far apart
+        let minRx = 24;
+        if (!radial && n >= 2) {
+          const [i, j] = n === 2 ? [0, 1] : [1, 2];
+          minRx = ((lw[i] + lw[j]) / 2 + 16) / Math.max(0.1, Math.abs(xs[j] - xs[i]));
+        }
+        Rx = fitRadius(xs, boxes.map((b) => b.x0), boxes.map((b) => b.x1), w - 8, Rmin, 340);
+        Ry = fitRadius(ys, boxes.map((b) => b.y0), boxes.map((b) => b.y1), H - 8, Rmin, 340);
+        // an ellipse when the box is not square, but not a squashed one
+        Rx = Math.min(Rx, Ry * 1.5);
+        Ry = Math.min(Ry, Rx * (narrow ? 1.7 : 1.3));
+        Rx = Math.max(Rx, Math.min(minRx, 340));
+        if (n > 2) r = Math.max(15, Math.min(rMax, Math.min(Rx, Ry) * sinN * 0.62));
       }
-      const availW = w - padL - padR, availH = h - legendH - padT - padB;
-      // an ellipse when the box is not square, but not a squashed one
-      Rx = Math.max(24, Math.min(availW / spanX, 340));
-      Ry = Math.max(24, Math.min(availH / spanY, 340));
-      Rx = Math.min(Rx, Ry * 1.5);
-      Ry = Math.min(Ry, Rx * (narrow ? 1.7 : 1.3));
-      if (n > 2) r = Math.max(15, Math.min(r, Math.min(Rx, Ry) * Math.sin(Math.PI / n) * 0.62));
+      return { r, Rx, Ry, boxes, cap };
+    };
+    // long names: shorten them rather than shrink the ring below readable circles
+    const good = n > 2 ? Math.min(rMax, 24) / 0.62 / sinN : 60;
+    let fit;
+    for (const cap of [16, 12, 9]) {
+      fit = attempt(cap);
+      if (Math.min(fit.Rx, fit.Ry) >= good) break;
     }
+    let { r, Rx, Ry } = fit;
+    const { boxes } = fit;
     if (n === 1) { Rx = 0; Ry = 0; }
     const R = Math.min(Rx, Ry);
-    const usedW = spanX * Rx, usedH = spanY * Ry;
-    const ox = padL + (w - padL - padR - usedW) / 2 - minX * Rx;
-    const oy = padT + (h - legendH - padT - padB - usedH) / 2 - minY * Ry;
-    Object.assign(layout, { w, h, r, R, cx: ox, cy: oy, radial, small: n > 8 || (narrow && radial) });
+    // centre what is drawn (circles and labels) in the box above the legend
+    const ext = (u, Rr, k0, k1) => [Math.min(...u.map((x, i) => x * Rr + boxes[i][k0])), Math.max(...u.map((x, i) => x * Rr + boxes[i][k1]))];
+    const [ex0, ex1] = n ? ext(xs, Rx, 'x0', 'x1') : [0, 0];
+    const [ey0, ey1] = n ? ext(ys, Ry, 'y0', 'y1') : [0, 0];
+    const ox = (w - (ex1 - ex0)) / 2 - ex0;
+    const oy = Math.max(0, (H - (ey1 - ey0)) / 2) - ey0;
+    Object.assign(layout, { w, h, r, R, cx: ox, cy: oy, radial, small, cap: fit.cap, strip });
     layout.pos = new Map();
     replicas.forEach((rep, i) => layout.pos.set(rep.id, { x: ox + unit[i][0] * Rx, y: oy + unit[i][1] * Ry, a: unit[i][2] }));
     svg.attr('viewBox', `0 0 ${w} ${h}`);
@@ -237,14 +460,8 @@
 
   /* Where a node's two label lines go, relative to its centre. */
   function labelPlace(d) {
-    const { r, radial } = layout;
     const p = layout.pos.get(d.id);
-    if (!radial || !p) return { x: 0, y1: r + 32, y2: r + 47, anchor: 'middle' };
-    const c = Math.cos(p.a), s = Math.sin(p.a);
-    const dist = r + 18;
-    const lx = c * dist, ly = s * dist;
-    const top = ly + (s - 1) * 15;             // block of two lines, ~30px tall
-    return { x: lx, y1: top + 12, y2: top + 27, anchor: c > 0.15 ? 'start' : c < -0.15 ? 'end' : 'middle' };
+    return labelSpot(layout.r, p ? p.a : Math.PI / 2, layout.radial && !!p);
   }
 
   const arc = d3.arc().startAngle(0);
@@ -273,7 +490,7 @@
     const c = state.cluster;
     const reps = c ? [...c.replicas].sort(byId) : [];
     $('#cluster-empty').hidden = reps.length > 0;
-    computeLayout(reps);
+    computeLayout(reps, c);
     // Snapshots arrive up to ~10/s; only animate when something actually moves,
     // so running animations are not restarted on every heartbeat-age change.
     const layoutKey = `${Math.round(layout.w)}x${Math.round(layout.h)}:${reps.map((x) => x.id).join(',')}`;
@@ -297,16 +514,20 @@
     });
     const big = Math.max(24, Math.min(72, R * 0.42));
     wm.select('.watermark').attr('x', cx).attr('y', cy - 6).attr('font-size', big).text((d) => show(d.epoch));
+    const m = membership(c);
+    const lost = !!m && m.voters.length > 0 && !m.ok;   // not merely still forming
     wm.select('.watermark-sub').attr('x', cx).attr('y', cy + big * 0.5 + 6)
-      .text((d) => (d.primary ? 'epoch' : 'epoch · no primary'))
-      .style('fill', (d) => (d.primary ? null : '#b45309'));
+      .text((d) => (d.primary ? 'epoch' : lost ? 'epoch · no majority' : 'epoch · no primary'))
+      .style('fill', (d) => (d.primary ? null : lost ? '#dc2626' : '#b45309'));
   }
 
   /* Replication links: from the primary to every other replica. */
   function renderLinks(c, reps, moved, t) {
     const { r } = layout;
     const prim = c && reps.find((x) => x.id === c.primary && isUp(x));
-    const links = prim ? reps.filter((x) => x.id !== prim.id).map((x) => ({ id: x.id, s: prim, t: x })) : [];
+    const m = membership(c);
+    const links = prim ? reps.filter((x) => x.id !== prim.id && !outsider(memberKind(x, m)))
+      .map((x) => ({ id: x.id, s: prim, t: x, kind: memberKind(x, m) })) : [];
     const geom = (d) => {
       const a = layout.pos.get(d.s.id), b = layout.pos.get(d.t.id);
       const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
@@ -325,7 +546,7 @@
       .attr('class', (d) => {
         let k = 'link';
         if (!isUp(d.t)) k += ' to-down';
-        else if (d.t.role === 'learner') k += ' to-learner';
+        else if (d.t.role === 'learner' || d.kind !== 'voter') k += ' to-learner';
         else k += ' to-backup';
         if (isUp(d.t) && catchingUp(d.t, c)) k += ' behind';
         return k;
@@ -373,16 +594,22 @@
       (exit) => exit.classed('exiting', true).transition().duration(300).style('opacity', 0).remove(),
     );
 
+    const m = membership(c);
     nodes
       .attr('class', (d) => {
-        let k = `node role-${d.role || 'unknown'} status-${d.status || 'unknown'}`;
+        const kind = memberKind(d, m);
+        let k = `node role-${d.role || 'unknown'} status-${d.status || 'unknown'} member-${kind}`;
+        if (outsider(kind)) k += ' outsider';
         if (d.id === state.selected) k += ' selected';
         if (catchingUp(d, c)) k += ' catching-up';
+        if (state.removing.has(d.id)) k += ' removing';
         return k;
       })
       .attr('data-id', (d) => d.id)
       .attr('data-role', (d) => d.role)
       .attr('data-status', (d) => d.status)
+      .attr('data-member', (d) => memberKind(d, m))
+      .attr('data-voter', (d) => (memberKind(d, m) === 'voter' ? 'true' : 'false'))
       .attr('data-primary', (d) => (isPrimary(d) ? 'true' : null))
       .attr('data-epoch', (d) => d.epoch)
       .attr('data-commit-index', (d) => d.commit_index)
@@ -409,7 +636,7 @@
     nodes.select('.glyph')
       .attr('y', r >= 22 ? -r * 0.14 : 0)
       .attr('font-size', Math.round(r * (r >= 22 ? 0.78 : 0.95)))
-      .text((d) => (d.status === 'failed' ? '✕' : ROLE_GLYPH[d.role] || '?'));
+      .text((d) => (d.status === 'failed' ? '✕' : outsider(memberKind(d)) ? '−' : ROLE_GLYPH[d.role] || '?'));
     nodes.select('.inner')
       .attr('y', r * 0.52)
       .attr('font-size', Math.max(9, Math.min(12, r * 0.3)))
@@ -419,18 +646,13 @@
       .attr('x', (d) => labelPlace(d).x).attr('y', (d) => labelPlace(d).y1)
       .attr('text-anchor', (d) => labelPlace(d).anchor)
       .style('font-size', layout.small ? '12px' : null)
-      .text((d) => `${d.name || d.id} · ${d.status === 'failed' ? 'failed' : d.role || '?'}`);
+      .text((d) => labelLines(d, c, r, layout.cap, layout.strip)[0]);
     nodes.select('.label-meta')
       .attr('x', (d) => labelPlace(d).x).attr('y', (d) => labelPlace(d).y2)
       .attr('text-anchor', (d) => labelPlace(d).anchor)
       .style('font-size', layout.small ? '10.5px' : null)
       .classed('lagging', (d) => (num(d.lag) || 0) > 0 || catchingUp(d, c))
-      .text((d) => {
-        if (d.status === 'failed') return 'restarting…';
-        if (d.status === 'down') return `down · #${show(d.commit_index)}`;
-        if (catchingUp(d, c)) return `catching up ${show(d.commit_index)}/${show(c.commit_index)}`;
-        return `#${show(d.commit_index)} · lag ${show(d.lag)}${r < 22 ? ` · e${show(d.epoch)}` : ''}`;
-      });
+      .text((d) => labelLines(d, c, r, layout.cap, layout.strip)[1]);
     nodes.select('.badge')
       .attr('transform', `translate(${r * 0.74},${-r * 0.74})`)
       .style('display', (d) => (splitView(d, c) ? null : 'none'))
@@ -494,6 +716,61 @@
     }
     const noPrimary = !!c && !c.primary;
     for (const b of [$('#btn-fail-primary')]) b.disabled = noPrimary;
+    const m = membership(c);
+    const cid = $('#stat-cluster-item');
+    cid.hidden = !(m && m.clusterId);
+    if (m && m.clusterId) {
+      const dd = $('#stat-cluster');
+      dd.textContent = m.clusterId.length > 10 ? `${m.clusterId.slice(0, 8)}…` : m.clusterId;
+      dd.title = `cluster id ${m.clusterId}`;
+    }
+    const add = $('#btn-add-replica');
+    add.hidden = !(m && m.spawn);
+    renderConfig(c, m);
+  }
+
+  /* The configuration in one line, and why there is or is no primary: a majority
+   * of the voters must be reachable to elect one. */
+  let configSig = '';
+  function renderConfig(c, m) {
+    const box = $('#config-summary');
+    if (!c || !m) { box.hidden = true; return; }
+    const nv = m.voters.length, nl = m.learners.length;
+    const joining = c.replicas.filter((r) => memberKind(r, m) === 'joining').length;
+    let st, text, hint = '';
+    if (nv === 0) {
+      st = 'unknown';
+      text = 'The cluster is still forming: no configuration yet…';
+    } else if (!m.ok) {
+      st = 'lost';
+      text = `${m.reachable} of ${plural(nv, 'voter')} reachable — a majority needs ${m.quorum}: no primary can be elected`;
+      hint = 'Bring the down replicas back so that a majority can vote (removing dead members needs a ' +
+        'primary too, so it comes after). If more than half of the voters are gone for good, forced ' +
+        'recovery (replctl force-config, unsafe) is the last resort: see the README and docs/membership.md.';
+    } else {
+      st = m.reachable === m.quorum && nv > 1 ? 'risk' : 'ok';
+      const parts = [plural(nv, 'voter')];
+      if (nl) parts.push(plural(nl, 'learner'));
+      if (joining) parts.push(`${joining} joining`);
+      parts.push(`majority needs ${m.quorum}`, `${m.reachable} of ${nv} reachable`);
+      if (st === 'risk') parts.push('no voter to spare');
+      if (!c.primary) parts.push('electing a primary…');
+      text = parts.join(' · ');
+    }
+    const sig = `${st}|${text}|${hint}|${m.configIndex}|${m.reported}`;
+    if (sig === configSig) return;
+    configSig = sig;
+    box.hidden = false;
+    box.dataset.state = st;
+    box.dataset.source = m.reported ? 'reported' : 'derived';
+    box.querySelector('.cfg-icon').textContent = st === 'lost' ? '⚠' : st === 'risk' ? '!' : st === 'ok' ? '✓' : '…';
+    const t = $('#config-text');
+    t.replaceChildren(text);
+    if (m.configIndex) t.append(h('span', { class: 'cfg-index' }, ` · config #${m.configIndex}`));
+    t.title = m.reported ? '' : 'Derived from the replica list: this coordinator does not report the configuration';
+    const hp = $('#config-hint');
+    hp.hidden = !hint;
+    hp.textContent = hint;
   }
 
   function renderTable() {
@@ -503,20 +780,32 @@
       const tr = enter.append('tr').on('click', (ev, d) => { if (!ev.target.closest('button')) select(d.id); });
       tr.append('td').attr('class', 'row-name');
       tr.append('td').attr('class', 'c-role');
+      tr.append('td').attr('class', 'c-member');
       tr.append('td').attr('class', 'c-status');
-      tr.append('td').attr('class', 'num opt c-epoch');
-      tr.append('td').attr('class', 'num opt c-last');
+      tr.append('td').attr('class', 'num opt opt1 c-epoch');
+      tr.append('td').attr('class', 'num opt opt1 c-last');
       tr.append('td').attr('class', 'num opt c-commit');
       tr.append('td').attr('class', 'num c-lag');
-      tr.append('td').attr('class', 'num opt c-hb');
-      tr.append('td').append('button').attr('type', 'button').attr('class', 'btn btn-small btn-fail')
+      tr.append('td').attr('class', 'num opt opt1 c-hb');
+      const act = tr.append('td').attr('class', 'c-actions');
+      act.append('button').attr('type', 'button').attr('class', 'btn btn-small btn-remove-row')
+        .on('click', (ev, d) => askRemove(d.id));
+      act.append('button').attr('type', 'button').attr('class', 'btn btn-small btn-fail')
         .on('click', (ev, d) => failReplica(d.id));
       return tr;
     });
-    rows.attr('data-id', (d) => d.id).classed('selected', (d) => d.id === state.selected);
-    rows.select('.row-name').text((d) => d.name || d.id);
+    const m = membership(c);
+    rows.attr('data-id', (d) => d.id).classed('selected', (d) => d.id === state.selected)
+      .attr('data-member', (d) => memberKind(d, m))
+      .classed('row-removed', (d) => outsider(memberKind(d, m)))
+      .classed('row-dead', (d) => deadMember(d, m));
+    rows.select('.row-name').text((d) => shortName(d, 24)).attr('title', (d) => `${d.name || d.id} (id ${d.id}, ${show(d.address)})`);
     rows.select('.c-role').selectAll('span').data((d) => [d]).join('span')
       .attr('class', (d) => `pill role-${d.role}${d.status !== 'up' ? ' stale' : ''}`).text((d) => d.role);
+    rows.select('.c-member').selectAll('span').data((d) => [d]).join('span')
+      .attr('class', (d) => `pill member-${memberKind(d, m)}`)
+      .attr('title', (d) => KIND_LONG[memberKind(d, m)])
+      .text((d) => KIND_TEXT[memberKind(d, m)]);
     rows.select('.c-status').selectAll('span').data((d) => [d]).join('span')
       .attr('class', (d) => `pill status-${d.status}`).text((d) => d.status);
     rows.select('.c-epoch').text((d) => show(d.epoch));
@@ -524,10 +813,22 @@
     rows.select('.c-commit').text((d) => show(d.commit_index));
     rows.select('.c-lag').text((d) => show(d.lag)).classed('lag-bad', (d) => (num(d.lag) || 0) > 0);
     rows.select('.c-hb').text((d) => (isPrimary(d) ? '—' : fmtDuration(d.heartbeat_age_ms)));
-    rows.select('button')
+    const removable = (d) => canRemove() && (deadMember(d, m) || d.start_failed === true || state.removing.has(d.id));
+    rows.select('.btn-fail')
+      .style('display', (d) => (removable(d) ? 'none' : null))   // Remove takes its place
       .text('Fail')
       .attr('aria-label', (d) => `Fail ${d.name || d.id}`)
-      .property('disabled', (d) => d.status === 'failed');
+      .property('disabled', (d) => d.status === 'failed' || outsider(memberKind(d, m)));
+    // a dead member still counts towards the majority: offer to remove it right here
+    // (in place of Fail, which it is past)
+    rows.select('.btn-remove-row')
+      .style('display', (d) => (removable(d) ? null : 'none'))
+      .text((d) => (state.removing.has(d.id) ? 'Removing…' : 'Remove'))
+      .attr('aria-label', (d) => `Remove ${d.name || d.id} from the cluster`)
+      .attr('title', (d) => (d.start_failed
+        ? `${d.name || d.id} kept crashing at start and is not restarted any more`
+        : `${d.name || d.id} is down but still a member: it counts towards the majority until it is removed`))
+      .property('disabled', (d) => state.removing.has(d.id));
   }
 
   // ================================================================ details panel
@@ -540,6 +841,7 @@
       state.selected = id;
       state.detail = null;
       state.detailSig = '';
+      state.confirming = null;
       buildDetails();
     }
     renderAll();
@@ -552,6 +854,7 @@
     const id = state.selected;
     state.selected = null;
     state.detail = null;
+    state.confirming = null;
     $('#details-empty').hidden = false;
     detailsBody.hidden = true;
     details.setAttribute('aria-labelledby', 'details-title');
@@ -572,11 +875,31 @@
         h('span', { class: 'sw', 'data-k': 'sw', 'aria-hidden': 'true', style: 'width:26px;height:26px;font-size:13px' }),
         h('h2', { id: 'details-name', tabindex: '-1' }),
         h('span', { class: 'pill', 'data-k': 'role' }),
+        h('span', { class: 'pill', 'data-k': 'member' }),
         h('span', { class: 'pill', 'data-k': 'status' }),
         h('span', { class: 'spacer' }),
-        h('button', { type: 'button', class: 'btn btn-small btn-fail', 'data-k': 'fail', onclick: () => failReplica(state.selected) }, 'Fail'),
         h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Close details', onclick: closeDetails }, '×')),
       h('div', { class: 'details-addr', 'data-k': 'addr' }),
+      h('div', { class: 'details-actions', 'data-k': 'actions', role: 'group', 'aria-label': 'Actions on this replica' },
+        h('button', { type: 'button', class: 'btn btn-small btn-fail', 'data-k': 'fail', onclick: () => failReplica(state.selected) }, 'Fail'),
+        h('button', {
+          type: 'button', class: 'btn btn-small btn-fail', 'data-k': 'fail-replace', hidden: true,
+          title: 'Crash it, start a new replica with a new id in its place, and remove this one from the configuration',
+          onclick: () => failAndReplace(state.selected),
+        }, 'Fail & replace'),
+        h('button', {
+          type: 'button', class: 'btn btn-small btn-remove', 'data-k': 'remove', hidden: true,
+          'aria-expanded': 'false', 'aria-controls': 'confirm-remove',
+          onclick: () => askRemove(state.selected),
+        }, 'Remove from cluster…')),
+      h('div', { class: 'confirm', id: 'confirm-remove', 'data-k': 'confirm', role: 'group', 'aria-labelledby': 'confirm-remove-text', hidden: true },
+        h('p', { id: 'confirm-remove-text', 'data-k': 'confirm-text' }),
+        h('p', { class: 'confirm-effect', 'data-k': 'confirm-effect' }),
+        h('div', { class: 'confirm-buttons' },
+          h('button', { type: 'button', class: 'btn btn-small btn-danger', 'data-k': 'confirm-yes', onclick: () => removeReplica(state.confirming) }, 'Remove'),
+          h('button', { type: 'button', class: 'btn btn-small', 'data-k': 'confirm-no', onclick: cancelRemove }, 'Cancel'))),
+      h('p', { class: 'alert bad', 'data-k': 'action-err', role: 'alert', hidden: true }),
+      h('p', { class: 'alert', 'data-k': 'member-note', hidden: true }),
       h('p', { class: 'alert', 'data-k': 'split', hidden: true }),
       h('p', { class: 'alert bad', 'data-k': 'err', hidden: true }),
       h('dl', { class: 'kv' },
@@ -623,10 +946,41 @@
     rp.className = `pill role-${role}${status !== 'up' ? ' stale' : ''}`;
     rp.textContent = status !== 'up' ? `last seen as ${role}` : role + (isPrimary(r) ? ' ★' : '');
     const sp = dk('status'); sp.className = `pill status-${status}`; sp.textContent = status;
+    sp.hidden = !live;                 // a replica no longer listed has no status, only its last details
+    dk('actions').hidden = !live;
+    const m = membership(c);
+    const kind = live ? memberKind(live, m) : 'removed';
+    const mp = dk('member');
+    mp.className = `pill member-${kind}`;
+    mp.textContent = live ? KIND_TEXT[kind] : 'gone';
+    mp.title = KIND_LONG[kind];
+    const name = r.name || id;
     const fb = dk('fail');
-    fb.textContent = `Fail ${r.name || id}`;
-    fb.disabled = !live || status === 'failed';
-    dk('addr').textContent = `${show(r.address)} · ${r.voter === false ? 'non-voting learner' : 'voter'}`;
+    fb.textContent = `Fail ${name}`;
+    fb.disabled = !live || status === 'failed' || outsider(kind);
+    const fr = dk('fail-replace');
+    fr.hidden = !(m && m.spawn);
+    fr.disabled = fb.disabled;
+    fr.setAttribute('aria-label', `Fail ${name} and replace it with a new replica`);
+    const removing = state.removing.has(id);
+    const rb = dk('remove');
+    rb.hidden = !(canRemove() && live && kind !== 'removed');
+    rb.disabled = removing;
+    rb.textContent = removing ? 'Removing…' : 'Remove from cluster…';
+    rb.setAttribute('aria-label', removing ? `Removing ${name} from the cluster` : `Remove ${name} from the cluster`);
+    rb.className = `btn btn-small ${live && deadMember(live, m) ? 'btn-danger' : 'btn-remove'}`;
+    rb.setAttribute('aria-expanded', state.confirming === id ? 'true' : 'false');
+    dk('addr').textContent = `${show(r.address)} · ${live ? KIND_LONG[kind] : 'no longer listed'}`;
+    renderConfirm(id, live, m, kind);
+    const ae = dk('action-err');
+    const err = state.actionError && state.actionError.id === id ? state.actionError.text : '';
+    ae.hidden = !err;
+    if (ae.textContent !== err) ae.textContent = err;
+    const note = memberNote(id, name, live, m, kind);
+    const mn = dk('member-note');
+    mn.hidden = !note;
+    mn.className = `alert${live && deadMember(live, m) ? ' bad' : ''}`;
+    if (mn.textContent !== note) mn.textContent = note;
 
     const split = splitView(r, c);
     const sa = dk('split');
@@ -642,7 +996,7 @@
     set('lag', show(r.lag), (num(r.lag) || 0) > 0 ? 'lag-bad' : '');
     set('heartbeat', isPrimary(r) ? '—' : fmtDuration(r.heartbeat_age_ms), (num(r.heartbeat_age_ms) || 0) > 1000 ? 'lag-bad' : '');
     set('uptime', fmtDuration(r.uptime_ms));
-    set('believes', show(r.believes_primary, 'none'), split ? 'split' : '');
+    set('believes', r.believes_primary ? replicaName(r.believes_primary) : 'none', split ? 'split' : '');
     set('processed', show(r.processed));
     set('synced', show(r.synced));
 
@@ -661,6 +1015,57 @@
     renderList('#processed-list', d && d.processed_data, 'pcount', 'processed');
     renderList('#synced-list', d && d.synced_data, 'scount', 'synced');
     renderPeers(d && d.peers);
+  }
+
+  /* The "Remove from cluster" confirmation, with what the majority becomes. */
+  function renderConfirm(id, live, m, kind) {
+    const box = dk('confirm');
+    const open = state.confirming === id && !!live;
+    box.hidden = !open;
+    if (!open) return;
+    const name = live.name || id;
+    let text = `Remove ${name} from the cluster? It leaves the configuration: it no longer votes or receives updates.`;
+    if (isPrimary(live)) text += ` ${name} is the primary: it hands over to another voter first.`;
+    let effect = '';
+    if (m && kind === 'voter') {
+      const nv = m.voters.length - 1, q = Math.floor(nv / 2) + 1;
+      const reach = m.reachable - (isUp(live) ? 1 : 0);
+      effect = `Afterwards: ${plural(nv, 'voter')}, a majority needs ${q}, ${reach} of them reachable now.`;
+      if (nv === 0 || reach < q) effect += ' That leaves no majority reachable: the coordinator will refuse it.';
+    } else if (m) {
+      effect = `It is not a voter: the majority stays at ${m.quorum} of ${m.voters.length}.`;
+    }
+    const t = dk('confirm-text'); if (t.textContent !== text) t.textContent = text;
+    const e = dk('confirm-effect'); if (e.textContent !== effect) e.textContent = effect;
+    const yes = dk('confirm-yes');
+    yes.textContent = `Remove ${name}`;
+    yes.disabled = state.removing.has(id);
+  }
+
+  /* What membership means for this replica, when there is something to say. */
+  function memberNote(id, name, live, m, kind) {
+    if (!live) {
+      return state.removing.has(id) || state.removedIds.has(id)
+        ? `${name} was removed from the cluster and is no longer listed.`
+        : `${name} is no longer listed by the coordinator.`;
+    }
+    if (deadMember(live, m)) {
+      const who = kind === 'voter'
+        ? `it still counts as a voter (a majority needs ${m.quorum} of ${m.voters.length})`
+        : 'it is still a member';
+      return `${name} is down, but ${who} until it is removed. Remove it if it will not come back.`;
+    }
+    if (kind === 'removed') return `${name} was removed from the configuration: it no longer votes or receives updates.`;
+    if (live.start_failed) {
+      return `${name} kept crashing right after starting and is not restarted any more: see its log. ` +
+        `${kind === 'outside' ? 'Remove forgets it' : 'Remove takes it out of the configuration'}; restarting the coordinator tries again.`;
+    }
+    if (kind === 'outside') return `${name} is not a member of the configuration.`;
+    if (kind === 'joining') return `${name} is joining: it receives the log as a learner and becomes a voter once caught up.`;
+    if (kind === 'learner' && live.role === 'learner') return `${name} is a learner: it catches up from the primary and votes once promoted.`;
+    if (kind === 'learner') return `${name} is a non-voting member: it does not count towards the majority.`;
+    if (state.removing.has(id)) return `Removing ${name}: it leaves once the configuration change commits.`;
+    return '';
   }
 
   function renderList(sel, page, countKey, what) {
@@ -721,6 +1126,8 @@
   let detailsInflight = false, detailsDirty = false, detailsLast = 0, detailsTimer = null;
   function scheduleDetailsFetch(now) {
     if (!state.selected) return;
+    // no longer listed (removed and gone): keep its last details, there is nobody to ask
+    if (state.cluster && !state.cluster.replicas.some((x) => x.id === state.selected)) return;
     if (detailsInflight) { detailsDirty = true; return; }
     if (detailsTimer) return;
     const wait = now ? 0 : Math.max(0, CFG.detailsMinGapMs - (performance.now() - detailsLast));
@@ -829,6 +1236,87 @@
     else toast(`Could not fail ${id}: ${res.error}`, true);
   }
 
+  /* The API's own words for a refused call: "message (409 no_quorum)". */
+  function apiMessage(res) {
+    const e = res.body && res.body.error;
+    if (e && e.message) return `${e.message} (${res.status}${e.code ? ` ${e.code}` : ''})`;
+    return res.error;
+  }
+
+  /* "Could not remove r3: <why>", unless the API's message already names r3
+   * ("cannot remove r3: removing it would leave no reachable majority"). */
+  function refusal(what, id, res) {
+    const m = apiMessage(res);
+    const e = res.body && res.body.error;
+    if (e && e.message && e.message.includes(id)) return m.charAt(0).toUpperCase() + m.slice(1);
+    return `Could not ${what} ${replicaName(id)}: ${m}`;
+  }
+
+  function askRemove(id) {
+    if (!id) return;
+    if (state.selected !== id) select(id);
+    state.confirming = id;
+    if (state.actionError && state.actionError.id === id) state.actionError = null;
+    renderDetails();
+    const no = dk('confirm-no');
+    if (no && !dk('confirm').hidden) no.focus();
+  }
+
+  function cancelRemove() {
+    state.confirming = null;
+    renderDetails();
+    const rb = dk('remove');
+    if (rb && !rb.hidden) rb.focus();
+  }
+
+  async function removeReplica(id) {
+    if (!id) return;
+    const name = replicaName(id);
+    const yes = dk('confirm-yes');
+    if (yes) yes.disabled = true;
+    const res = await api('DELETE', `/api/replicas/${encodeURIComponent(id)}`);
+    state.confirming = null;
+    if (res.ok) {
+      state.actionError = null;
+      state.removing.set(id, Date.now());
+      toast(`Removing ${name}: it leaves once the configuration change commits`);
+      announce(`Removing ${name} from the cluster`);
+    } else {
+      state.actionError = { id, text: refusal('remove', id, res) };
+      toast(`Could not remove ${name}`, true);
+    }
+    renderAll();
+  }
+
+  async function failAndReplace(id) {
+    if (!id) return;
+    const name = replicaName(id);
+    const res = await api('POST', `/api/replicas/${encodeURIComponent(id)}/fail?replace=true`);
+    if (res.ok) {
+      const b = res.body || {};
+      if (b.replacement) state.adding.add(String(b.replacement));
+      toast(`${replicaName(b.failed || id)} failed on purpose; ${b.replacement ? replicaName(b.replacement) : 'a new replica'} takes its place`);
+    } else {
+      state.actionError = { id, text: refusal('fail and replace', id, res) };
+      toast(`Could not fail and replace ${name}`, true);
+      renderAll();
+    }
+  }
+
+  async function addReplica() {
+    const btn = $('#btn-add-replica');
+    btn.disabled = true;
+    const res = await api('POST', '/api/replicas');
+    btn.disabled = false;
+    if (res.ok && res.body && res.body.id) {
+      state.adding.add(String(res.body.id));
+      toast(`Starting ${res.body.id}: it joins as a learner and becomes a voter once caught up`);
+      announce(`Starting replica ${res.body.id}`);
+    } else {
+      toast(`Could not add a replica: ${apiMessage(res)}`, true);
+    }
+  }
+
   async function failPrimary() {
     const res = await api('POST', '/api/primary/fail');
     if (res.ok) toast(`primary ${(res.body && res.body.failed) || ''} failed on purpose; watch the election`);
@@ -843,35 +1331,69 @@
     committed: ['•', 'commit'], failed: ['✕', 'bad'], exited: ['↺', 'bad'], down: ['▼', 'bad'], up: ['▲', 'good'],
     request_sent: ['→', 'info'], request_committed: ['✓', 'good'], request_failed: ['⚠', 'bad'],
     local_lost: ['↻', 'warn'], local_back: ['⇄', 'good'],
+    removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
+    joined_view: ['◌', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));
 
+  /* Events name replicas as the circles do: "replica_name"/"subject_name" when the
+   * event carries them, else the name last seen for that id, else the id. */
+  function evName(ev, which) {
+    const id = ev[which];
+    if (!id) return '';
+    const n = ev[`${which}_name`];
+    if (n) { state.names.set(id, n); return n; }
+    return replicaName(id);
+  }
+  function evWho(ev) { return ev.subject ? evName(ev, 'subject') : evName(ev, 'replica'); }
+
   function describe(ev) {
-    const who = ev.subject || ev.replica;
+    const who = evWho(ev);
+    const rep = evName(ev, 'replica'), subj = evName(ev, 'subject');
     const rq = ev.request || {};
     switch (ev.type) {
-      case 'elected': return [b(ev.subject || ev.replica), ' elected primary', ev.epoch !== undefined ? ` in epoch ${ev.epoch}` : ''];
+      case 'elected': return [b(who), ' elected primary', ev.epoch !== undefined ? ` in epoch ${ev.epoch}` : ''];
       case 'stepped_down': return [b(who), ' stepped down'];
       case 'election_started': return [b(who), ' started an election'];
       case 'primary_lost':
         return ev.subject && ev.replica && ev.subject !== ev.replica
-          ? [b(ev.replica), ' lost contact with primary ', b(ev.subject)]
+          ? [b(rep), ' lost contact with primary ', b(subj)]
           : [b(who), ': primary lost'];
       case 'joined': return [b(who), ' joined as a learner'];
       case 'caught_up': return [b(who), ' caught up and became a voter'];
+      case 'removed': return [b(who), ' left the configuration'];
+      case 'handover':
+        return ev.subject && ev.replica && ev.subject !== ev.replica
+          ? ['primary ', b(rep), ' removed itself and hands over to ', b(subj)]
+          : ['primary ', b(who), ' removed itself and hands over'];
+      case 'forced_config':
+        return [h('strong', { class: 'tl-alarm' }, 'UNSAFE forced recovery: '),
+          b(rep || subj || 'a replica'), ' was made the only voter without a majority (replctl force-config).',
+          ' Entries only the lost voters held may be gone.'];
+      case 'joined_view': return [b(who), ' discovered'];
+      case 'start_failed': return [b(who), ' keeps crashing at start: given up (not restarted again)'];
       case 'committed': return ['commit index → ', b(ev.index)];
       case 'failed': return [b(who), ' failed'];
       case 'down': return [b(who), ' is unreachable (down)'];
       case 'exited': return [b(who), ' exited'];
       case 'up': return [b(who), ' is up'];
       case 'request_sent': return [rq.fault ? 'fault request ' : 'request ', b(rq.data), ' sent'];
-      case 'request_committed': return [b(rq.data), ' committed at ', b(`#${show(rq.index ?? ev.index)}`), ' by ', b(rq.primary || ev.replica)];
+      case 'request_committed': return [b(rq.data), ' committed at ', b(`#${show(rq.index ?? ev.index)}`), ' by ', b(rq.primary ? replicaName(rq.primary) : rep)];
       case 'request_failed': return ['request ', b(rq.data), ' failed'];
       case 'local_lost': return ['connection to the coordinator lost'];
       case 'local_back': return ['reconnected; state resynced from a fresh snapshot'];
       default: return [b(ev.type), who ? ` · ${who}` : ''];
     }
+  }
+
+  /* A detail that only says again what the text says ("joined as a learner — added as learner"). */
+  const SAID = { joined: ['added as learner'], caught_up: ['promoted to voter'], joined_view: ['discovered'] };
+  function redundantDetail(type, detail, text) {
+    const d = String(detail).trim().toLowerCase();
+    if ((SAID[type] || []).includes(d)) return true;
+    const said = h('span', null, ...text).textContent.toLowerCase();
+    return said.includes(d);
   }
 
   function addEvent(ev) {
@@ -899,8 +1421,10 @@
         const who = top.dataset.reporters.split(',');
         if (!who.includes(ev.replica)) who.push(ev.replica);
         top.dataset.reporters = who.join(',');
-        const names = who.length <= 3 ? who.join(', ') : `${who.slice(0, 2).join(', ')} and ${who.length - 2} more`;
-        top.querySelector('.tl-text').replaceChildren(b(names), ' lost contact with primary ', b(ev.subject),
+        evName(ev, 'replica');
+        const nm = who.map(replicaName);
+        const names = nm.length <= 3 ? nm.join(', ') : `${nm.slice(0, 2).join(', ')} and ${nm.length - 2} more`;
+        top.querySelector('.tl-text').replaceChildren(b(names), ' lost contact with primary ', b(evName(ev, 'subject')),
           ev.detail ? h('span', { class: 'tl-detail' }, ` — ${ev.detail}`) : '');
         return;
       }
@@ -909,14 +1433,16 @@
     const meta = [h('time', { class: 'tl-time', datetime: new Date(ev.time_ms || Date.now()).toISOString() }, fmtClock(ev.time_ms))];
     if (num(ev.epoch) > 0) meta.push(h('span', null, `epoch ${ev.epoch}`));
     if (num(ev.index) > 0 && ev.type !== 'committed') meta.push(h('span', null, `#${ev.index}`));
-    if (ev.replica && ev.subject && ev.replica !== ev.subject && ev.type !== 'primary_lost') meta.push(h('span', null, `reported by ${ev.replica}`));
+    if (ev.replica && ev.subject && ev.replica !== ev.subject &&
+        !['primary_lost', 'handover', 'forced_config'].includes(ev.type)) meta.push(h('span', null, `reported by ${evName(ev, 'replica')}`));
     if (ev.type === 'elected' && num(ev.failover_ms) !== null) {
       meta.unshift(h('span', { class: 'tl-failover', title: 'time from the previous primary failing to this election' },
         `failover ${fmtDuration(ev.failover_ms)}`));
     }
     const text = describe(ev);
-    const detail = ev.detail || (ev.type === 'request_failed' && ev.request && ev.request.detail);
-    const li = h('li', { class: `tl k-${kind}`, 'data-type': ev.type },
+    let detail = ev.detail || (ev.type === 'request_failed' && ev.request && ev.request.detail);
+    if (detail && redundantDetail(ev.type, detail, text)) detail = '';
+    const li = h('li', { class: `tl k-${kind}`, 'data-type': ev.type, role: ev.type === 'forced_config' ? 'alert' : null },
       h('span', { class: 'tl-icon', 'aria-hidden': 'true' }, icon),
       h('div', { class: 'tl-text' }, ...text, detail ? h('span', { class: 'tl-detail' }, ` — ${detail}`) : null),
       h('div', { class: 'tl-meta' }, ...meta));
@@ -944,8 +1470,8 @@
     if (rq) bumpSeq(rq.data);
     switch (ev.type) {
       case 'elected': {
-        const who = ev.subject || ev.replica;
-        burst(who, 'good');
+        const who = evWho(ev);
+        burst(ev.subject || ev.replica, 'good');
         if (num(ev.failover_ms) !== null) {
           const f = $('#stat-failover');
           f.textContent = fmtDuration(ev.failover_ms);
@@ -957,7 +1483,17 @@
       }
       case 'failed': case 'down':
         burst(ev.subject || ev.replica, 'bad');
-        announce(`${ev.subject || ev.replica} ${ev.type === 'failed' ? 'failed' : 'is down'}`);
+        announce(`${evWho(ev)} ${ev.type === 'failed' ? 'failed' : 'is down'}`);
+        break;
+      case 'removed':
+        if (ev.subject) state.removedIds.add(ev.subject);
+        break;
+      case 'forced_config':
+        toast(`UNSAFE forced recovery by ${evName(ev, 'replica') || 'a replica'}: acknowledged writes may be lost`, true);
+        break;
+      case 'start_failed':
+        burst(ev.subject || ev.replica, 'bad');
+        toast(`${evWho(ev)} keeps crashing at start and was given up`, true);
         break;
       case 'committed': case 'request_committed':
         pulse();
@@ -989,8 +1525,34 @@
   function applyCluster(c) {
     if (!c || !Array.isArray(c.replicas)) return;
     state.cluster = c;
+    for (const r of c.replicas) state.names.set(r.id, r.name || r.id);
+    trackMembership(c);
     renderAll();
     if (state.selected && detailSignature() !== state.detailSig) scheduleDetailsFetch();
+  }
+
+  /* Follow up on membership calls as snapshots show their outcome (no polling). */
+  function trackMembership(c) {
+    const m = membership(c);
+    const byRid = new Map(c.replicas.map((r) => [r.id, r]));
+    for (const [id, since] of state.removing) {
+      const r = byRid.get(id);
+      if (!r || outsider(memberKind(r, m))) {
+        state.removing.delete(id);
+        state.removedIds.add(id);
+        announce(`${replicaName(id)} left the cluster`);
+      } else if (Date.now() - since > 60000) {
+        state.removing.delete(id);   // the change never showed up; let the user try again
+      }
+    }
+    for (const id of state.adding) {
+      const r = byRid.get(id);
+      if (r && memberKind(r, m) === 'voter') {
+        state.adding.delete(id);
+        announce(`${replicaName(id)} caught up and is now a voter`);
+      }
+    }
+    if (state.confirming && !byRid.has(state.confirming)) state.confirming = null;
   }
 
   // ================================================================ WebSocket
@@ -1080,10 +1642,13 @@
   $('#request-form').addEventListener('submit', (e) => { e.preventDefault(); submitFromForm(false); });
   $('#btn-fault').addEventListener('click', () => submitFromForm(true));
   $('#btn-fail-primary').addEventListener('click', failPrimary);
+  $('#btn-add-replica').addEventListener('click', addReplica);
   $('#banner-retry').addEventListener('click', () => { attempt = Math.max(0, attempt); connect(); });
   $('#show-commits').addEventListener('change', (e) => $('#timeline').classList.toggle('hide-commits', !e.target.checked));
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && state.selected && !e.target.closest('input')) closeDetails();
+    if (e.key !== 'Escape' || e.target.closest('input')) return;
+    if (state.confirming) cancelRemove();
+    else if (state.selected) closeDetails();
   });
   new ResizeObserver(() => { if (state.cluster) renderAll(); }).observe(wrap);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) renderAll(); });

@@ -87,8 +87,18 @@ async function httpOk(url) {
   }
 }
 
+/* GET and parse JSON. A GET is safe to repeat: a network error (a pooled
+ * keep-alive connection the server closed just as it was reused) is retried
+ * once, and the cause is kept in the message. */
 async function getJson(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  let res;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    const why = e.cause ? `${e.cause.code || ''} ${e.cause.message || e.cause}`.trim() : e.message;
+    console.error(`# getJson ${url}: ${e.message} (${why}); retrying once`);
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  }
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
 }
@@ -97,9 +107,10 @@ async function getJson(url) {
  * has a primary. The coordinator runs in its own process group so that stop()
  * can also reach the replicas it spawned if it has to be killed hard. */
 class Coordinator {
-  constructor(name, { spawnCount = 3 } = {}) {
+  constructor(name, { spawnCount = 3, sparePorts = 0 } = {}) {
     this.name = name;
     this.spawnCount = spawnCount;
+    this.sparePorts = sparePorts;   // free ports after the spawned ones, for replicas added later
     this.proc = null;
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `replicacao-browser-${name}-`));
     this.logPath = path.join(ARTIFACTS_DIR, `${name}-coordinator.log`);
@@ -110,7 +121,7 @@ class Coordinator {
 
   async start() {
     if (!fs.existsSync(COORDINATOR_BIN)) throw new Error(`coordinator binary not found at ${COORDINATOR_BIN} (set COORDINATOR_BIN)`);
-    if (!this.ports) this.ports = await pickPorts(this.spawnCount);
+    if (!this.ports) this.ports = await pickPorts(this.spawnCount + this.sparePorts);
     const args = [
       '--listen', `127.0.0.1:${this.ports.http}`,
       '--spawn', String(this.spawnCount),
@@ -175,7 +186,7 @@ async function launchBrowser() {
 }
 
 /* A page that records console errors and uncaught exceptions, for assertions. */
-async function openDashboard(browser, url, viewport = { width: 1280, height: 800 }) {
+async function openDashboard(browser, url, viewport = { width: 1280, height: 800 }, { beforeGoto } = {}) {
   const page = await browser.newPage({ viewport });
   page.setDefaultTimeout(20000);
   page.errors = [];
@@ -188,8 +199,49 @@ async function openDashboard(browser, url, viewport = { width: 1280, height: 800
     if (u.host !== new URL(url).host) { page.external.push(u.href); return route.abort(); }
     return route.continue();
   });
+  if (beforeGoto) await beforeGoto(page);
   await page.goto(url);
   return page;
+}
+
+/* What overlaps or is cut off in the dashboard as shown: circles and their two
+ * label lines (none may overlap another, leave the drawing or hide under the
+ * legend), the configuration summary, the table and the panels (no horizontal
+ * overflow), and the page (no horizontal scroll). [] when all is well. */
+async function layoutProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const R = (e) => e.getBoundingClientRect();
+    const hit = (a, b, tol = 1) => a.left < b.right - tol && b.left < a.right - tol && a.top < b.bottom - tol && b.top < a.bottom - tol;
+    const inside = (a, b, tol = 1) => a.left >= b.left - tol && a.right <= b.right + tol && a.top >= b.top - tol && a.bottom <= b.bottom + tol;
+    const wrap = R(document.querySelector('#cluster-wrap'));
+    const legend = R(document.querySelector('.legend'));
+    const items = [];
+    for (const g of document.querySelectorAll('#cluster-svg g.node:not(.exiting)')) {
+      const id = g.dataset.id;
+      items.push({ what: `${id} circle`, r: R(g.querySelector('.body')) });
+      for (const k of ['label-name', 'label-meta']) items.push({ what: `${id} ${k}`, r: R(g.querySelector(`.${k}`)) });
+    }
+    for (let i = 0; i < items.length; i++) {
+      const a = items[i];
+      if (!inside(a.r, wrap)) problems.push(`${a.what} leaves the drawing`);
+      if (hit(a.r, legend)) problems.push(`${a.what} overlaps the legend`);
+      for (let j = i + 1; j < items.length; j++) {
+        if (hit(a.r, items[j].r)) problems.push(`${a.what} overlaps ${items[j].what}`);
+      }
+    }
+    if (!inside(legend, R(document.querySelector('.cluster-card')))) problems.push('the legend leaves its card');
+    const de = document.documentElement;
+    if (de.scrollWidth > de.clientWidth) problems.push(`horizontal scroll (${de.scrollWidth} > ${de.clientWidth})`);
+    for (const sel of ['#config-summary', '.table-scroll', '.topbar', '#details', '.controls']) {
+      const e = document.querySelector(sel);
+      if (e && e.scrollWidth > e.clientWidth + 1) problems.push(`${sel} is cut off (${e.scrollWidth} > ${e.clientWidth})`);
+    }
+    const cs = R(document.querySelector('#config-summary'));
+    if (!inside(cs, R(document.querySelector('.cluster-card')))) problems.push('the summary leaves its card');
+    if (hit(cs, wrap)) problems.push('the summary overlaps the drawing');
+    return problems;
+  });
 }
 
 async function screenshot(page, name, opts = {}) {
@@ -200,5 +252,5 @@ async function screenshot(page, name, opts = {}) {
 
 module.exports = {
   ARTIFACTS_DIR, COORDINATOR_BIN, DASHBOARD_DIR, Coordinator, getJson, launchBrowser,
-  openDashboard, screenshot, sleep, waitFor,
+  layoutProblems, openDashboard, screenshot, sleep, waitFor,
 };
