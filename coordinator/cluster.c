@@ -37,6 +37,9 @@
 #define REPLACE_REMOVE_MS       60000 /* a replaced replica's removal, in the background */
 #define RETIRE_WAIT_MS          60000 /* a removal that has not committed by then is left alone */
 #define PRUNE_AFTER_MS          30000 /* forget a replica nobody lists this long after its loss */
+/* A voter counts as reachable while its status answers keep coming: a
+ * paused (SIGSTOPped) replica keeps its TCP connection but answers nothing. */
+#define ANSWERING_STATUS_POLLS 5
 
 /* ========================================================================
  * Jobs: the thread boundary
@@ -195,6 +198,7 @@ struct cluster {
     uint64_t failover_epoch;
     char failover_from[LIMIT_ID_BYTES];
     int64_t failover_stale_at; /* 0, or when the clock is dropped */
+    unsigned poll_every_ms;    /* status poll period */
 
     /* The newest committed event not yet published. */
     cJSON *pending_commit;
@@ -2003,6 +2007,7 @@ static int cmp_id(const void *a, const void *b)
 /* The configuration's part of the view: ids, quorum, reachable voters. */
 static void fill_config(struct cluster *c, const struct replica *cfg, struct view *v)
 {
+    int64_t now = clock_mono_ms();
     if (cfg == NULL) {
         return;
     }
@@ -2013,7 +2018,8 @@ static void fill_config(struct cluster *c, const struct replica *cfg, struct vie
         if (m->voter) {
             snprintf(v->voters[v->n_voters++], LIMIT_ID_BYTES, "%s", m->id);
             const struct replica *r = replica_find(c, m->id);
-            v->reachable_voters += r != NULL && r->conn != NULL && !r->failed;
+            v->reachable_voters += r != NULL && r->conn != NULL && !r->failed && r->has_status &&
+                                   now - r->status_at <= ANSWERING_STATUS_POLLS * c->poll_every_ms;
         } else {
             snprintf(v->learners[v->n_learners++], LIMIT_ID_BYTES, "%s", m->id);
         }
@@ -2338,6 +2344,7 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
     uv_timer_init(&c->loop, &c->poll_timer);
     c->poll_timer.data = c;
     unsigned every = o->status_interval_ms ? o->status_interval_ms : 200;
+    c->poll_every_ms = every;
     uv_timer_start(&c->poll_timer, poll_cb, every, every);
     uv_timer_init(&c->loop, &c->commit_timer);
     c->commit_timer.data = c;
