@@ -297,7 +297,8 @@ class QueryTests(HostileCase):
         self.assertIsInstance(b, dict, what)
         self.assertIsInstance(b.get("commit_index"), int, f"{what}: {str(b)[:300]}")
         if path == "/api/requests":
-            self.assertEqual(set(b), {"commit_index", "entries"}, what)
+            self.assertEqual(set(b), {"commit_index", "entries", "consistency", "served_by"}, what)
+            self.assertEqual(b["consistency"], "linearizable", what)
             lists = [b["entries"]]
         else:
             self.assertEqual(b.get("id"), self.rid, what)
