@@ -249,6 +249,11 @@ void node_flush(struct cluster *cl, struct sim_node *n)
             release_msg(cl, ev);
             continue;
         }
+        if (ev->token > SIM_ADMIN_TOKEN) {
+            admin_on_reply(cl, n, ev); /* the operator's answer */
+            event_free(ev);
+            continue;
+        }
         check_reply(cl, n, ev);
         if (cl->drop_client_replies ||
             rng_permille(&cl->rng, cl->extra_drop_permille / 2 + cl->p.drop_permille)) {
