@@ -43,8 +43,8 @@ void sim_fail(struct cluster *cl, const char *fmt, ...)
         fprintf(stderr, "sim: FAIL scenario %s (seed %" PRIu64 ") at t=%" PRId64 ": ", cl->scenario,
                 cl->seed, cl->now);
     } else {
-        fprintf(stderr, "sim: FAIL seed %" PRIu64 " (%u nodes) at t=%" PRId64 ": ", cl->seed,
-                cl->p.nodes, cl->now);
+        fprintf(stderr, "sim: FAIL %sseed %" PRIu64 " (%u nodes) at t=%" PRId64 ": ",
+                cl->replay_membership ? "membership " : "", cl->seed, cl->p.nodes, cl->now);
     }
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -53,11 +53,13 @@ void sim_fail(struct cluster *cl, const char *fmt, ...)
     if (cl->scenario) {
         fprintf(stderr, "  replay: sim --scenario %s --seed %" PRIu64 " --verbose\n", cl->scenario,
                 cl->seed);
-    } else if (cl->replay_nodes) {
-        fprintf(stderr, "  replay: sim --seed %" PRIu64 " --nodes %u --verbose\n", cl->seed,
-                cl->replay_nodes);
     } else {
-        fprintf(stderr, "  replay: sim --seed %" PRIu64 " --verbose\n", cl->seed);
+        char nodes[32] = "";
+        if (cl->replay_nodes) {
+            snprintf(nodes, sizeof(nodes), " --nodes %u", cl->replay_nodes);
+        }
+        fprintf(stderr, "  replay: sim --%sseed %" PRIu64 "%s --verbose\n",
+                cl->replay_membership ? "membership-" : "", cl->seed, nodes);
     }
 }
 

@@ -300,8 +300,9 @@ struct sim_mstats {
 struct cluster {
     struct sim_params p;
     uint64_t seed;
-    unsigned replay_nodes; /* --nodes given for the replay command, 0: none */
-    const char *scenario;  /* set while a scripted scenario runs */
+    unsigned replay_nodes;  /* --nodes given for the replay command, 0: none */
+    bool replay_membership; /* a membership schedule: --membership-seed replays it */
+    const char *scenario;   /* set while a scripted scenario runs */
     bool verbose;
     int64_t now;
     struct rng rng;
