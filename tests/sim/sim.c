@@ -244,6 +244,19 @@ static void op_add(struct cluster *cl, struct schedule *s)
     }
 }
 
+/* Every live node's adapter sees node i's connection as dead after `after`
+ * ms (if it is still dead then). */
+static void notice_down_later(struct cluster *cl, int i, int64_t after)
+{
+    for (unsigned j = 0; j < cl->p.nodes; j++) {
+        if ((int)j != i && cl->nodes[j].alive) {
+            struct sim_event *ev = cluster_event(cl, EV_PEER_DOWN, cl->now + after);
+            ev->from = i;
+            ev->to = (int)j;
+        }
+    }
+}
+
 /* A node dies and discovery stops listing it (its container is gone): the
  * primary removes it after the dead-member timeout. It may come back much
  * later (listed again) and rejoin as a new learner. */
@@ -257,9 +270,15 @@ static void kill_unlisted(struct cluster *cl, int i)
             return; /* one at a time */
         }
     }
-    cluster_kill(cl, i, rng_permille(&cl->rng, 600));
+    bool refused = rng_permille(&cl->rng, 600);
+    cluster_kill(cl, i, refused);
     cluster_set_listed(cl, i, false);
     cl->ms.unlisted_kills++;
+    if (!refused) {
+        /* Nobody saw it go, but the transports give up on its connection
+         * after a while: only then is it "not up" for the cleanup. */
+        notice_down_later(cl, i, rng_between(&cl->rng, 500, 5000));
+    }
     if (rng_permille(&cl->rng, 700)) {
         unsigned t = cl->p.dead_member_timeout_ms;
         struct sim_event *ev =
