@@ -19,8 +19,10 @@
  *     re-adds nobody on it; a primary appends a configuration only once the
  *     previous one and an entry of its own epoch are committed (the 2015
  *     erratum), and only one differing by at most one member from the one
- *     before it in its log. With invariant 1 this is "no two majorities of
- *     successive configurations elect two primaries in one epoch".
+ *     before it in its log; one that drops a member as gone (not on the
+ *     removed list) drops one that discovery no longer lists. With
+ *     invariant 1 this is "no two majorities of successive configurations
+ *     elect two primaries in one epoch".
  *  7. A node on a committed removed list is never elected again.
  *  8. Leader completeness: a node becoming primary holds every entry
  *     committed so far (so every acknowledged write is in every later
@@ -154,6 +156,33 @@ static void check_config_appended(struct cluster *cl, struct sim_node *n,
                  "invariant 6: primary %s appended configuration %" PRIu64
                  " before committing an entry of its epoch %" PRIu64 " (commit %" PRIu64 ")",
                  n->id, idx, st->epoch, commit);
+        return;
+    }
+    /* A member dropped without being put on the removed list was found
+     * gone: discovery must no longer list it. */
+    for (unsigned i = 0; i < before.n; i++) {
+        const char *id = before.members[i].id;
+        int k = cluster_node_index(cl, id);
+        if (!config_is_member(&st->config, id) && !core_config_removed(&st->config, id) && k >= 0 &&
+            cl->nodes[k].listed) {
+            const struct core_peer_status *ps = NULL;
+            for (unsigned j = 0; j < st->n_peers; j++) {
+                if (strcmp(st->peers[j].id, id) == 0) {
+                    ps = &st->peers[j];
+                }
+            }
+            char seen[96];
+            if (ps == NULL) {
+                snprintf(seen, sizeof(seen), "the primary has no peer entry for it");
+            } else {
+                snprintf(seen, sizeof(seen), "up %d, last heard %" PRId64 " ms ago", ps->up,
+                         ps->last_seen_ms);
+            }
+            sim_fail(cl,
+                     "invariant 6: primary %s removed %s as gone (configuration %" PRIu64
+                     ") while discovery still lists it (%s %s; %s)",
+                     n->id, id, idx, id, cl->nodes[k].alive ? "alive" : "dead", seen);
+        }
     }
 }
 
@@ -264,6 +293,11 @@ void check_truncate(struct cluster *cl, struct sim_node *n, uint64_t from)
     }
 }
 
+static unsigned majority(unsigned n)
+{
+    return n / 2 + 1;
+}
+
 /* Invariant 6 on the committed configurations, and what they tell the
  * operator (membership.c) and the statistics. */
 static void check_config_committed(struct cluster *cl, const struct sim_entry *s,
@@ -359,26 +393,45 @@ static void check_config_committed(struct cluster *cl, const struct sim_entry *s
     }
 }
 
-static unsigned majority(unsigned n)
+/* How many of the nodes in `mask` (all nodes when 0) durably hold
+ * committed index i. */
+static unsigned holders(const struct cluster *cl, size_t i, uint32_t mask)
 {
-    return n / 2 + 1;
+    unsigned have = 0;
+    for (unsigned j = 0; j < cl->p.nodes; j++) {
+        const struct sim_log *d = &cl->nodes[j].durable;
+        have += (mask == 0 || (mask >> j) & 1) && d->len >= i &&
+                entry_same(d->at[i - 1], cl->committed[i - 1]);
+    }
+    return have;
 }
 
-/* How many nodes must durably hold committed index i, at least: a majority
- * of the voters of the configuration it committed under. That is the one in
- * effect at i (a CONFIG entry commits under itself) or, since a primary
- * counts by the latest configuration in its log, the next one (appended
- * after i, which needs i committed before a third may follow). While that
- * next one is unknown it may be one voter smaller, when removals happen. */
-static unsigned need_at(const struct cluster *cl, size_t i)
+/* Committed index i must be durable on a majority of the voters of the
+ * configuration it committed under: the one in effect at i (a CONFIG entry
+ * commits under itself) or, since a primary counts by the latest
+ * configuration in its log, the next one (appended after i, which needs i
+ * committed before a third may follow). While that next one is unknown it
+ * may be the one in effect plus one voter, or minus one (when removals
+ * happen). */
+static bool durable_enough(const struct cluster *cl, size_t i, unsigned *have, unsigned *need)
 {
     unsigned k = cl->committed_cfg[i - 1];
-    unsigned v = cl->cfgs[k].voters;
-    if (cl->cfgs[k].index == i) {
-        return majority(v);
+    const struct sim_cfgrec *c = &cl->cfgs[k];
+    *have = holders(cl, i, c->voter_nodes);
+    *need = majority(c->voters);
+    if (*have >= *need || c->index == i) {
+        return *have >= *need;
     }
-    unsigned w = k + 1 < cl->n_cfgs ? cl->cfgs[k + 1].voters : cl->p.removals && v > 1 ? v - 1 : v;
-    return majority(w < v ? w : v);
+    if (k + 1 < cl->n_cfgs) {
+        const struct sim_cfgrec *next = &cl->cfgs[k + 1];
+        return holders(cl, i, next->voter_nodes) >= majority(next->voters);
+    }
+    /* Plus one voter: a majority of v + 1, one of which may be the new one. */
+    if (holders(cl, i, 0) >= majority(c->voters + 1) && *have + 1 >= majority(c->voters + 1)) {
+        return true;
+    }
+    /* Minus one: a majority of v - 1, all among the v. */
+    return cl->p.removals && c->voters > 1 && *have >= majority(c->voters - 1);
 }
 
 static void record_committed(struct cluster *cl, struct sim_node *n, struct sim_entry *s)
@@ -441,8 +494,17 @@ static void record_committed(struct cluster *cl, struct sim_node *n, struct sim_
             cl->durable_recheck = from;
         }
         ord = (unsigned)cl->n_cfgs;
-        cl->cfgs[cl->n_cfgs++] =
-            (struct sim_cfgrec){.index = index, .epoch = s->e.epoch, .voters = config_voters(&cfg)};
+        uint32_t mask = 0;
+        for (unsigned k = 0; k < cfg.n; k++) {
+            int j = cluster_node_index(cl, cfg.members[k].id);
+            if (cfg.members[k].voter && j >= 0) {
+                mask |= 1u << j;
+            }
+        }
+        cl->cfgs[cl->n_cfgs++] = (struct sim_cfgrec){.index = index,
+                                                     .epoch = s->e.epoch,
+                                                     .voters = config_voters(&cfg),
+                                                     .voter_nodes = mask};
         cl->cfg_last = cfg;
     }
     s->refs++;
@@ -539,17 +601,13 @@ void check_on_revive(struct cluster *cl, struct sim_node *n)
 void check_durable_majority(struct cluster *cl, size_t from)
 {
     for (size_t i = from + 1; i <= cl->n_committed; i++) {
-        unsigned need = need_at(cl, i);
-        unsigned have = 0;
-        for (unsigned j = 0; j < cl->p.nodes; j++) {
-            const struct sim_log *d = &cl->nodes[j].durable;
-            have += d->len >= i && entry_same(d->at[i - 1], cl->committed[i - 1]);
-        }
-        if (have < need) {
+        unsigned have, need;
+        if (!durable_enough(cl, i, &have, &need)) {
             sim_fail(cl,
-                     "invariant 2: committed index %zu is durable on only %u nodes, %u needed "
-                     "(configuration at %" PRIu64 ")",
-                     i, have, need, cl->cfgs[cl->committed_cfg[i - 1]].index);
+                     "invariant 2: committed index %zu is durable on only %u of the voters of "
+                     "its configuration (at %" PRIu64 "), %u needed, nor on a majority of the "
+                     "next one",
+                     i, have, cl->cfgs[cl->committed_cfg[i - 1]].index, need);
             return;
         }
     }

@@ -279,6 +279,7 @@ struct sim_cfgrec {
     uint64_t index; /* its entry; 0 for the bootstrap stand-in */
     uint64_t epoch;
     unsigned voters;
+    uint32_t voter_nodes; /* bit i: node i is a voter (not for the bootstrap stand-in) */
 };
 
 struct sim_mstats {
