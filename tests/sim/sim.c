@@ -706,7 +706,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sim [--schedules N] [--membership M] [--base-seed B] [--nodes 3|5]\n"
                "           [--seed S | --membership-seed S] [--scenario NAME]\n"
-               "           [--no-scenarios] [--verbose]\n"
+               "           [--no-scenarios] [--max-failures F] [--verbose]\n"
                "  --schedules N       classic fault schedules to run (default 2000)\n"
                "  --membership M      membership schedules to run (default 2000)\n"
                "                      SIM_SCHEDULES in the environment replaces every\n"
@@ -718,6 +718,7 @@ static void usage(FILE *f)
                "  --scenario X        run only scripted scenario X ('list' lists them);\n"
                "                      with --seed, only that seed\n"
                "  --no-scenarios      skip the scripted scenarios\n"
+               "  --max-failures F    stop after F failed schedules (default 20)\n"
                "  --verbose           trace every event\n");
 }
 
@@ -728,6 +729,8 @@ static double elapsed(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+static unsigned long long max_failures = 20;
+
 static unsigned long long run_many(bool membership, unsigned long long count,
                                    unsigned long long base, unsigned nodes, bool verbose,
                                    struct totals *t, unsigned long long *ran)
@@ -737,7 +740,7 @@ static unsigned long long run_many(bool membership, unsigned long long count,
         ++*ran;
         if (!run_schedule(base + i, membership, nodes, verbose, t)) {
             failed++;
-            if (failed >= 20) {
+            if (failed >= max_failures) {
                 fprintf(stderr, "sim: stopping after %llu failures\n", failed);
                 break;
             }
@@ -770,12 +773,13 @@ int main(int argc, char **argv)
         {"nodes", required_argument, NULL, 'N'},
         {"scenario", required_argument, NULL, 'S'},
         {"no-scenarios", no_argument, NULL, 'x'},
+        {"max-failures", required_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "n:m:b:s:M:N:S:xvh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "n:m:b:s:M:N:S:xF:vh", opts, NULL)) != -1) {
         switch (ch) {
         case 'n':
             schedules = strtoull(optarg, NULL, 10);
@@ -806,6 +810,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             scenarios = false;
+            break;
+        case 'F':
+            max_failures = strtoull(optarg, NULL, 10);
             break;
         case 'v':
             verbose = true;
@@ -854,7 +861,7 @@ int main(int argc, char **argv)
     } else {
         failed = run_many(false, schedules, base, nodes, verbose, &t, &ran);
         classic_secs = elapsed(&t0);
-        if (failed < 20) {
+        if (failed < max_failures) {
             mfailed = run_many(true, mschedules, base, nodes, verbose, &tm, &mran);
         }
     }
