@@ -154,15 +154,16 @@ void admin_on_reply(struct cluster *cl, struct sim_node *n, const struct sim_eve
         sim_fail(cl, "%s answered a removal with status %d", n->id, (int)r->status);
         return;
     }
-    /* OK: the entry named must remove the member (unless it is gone
-     * already, replaced by a newer primary's entries). */
-    if (r->index == 0 || r->index > n->mem.len) {
-        sim_fail(cl, "%s answered a removal OK at index %" PRIu64 " beyond its log (%zu)", n->id,
-                 r->index, n->mem.len);
+    /* OK: the entry named must remove the member, unless it is gone
+     * already (the answer waited for an fsync while a newer primary's
+     * entries replaced it: OK means appended, not committed). */
+    if (r->index == 0 || r->epoch == 0) {
+        sim_fail(cl, "%s answered a removal OK at index %" PRIu64 " epoch %" PRIu64, n->id,
+                 r->index, r->epoch);
         return;
     }
-    const struct sim_entry *e = n->mem.at[r->index - 1];
-    if (e->e.epoch == r->epoch) {
+    const struct sim_entry *e = r->index <= n->mem.len ? n->mem.at[r->index - 1] : NULL;
+    if (e != NULL && e->e.epoch == r->epoch) {
         struct core_config cfg;
         if (e->e.type != CORE_ENTRY_CONFIG || core_config_decode(e->e.data, e->e.len, &cfg) != 0 ||
             config_is_member(&cfg, cl->nodes[a->target].id) ||

@@ -460,7 +460,8 @@ void check_on_revive(struct cluster *cl, struct sim_node *n);
 void check_durable_majority(struct cluster *cl, size_t from);
 void check_final(struct cluster *cl);
 
-/* scenarios.c: the number of scenarios that failed. */
-int scenarios_run(const char *only, uint64_t seed, bool verbose);
+/* scenarios.c: the number of scenarios that failed. Those that reproduce
+ * known core bugs run only when named or with include_known. */
+int scenarios_run(const char *only, uint64_t seed, bool verbose, bool include_known);
 
 #endif
