@@ -56,6 +56,9 @@ struct totals {
     uint64_t final_changes;
 };
 
+/* --include-known: run what reproduces known core bugs, and fail on them. */
+static bool include_known;
+
 struct schedule {
     int64_t fault_end;
     unsigned kill_elected_permille;
@@ -614,6 +617,7 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
     struct cluster *cl = cluster_new(&p, seed, verbose);
     cl->replay_nodes = nodes;
     cl->replay_membership = membership;
+    cl->strict_known = include_known;
     if (verbose) {
         printf("%sschedule %" PRIu64 ": %u nodes (%u at first), %u clients, delay %u..%u ms, "
                "drop %u/1000, "
@@ -686,6 +690,7 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
         t->ms.cleaned_up += m->cleaned_up;
         t->ms.joined += m->joined;
         t->ms.promoted += m->promoted;
+        t->ms.bad_removed_events += m->bad_removed_events;
     }
     bool ok = !cl->failed;
     if (verbose) {
@@ -754,7 +759,6 @@ static unsigned long long max_failures = 20;
  * by invariant 6 ("removed ... as gone while discovery still lists it (...
  * the primary has no peer entry for it)"). */
 static const uint64_t known_core_bugs[] = {778, 1993};
-static bool include_known;
 
 static bool known_bug(uint64_t seed)
 {
@@ -931,6 +935,11 @@ int main(int argc, char **argv)
                m->added_nodes, m->joined, m->promoted, m->retired,
                tm.final_changes ? (double)tm.final_change_sum_ms / (double)tm.final_changes : 0.0,
                tm.final_change_max_ms);
+        if (m->bad_removed_events) {
+            printf("sim: membership: %" PRIu64 " \"removed\" events named a replica still in "
+                   "the configuration, or nobody (known core bug; --include-known fails on it)\n",
+                   m->bad_removed_events);
+        }
     }
     return failed == 0 && mfailed == 0 && failed_scenarios == 0 ? 0 : 1;
 }

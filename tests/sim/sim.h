@@ -296,6 +296,7 @@ struct sim_mstats {
     uint64_t joined;
     uint64_t promoted;
     uint64_t forced;
+    uint64_t bad_removed_events; /* "removed" events naming a replica still a member */
 };
 
 struct cluster {
@@ -303,6 +304,7 @@ struct cluster {
     uint64_t seed;
     unsigned replay_nodes;  /* --nodes given for the replay command, 0: none */
     bool replay_membership; /* a membership schedule: --membership-seed replays it */
+    bool strict_known;      /* checks that only known core bugs fail are fatal */
     const char *scenario;   /* set while a scripted scenario runs */
     bool verbose;
     int64_t now;
