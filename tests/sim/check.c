@@ -13,12 +13,27 @@
  *     no client id is committed twice (guarantee 3).
  *  5. A live node's commit index never decreases and never passes its last
  *     index.
+ *  6. Membership changes one member at a time: every committed configuration
+ *     differs from the previously committed one by at most one member and
+ *     at most one voter, keeps the cluster id and the removed list, and
+ *     re-adds nobody on it; a primary appends a configuration only once the
+ *     previous one and an entry of its own epoch are committed (the 2015
+ *     erratum), and only one differing by at most one member from the one
+ *     before it in its log; one that drops a member as gone (not on the
+ *     removed list) drops one that discovery no longer lists. With
+ *     invariant 1 this is "no two majorities of successive configurations
+ *     elect two primaries in one epoch".
+ *  7. A node on a committed removed list is never elected again.
+ *  8. Leader completeness: a node becoming primary holds every entry
+ *     committed so far (so every acknowledged write is in every later
+ *     primary's log).
  * Plus consistency of the core with its own storage: what it reports as its
  * log and epoch is what it asked to persist.
  */
 #include "sim.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +45,17 @@ static void record_primary(struct cluster *cl, struct sim_node *n, uint64_t epoc
         while (cap <= epoch) {
             cap *= 2;
         }
-        cl->epoch_primary = realloc(cl->epoch_primary, cap * sizeof(*cl->epoch_primary));
-        if (cl->epoch_primary == NULL) {
-            abort();
-        }
+        cl->epoch_primary = sim_realloc(cl->epoch_primary, cap * sizeof(*cl->epoch_primary));
+        cl->epoch_commit = sim_realloc(cl->epoch_commit, cap * sizeof(*cl->epoch_commit));
         memset(cl->epoch_primary + cl->cap_epochs, 0,
                (cap - cl->cap_epochs) * sizeof(*cl->epoch_primary));
+        memset(cl->epoch_commit + cl->cap_epochs, 0,
+               (cap - cl->cap_epochs) * sizeof(*cl->epoch_commit));
         cl->cap_epochs = cap;
+    }
+    uint64_t commit = core_commit_index(n->core);
+    if (commit > cl->epoch_commit[epoch]) {
+        cl->epoch_commit[epoch] = commit;
     }
     int *who = &cl->epoch_primary[epoch];
     if (*who == 0) {
@@ -84,6 +103,116 @@ static void check_mirror(struct cluster *cl, struct sim_node *n, uint64_t index)
     }
 }
 
+/* Invariant 6 on a primary that just appended a configuration (config
+ * index `st->config_index`, of its own epoch). */
+static void check_config_appended(struct cluster *cl, struct sim_node *n,
+                                  const struct core_status *st)
+{
+    uint64_t idx = st->config_index;
+    uint64_t prev = idx - 1;
+    while (prev >= 1 && n->mem.at[prev - 1]->e.type != CORE_ENTRY_CONFIG) {
+        prev--;
+    }
+    if (prev == 0) {
+        if (idx != 1) {
+            sim_fail(cl, "%s appended its log's first configuration at %" PRIu64, n->id, idx);
+        }
+        return; /* the initial configuration */
+    }
+    struct core_config before;
+    const struct sim_entry *pe = n->mem.at[prev - 1];
+    if (core_config_decode(pe->e.data, pe->e.len, &before) != 0) {
+        sim_fail(cl, "%s: CONFIG entry %" PRIu64 " does not decode", n->id, prev);
+        return;
+    }
+    unsigned members, voters;
+    config_diff(&before, &st->config, &members, &voters);
+    if (cl->expect_forced && (members > 1 || voters > 1)) {
+        cl->expect_forced = false;
+        cl->forced_index = idx;
+        sim_trace(cl, "%s appended the forced configuration at %" PRIu64, n->id, idx);
+        return;
+    }
+    uint64_t commit = core_commit_index(n->core);
+    char a[512], b[512];
+    if (members > 1 || voters > 1) {
+        config_describe(&before, a, sizeof(a));
+        config_describe(&st->config, b, sizeof(b));
+        sim_fail(cl,
+                 "invariant 6: primary %s appended configuration %" PRIu64
+                 " [%s] that changes %u members and %u voters from %" PRIu64 " [%s]",
+                 n->id, idx, b, members, voters, prev, a);
+        return;
+    }
+    if (prev > commit) {
+        sim_fail(cl,
+                 "invariant 6: primary %s appended configuration %" PRIu64
+                 " while the previous one (%" PRIu64 ") was not committed (commit %" PRIu64 ")",
+                 n->id, idx, prev, commit);
+        return;
+    }
+    if (commit == 0 || n->mem.at[commit - 1]->e.epoch != st->epoch) {
+        sim_fail(cl,
+                 "invariant 6: primary %s appended configuration %" PRIu64
+                 " before committing an entry of its epoch %" PRIu64 " (commit %" PRIu64 ")",
+                 n->id, idx, st->epoch, commit);
+        return;
+    }
+    /* A member dropped without being put on the removed list was found
+     * gone: discovery must no longer list it. */
+    for (unsigned i = 0; i < before.n; i++) {
+        const char *id = before.members[i].id;
+        int k = cluster_node_index(cl, id);
+        if (!config_is_member(&st->config, id) && !core_config_removed(&st->config, id) && k >= 0 &&
+            cl->nodes[k].listed) {
+            const struct core_peer_status *ps = NULL;
+            for (unsigned j = 0; j < st->n_peers; j++) {
+                if (strcmp(st->peers[j].id, id) == 0) {
+                    ps = &st->peers[j];
+                }
+            }
+            char seen[96];
+            if (ps == NULL) {
+                snprintf(seen, sizeof(seen), "the primary has no peer entry for it");
+            } else {
+                snprintf(seen, sizeof(seen), "up %d, last heard %" PRId64 " ms ago", ps->up,
+                         ps->last_seen_ms);
+            }
+            sim_fail(cl,
+                     "invariant 6: primary %s removed %s as gone (configuration %" PRIu64
+                     ") while discovery still lists it (%s %s; %s)",
+                     n->id, id, idx, id, cl->nodes[k].alive ? "alive" : "dead", seen);
+        }
+    }
+}
+
+/* A node just became primary, of epoch e: it must hold whatever the
+ * primaries of earlier epochs committed (a primary of a later epoch may
+ * have committed more: a late election in a lower epoch need not hold it). */
+void check_elected(struct cluster *cl, struct sim_node *n)
+{
+    uint64_t e = core_epoch(n->core), need = 0;
+    for (uint64_t ep = 1; ep < e && ep < cl->cap_epochs; ep++) {
+        if (cl->epoch_commit[ep] > need) {
+            need = cl->epoch_commit[ep];
+        }
+    }
+    size_t cmp = need < cl->n_committed ? need : cl->n_committed;
+    if (n->mem.len < need || (cmp > 0 && !entry_same(n->mem.at[cmp - 1], cl->committed[cmp - 1]))) {
+        sim_fail(cl,
+                 "invariant 8 (leader completeness): %s became primary in epoch %" PRIu64
+                 " with %zu entries, without index %" PRIu64 " committed in an earlier epoch",
+                 n->id, e, n->mem.len, need);
+        return;
+    }
+    if (cl->removed_epoch[n->idx] != 0) {
+        sim_fail(cl,
+                 "invariant 7: %s became primary in epoch %" PRIu64
+                 " after a committed configuration (epoch %" PRIu64 ") removed it",
+                 n->id, core_epoch(n->core), cl->removed_epoch[n->idx]);
+    }
+}
+
 void check_after_input(struct cluster *cl, struct sim_node *n)
 {
     struct core *c = n->core;
@@ -124,11 +253,25 @@ void check_after_input(struct cluster *cl, struct sim_node *n)
         }
     }
     enum core_role role = core_role(c);
-    if ((role == CORE_PRIMARY || role == CORE_CANDIDATE) && !st.voter) {
+    /* A primary that removed itself leads, without a vote, until its
+     * removal commits; then it hands over. */
+    bool handing_over =
+        role == CORE_PRIMARY && st.config_index != 0 && !config_is_member(&st.config, n->id);
+    if ((role == CORE_PRIMARY || role == CORE_CANDIDATE) && !st.voter && !handing_over) {
         sim_fail(cl, "%s is %s but not a voter", n->id, role_name((enum role)role));
     }
     if (role == CORE_PRIMARY) {
         record_primary(cl, n, epoch);
+    }
+    if (st.config_index != n->cfg_seen) {
+        if (role == CORE_PRIMARY && st.config_index > n->cfg_seen &&
+            st.config_index <= n->mem.len) {
+            const struct sim_entry *ce = n->mem.at[st.config_index - 1];
+            if (ce->e.epoch == epoch && strcmp(ce->e.primary, n->id) == 0) {
+                check_config_appended(cl, n, &st);
+            }
+        }
+        n->cfg_seen = st.config_index;
     }
     for (unsigned j = 0; j < cl->p.nodes && !cl->failed; j++) {
         if ((int)j != n->idx) {
@@ -148,6 +291,147 @@ void check_truncate(struct cluster *cl, struct sim_node *n, uint64_t from)
     if (from <= n->checked) {
         n->checked = from - 1;
     }
+}
+
+static unsigned majority(unsigned n)
+{
+    return n / 2 + 1;
+}
+
+/* Invariant 6 on the committed configurations, and what they tell the
+ * operator (membership.c) and the statistics. */
+static void check_config_committed(struct cluster *cl, const struct sim_entry *s,
+                                   const struct core_config *cfg)
+{
+    const struct core_config *prev = &cl->cfg_last;
+    uint64_t index = s->e.index;
+    char a[512], b[512];
+    if (cl->n_cfgs > 1) {
+        unsigned members, voters;
+        config_diff(prev, cfg, &members, &voters);
+        bool forced = cl->forced_index != 0 && index == cl->forced_index;
+        if ((members > 1 || voters > 1) && !forced) {
+            config_describe(prev, a, sizeof(a));
+            config_describe(cfg, b, sizeof(b));
+            sim_fail(cl,
+                     "invariant 6: committed configuration %" PRIu64
+                     " [%s] changes %u members and %u voters from the previous committed "
+                     "one, %" PRIu64 " [%s]",
+                     index, b, members, voters, cl->cfgs[cl->n_cfgs - 1].index, a);
+            return;
+        }
+        if (forced) {
+            cl->ms.forced++;
+        }
+        if (prev->cluster_id[0] != '\0' && strcmp(prev->cluster_id, cfg->cluster_id) != 0) {
+            sim_fail(cl,
+                     "invariant 6: committed configuration %" PRIu64
+                     " changed the cluster id from %s to %s",
+                     index, prev->cluster_id, cfg->cluster_id);
+            return;
+        }
+        unsigned added_removed = 0;
+        for (unsigned i = 0; i < prev->n_removed; i++) {
+            if (!core_config_removed(cfg, prev->removed[i]) && cfg->n_removed < CORE_MAX_REMOVED) {
+                sim_fail(cl,
+                         "invariant 6: committed configuration %" PRIu64
+                         " dropped %s from the removed list",
+                         index, prev->removed[i]);
+                return;
+            }
+        }
+        for (unsigned i = 0; i < cfg->n_removed; i++) {
+            const char *id = cfg->removed[i];
+            if (core_config_removed(prev, id)) {
+                continue;
+            }
+            added_removed++;
+            if (!config_is_member(prev, id) && !forced) {
+                sim_fail(cl,
+                         "invariant 6: committed configuration %" PRIu64
+                         " lists %s as removed, but it was no member",
+                         index, id);
+                return;
+            }
+            int k = cluster_node_index(cl, id);
+            if (k >= 0 && cl->removed_epoch[k] == 0) {
+                cl->removed_epoch[k] = s->e.epoch;
+                cl->ms.removed_on_request++;
+                cl->ms.removed_self += strcmp(s->e.primary, id) == 0;
+                sim_trace(cl, "%s's removal is committed at %" PRIu64, id, index);
+                admin_on_removed(cl, k);
+            }
+        }
+        if (added_removed > 1 && !forced) {
+            sim_fail(cl, "invariant 6: committed configuration %" PRIu64 " removes %u at once",
+                     index, added_removed);
+            return;
+        }
+        for (unsigned i = 0; i < prev->n; i++) {
+            const struct core_member *was = &prev->members[i];
+            const struct core_member *now = core_config_member(cfg, was->id);
+            if (now == NULL && !core_config_removed(cfg, was->id)) {
+                cl->ms.cleaned_up++;
+            } else if (now != NULL && now->voter && !was->voter) {
+                cl->ms.promoted++;
+            }
+        }
+        for (unsigned i = 0; i < cfg->n; i++) {
+            cl->ms.joined += core_config_member(prev, cfg->members[i].id) == NULL;
+        }
+    }
+    /* Nobody on any removed list committed so far comes back. */
+    for (unsigned i = 0; i < cfg->n; i++) {
+        int k = cluster_node_index(cl, cfg->members[i].id);
+        if (k >= 0 && cl->removed_epoch[k] != 0) {
+            sim_fail(cl,
+                     "invariant 6: committed configuration %" PRIu64
+                     " has %s as a member again after its removal",
+                     index, cfg->members[i].id);
+            return;
+        }
+    }
+}
+
+/* How many of the nodes in `mask` (all nodes when 0) durably hold
+ * committed index i. */
+static unsigned holders(const struct cluster *cl, size_t i, uint32_t mask)
+{
+    unsigned have = 0;
+    for (unsigned j = 0; j < cl->p.nodes; j++) {
+        const struct sim_log *d = &cl->nodes[j].durable;
+        have += (mask == 0 || (mask >> j) & 1) && d->len >= i &&
+                entry_same(d->at[i - 1], cl->committed[i - 1]);
+    }
+    return have;
+}
+
+/* Committed index i must be durable on a majority of the voters of the
+ * configuration it committed under: the one in effect at i (a CONFIG entry
+ * commits under itself) or, since a primary counts by the latest
+ * configuration in its log, the next one (appended after i, which needs i
+ * committed before a third may follow). While that next one is unknown it
+ * may be the one in effect plus one voter, or minus one (when removals
+ * happen). */
+static bool durable_enough(const struct cluster *cl, size_t i, unsigned *have, unsigned *need)
+{
+    unsigned k = cl->committed_cfg[i - 1];
+    const struct sim_cfgrec *c = &cl->cfgs[k];
+    *have = holders(cl, i, c->voter_nodes);
+    *need = majority(c->voters);
+    if (*have >= *need || c->index == i) {
+        return *have >= *need;
+    }
+    if (k + 1 < cl->n_cfgs) {
+        const struct sim_cfgrec *next = &cl->cfgs[k + 1];
+        return holders(cl, i, next->voter_nodes) >= majority(next->voters);
+    }
+    /* Plus one voter: a majority of v + 1, one of which may be the new one. */
+    if (holders(cl, i, 0) >= majority(c->voters + 1) && *have + 1 >= majority(c->voters + 1)) {
+        return true;
+    }
+    /* Minus one: a majority of v - 1, all among the v. */
+    return cl->p.removals && c->voters > 1 && *have >= majority(c->voters - 1);
 }
 
 static void record_committed(struct cluster *cl, struct sim_node *n, struct sim_entry *s)
@@ -188,28 +472,43 @@ static void record_committed(struct cluster *cl, struct sim_node *n, struct sim_
     if (cl->n_committed == cl->cap_committed) {
         cl->cap_committed = cl->cap_committed ? cl->cap_committed * 2 : 256;
         cl->committed = sim_realloc(cl->committed, cl->cap_committed * sizeof(*cl->committed));
-        cl->committed_voters =
-            sim_realloc(cl->committed_voters, cl->cap_committed * sizeof(*cl->committed_voters));
+        cl->committed_cfg =
+            sim_realloc(cl->committed_cfg, cl->cap_committed * sizeof(*cl->committed_cfg));
     }
-    /* Membership only grows here (learners join, then get promoted), so the
-     * configuration committed at or before an index gives a lower bound on
-     * the majority that had to hold it. */
-    unsigned voters = cl->n_committed      ? cl->committed_voters[cl->n_committed - 1]
-                      : cl->p.initial_size ? cl->p.initial_size
-                                           : cl->p.nodes;
+    unsigned ord = cl->n_committed ? cl->committed_cfg[cl->n_committed - 1] : 0;
     if (s->e.type == CORE_ENTRY_CONFIG) {
         struct core_config cfg;
         if (core_config_decode(s->e.data, s->e.len, &cfg) != 0) {
             sim_fail(cl, "committed CONFIG entry %" PRIu64 " does not decode", index);
             return;
         }
-        voters = 0;
-        for (unsigned i = 0; i < cfg.n; i++) {
-            voters += cfg.members[i].voter;
+        check_config_committed(cl, s, &cfg);
+        if (cl->n_cfgs == cl->cap_cfgs) {
+            cl->cap_cfgs *= 2;
+            cl->cfgs = sim_realloc(cl->cfgs, cl->cap_cfgs * sizeof(*cl->cfgs));
         }
+        /* The entries since the previous configuration were checked with
+         * a guess at the configuration after them: now it is known. */
+        size_t from = cl->cfgs[cl->n_cfgs - 1].index;
+        if (from < cl->durable_recheck) {
+            cl->durable_recheck = from;
+        }
+        ord = (unsigned)cl->n_cfgs;
+        uint32_t mask = 0;
+        for (unsigned k = 0; k < cfg.n; k++) {
+            int j = cluster_node_index(cl, cfg.members[k].id);
+            if (cfg.members[k].voter && j >= 0) {
+                mask |= 1u << j;
+            }
+        }
+        cl->cfgs[cl->n_cfgs++] = (struct sim_cfgrec){.index = index,
+                                                     .epoch = s->e.epoch,
+                                                     .voters = config_voters(&cfg),
+                                                     .voter_nodes = mask};
+        cl->cfg_last = cfg;
     }
     s->refs++;
-    cl->committed_voters[cl->n_committed] = voters;
+    cl->committed_cfg[cl->n_committed] = ord;
     cl->committed[cl->n_committed++] = s;
 }
 
@@ -235,13 +534,14 @@ void check_at_flush(struct cluster *cl, struct sim_node *n)
         }
     }
     size_t before = cl->n_committed;
+    cl->durable_recheck = SIZE_MAX;
     while (cl->n_committed < commit && !cl->failed) {
         record_committed(cl, n, n->mem.at[cl->n_committed]);
     }
     n->checked = commit;
     if (cl->n_committed > before) {
         sim_trace(cl, "%s commits up to %" PRIu64, n->id, commit);
-        check_durable_majority(cl, before);
+        check_durable_majority(cl, cl->durable_recheck < before ? cl->durable_recheck : before);
     }
 }
 
@@ -301,28 +601,30 @@ void check_on_revive(struct cluster *cl, struct sim_node *n)
 void check_durable_majority(struct cluster *cl, size_t from)
 {
     for (size_t i = from + 1; i <= cl->n_committed; i++) {
-        unsigned need = cl->committed_voters[i - 1] / 2 + 1;
-        unsigned have = 0;
-        for (unsigned j = 0; j < cl->p.nodes; j++) {
-            const struct sim_log *d = &cl->nodes[j].durable;
-            have += d->len >= i && entry_same(d->at[i - 1], cl->committed[i - 1]);
-        }
-        if (have < need) {
-            sim_fail(cl, "invariant 2: committed index %zu is durable on only %u nodes, %u voters",
-                     i, have, cl->committed_voters[i - 1]);
+        unsigned have, need;
+        if (!durable_enough(cl, i, &have, &need)) {
+            sim_fail(cl,
+                     "invariant 2: committed index %zu is durable on only %u of the voters of "
+                     "its configuration (at %" PRIu64 "), %u needed, nor on a majority of the "
+                     "next one",
+                     i, have, cl->cfgs[cl->committed_cfg[i - 1]].index, need);
             return;
         }
     }
 }
 
 /* After the liveness phase: every log equals the committed log, every
- * acknowledged request is in it. */
+ * acknowledged request is in it. A node that is out (retired, or removed
+ * and no longer sent the log) is compared up to what it knew committed:
+ * beyond that it may keep entries that never committed. */
 void check_final(struct cluster *cl)
 {
     check_durable_majority(cl, 0);
     for (unsigned j = 0; j < cl->p.nodes && !cl->failed; j++) {
-        const struct sim_log *l = &cl->nodes[j].mem;
-        for (size_t i = 1; i <= l->len && i <= cl->n_committed; i++) {
+        const struct sim_node *n = &cl->nodes[j];
+        const struct sim_log *l = &n->mem;
+        size_t upto = cluster_out(cl, (int)j) ? n->durable_commit : l->len;
+        for (size_t i = 1; i <= l->len && i <= upto && i <= cl->n_committed; i++) {
             if (!entry_same(l->at[i - 1], cl->committed[i - 1])) {
                 sim_fail(cl, "final: %s index %zu differs from the committed log", cl->nodes[j].id,
                          i);

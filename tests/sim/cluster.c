@@ -43,8 +43,8 @@ void sim_fail(struct cluster *cl, const char *fmt, ...)
         fprintf(stderr, "sim: FAIL scenario %s (seed %" PRIu64 ") at t=%" PRId64 ": ", cl->scenario,
                 cl->seed, cl->now);
     } else {
-        fprintf(stderr, "sim: FAIL seed %" PRIu64 " (%u nodes) at t=%" PRId64 ": ", cl->seed,
-                cl->p.nodes, cl->now);
+        fprintf(stderr, "sim: FAIL %sseed %" PRIu64 " (%u nodes) at t=%" PRId64 ": ",
+                cl->replay_membership ? "membership " : "", cl->seed, cl->p.nodes, cl->now);
     }
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -53,11 +53,13 @@ void sim_fail(struct cluster *cl, const char *fmt, ...)
     if (cl->scenario) {
         fprintf(stderr, "  replay: sim --scenario %s --seed %" PRIu64 " --verbose\n", cl->scenario,
                 cl->seed);
-    } else if (cl->replay_nodes) {
-        fprintf(stderr, "  replay: sim --seed %" PRIu64 " --nodes %u --verbose\n", cl->seed,
-                cl->replay_nodes);
     } else {
-        fprintf(stderr, "  replay: sim --seed %" PRIu64 " --verbose\n", cl->seed);
+        char nodes[32] = "";
+        if (cl->replay_nodes) {
+            snprintf(nodes, sizeof(nodes), " --nodes %u", cl->replay_nodes);
+        }
+        fprintf(stderr, "  replay: sim --%sseed %" PRIu64 "%s --verbose\n",
+                cl->replay_membership ? "membership-" : "", cl->seed, nodes);
     }
 }
 
@@ -66,8 +68,9 @@ void cluster_dump(const struct cluster *cl)
     for (unsigned i = 0; i < cl->p.nodes; i++) {
         const struct sim_node *n = &cl->nodes[i];
         if (n->core == NULL) {
-            fprintf(stderr, "  %s: dead (durable last %zu, epoch %" PRIu64 ")\n", n->id,
-                    n->durable.len, n->durable_hs.epoch);
+            fprintf(stderr, "  %s: %s (durable last %zu, epoch %" PRIu64 ")%s\n", n->id,
+                    n->retired ? "retired" : "dead", n->durable.len, n->durable_hs.epoch,
+                    n->listed ? "" : " unlisted");
             continue;
         }
         fprintf(stderr,
@@ -78,11 +81,51 @@ void cluster_dump(const struct cluster *cl)
                 core_primary(n->core), n->group);
     }
     fprintf(stderr, "  committed log: %zu entries\n", cl->n_committed);
+    if (cl->cfg_last.n) {
+        char buf[512];
+        config_describe(&cl->cfg_last, buf, sizeof(buf));
+        fprintf(stderr, "  last committed configuration (index %" PRIu64 "): %s\n",
+                cl->cfgs[cl->n_cfgs - 1].index, buf);
+    }
+    for (unsigned i = 0; i < cl->p.nodes; i++) {
+        const struct sim_node *n = &cl->nodes[i];
+        if (n->core != NULL) {
+            struct core_config cfg;
+            uint64_t index;
+            char buf[512];
+            node_config(n, &cfg, &index);
+            config_describe(&cfg, buf, sizeof(buf));
+            fprintf(stderr, "  %s's configuration (index %" PRIu64 "): %s\n", n->id, index, buf);
+        }
+    }
 }
 
 /* ========================================================================
  * Construction
  * ====================================================================== */
+
+/* Slot i gets its id ("r<i+1>", never reused) and options; it stays dead
+ * until booted. */
+static void node_slot_init(struct cluster *cl, unsigned i)
+{
+    struct sim_node *n = &cl->nodes[i];
+    n->cl = cl;
+    n->idx = (int)i;
+    snprintf(n->id, sizeof(n->id), "r%u", i + 1);
+    n->opts = (struct core_options){
+        .id = n->id,
+        .heartbeat_ms = 50,
+        .election_min_ms = 300,
+        .election_max_ms = 600,
+        .initial_size = cl->cfgs[0].voters, /* nodes added later too */
+        .max_append_bytes = cl->p.max_append_bytes,
+        .max_request_bytes = 1 << 20,
+        .dead_member_timeout_ms = cl->p.dead_member_timeout_ms,
+    };
+    node_io_init(n);
+    n->flush_at = SIM_NEVER;
+    n->listed = true;
+}
 
 struct cluster *cluster_new(const struct sim_params *p, uint64_t seed, bool verbose)
 {
@@ -93,22 +136,13 @@ struct cluster *cluster_new(const struct sim_params *p, uint64_t seed, bool verb
     cl->verbose = verbose;
     cl->rng.s = seed ^ 0x5151515151515151ULL;
     cl->hook_at = SIM_NEVER;
+    /* Until the first CONFIG entry commits, the bootstrap members count. */
+    cl->cap_cfgs = 16;
+    cl->cfgs = sim_realloc(NULL, cl->cap_cfgs * sizeof(*cl->cfgs));
+    cl->cfgs[0] = (struct sim_cfgrec){.voters = p->initial_size ? p->initial_size : p->nodes};
+    cl->n_cfgs = 1;
     for (unsigned i = 0; i < p->nodes; i++) {
-        struct sim_node *n = &cl->nodes[i];
-        n->cl = cl;
-        n->idx = (int)i;
-        snprintf(n->id, sizeof(n->id), "r%u", i + 1);
-        n->opts = (struct core_options){
-            .id = n->id,
-            .heartbeat_ms = 50,
-            .election_min_ms = 300,
-            .election_max_ms = 600,
-            .initial_size = p->initial_size ? p->initial_size : p->nodes,
-            .max_append_bytes = p->max_append_bytes,
-            .max_request_bytes = 1 << 20,
-        };
-        node_io_init(n);
-        n->flush_at = SIM_NEVER;
+        node_slot_init(cl, i);
     }
     for (unsigned k = 0; k < p->clients; k++) {
         client_init(cl, (int)k);
@@ -142,8 +176,11 @@ void cluster_free(struct cluster *cl)
         entry_unref(cl->committed[i]);
     }
     free(cl->committed);
-    free(cl->committed_voters);
+    free(cl->committed_cfg);
+    free(cl->cfgs);
+    free(cl->admin);
     free(cl->epoch_primary);
+    free(cl->epoch_commit);
     free(cl);
 }
 
@@ -176,6 +213,7 @@ void node_after_input(struct cluster *cl, struct sim_node *n)
 {
     core_flush(n->core, cl->now);
     node_drain(cl, n);
+    node_apply_listing(cl, n);
     check_after_input(cl, n);
     if (n->core) {
         enum core_role r = core_role(n->core);
@@ -187,7 +225,10 @@ void node_after_input(struct cluster *cl, struct sim_node *n)
             bool elected = r == CORE_PRIMARY && n->last_role != CORE_PRIMARY;
             n->last_role = r;
             n->last_epoch = e;
-            if (elected && cl->on_elected) {
+            if (elected) {
+                check_elected(cl, n);
+            }
+            if (elected && cl->on_elected && !cl->failed) {
                 cl->on_elected(cl, n->idx);
             }
         }
@@ -227,7 +268,8 @@ static void peer_up(struct cluster *cl, int a, int b)
  * socket buffer. */
 static bool held_by_pause(struct cluster *cl, struct sim_event *ev)
 {
-    if (ev->to < 0 || ev->kind == EV_REVIVE || ev->kind == EV_RESUME) {
+    if (ev->to < 0 || ev->kind == EV_REVIVE || ev->kind == EV_RESUME || ev->kind == EV_RETIRE ||
+        ev->kind == EV_CALL) {
         return false;
     }
     struct sim_node *to = &cl->nodes[ev->to];
@@ -290,6 +332,15 @@ static void fire_event(struct cluster *cl, struct sim_event *ev)
             back->to = ev->to;
             back->gen = cl->nodes[ev->to].kill_gen;
         }
+        break;
+    case EV_ADMIN:
+        deliver_admin(cl, ev);
+        break;
+    case EV_RETIRE:
+        cluster_retire(cl, ev->to);
+        break;
+    case EV_CALL:
+        ev->fn(cl, ev);
         break;
     case EV_LOSSY_END:
         if (cl->lossy_gen == ev->gen) {
@@ -514,8 +565,11 @@ void cluster_kill(struct cluster *cl, int i, bool notify_down)
 void cluster_revive(struct cluster *cl, int i)
 {
     struct sim_node *n = &cl->nodes[i];
-    if (n->alive) {
+    if (n->alive || n->retired) {
         return;
+    }
+    if (!n->listed) {
+        cluster_set_listed(cl, i, true); /* discovery finds it again */
     }
     sim_trace(cl, "REVIVE %s (durable last %zu, epoch %" PRIu64 ")", n->id, n->durable.len,
               n->durable_hs.epoch);
@@ -531,6 +585,41 @@ void cluster_revive(struct cluster *cl, int i)
             peer_up(cl, i, (int)j);
         }
     }
+}
+
+/* A brand-new replica: the next slot, an id never used, an empty disk. It
+ * starts on a random side of the partition in force, meets who it can and
+ * joins as a learner through the primary (core_peer_up). */
+int cluster_add_node(struct cluster *cl)
+{
+    if (cl->p.nodes >= SIM_MAX_NODES) {
+        return -1;
+    }
+    unsigned i = cl->p.nodes++;
+    node_slot_init(cl, i);
+    struct sim_node *n = &cl->nodes[i];
+    n->group = cl->nodes[rng_between(&cl->rng, 0, i - 1)].group;
+    for (unsigned j = 0; j < i; j++) {
+        cl->link_last[i][j] = cl->link_last[j][i] = 0;
+    }
+    cl->ms.added_nodes++;
+    sim_trace(cl, "ADD %s (new node, group %d)", n->id, n->group);
+    cluster_revive(cl, (int)i);
+    return (int)i;
+}
+
+/* Decommissioned: the process stops for good, and discovery stops listing it. */
+void cluster_retire(struct cluster *cl, int i)
+{
+    struct sim_node *n = &cl->nodes[i];
+    if (n->retired) {
+        return;
+    }
+    sim_trace(cl, "RETIRE %s", n->id);
+    cluster_kill(cl, i, true);
+    n->retired = true;
+    cl->ms.retired++;
+    cluster_set_listed(cl, i, false);
 }
 
 void cluster_peer_up(struct cluster *cl, int a, int b)
@@ -636,42 +725,64 @@ bool cluster_has_primary(struct cluster *cl)
     /* A primary nobody else follows (a stale one) does not count. */
     uint64_t e = core_epoch(cl->nodes[p].core);
     for (unsigned i = 0; i < cl->p.nodes; i++) {
-        if (cl->nodes[i].alive && core_epoch(cl->nodes[i].core) > e) {
+        if (cl->nodes[i].alive && !cluster_out(cl, (int)i) && core_epoch(cl->nodes[i].core) > e) {
             return false;
         }
     }
     return true;
 }
 
-/* Everyone alive, awake and agreeing on a fully committed log, clients done. */
+bool cluster_out(const struct cluster *cl, int i)
+{
+    return cl->nodes[i].retired || cl->removed_epoch[i] != 0;
+}
+
+/* Everyone alive, awake and agreeing on a fully committed log, clients
+ * done, no membership change under way, and the configuration is every
+ * node that is not out (retired or removed on request), all voters. */
 bool cluster_converged(struct cluster *cl)
 {
     if (!cluster_has_primary(cl) || !clients_idle(cl)) {
         return false;
     }
-    const struct sim_node *first = &cl->nodes[0];
+    const struct sim_node *pn = &cl->nodes[cluster_primary(cl)];
+    uint64_t last = core_last_index(pn->core);
+    if (pn->mem.len != cl->n_committed || core_commit_index(pn->core) != last) {
+        return false;
+    }
     for (unsigned i = 0; i < cl->p.nodes; i++) {
         const struct sim_node *n = &cl->nodes[i];
+        if (cluster_out(cl, (int)i)) {
+            continue;
+        }
         if (!n->alive || n->paused || n->flush_at != SIM_NEVER) {
             return false;
         }
-        uint64_t last = core_last_index(n->core);
-        if (core_commit_index(n->core) != last || n->mem.len != first->mem.len ||
-            n->durable_commit != last) {
+        if (core_commit_index(n->core) != last || n->mem.len != last || n->durable_commit != last) {
             return false;
         }
-        if (last && n->mem.prefix[last - 1] != first->mem.prefix[last - 1]) {
+        if (last && n->mem.prefix[last - 1] != pn->mem.prefix[last - 1]) {
             return false;
         }
     }
-    if (first->mem.len != cl->n_committed) {
-        return false;
+    struct core_config cfg;
+    uint64_t cfg_index;
+    node_config(pn, &cfg, &cfg_index);
+    if (cfg_index > last || !config_is_voter(&cfg, pn->id)) {
+        return false; /* a change, or a handover, is under way */
     }
-    /* Joiners are promoted once caught up (guarantee 4). */
     for (unsigned i = 0; i < cl->p.nodes; i++) {
+        const struct sim_node *n = &cl->nodes[i];
+        if (cluster_out(cl, (int)i)) {
+            if (config_is_member(&cfg, n->id)) {
+                return false; /* stopped, but its removal did not stick yet */
+            }
+            continue;
+        }
+        /* Joiners are promoted once caught up (guarantee 4). */
         struct core_status st;
-        core_get_status(cl->nodes[i].core, cl->now, &st);
-        if (!st.voter) {
+        core_get_status(n->core, cl->now, &st);
+        if (!st.voter || !config_is_voter(&cfg, n->id)) {
             return false;
         }
     }

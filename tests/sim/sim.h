@@ -11,8 +11,10 @@
  * Files: cluster.c (life cycle, faults, the step function), storage.c (each
  * core's io and fake durable storage), net.c (events and the fake network),
  * entry.c (entry copies, logs), client.c (simulated clients), check.c
- * (invariants), scenarios.c (scripted cases with exact assertions), sim.c
- * (CLI and random fault schedules).
+ * (invariants), membership.c (the operator: removal requests, new nodes,
+ * decommissioning, discovery listings, forced recovery), scenarios.c
+ * (scripted cases with exact assertions), sim.c (CLI and random fault
+ * schedules).
  */
 #ifndef SIM_H
 #define SIM_H
@@ -23,9 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIM_MAX_NODES   7
+/* Node slots: a cluster may grow by brand-new nodes (never reusing an id)
+ * up to this many over a schedule's lifetime. */
+#define SIM_MAX_NODES   12
 #define SIM_MAX_CLIENTS 4
 #define SIM_NEVER       INT64_MAX
+/* Tokens of the operator's membership requests; client tokens are small. */
+#define SIM_ADMIN_TOKEN (1ULL << 62)
 
 /* ========================================================================
  * Random numbers: splitmix64, so a seed replays a schedule exactly.
@@ -85,6 +91,8 @@ bool entry_same(const struct sim_entry *a, const struct sim_entry *b);
  * Timed events: messages in flight, client traffic and scheduled faults.
  * ====================================================================== */
 
+struct cluster;
+
 enum sim_ev_kind {
     EV_MSG,          /* a core_msg from node `from` to node `to` */
     EV_CLIENT_REQ,   /* a client's request attempt reaching node `to` */
@@ -96,6 +104,9 @@ enum sim_ev_kind {
     EV_RESUME,       /* node `to`'s pause generation `gen` ends */
     EV_LOSSY_END,    /* lossy period generation `gen` ends */
     EV_KILL,         /* node `to` dies if still incarnation `gen`; back after `arg` ms */
+    EV_ADMIN,        /* operator request `token` reaching node `to` */
+    EV_RETIRE,       /* node `to` is stopped for good (decommissioned) */
+    EV_CALL,         /* call `fn` (scheduled harness actions) */
 };
 
 struct sim_event {
@@ -113,7 +124,9 @@ struct sim_event {
     char (*bootstrap_ids)[CORE_ID_MAX];
     struct core_entry *entries;
     struct sim_entry **entry_refs;
-    /* EV_CLIENT_REQ / EV_CLIENT_REPLY */
+    /* EV_CALL */
+    void (*fn)(struct cluster *cl, struct sim_event *ev);
+    /* EV_CLIENT_REQ / EV_CLIENT_REPLY / EV_ADMIN */
     uint64_t token;
     struct core_reply reply;
     char reply_primary[CORE_ID_MAX];
@@ -144,6 +157,8 @@ struct sim_node {
     struct rng rng; /* the core's injected randomness */
 
     bool alive;
+    bool retired; /* decommissioned and stopped for good: never revived */
+    bool listed;  /* discovery lists it (false: cores are told, see membership.c) */
     bool paused;
     int64_t paused_until;
     unsigned pause_gen;
@@ -176,6 +191,7 @@ struct sim_node {
     uint64_t checked;        /* entries up to here were matched against the committed log */
     enum core_role last_role;
     uint64_t last_epoch;
+    uint64_t cfg_seen; /* configuration index last checked on this node */
 };
 
 /* ========================================================================
@@ -225,13 +241,71 @@ struct sim_params {
     size_t max_append_bytes;
     int64_t client_timeout_ms;
     unsigned think_max_ms;
+    unsigned dead_member_timeout_ms; /* core_options' automatic cleanup; 0: off */
+    bool removals; /* members may be removed: the checker's majorities allow for it */
+};
+
+/* ========================================================================
+ * Membership: the operator's requests and what the checker learned from the
+ * committed configurations.
+ * ====================================================================== */
+
+enum sim_admin_op {
+    ADMIN_REMOVE, /* core_remove_member(target) */
+    ADMIN_FORCE,  /* core_force_config, keeping every other live node (scenarios only) */
+};
+
+enum sim_admin_after {
+    AFTER_NOTHING,
+    AFTER_RETIRE_ON_OK,     /* stop the target for good once the request is answered OK */
+    AFTER_RETIRE_ON_COMMIT, /* ... once its removal is committed */
+};
+
+struct sim_admin {
+    enum sim_admin_op op;
+    int node;   /* asked */
+    int target; /* removed */
+    enum sim_admin_after after;
+    int status; /* the core's reply, -1: none (yet, or lost with a crash) */
+    int replies;
+    uint64_t index;
+    uint64_t epoch;
+    int64_t sent_at;
+    int64_t answered_at;
+};
+
+/* A committed configuration, as the checker recorded it. */
+struct sim_cfgrec {
+    uint64_t index; /* its entry; 0 for the bootstrap stand-in */
+    uint64_t epoch;
+    unsigned voters;
+    uint32_t voter_nodes; /* bit i: node i is a voter (not for the bootstrap stand-in) */
+};
+
+struct sim_mstats {
+    uint64_t remove_requests;
+    uint64_t remove_ok;
+    uint64_t remove_refused; /* NOT_FOUND, NO_QUORUM, BUSY, NOT_PRIMARY */
+    uint64_t added_nodes;    /* brand-new nodes started */
+    uint64_t retired;
+    uint64_t unlisted_kills;
+    /* From committed configurations: */
+    uint64_t removed_on_request;
+    uint64_t removed_self; /* a primary removing itself (a handover follows) */
+    uint64_t cleaned_up;   /* removed as gone (not on the removed list) */
+    uint64_t joined;
+    uint64_t promoted;
+    uint64_t forced;
+    uint64_t bad_removed_events; /* "removed" events naming a replica still a member */
 };
 
 struct cluster {
     struct sim_params p;
     uint64_t seed;
-    unsigned replay_nodes; /* --nodes given for the replay command, 0: none */
-    const char *scenario;  /* set while a scripted scenario runs */
+    unsigned replay_nodes;  /* --nodes given for the replay command, 0: none */
+    bool replay_membership; /* a membership schedule: --membership-seed replays it */
+    bool strict_known;      /* checks that only known core bugs fail are fatal */
+    const char *scenario;   /* set while a scripted scenario runs */
     bool verbose;
     int64_t now;
     struct rng rng;
@@ -259,11 +333,32 @@ struct cluster {
 
     /* Checker: the committed log as first observed, and who led each epoch. */
     struct sim_entry **committed;
-    unsigned *committed_voters; /* voters in the configuration in effect at each index */
+    unsigned *committed_cfg; /* at each index: the cfgs[] in effect (the latest at or before) */
     size_t n_committed;
     size_t cap_committed;
-    int *epoch_primary; /* node index + 1, 0: none */
+    struct sim_cfgrec *cfgs; /* committed configurations; cfgs[0]: the bootstrap stand-in */
+    size_t n_cfgs;
+    size_t cap_cfgs;
+    struct core_config cfg_last; /* the latest committed configuration (n == 0: none yet) */
+    /* Epoch of the committed configuration that put node i on the removed
+     * list (0: not removed): it may never be primary of a later epoch. */
+    uint64_t removed_epoch[SIM_MAX_NODES];
+    /* Scenarios: the next configuration a primary appends may break the
+     * single-change rule (core_force_config); the one that does is noted in
+     * forced_index, and only that entry may commit so. */
+    bool expect_forced;
+    uint64_t forced_index;
+    size_t durable_recheck; /* check_durable_majority from here at the next flush */
+    int *epoch_primary;     /* node index + 1, 0: none */
+    uint64_t *epoch_commit; /* highest commit index seen at that epoch's primary */
     size_t cap_epochs;
+
+    /* The operator's requests: admin[token - SIM_ADMIN_TOKEN - 1]. */
+    struct sim_admin *admin;
+    size_t n_admin;
+    size_t cap_admin;
+    unsigned n_unlisted;
+    struct sim_mstats ms;
 
     /* Called when a node becomes primary (the schedule's hair-trigger faults). */
     void (*on_elected)(struct cluster *cl, int node);
@@ -298,9 +393,12 @@ void cluster_split(struct cluster *cl, unsigned mask); /* nodes in mask vs the r
 void cluster_heal(struct cluster *cl);
 void cluster_peer_up(struct cluster *cl, int a, int b);         /* a learns b is up */
 void cluster_set_groups(struct cluster *cl, const int *groups); /* groups[i]: node i's side */
-int cluster_primary(const struct cluster *cl); /* live, unpaused primary of the highest epoch */
+int cluster_add_node(struct cluster *cl); /* a brand-new node (new id, empty log); -1: no slot */
+void cluster_retire(struct cluster *cl, int i); /* stop for good, unlisted */
+int cluster_primary(const struct cluster *cl);  /* live, unpaused primary of the highest epoch */
 bool cluster_has_primary(struct cluster *cl);
 bool cluster_converged(struct cluster *cl);
+bool cluster_out(const struct cluster *cl, int i); /* retired, or removed by a committed config */
 int cluster_node_index(const struct cluster *cl, const char *id);
 unsigned cluster_alive(const struct cluster *cl);
 void cluster_dump(const struct cluster *cl);
@@ -336,8 +434,27 @@ void client_ids(int k, uint64_t req, char *cid, size_t cid_cap, char *data, size
 bool client_parse_id(const char *cid, int *k, uint64_t *req);
 bool clients_idle(const struct cluster *cl);
 
+/* membership.c */
+uint64_t admin_remove(struct cluster *cl, int node, int target, enum sim_admin_after after,
+                      int64_t delay);
+uint64_t admin_force(struct cluster *cl, int node);
+void deliver_admin(struct cluster *cl, struct sim_event *ev);
+void admin_on_reply(struct cluster *cl, struct sim_node *n, const struct sim_event *ev);
+struct sim_admin *admin_get(struct cluster *cl, uint64_t token);
+void admin_on_removed(struct cluster *cl, int target);
+void cluster_set_listed(struct cluster *cl, int i, bool listed);
+void node_apply_listing(struct cluster *cl, struct sim_node *n);
+void node_config(const struct sim_node *n, struct core_config *cfg, uint64_t *index);
+unsigned config_voters(const struct core_config *cfg);
+bool config_is_voter(const struct core_config *cfg, const char *id);
+bool config_is_member(const struct core_config *cfg, const char *id);
+void config_diff(const struct core_config *a, const struct core_config *b, unsigned *members,
+                 unsigned *voters);
+void config_describe(const struct core_config *cfg, char *buf, size_t cap);
+
 /* check.c */
 void check_after_input(struct cluster *cl, struct sim_node *n);
+void check_elected(struct cluster *cl, struct sim_node *n);
 void check_truncate(struct cluster *cl, struct sim_node *n, uint64_t from);
 void check_at_flush(struct cluster *cl, struct sim_node *n);
 void check_reply(struct cluster *cl, struct sim_node *n, const struct sim_event *ev);
@@ -345,7 +462,8 @@ void check_on_revive(struct cluster *cl, struct sim_node *n);
 void check_durable_majority(struct cluster *cl, size_t from);
 void check_final(struct cluster *cl);
 
-/* scenarios.c: the number of scenarios that failed. */
-int scenarios_run(const char *only, uint64_t seed, bool verbose);
+/* scenarios.c: the number of scenarios that failed. Those that reproduce
+ * known core bugs run only when named or with include_known. */
+int scenarios_run(const char *only, uint64_t seed, bool verbose, bool include_known);
 
 #endif
