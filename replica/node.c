@@ -254,8 +254,11 @@ static void update_listed(struct node *n)
     }
     struct core_status st;
     core_get_status(n->core, now_ms(), &st);
-    for (unsigned i = 0; i < st.n_peers; i++) {
-        core_peer_listed(n->core, st.peers[i].id, transport_peer_listed(n->t, st.peers[i].id));
+    for (unsigned i = 0; i < st.config.n; i++) {
+        const char *id = st.config.members[i].id;
+        if (strcmp(id, n->o.id) != 0) {
+            core_peer_listed(n->core, id, transport_peer_listed(n->t, id));
+        }
     }
 }
 

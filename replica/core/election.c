@@ -175,6 +175,11 @@ void recv_vote_request(struct core *c, int64_t now, const struct core_msg *m)
     bool lease = primary_lease(c, now) && (c->role == CORE_PRIMARY || !m->vote_request.transfer);
     if (lease && strcmp(c->primary, from) != 0) {
         grant = false;
+    } else if (c->cfg_index != 0 && c->cfg_index <= c->commit && !is_member(c, from)) {
+        /* Its removal is committed, as far as we know: it is out for good.
+         * (While our latest configuration is not committed, a replica it
+         * leaves out may still be needed to elect anybody: 4.2.2.) */
+        grant = false;
     } else if (pre) {
         /* A pre-vote changes nothing here: it only asks "would you?". */
         grant = m->epoch > c->hs.epoch && up_to_date && boot_ok;

@@ -27,8 +27,14 @@ struct peer {
     /* Primary's replication state for this peer. */
     uint64_t next_index; /* next entry to send */
     uint64_t match_index;
-    int64_t last_ack;     /* last response in our epoch (check-quorum) */
-    unsigned inflight;    /* Appends with entries not yet answered */
+    int64_t last_ack; /* last response in our epoch (check-quorum) */
+    /* Appends with entries not yet answered: the last index each carried,
+     * oldest first (a ring). An answer with match M answers every one up
+     * to M, whichever message it replies to: answers may overtake each
+     * other, and a slot must never leak. */
+    uint64_t inflight_last[MAX_INFLIGHT];
+    unsigned inflight_head;
+    unsigned inflight;
     bool need_send;       /* send an Append at the next flush even if empty */
     uint64_t round_acked; /* highest heartbeat round it answered */
     /* Candidate's tally. */
@@ -92,9 +98,14 @@ struct core {
 
     struct core_config cfg; /* latest CONFIG in the log, or the bootstrap list */
     uint64_t cfg_index;     /* 0: no CONFIG entry yet, still bootstrapping */
+    /* We appended, as primary, the latest configuration, which removes us,
+     * and were a voter before it: until it commits, the voters that never
+     * received it may need our vote, and we may need to campaign (4.2.2). */
+    bool removing_self;
     /* Primary: a member removed on request that is still connected; it is
      * sent the log until it holds its removal, so it knows it is out. */
     char leaving[CORE_ID_MAX];
+    bool leaving_told; /* it was sent a commit index covering its removal */
     /* Primary that removed itself: the voter it hands over to, and when it
      * gives up waiting for that voter to catch up. */
     char handover_to[CORE_ID_MAX];

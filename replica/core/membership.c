@@ -72,6 +72,7 @@ static void remove_member(struct core *c, const char *which, bool on_request, co
     const struct peer *p = peer_find(c, id);
     if (p != NULL && p->up && strcmp(id, c->id) != 0) {
         snprintf(c->leaving, sizeof(c->leaving), "%s", id);
+        c->leaving_told = false;
     }
     append_config(c);
     out_event(c, EVENT_REMOVED, id, last_index(c), why);
@@ -126,11 +127,11 @@ static const char *find_gone_member(const struct core *c, int64_t now)
     for (unsigned i = 0; i < c->cfg.n; i++) {
         const char *id = c->cfg.members[i].id;
         const struct peer *p = peer_find(c, id);
-        if (strcmp(id, c->id) == 0 || (p != NULL && (p->up || p->listed))) {
+        /* A member discovery has said nothing about is not known gone. */
+        if (strcmp(id, c->id) == 0 || p == NULL || p->up || p->listed) {
             continue;
         }
-        int64_t since =
-            p != NULL && p->last_heard > c->primary_since ? p->last_heard : c->primary_since;
+        int64_t since = p->last_heard > c->primary_since ? p->last_heard : c->primary_since;
         if (now - since >= (int64_t)c->o.dead_member_timeout_ms) {
             return id;
         }
@@ -218,7 +219,7 @@ void maybe_change_config(struct core *c, int64_t now)
     }
     if (c->leaving[0] != '\0') {
         const struct peer *p = peer_find(c, c->leaving);
-        if (p == NULL || !p->up || p->match_index >= c->cfg_index) {
+        if (p == NULL || !p->up || (c->leaving_told && p->match_index >= c->cfg_index)) {
             c->leaving[0] = '\0';
         }
     }

@@ -17,14 +17,31 @@
 void config_reload(struct core *c)
 {
     c->cfg_index = 0;
+    c->removing_self = false;
     for (uint64_t i = last_index(c); i >= 1; i--) {
         const struct core_entry *e = &c->log[i - 1];
-        if (e->type == CORE_ENTRY_CONFIG && core_config_decode(e->data, e->len, &c->cfg) == 0) {
-            c->cfg_index = i;
+        if (e->type != CORE_ENTRY_CONFIG) {
+            continue;
+        }
+        if (c->cfg_index == 0) {
+            if (core_config_decode(e->data, e->len, &c->cfg) == 0) {
+                c->cfg_index = i;
+                if (strcmp(e->primary, c->id) != 0 || is_member(c, c->id)) {
+                    return; /* not our own removal */
+                }
+            }
+            continue;
+        }
+        struct core_config before;
+        if (core_config_decode(e->data, e->len, &before) == 0) {
+            const struct core_member *m = core_config_member(&before, c->id);
+            c->removing_self = m != NULL && m->voter;
             return;
         }
     }
-    bootstrap_list(c);
+    if (c->cfg_index == 0) {
+        bootstrap_list(c);
+    }
 }
 
 struct core_member *member(const struct core *c, const char *id)
@@ -63,9 +80,13 @@ unsigned quorum(const struct core *c)
     return majority_of(n_voters(c));
 }
 
+/* A voter may campaign; so may a primary that removed itself and lost its
+ * majority before the removal committed: the voters that never received
+ * the change may need it to elect anybody (4.2.2). Its votes are then
+ * counted in the latest configuration, without its own. */
 bool can_campaign(const struct core *c)
 {
-    return c->cfg.n > 0 && is_voter(c, c->id);
+    return c->cfg.n > 0 && (is_voter(c, c->id) || (c->cfg_index > c->commit && c->removing_self));
 }
 
 /* ========================================================================
@@ -268,7 +289,7 @@ uint64_t majority_round(const struct core *c)
  * every member of the list and a majority of the whole view. */
 bool votes_won(const struct core *c)
 {
-    unsigned voters = c->self_granted, all = c->self_granted;
+    unsigned voters = c->self_granted && is_voter(c, c->id), all = c->self_granted;
     for (unsigned i = 0; i < c->n_peers; i++) {
         voters += c->peers[i].granted && is_voter(c, c->peers[i].id);
         all += c->peers[i].granted;

@@ -60,8 +60,14 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     m.append.n_entries = n;
     m.append.entries = n ? &c->log[prev] : NULL;
     out_send(c, p->id, &m);
+    if (c->commit >= c->cfg_index && prev >= c->cfg_index && strcmp(p->id, c->leaving) == 0) {
+        /* It holds its removal and now learns that it is committed: it
+         * knows it is out and stops campaigning for good. */
+        c->leaving_told = true;
+    }
     if (n > 0) {
         p->next_index += n;
+        p->inflight_last[(p->inflight_head + p->inflight) % MAX_INFLIGHT] = prev + n;
         p->inflight++;
     }
     p->need_send = false;
@@ -257,12 +263,13 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
     }
     if (m->append_response.success) {
         bool progress = m->append_response.match_index > p->match_index;
+        /* Every Append up to its match is answered, this one or not. */
+        while (p->inflight > 0 &&
+               p->inflight_last[p->inflight_head] <= m->append_response.match_index) {
+            p->inflight_head = (p->inflight_head + 1) % MAX_INFLIGHT;
+            p->inflight--;
+        }
         if (progress) {
-            /* Progress answers one Append with entries (a heartbeat's
-             * answer makes none), which frees a slot in the pipeline. */
-            if (p->inflight > 0) {
-                p->inflight--;
-            }
             /* A peer cannot hold more than we sent it. */
             uint64_t match = m->append_response.match_index;
             p->match_index = match < last_index(c) ? match : last_index(c);

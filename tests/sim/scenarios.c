@@ -1110,19 +1110,18 @@ static void sc_force_config(struct cluster *cl)
 }
 
 /* ========================================================================
- * Known core bugs (not in the default run until replica/core is fixed)
+ * Membership corner cases the simulator once found broken
  * ====================================================================== */
 
 /* A primary of two voters {p, q} is cut off and, while its lease still
  * lets it, removes itself: the CONFIG entry {q} is on p alone. p loses its
- * quorum and steps down. Its latest configuration (uncommitted) no longer
- * has it, so it never campaigns; q's latest, {p, q}, needs p's vote, which p
- * refuses since its log is longer. Nobody can ever be elected, though both
- * run and meet again (the dissertation, 4.1: a server outside its own
- * latest configuration may still be needed to elect until that entry
- * commits). Expected: a primary and a committed write within 5 s of the
+ * quorum and steps down. q's latest configuration, {p, q}, needs p's vote,
+ * which p refuses since its log is longer; so p, outside its own latest but
+ * uncommitted configuration, must still campaign (dissertation 4.2.2), win
+ * with q's vote and hand over. It once never did: nobody could ever be
+ * elected. Expected: a primary and a committed write within 5 s of the
  * heal. */
-static void sc_known_self_removal_deadlock(struct cluster *cl)
+static void sc_self_removal_while_isolated(struct cluster *cl)
 {
     int p = elect(cl);
     if (p < 0) {
@@ -1157,9 +1156,9 @@ static void sc_known_self_removal_deadlock(struct cluster *cl)
 
 /* Dead-member cleanup with a member the primary never met: b is cut off
  * (alive, still listed); the two others restart meanwhile, so neither has
- * a peer entry for b. The new primary removes b as gone once the timeout
- * passes, though discovery lists it (invariant 6 fails). */
-static void sc_known_cleanup_unmet_member(struct cluster *cl)
+ * a peer entry for b. The new primary must not remove b as gone: discovery
+ * lists it (invariant 6). It once did. */
+static void sc_cleanup_spares_unmet_member(struct cluster *cl)
 {
     int p = elect(cl);
     if (p < 0) {
@@ -1239,15 +1238,15 @@ static const struct scenario scenarios[] = {
     {"force_config", sc_force_config, .nodes = 5, .removals = true},
     {"force_config3", sc_force_config, .nodes = 3, .removals = true},
     /* Known core bugs: run only when named (--scenario) or with --include-known. */
-    {"known_self_removal_deadlock", sc_known_self_removal_deadlock, .nodes = 3, .clients = 1,
-     .removals = true, .known_bug = true},
-    {"known_cleanup_unmet_member", sc_known_cleanup_unmet_member, .nodes = 3, .clients = 1,
-     .dead_member_timeout_ms = 1000, .removals = true, .known_bug = true},
+    {"self_removal_while_isolated", sc_self_removal_while_isolated, .nodes = 3, .clients = 1,
+     .removals = true},
+    {"cleanup_spares_unmet_member", sc_cleanup_spares_unmet_member, .nodes = 3, .clients = 1,
+     .dead_member_timeout_ms = 1000, .removals = true},
     {"known_fresh_nodes_fork", sc_known_fresh_nodes_fork, .nodes = 3, .clients = 1,
      .removals = true, .known_bug = true},
     /* dead_member_cleanup, failing on a "removed" event that names the wrong replica. */
-    {"known_cleanup_event_subject", sc_dead_member_cleanup, .nodes = 5, .clients = 1,
-     .dead_member_timeout_ms = 2000, .removals = true, .known_bug = true, .strict = true},
+    {"cleanup_event_subject", sc_dead_member_cleanup, .nodes = 5, .clients = 1,
+     .dead_member_timeout_ms = 2000, .removals = true, .strict = true},
 };
 
 /* Runs every scenario (or only `only`) over a few seeds each (or only

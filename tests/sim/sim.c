@@ -758,7 +758,10 @@ static unsigned long long max_failures = 20;
  * cannot even say otherwise (it ignores ids without a peer entry). Caught
  * by invariant 6 ("removed ... as gone while discovery still lists it (...
  * the primary has no peer entry for it)"). */
-static const uint64_t known_core_bugs[] = {778, 1993};
+/* Membership seeds that reproduce a known, unfixed core behaviour:
+ * brand-new replicas that see none of the old members (all down at once)
+ * bootstrap a cluster of their own (see known_fresh_nodes_fork). */
+static const uint64_t known_core_bugs[] = {10258, 13613};
 
 static bool known_bug(uint64_t seed)
 {

@@ -148,9 +148,8 @@ static void io_reply(struct core_sink *io, uint64_t token, const struct core_rep
 }
 
 /* A "removed" event must name the replica the change removed: after it,
- * one the configuration no longer has. A known core bug names another (the
- * automatic cleanup passes a pointer into the member list it then shifts),
- * so outside strict runs this is counted, not fatal. */
+ * one the configuration no longer has. (The automatic cleanup once named
+ * another: it passed a pointer into the member list it then shifted.) */
 static void check_removed_event(struct sim_node *n, const struct core_event *e)
 {
     struct cluster *cl = n->cl;
@@ -161,10 +160,8 @@ static void check_removed_event(struct sim_node *n, const struct core_event *e)
         return;
     }
     cl->ms.bad_removed_events++;
-    if (cl->strict_known) {
-        sim_fail(cl, "%s: a \"removed\" event names '%s', %s", n->id, e->subject,
-                 e->subject[0] ? "still a member" : "nobody");
-    }
+    sim_fail(cl, "%s: a \"removed\" event names '%s', %s", n->id, e->subject,
+             e->subject[0] ? "still a member" : "nobody");
 }
 
 static void io_event(struct core_sink *io, const struct core_event *e)
