@@ -1266,6 +1266,8 @@ static void job_start(struct cluster *c, struct job *j)
         }
         replica_fill(r, now, cluster_commit(c), config_source(c), &vr, peers);
         j->partial = view_replica_json(&vr);
+        /* Its data is that replica's own committed log, as it is now. */
+        cJSON_AddStringToObject(j->partial, "consistency", "serializable");
         free(peers);
         if (r->conn == NULL) {
             /* Unreachable: its data cannot be read, say so. */

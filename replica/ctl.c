@@ -4,7 +4,8 @@
  *
  *   replctl -a 127.0.0.1:5001 status
  *   replctl -a 127.0.0.1:5001,127.0.0.1:5002 put [-i CLIENT_ID] DATA
- *   replctl -a 127.0.0.1:5001 read [-f processed|synced] [-s AFTER] [-n LIMIT]
+ *   replctl -a 127.0.0.1:5001,127.0.0.1:5002 read [-c linearizable|serializable]
+ *                                          [-f processed|synced] [-s AFTER] [-n LIMIT]
  *   replctl -a 127.0.0.1:5001 watch
  *   replctl -a 127.0.0.1:5001 fail
  *   replctl -a 127.0.0.1:5001 members
@@ -36,7 +37,11 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  status                       one replica's view (role, epoch, indices, peers)\n"
                  "  put [-i CLIENT_ID] DATA      replicate DATA; prints index, epoch, primary\n"
-                 "  read [-f processed|synced] [-s AFTER] [-n LIMIT]   committed entries\n"
+                 "  read [-c linearizable|serializable] [-f processed|synced] [-s AFTER]\n"
+                 "       [-n LIMIT]              committed entries; linearizable (default):\n"
+                 "                               from the primary (found from the addresses),\n"
+                 "                               everything acknowledged before the call;\n"
+                 "                               serializable: the first address's own view\n"
                  "  watch                        stream events until interrupted\n"
                  "  fail                         make the replica exit with status 75\n"
                  "  members                      the configuration that replica holds\n"
@@ -390,18 +395,58 @@ static int cmd_put(const struct addr_list *addrs, const char *client_id, const c
     return 1;
 }
 
-static int cmd_read(struct client *c, int filter, unsigned long long after, unsigned limit,
-                    int timeout)
+/* A read at `consistency`; a linearizable one follows "not primary" hints
+ * through the addresses (and waits out elections) until the primary
+ * answers or time is up. */
+static int cmd_read(const struct addr_list *addrs, int consistency, int filter,
+                    unsigned long long after, unsigned limit, int timeout)
 {
-    char err[256];
-    Envelope *r = client_call_read(c, after, limit, filter, timeout, err, sizeof(err));
+    int64_t deadline = clock_mono_ms() + timeout;
+    char hint[256] = "", err[LIMIT_TEXT_BYTES] = "no replica answered";
+    unsigned next = 0;
+    Envelope *r = NULL;
+    while (r == NULL && clock_mono_ms() < deadline) {
+        char target[300];
+        if (hint[0] != '\0') {
+            snprintf(target, sizeof(target), "%s", hint);
+            hint[0] = '\0';
+        } else {
+            const struct addr_item *it = &addrs->items[next++ % addrs->n];
+            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
+        }
+        struct client c;
+        if (client_connect(&c, target, "replctl", 1000, err, sizeof(err)) != 0) {
+            usleep(20000);
+            continue;
+        }
+        int left = (int)(deadline - clock_mono_ms());
+        r = client_call_read_at(&c, after, limit, filter, consistency, left > 0 ? left : 1, err,
+                                sizeof(err));
+        client_close(&c);
+        if (r != NULL && r->read_reply->status != REPLICACAO__CLIENT_REPLY__STATUS__OK) {
+            snprintf(err, sizeof(err), "%s: %s", target,
+                     r->read_reply->message[0] ? r->read_reply->message : "not served");
+            snprintf(hint, sizeof(hint), "%s", r->read_reply->primary_address);
+            wire_free(r);
+            r = NULL;
+            if (hint[0] == '\0') {
+                usleep(50000); /* no primary known yet: an election is on */
+            }
+        }
+        if (consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE && r == NULL &&
+            hint[0] == '\0') {
+            break; /* that replica's own view, or nothing */
+        }
+    }
     if (r == NULL) {
         fprintf(stderr, "replctl: read: %s\n", err);
         return 1;
     }
     Replicacao__ReadReply *rr = r->read_reply;
-    printf("commit_index=%llu total=%llu\n", (unsigned long long)rr->commit_index,
-           (unsigned long long)rr->total);
+    printf("commit_index=%llu total=%llu consistency=%s\n", (unsigned long long)rr->commit_index,
+           (unsigned long long)rr->total,
+           rr->consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE ? "linearizable"
+                                                                                  : "serializable");
     for (size_t i = 0; i < rr->n_entries; i++) {
         Replicacao__Entry *e = rr->entries[i];
         printf("%llu %llu %s %s %.*s\n", (unsigned long long)e->index, (unsigned long long)e->epoch,
@@ -437,13 +482,16 @@ static int cmd_watch(struct client *c)
 
 int main(int argc, char **argv)
 {
-    const char *addr_arg = NULL, *client_id = NULL, *filter_name = NULL;
+    const char *addr_arg = NULL, *client_id = NULL, *filter_name = NULL, *level = NULL;
     int timeout = 5000;
     unsigned long long after = 0, u;
     unsigned limit = LIMIT_READ_DEFAULT;
     int opt;
-    while ((opt = getopt(argc, argv, "+a:t:i:f:s:n:h")) != -1) {
+    while ((opt = getopt(argc, argv, "+a:t:i:f:c:s:n:h")) != -1) {
         switch (opt) {
+        case 'c':
+            level = optarg;
+            break;
         case 'a':
             addr_arg = optarg;
             break;
@@ -498,8 +546,11 @@ int main(int argc, char **argv)
     optind++;
     static const struct option after_cmd[] = {{"keep", required_argument, NULL, 'k'},
                                               {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "i:f:s:n:k:", after_cmd, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:f:c:s:n:k:", after_cmd, NULL)) != -1) {
         switch (opt) {
+        case 'c':
+            level = optarg;
+            break;
         case 'k':
             keep = optarg;
             break;
@@ -565,6 +616,31 @@ int main(int argc, char **argv)
         }
         return cmd_remove(&addrs, argv[optind], timeout);
     }
+    if (strcmp(cmd, "read") == 0) {
+        int filter = 0, consistency = REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE;
+        if (filter_name != NULL) {
+            filter = strcmp(filter_name, "processed") == 0 ? 1
+                     : strcmp(filter_name, "synced") == 0  ? 2
+                                                           : -1;
+        }
+        if (level != NULL) {
+            consistency = strcmp(level, "linearizable") == 0
+                              ? REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE
+                          : strcmp(level, "serializable") == 0
+                              ? REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE
+                              : -1;
+        }
+        if (filter < 0 || consistency < 0) {
+            fprintf(stderr, "replctl: -f wants processed or synced, -c linearizable or "
+                            "serializable\n");
+            return 2;
+        }
+        return cmd_read(&addrs, consistency, filter, after, limit, timeout);
+    }
+    if (level != NULL) {
+        fprintf(stderr, "replctl: -c goes with read only\n");
+        return 2;
+    }
     char target[300];
     snprintf(target, sizeof(target), "%s:%s", addrs.items[0].host, addrs.items[0].port);
     struct client c;
@@ -575,18 +651,6 @@ int main(int argc, char **argv)
     int rc = 2;
     if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&c, timeout);
-    } else if (strcmp(cmd, "read") == 0) {
-        int filter = 0;
-        if (filter_name != NULL) {
-            filter = strcmp(filter_name, "processed") == 0 ? 1
-                     : strcmp(filter_name, "synced") == 0  ? 2
-                                                           : -1;
-        }
-        if (filter < 0) {
-            fprintf(stderr, "replctl: -f wants processed or synced\n");
-        } else {
-            rc = cmd_read(&c, filter, after, limit, timeout);
-        }
     } else if (strcmp(cmd, "watch") == 0) {
         rc = cmd_watch(&c);
     } else if (strcmp(cmd, "fail") == 0) {
