@@ -95,6 +95,19 @@ uint64_t client_send(struct cluster *cl, int k, int node)
     return token;
 }
 
+/* A linearizable read attempt to `node`. */
+static void client_send_read(struct cluster *cl, int k, int node)
+{
+    struct sim_client *c = &cl->clients[k];
+    c->target = node;
+    struct sim_event *ev = cluster_event(cl, EV_CLIENT_REQ, cl->now + rng_between(&cl->rng, 1, 5));
+    ev->to = node;
+    ev->token = SIM_READ_TOKEN | (uint64_t)k << 32 | c->read_seq;
+    sim_trace(cl, "client c%d reads (floor %" PRIu64 ") at %s", k, c->read_floor,
+              cl->nodes[node].id);
+    c->next_action = cl->now + cl->p.client_timeout_ms;
+}
+
 /* The client's timer: start the next request, or retry the current one. */
 void client_act(struct cluster *cl, int k)
 {
@@ -105,8 +118,21 @@ void client_act(struct cluster *cl, int k)
             return;
         }
         c->busy = true;
+        if (cl->p.read_permille && rng_permille(&cl->rng, cl->p.read_permille)) {
+            /* What any client was told is committed before this read began
+             * must be in what it returns. */
+            c->reading = true;
+            c->read_seq++;
+            c->read_floor = cl->max_acked_index;
+            client_send_read(cl, k, c->target);
+            return;
+        }
         c->req++;
         client_send(cl, k, c->target);
+        return;
+    }
+    if (c->reading) {
+        client_send_read(cl, k, random_node(cl));
         return;
     }
     if (!cl->attempts[c->last_token - 1].seen) {
@@ -116,8 +142,46 @@ void client_act(struct cluster *cl, int k)
     client_send(cl, k, c->target);
 }
 
+static void client_on_read_reply(struct cluster *cl, const struct sim_event *ev)
+{
+    int k = (int)((ev->token >> 32) & 0xff);
+    struct sim_client *c = &cl->clients[k];
+    const struct core_reply *r = &ev->reply;
+    if (!c->busy || !c->reading || (ev->token & 0xffffffffULL) != (c->read_seq & 0xffffffffULL)) {
+        return; /* an answer to a read already settled */
+    }
+    sim_trace(cl, "client c%d <- %s: read status %d index %" PRIu64 " (floor %" PRIu64 ")", k,
+              cl->nodes[ev->from].id, (int)r->status, r->index, c->read_floor);
+    if (r->status == CORE_REPLY_OK) {
+        if (r->index < c->read_floor) {
+            sim_fail(cl,
+                     "stale linearizable read: %s answered c%d at index %" PRIu64 ", below %" PRIu64
+                     " acknowledged before the read began",
+                     cl->nodes[ev->from].id, k, r->index, c->read_floor);
+        }
+        c->busy = false;
+        c->reading = false;
+        cl->reads_ok++;
+        c->next_action =
+            c->stopped ? SIM_NEVER : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);
+        return;
+    }
+    int hint = r->primary[0] ? cluster_node_index(cl, r->primary) : -1;
+    if (hint >= 0 && hint != ev->from) {
+        c->target = hint;
+        c->next_action = cl->now + 1;
+    } else {
+        c->target = random_node(cl);
+        c->next_action = cl->now + rng_between(&cl->rng, 20, 100);
+    }
+}
+
 void client_on_reply(struct cluster *cl, const struct sim_event *ev)
 {
+    if (SIM_IS_READ(ev->token)) {
+        client_on_read_reply(cl, ev);
+        return;
+    }
     struct sim_attempt *a = &cl->attempts[ev->token - 1];
     struct sim_client *c = &cl->clients[a->client];
     const struct core_reply *r = &ev->reply;
@@ -127,13 +191,16 @@ void client_on_reply(struct cluster *cl, const struct sim_event *ev)
               a->client, cl->nodes[ev->from].id,
               r->status <= CORE_REPLY_REJECTED ? names[r->status] : "?", a->client, a->req,
               r->index, r->primary);
-    if (!c->busy || a->req != c->req) {
-        return; /* an answer to something already settled */
+    if (!c->busy || c->reading || a->req != c->req) {
+        return; /* an answer to something already settled (a read may be out now) */
     }
     if (r->status == CORE_REPLY_OK) {
         /* Any attempt's OK settles the request: they share the client id. */
         c->busy = false;
         cl->acked++;
+        if (r->index > cl->max_acked_index) {
+            cl->max_acked_index = r->index;
+        }
         c->next_action = c->stopped || c->manual
                              ? SIM_NEVER
                              : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);
@@ -154,9 +221,17 @@ void client_on_reply(struct cluster *cl, const struct sim_event *ev)
 
 void client_on_refused(struct cluster *cl, uint64_t token)
 {
+    if (SIM_IS_READ(token)) {
+        struct sim_client *c = &cl->clients[(token >> 32) & 0xff];
+        if (c->busy && c->reading) {
+            c->target = random_node(cl);
+            c->next_action = cl->now + rng_between(&cl->rng, 5, 20);
+        }
+        return;
+    }
     struct sim_attempt *a = &cl->attempts[token - 1];
     struct sim_client *c = &cl->clients[a->client];
-    if (!c->busy || token != c->last_token || c->manual) {
+    if (!c->busy || c->reading || token != c->last_token || c->manual) {
         return;
     }
     c->target = random_node(cl);

@@ -241,6 +241,16 @@ void deliver_msg(struct cluster *cl, struct sim_event *ev)
 void deliver_request(struct cluster *cl, struct sim_event *ev)
 {
     struct sim_node *to = &cl->nodes[ev->to];
+    if (SIM_IS_READ(ev->token)) {
+        if (!to->alive) {
+            client_on_refused(cl, ev->token);
+            return;
+        }
+        sim_trace(cl, "%s <- client read token %" PRIx64, to->id, ev->token);
+        core_read_index(to->core, cl->now, ev->token);
+        node_after_input(cl, to);
+        return;
+    }
     struct sim_attempt *a = &cl->attempts[ev->token - 1];
     if (!to->alive) {
         sim_trace(cl, "client c%d -> %s refused (token %" PRIu64 ")", a->client, to->id, ev->token);

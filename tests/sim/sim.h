@@ -208,7 +208,17 @@ struct sim_client {
     int64_t next_action;    /* SIM_NEVER: nothing planned */
     uint64_t *committed_at; /* committed_at[r]: index where request r committed, 0: not */
     size_t cap_committed;
+    /* The outstanding request is a linearizable read: its attempt token,
+     * and the floor it must reach (the highest index acknowledged to any
+     * client before it began). */
+    bool reading;
+    uint64_t read_seq;
+    uint64_t read_floor;
 };
+
+/* Read attempts' tokens: the top bit, the client, the read's number. */
+#define SIM_READ_TOKEN     (1ULL << 61) /* below SIM_ADMIN_TOKEN */
+#define SIM_IS_READ(token) (((token)&SIM_READ_TOKEN) != 0)
 
 struct sim_attempt {
     int client;
@@ -243,6 +253,9 @@ struct sim_params {
     unsigned think_max_ms;
     unsigned dead_member_timeout_ms; /* core_options' automatic cleanup; 0: off */
     bool removals; /* members may be removed: the checker's majorities allow for it */
+    /* A client's next action is a linearizable read (core_read_index) this
+     * often instead of a write; 0: writes only. */
+    unsigned read_permille;
 };
 
 /* ========================================================================
@@ -368,6 +381,8 @@ struct cluster {
     void *hook_data;
 
     uint64_t acked;
+    uint64_t max_acked_index; /* highest index any client was told is committed */
+    uint64_t reads_ok;        /* linearizable reads answered and checked */
     uint64_t elections;
     uint64_t elections_started;
     uint64_t kills;

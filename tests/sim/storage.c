@@ -274,7 +274,9 @@ void node_flush(struct cluster *cl, struct sim_node *n)
             event_free(ev);
             continue;
         }
-        check_reply(cl, n, ev);
+        if (!SIM_IS_READ(ev->token)) {
+            check_reply(cl, n, ev); /* reads are checked where the client gets them */
+        }
         if (cl->drop_client_replies ||
             rng_permille(&cl->rng, cl->extra_drop_permille / 2 + cl->p.drop_permille)) {
             sim_trace(cl, "%s reply to token %" PRIu64 " dropped", n->id, ev->token);
