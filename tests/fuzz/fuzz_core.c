@@ -86,6 +86,12 @@ struct node {
     char traced[200]; /* the state last traced */
 };
 
+enum token_kind {
+    TOKEN_WRITE,
+    TOKEN_READ,
+    TOKEN_REMOVE,
+};
+
 struct queued {
     int to;
     uint8_t *frame; /* as wire_pack made it */
@@ -100,6 +106,7 @@ static struct world {
     uint64_t next_token;
     uint8_t replies[MAX_TOKENS];
     int8_t token_node[MAX_TOKENS];
+    uint8_t token_kind[MAX_TOKENS]; /* what the token asked for (enum token_kind) */
 } W;
 
 /* ========================================================================
@@ -127,6 +134,8 @@ static const char *msg_name(const struct core_msg *m)
         return "append";
     case CORE_MSG_APPEND_RESPONSE:
         return "append response";
+    case CORE_MSG_TIMEOUT_NOW:
+        return "timeout now";
     }
     return "?";
 }
@@ -181,6 +190,8 @@ static const char *describe(const struct core_msg *m, char *buf, size_t cap)
                  m->append_response.success ? "ok" : "failed",
                  (unsigned long long)m->append_response.match_index,
                  (unsigned long long)m->append_response.hint_index);
+        break;
+    case CORE_MSG_TIMEOUT_NOW:
         break;
     }
     return buf;
@@ -381,7 +392,19 @@ static void io_reply(struct core_sink *io, uint64_t token, const struct core_rep
                    "%s answers a client in epoch %llu before persisting epoch %llu", n->opts.id,
                    (unsigned long long)r->epoch, (unsigned long long)st.epoch);
     }
-    if (r->status == CORE_REPLY_OK && n->c != NULL) {
+    if (r->status == CORE_REPLY_OK && n->c != NULL && W.token_kind[token] == TOKEN_READ) {
+        /* A read's index: committed, and the reader was primary then. */
+        FUZZ_CHECK(r->index <= core_commit_index(n->c), "%s answers a read at %llu, commit %llu",
+                   n->opts.id, (unsigned long long)r->index,
+                   (unsigned long long)core_commit_index(n->c));
+        FUZZ_CHECK(core_role(n->c) == CORE_PRIMARY, "%s answers a read but is not primary",
+                   n->opts.id);
+    } else if (r->status == CORE_REPLY_OK && n->c != NULL && W.token_kind[token] == TOKEN_REMOVE) {
+        const struct core_entry *e = core_entry_at(n->c, r->index);
+        FUZZ_CHECK(e != NULL && e->type == CORE_ENTRY_CONFIG && e->epoch == r->epoch,
+                   "%s answers a removal OK at %llu, not a configuration of its epoch", n->opts.id,
+                   (unsigned long long)r->index);
+    } else if (r->status == CORE_REPLY_OK && n->c != NULL) {
         FUZZ_CHECK(r->index >= 1 && r->index <= core_commit_index(n->c),
                    "%s answers OK at index %llu, commit index %llu", n->opts.id,
                    (unsigned long long)r->index, (unsigned long long)core_commit_index(n->c));
@@ -694,7 +717,7 @@ static void gen_message(struct fuzz_in *in, struct core *to, struct core_msg *m,
 {
     uint64_t epoch = core_epoch(to), last = core_last_index(to);
     memset(m, 0, sizeof(*m));
-    m->type = (enum core_msg_type)(in_u8(in) % 4);
+    m->type = (enum core_msg_type)(in_u8(in) % 5);
     m->epoch = gen_counter(in, epoch);
     switch (m->type) {
     case CORE_MSG_VOTE_REQUEST: {
@@ -749,6 +772,9 @@ static void gen_message(struct fuzz_in *in, struct core *to, struct core_msg *m,
         m->append_response.success = in_bool(in);
         m->append_response.match_index = gen_counter(in, last);
         m->append_response.hint_index = gen_counter(in, last + 1);
+        m->append_response.round = in_u8(in) % 4; /* small: near the primary's rounds */
+        break;
+    case CORE_MSG_TIMEOUT_NOW:
         break;
     }
 }
@@ -803,12 +829,26 @@ static void mutate(struct fuzz_in *in, struct core_msg *m, const char **from)
             m->append_response.hint_index = gen_counter(in, m->append_response.hint_index);
         }
         break;
+    case CORE_MSG_TIMEOUT_NOW:
+        break;
     }
 }
 
 /* ========================================================================
  * The op loop
  * ====================================================================== */
+
+/* A token for a call to node n, or 0 when they ran out. */
+static uint64_t new_token(struct node *n, enum token_kind kind)
+{
+    if (W.next_token >= MAX_TOKENS) {
+        return 0;
+    }
+    uint64_t token = W.next_token++;
+    W.token_node[token] = (int8_t)n->idx;
+    W.token_kind[token] = (uint8_t)kind;
+    return token;
+}
 
 static void client_request(struct fuzz_in *in, struct node *n)
 {
@@ -828,13 +868,12 @@ static void client_request(struct fuzz_in *in, struct node *n)
         len = in_bytes(in, in_u8(in) % 80, &data); /* max_request_bytes is 64 */
         break;
     }
-    if (W.next_token >= MAX_TOKENS) {
+    uint64_t token = new_token(n, TOKEN_WRITE);
+    if (token == 0) {
         return;
     }
-    uint64_t token = W.next_token++;
     trace(" %s <- client request %llu id \"%.20s\" (%zu bytes)", n->opts.id,
           (unsigned long long)token, cid, len);
-    W.token_node[token] = (int8_t)n->idx;
     uint8_t *copy = fuzz_dup(data, len);
     core_client_request(n->c, W.now, token, cid, copy, len);
     free(copy);
@@ -859,9 +898,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (in.left > 0) {
         uint8_t opb = in_u8(&in);
         enum fuzz_core_op op = (enum fuzz_core_op)((opb & 0x7f) % FOP_COUNT);
-        static const char *const op_names[] = {
-            "tick",   "tick to deadline", "deliver", "deliver all", "duplicate", "drop",   "forge",
-            "mutate", "client request",   "peer up", "peer down",   "flush",     "restart"};
+        static const char *const op_names[] = {"tick",           "tick to deadline",
+                                               "deliver",        "deliver all",
+                                               "duplicate",      "drop",
+                                               "forge",          "mutate",
+                                               "client request", "peer up",
+                                               "peer down",      "flush",
+                                               "restart",        "read",
+                                               "remove member",  "listed"};
         trace("op %s%s", op_names[op], opb & FOP_FLUSH_BIT ? " (then flush)" : "");
         struct node *n = NULL;
         switch (op) {
@@ -969,6 +1013,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             node_stop(n);
             node_start(n);
             break;
+        case FOP_READ: {
+            n = &W.n[in_u8(&in) % N_NODES];
+            uint64_t token = new_token(n, TOKEN_READ);
+            if (token != 0) {
+                core_read_index(n->c, W.now, token);
+            }
+            break;
+        }
+        case FOP_REMOVE: {
+            n = &W.n[in_u8(&in) % N_NODES];
+            const char *id = ids[in_u8(&in) % N_IDS];
+            uint64_t token = new_token(n, TOKEN_REMOVE);
+            if (token != 0) {
+                core_remove_member(n->c, W.now, token, id);
+            }
+            break;
+        }
+        case FOP_LISTED: {
+            n = &W.n[in_u8(&in) % N_NODES];
+            const char *id = ids[in_u8(&in) % N_IDS];
+            core_peer_listed(n->c, id, in_bool(&in));
+            break;
+        }
         case FOP_COUNT:
             break;
         }

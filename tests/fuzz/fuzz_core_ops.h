@@ -28,6 +28,9 @@ enum fuzz_core_op {
     FOP_PEER_DOWN,     /* node, u8 id choice */
     FOP_FLUSH,         /* node */
     FOP_RESTART,       /* node: core_free, core_new from what it persisted */
+    FOP_READ,          /* node: core_read_index */
+    FOP_REMOVE,        /* node, u8 id choice: core_remove_member */
+    FOP_LISTED,        /* node, u8 id choice, bool: core_peer_listed */
     FOP_COUNT,
 };
 

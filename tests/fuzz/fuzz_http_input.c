@@ -179,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* GET ...?after=&limit= */
-    struct api_page page = {0x5555, 0x5555}, want = {0, 0};
+    struct api_page page = {0x5555, 0x5555, false}, want = {0, 0, false};
     memset(&err, 0, sizeof(err));
     int rc = api_parse_page(query, def_limit, max_limit, &page, &err);
     int ref = ref_page(query, def_limit, max_limit, &want);
@@ -193,6 +193,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    want.limit);
     } else {
         check_error(&err, "api_parse_page");
+    }
+
+    /* GET /api/requests?...&consistency= : the page's rules, plus a level. */
+    struct api_page read = {0x5555, 0x5555, false};
+    memset(&err, 0, sizeof(err));
+    int rrc = api_parse_read(query, def_limit, max_limit, &read, &err);
+    FUZZ_CHECK(rrc == 0 || rrc == -1, "api_parse_read returned %d", rrc);
+    if (rrc == 0) {
+        FUZZ_CHECK(rc == 0 && read.after == page.after && read.limit == page.limit,
+                   "api_parse_read(\"%s\") accepted a page api_parse_page refused or read it "
+                   "otherwise",
+                   query);
+        /* Serializable only when asked for by name; never by default. */
+        FUZZ_CHECK(read.linearizable || strstr(query, "consistency=serializable") != NULL,
+                   "api_parse_read(\"%s\"): serializable without asking", query);
+    } else {
+        check_error(&err, "api_parse_read");
     }
 
     /* GET /api/replicas/{id} */
