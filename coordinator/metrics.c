@@ -154,8 +154,6 @@ static int64_t gauge(const struct view_replica *r, size_t g)
     case 3:
         return (int64_t)r->lag;
     case 4:
-        return r->heartbeat_age_ms;
-    case 5:
         return (int64_t)r->processed;
     default:
         return (int64_t)r->synced;
@@ -176,7 +174,8 @@ char *metrics_render(struct metrics *m, const struct view *v)
 {
     struct text t = {0};
     pthread_mutex_lock(&m->mu);
-    put(&t, "# HELP replicacao_requests_total Client requests by HTTP status.\n"
+    put(&t, "# HELP replicacao_requests_total POST /api/requests answered by the cluster, by HTTP "
+            "status.\n"
             "# TYPE replicacao_requests_total counter\n");
     for (int code = 100; code < 600; code++) {
         if (m->requests_by_status[code]) {
@@ -185,17 +184,17 @@ char *metrics_render(struct metrics *m, const struct view *v)
         }
     }
     put_histogram(&t, "replicacao_request_duration_seconds",
-                  "Time from receiving a request to answering it.", &m->request_seconds,
-                  request_buckets, N_REQ);
+                  "Time from handing a checked request to the cluster to its answer.",
+                  &m->request_seconds, request_buckets, N_REQ);
     put_histogram(&t, "replicacao_failover_duration_seconds",
                   "Time from losing the primary to the next election.", &m->failover_seconds,
                   failover_buckets, N_FO);
     put(&t,
-        "# HELP replicacao_failovers_total Failovers seen.\n"
+        "# HELP replicacao_failovers_total Failovers measured (primary lost, then elected).\n"
         "# TYPE replicacao_failovers_total counter\nreplicacao_failovers_total %llu\n",
         m->failover_seconds.total);
     put(&t,
-        "# HELP replicacao_websocket_clients Connected dashboard clients.\n"
+        "# HELP replicacao_websocket_clients Connected WebSocket clients.\n"
         "# TYPE replicacao_websocket_clients gauge\nreplicacao_websocket_clients %ld\n",
         m->ws_clients);
     put(&t,
@@ -208,11 +207,11 @@ char *metrics_render(struct metrics *m, const struct view *v)
     uint64_t epoch = v ? v->epoch : 0, commit = v ? v->commit_index : 0;
     size_t n = v ? v->n_replicas : 0;
     put(&t,
-        "# HELP replicacao_cluster_epoch Highest epoch seen.\n"
+        "# HELP replicacao_cluster_epoch Highest epoch any replica is in.\n"
         "# TYPE replicacao_cluster_epoch gauge\nreplicacao_cluster_epoch %" PRIu64 "\n",
         epoch);
     put(&t,
-        "# HELP replicacao_cluster_commit_index Highest commit index seen.\n"
+        "# HELP replicacao_cluster_commit_index Highest commit index any replica reports.\n"
         "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %" PRIu64
         "\n",
         commit);
@@ -241,7 +240,6 @@ char *metrics_render(struct metrics *m, const struct view *v)
         {"commit_index", "Replica's commit index."},
         {"last_index", "Replica's last log index."},
         {"lag", "Entries behind the cluster's commit index."},
-        {"heartbeat_age_ms", "Milliseconds since the replica heard from its primary."},
         {"processed", "Committed entries it processed as primary."},
         {"synced", "Committed entries it received by sync."},
     };
@@ -253,6 +251,19 @@ char *metrics_render(struct metrics *m, const struct view *v)
             label(id, sizeof(id), v->replicas[i].id);
             put(&t, "replicacao_replica_%s{replica=\"%s\"} %" PRId64 "\n", gauges[g][0], id,
                 gauge(&v->replicas[i], g));
+        }
+    }
+    /* In seconds, the base unit; no sample while unknown (no status yet, or
+     * it never heard from a primary) rather than a magic -1. */
+    put(&t, "# HELP replicacao_replica_heartbeat_age_seconds Seconds since the replica last heard "
+            "from its primary (0 on the primary).\n"
+            "# TYPE replicacao_replica_heartbeat_age_seconds gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        if (v->replicas[i].heartbeat_age_ms >= 0) {
+            char id[80];
+            label(id, sizeof(id), v->replicas[i].id);
+            put(&t, "replicacao_replica_heartbeat_age_seconds{replica=\"%s\"} %.3f\n", id,
+                v->replicas[i].heartbeat_age_ms / 1000.0);
         }
     }
     /* Each family's samples must stand together: one loop per family. */
