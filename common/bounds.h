@@ -32,6 +32,10 @@
  * carries more is refused as garbage rather than overflowing later. */
 #define LIMIT_COUNTER_MAX 9007199254740991ULL /* 2^53 - 1 */
 
+/* Buckets of one histogram on the wire (Status: fsync durations, Append
+ * round trips); replicas send 16. */
+#define LIMIT_HISTOGRAM_BUCKETS 32
+
 /* Entries in one read (GET /api/requests, replctl read, ReadRequest). */
 #define LIMIT_READ_DEFAULT 100
 #define LIMIT_READ_MAX     1000

@@ -126,6 +126,27 @@ static const char *entry_invalid(const Replicacao__Entry *e)
     return validate_id(e->primary) ? NULL : "entry with an invalid primary id";
 }
 
+/* A histogram that means something: a bounded number of increasing
+ * bounds, as many cumulative counts, none falling or above the total.
+ * NULL (not sent) is fine. */
+static bool histogram_ok(const Replicacao__Histogram *h)
+{
+    if (h == NULL) {
+        return true;
+    }
+    if (h->n_bounds_us > LIMIT_HISTOGRAM_BUCKETS || h->n_counts != h->n_bounds_us ||
+        !counter_ok(h->count) || !counter_ok(h->sum_us)) {
+        return false;
+    }
+    for (size_t i = 0; i < h->n_bounds_us; i++) {
+        if (!counter_ok(h->bounds_us[i]) || (i > 0 && h->bounds_us[i] <= h->bounds_us[i - 1]) ||
+            h->counts[i] > h->count || (i > 0 && h->counts[i] < h->counts[i - 1])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static const char *body_invalid(const Envelope *env)
 {
     switch (env->body_case) {
@@ -223,9 +244,13 @@ static const char *body_invalid(const Envelope *env)
             return "status with an invalid id, index or peer list";
         }
         for (size_t i = 0; i < s->n_peers; i++) {
-            if (!validate_id(s->peers[i]->id) || !counter_ok(s->peers[i]->match_index)) {
+            if (!validate_id(s->peers[i]->id) || !counter_ok(s->peers[i]->match_index) ||
+                !histogram_ok(s->peers[i]->round_trip)) {
                 return "status with an invalid peer";
             }
+        }
+        if (!histogram_ok(s->wal_fsync) || !counter_ok(s->pending_requests)) {
+            return "status with an invalid fsync histogram or pending count";
         }
         if (!id_or_empty(s->cluster_id) || s->n_members > LIMIT_MEMBERS ||
             s->n_removed > LIMIT_MEMBERS || !counter_ok(s->config_index)) {

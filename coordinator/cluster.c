@@ -132,6 +132,8 @@ struct replica {
     uint64_t synced;
     int64_t heartbeat_age_ms;
     int64_t uptime_ms;
+    struct view_histogram wal_fsync;
+    uint64_t pending_requests;
     bool voter;
     char believes_primary[LIMIT_ID_BYTES];
     size_t n_peers;
@@ -770,6 +772,20 @@ static void handle_event(struct cluster *c, struct replica *r, const Replicacao_
     mark_changed(c);
 }
 
+/* wire_unpack checked it: at most LIMIT_HISTOGRAM_BUCKETS, consistent. */
+static void histogram_copy(struct view_histogram *out, const Replicacao__Histogram *h)
+{
+    memset(out, 0, sizeof(*out));
+    if (h == NULL || h->n_bounds_us > LIMIT_HISTOGRAM_BUCKETS) {
+        return;
+    }
+    out->n = (unsigned)h->n_bounds_us;
+    memcpy(out->bounds_us, h->bounds_us, h->n_bounds_us * sizeof(uint64_t));
+    memcpy(out->counts, h->counts, h->n_bounds_us * sizeof(uint64_t));
+    out->count = h->count;
+    out->sum_us = h->sum_us;
+}
+
 /* Keep the typed content of a status reply (the envelope is the
  * transport's, freed after the callback). */
 static void store_status(struct replica *r, const Replicacao__Status *s)
@@ -791,6 +807,7 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
         peers[i].listed = p->listed;
         peers[i].match_index = p->match_index;
         peers[i].last_seen_ms = p->last_seen_ms;
+        histogram_copy(&peers[i].round_trip, p->round_trip);
     }
     free(r->peers);
     r->peers = peers;
@@ -802,6 +819,8 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->synced = s->synced;
     r->heartbeat_age_ms = s->heartbeat_age_ms;
     r->uptime_ms = s->uptime_ms;
+    histogram_copy(&r->wal_fsync, s->wal_fsync);
+    r->pending_requests = s->pending_requests;
     r->voter = s->voter;
     snprintf(r->believes_primary, sizeof(r->believes_primary), "%s", s->primary);
     /* Held to the Hello's rules (the wire checks those only there): a name
@@ -1193,6 +1212,8 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     }
     out->processed = r->processed;
     out->synced = r->synced;
+    out->wal_fsync = r->wal_fsync;
+    out->pending_requests = r->pending_requests;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
     if (r->n_peers > 0) {
@@ -1235,6 +1256,7 @@ static void job_start(struct cluster *c, struct job *j)
     c->active = j;
     switch (j->type) {
     case JOB_REQUEST:
+        metrics_request_started(c->o.metrics);
         j->phase = j->fault ? PHASE_FAIL_PRIMARY : PHASE_SEND;
         request_step(c, j, now);
         break;
@@ -2120,6 +2142,7 @@ static void mark_changed(struct cluster *c)
     struct view *old = c->view;
     c->view = v;
     pthread_mutex_unlock(&c->view_mu);
+    metrics_view(c->o.metrics, v);
     if (!same_primary(old, v) && !uv_is_active((uv_handle_t *)&c->kick_timer)) {
         /* Not from here: this may run in the middle of a job's step. */
         uv_timer_start(&c->kick_timer, kick_cb, 0, 0);

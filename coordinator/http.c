@@ -252,6 +252,7 @@ static int get_requests(struct http *h, struct mg_connection *conn)
     struct cluster_reply r;
     cluster_read(h->cluster, page.after, page.limit, page.linearizable, h->o.request_timeout_ms,
                  &r);
+    metrics_read(h->metrics, page.linearizable, r.status);
     return send_reply(conn, &r);
 }
 

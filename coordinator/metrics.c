@@ -24,9 +24,19 @@ struct histogram {
     double sum;
 };
 
+#define N_STATUS 600 /* HTTP statuses 100..599 */
+
 struct metrics {
     pthread_mutex_t mu;
-    unsigned long long requests_by_status[600];
+    unsigned long long requests_by_status[N_STATUS];
+    unsigned long long requests_committed, requests_failed;
+    long requests_pending;
+    unsigned long long reads_by_status[2][N_STATUS]; /* [linearizable][status] */
+    /* The last primary a view showed (id and epoch): another one, or the
+     * same in a new epoch, is a change. */
+    char primary[LIMIT_ID_BYTES];
+    uint64_t primary_epoch;
+    unsigned long long primary_changes;
     struct histogram request_seconds;
     struct histogram failover_seconds;
     long ws_clients;
@@ -62,13 +72,54 @@ static void observe(struct histogram *h, const double *bounds, size_t n, double 
     h->sum += v;
 }
 
+void metrics_request_started(struct metrics *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->requests_pending++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void metrics_request(struct metrics *m, int http_status, double seconds)
 {
     pthread_mutex_lock(&m->mu);
-    if (http_status >= 100 && http_status < 600) {
+    if (http_status >= 100 && http_status < N_STATUS) {
         m->requests_by_status[http_status]++;
     }
+    /* Committed is 201; anything else (rejected, id conflict, no primary,
+     * outcome unknown) did not commit as asked. */
+    if (http_status == 201) {
+        m->requests_committed++;
+    } else {
+        m->requests_failed++;
+    }
+    if (m->requests_pending > 0) {
+        m->requests_pending--;
+    }
     observe(&m->request_seconds, request_buckets, N_REQ, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_read(struct metrics *m, bool linearizable, int http_status)
+{
+    pthread_mutex_lock(&m->mu);
+    if (http_status >= 100 && http_status < N_STATUS) {
+        m->reads_by_status[linearizable][http_status]++;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_view(struct metrics *m, const struct view *v)
+{
+    if (v == NULL || v->primary == NULL) {
+        return; /* no primary for a while is not a change by itself */
+    }
+    pthread_mutex_lock(&m->mu);
+    if (strcmp(m->primary, v->primary->id) != 0 || m->primary_epoch != v->primary->epoch) {
+        /* The first primary seen is where counting starts, not a change. */
+        m->primary_changes += m->primary[0] != '\0';
+        snprintf(m->primary, sizeof(m->primary), "%s", v->primary->id);
+        m->primary_epoch = v->primary->epoch;
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -154,11 +205,11 @@ static int64_t gauge(const struct view_replica *r, size_t g)
     case 3:
         return (int64_t)r->lag;
     case 4:
-        return r->heartbeat_age_ms;
-    case 5:
         return (int64_t)r->processed;
-    default:
+    case 5:
         return (int64_t)r->synced;
+    default:
+        return (int64_t)r->pending_requests;
     }
 }
 
@@ -172,30 +223,106 @@ static void label(char *out, size_t len, const char *s)
     out[j] = '\0';
 }
 
+/* One replica's histogram (bounds in microseconds, counts cumulative, as
+ * its status carries them); `labels` is `replica="r1"` and maybe more. */
+static void put_view_histogram(struct text *t, const char *name, const char *labels,
+                               const struct view_histogram *h)
+{
+    for (unsigned i = 0; i < h->n; i++) {
+        put(t, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, h->bounds_us[i] / 1e6,
+            h->counts[i]);
+    }
+    put(t, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n%s_sum{%s} %.6f\n%s_count{%s} %" PRIu64 "\n",
+        name, labels, h->count, name, labels, h->sum_us / 1e6, name, labels, h->count);
+}
+
+/* What the replicas measure themselves and report in their status: fsync
+ * durations, and Append round trips per peer (only pairs with samples:
+ * only a primary sends Appends). */
+static void put_replica_histograms(struct text *t, const struct view *v)
+{
+    size_t n = v ? v->n_replicas : 0;
+    const char *fsync = "replicacao_replica_wal_fsync_duration_seconds";
+    put(t, "# HELP %s Duration of the replica's fdatasync of its log.\n# TYPE %s histogram\n",
+        fsync, fsync);
+    for (size_t i = 0; i < n; i++) {
+        char id[80], labels[128];
+        label(id, sizeof(id), v->replicas[i].id);
+        snprintf(labels, sizeof(labels), "replica=\"%s\"", id);
+        if (v->replicas[i].wal_fsync.n > 0) {
+            put_view_histogram(t, fsync, labels, &v->replicas[i].wal_fsync);
+        }
+    }
+    const char *rtt = "replicacao_replica_peer_round_trip_time_seconds";
+    put(t,
+        "# HELP %s From the replica (as primary) sending an Append to the peer to its answer; "
+        "includes the peer's fsync when the Append carries entries.\n# TYPE %s histogram\n",
+        rtt, rtt);
+    for (size_t i = 0; i < n; i++) {
+        const struct view_replica *r = &v->replicas[i];
+        char id[80], peer[80], labels[192];
+        label(id, sizeof(id), r->id);
+        for (size_t k = 0; k < r->n_peers; k++) {
+            if (r->peers[k].round_trip.count == 0) {
+                continue;
+            }
+            label(peer, sizeof(peer), r->peers[k].id);
+            snprintf(labels, sizeof(labels), "replica=\"%s\",peer=\"%s\"", id, peer);
+            put_view_histogram(t, rtt, labels, &r->peers[k].round_trip);
+        }
+    }
+}
+
 char *metrics_render(struct metrics *m, const struct view *v)
 {
     struct text t = {0};
     pthread_mutex_lock(&m->mu);
-    put(&t, "# HELP replicacao_requests_total Client requests by HTTP status.\n"
+    put(&t, "# HELP replicacao_requests_total POST /api/requests answered by the cluster, by HTTP "
+            "status.\n"
             "# TYPE replicacao_requests_total counter\n");
-    for (int code = 100; code < 600; code++) {
+    for (int code = 100; code < N_STATUS; code++) {
         if (m->requests_by_status[code]) {
             put(&t, "replicacao_requests_total{code=\"%d\"} %llu\n", code,
                 m->requests_by_status[code]);
         }
     }
+    put(&t,
+        "# HELP replicacao_requests_committed_total Client requests answered as committed (201).\n"
+        "# TYPE replicacao_requests_committed_total counter\n"
+        "replicacao_requests_committed_total %llu\n"
+        "# HELP replicacao_requests_failed_total Client requests answered without a commit "
+        "(rejected, id conflict, no primary, outcome unknown).\n"
+        "# TYPE replicacao_requests_failed_total counter\n"
+        "replicacao_requests_failed_total %llu\n"
+        "# HELP replicacao_requests_pending Client requests handed to the cluster and not yet "
+        "answered.\n"
+        "# TYPE replicacao_requests_pending gauge\n"
+        "replicacao_requests_pending %ld\n",
+        m->requests_committed, m->requests_failed, m->requests_pending);
+    put(&t, "# HELP replicacao_reads_total GET /api/requests answered, by consistency and HTTP "
+            "status.\n"
+            "# TYPE replicacao_reads_total counter\n");
+    static const char *levels[] = {"serializable", "linearizable"};
+    for (int lin = 0; lin < 2; lin++) {
+        for (int code = 100; code < N_STATUS; code++) {
+            if (m->reads_by_status[lin][code]) {
+                put(&t, "replicacao_reads_total{consistency=\"%s\",code=\"%d\"} %llu\n",
+                    levels[lin], code, m->reads_by_status[lin][code]);
+            }
+        }
+    }
     put_histogram(&t, "replicacao_request_duration_seconds",
-                  "Time from receiving a request to answering it.", &m->request_seconds,
-                  request_buckets, N_REQ);
+                  "Time from handing a checked request to the cluster to its answer.",
+                  &m->request_seconds, request_buckets, N_REQ);
     put_histogram(&t, "replicacao_failover_duration_seconds",
                   "Time from losing the primary to the next election.", &m->failover_seconds,
                   failover_buckets, N_FO);
     put(&t,
-        "# HELP replicacao_failovers_total Failovers seen.\n"
+        "# HELP replicacao_failovers_total Failovers measured (primary lost, then elected).\n"
         "# TYPE replicacao_failovers_total counter\nreplicacao_failovers_total %llu\n",
         m->failover_seconds.total);
     put(&t,
-        "# HELP replicacao_websocket_clients Connected dashboard clients.\n"
+        "# HELP replicacao_websocket_clients Connected WebSocket clients.\n"
         "# TYPE replicacao_websocket_clients gauge\nreplicacao_websocket_clients %ld\n",
         m->ws_clients);
     put(&t,
@@ -203,16 +330,27 @@ char *metrics_render(struct metrics *m, const struct view *v)
         "# TYPE replicacao_websocket_dropped_total counter\n"
         "replicacao_websocket_dropped_total %llu\n",
         m->ws_dropped);
+    put(&t,
+        "# HELP replicacao_cluster_primary_changes_total Times the coordinator saw another primary "
+        "(another replica, or a new epoch).\n"
+        "# TYPE replicacao_cluster_primary_changes_total counter\n"
+        "replicacao_cluster_primary_changes_total %llu\n",
+        m->primary_changes);
     pthread_mutex_unlock(&m->mu);
+
+    put(&t,
+        "# HELP replicacao_cluster_has_primary 1 when the coordinator reaches a primary.\n"
+        "# TYPE replicacao_cluster_has_primary gauge\nreplicacao_cluster_has_primary %d\n",
+        v != NULL && v->primary != NULL);
 
     uint64_t epoch = v ? v->epoch : 0, commit = v ? v->commit_index : 0;
     size_t n = v ? v->n_replicas : 0;
     put(&t,
-        "# HELP replicacao_cluster_epoch Highest epoch seen.\n"
+        "# HELP replicacao_cluster_epoch Highest epoch any replica is in.\n"
         "# TYPE replicacao_cluster_epoch gauge\nreplicacao_cluster_epoch %" PRIu64 "\n",
         epoch);
     put(&t,
-        "# HELP replicacao_cluster_commit_index Highest commit index seen.\n"
+        "# HELP replicacao_cluster_commit_index Highest commit index any replica reports.\n"
         "# TYPE replicacao_cluster_commit_index gauge\nreplicacao_cluster_commit_index %" PRIu64
         "\n",
         commit);
@@ -241,9 +379,9 @@ char *metrics_render(struct metrics *m, const struct view *v)
         {"commit_index", "Replica's commit index."},
         {"last_index", "Replica's last log index."},
         {"lag", "Entries behind the cluster's commit index."},
-        {"heartbeat_age_ms", "Milliseconds since the replica heard from its primary."},
         {"processed", "Committed entries it processed as primary."},
         {"synced", "Committed entries it received by sync."},
+        {"requests_pending", "Client requests waiting for their answer at the replica."},
     };
     for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
         put(&t, "# HELP replicacao_replica_%s %s\n# TYPE replicacao_replica_%s gauge\n",
@@ -253,6 +391,19 @@ char *metrics_render(struct metrics *m, const struct view *v)
             label(id, sizeof(id), v->replicas[i].id);
             put(&t, "replicacao_replica_%s{replica=\"%s\"} %" PRId64 "\n", gauges[g][0], id,
                 gauge(&v->replicas[i], g));
+        }
+    }
+    /* In seconds, the base unit; no sample while unknown (no status yet, or
+     * it never heard from a primary) rather than a magic -1. */
+    put(&t, "# HELP replicacao_replica_heartbeat_age_seconds Seconds since the replica last heard "
+            "from its primary (0 on the primary).\n"
+            "# TYPE replicacao_replica_heartbeat_age_seconds gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        if (v->replicas[i].heartbeat_age_ms >= 0) {
+            char id[80];
+            label(id, sizeof(id), v->replicas[i].id);
+            put(&t, "replicacao_replica_heartbeat_age_seconds{replica=\"%s\"} %.3f\n", id,
+                v->replicas[i].heartbeat_age_ms / 1000.0);
         }
     }
     /* Each family's samples must stand together: one loop per family. */
@@ -283,5 +434,6 @@ char *metrics_render(struct metrics *m, const struct view *v)
         label(id, sizeof(id), v->replicas[i].id);
         put(&t, "replicacao_replica_member{replica=\"%s\"} %d\n", id, v->replicas[i].member);
     }
+    put_replica_histograms(&t, v);
     return t.buf;
 }

@@ -29,6 +29,17 @@ enum reach {
     REACH_FAILED, /* failed on purpose (or exited 75), not back yet */
 };
 
+/* A histogram as a replica reports it in its status: cumulative counts per
+ * upper bound (microseconds), all observations and their sum. n == 0: the
+ * replica sent none. */
+struct view_histogram {
+    unsigned n;
+    uint64_t bounds_us[LIMIT_HISTOGRAM_BUCKETS];
+    uint64_t counts[LIMIT_HISTOGRAM_BUCKETS];
+    uint64_t count;
+    uint64_t sum_us;
+};
+
 struct view_peer {
     char id[LIMIT_ID_BYTES];
     char address[LIMIT_NAME_BYTES];
@@ -38,6 +49,7 @@ struct view_peer {
     bool listed; /* its discovery still lists the peer */
     uint64_t match_index;
     int64_t last_seen_ms;
+    struct view_histogram round_trip; /* Append round trips while that replica was primary */
 };
 
 /* One member of a configuration. */
@@ -60,6 +72,8 @@ struct view_replica {
     int64_t heartbeat_age_ms;
     uint64_t processed;
     uint64_t synced;
+    struct view_histogram wal_fsync; /* its log's fdatasync durations */
+    uint64_t pending_requests;       /* client requests waiting for an answer there */
     bool voter;  /* a voter of the cluster's configuration (its own status before one is known) */
     bool member; /* in the cluster's configuration, voter or learner */
     bool start_failed; /* --spawn gave it up: it kept exiting right after starting */

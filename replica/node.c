@@ -1,9 +1,10 @@
 /*
  * replica/node.c — the libuv adapter around the core (see node.h).
  *
- * Sections: the core's io (send, persist, reply, event), the flush that
- * keeps the durability contract, client calls (request, membership, status,
- * read, subscribe, fail), transport callbacks, life cycle.
+ * Sections: instrumentation (fsync durations, Append round trips), the
+ * core's io (send, persist, reply, event), the flush that keeps the
+ * durability contract, client calls (request, membership, status, read,
+ * subscribe, fail), transport callbacks, life cycle.
  *
  * One loop iteration = one batch: every frame read in it is fed to the
  * core, then the prepare handle (which runs right before the loop blocks)
@@ -36,10 +37,40 @@ struct read_params {
 struct call {
     struct conn *conn;
     uint64_t call_id;
-    bool is_read; /* a linearizable read: answered with a ReadReply */
+    bool is_read;    /* a linearizable read: answered with a ReadReply */
+    bool is_request; /* a client request: counted in requests_waiting */
     struct read_params read;
     struct call *next;
     struct call *prev;
+};
+
+/* Bucket upper bounds of the Status histograms: 100 us doubling up to
+ * 3.3 s (etcd's peer round-trip layout), for the disk and the network. */
+#define HIST_BUCKETS 16
+
+struct histogram {
+    uint64_t counts[HIST_BUCKETS]; /* per bucket, not cumulative; above the last: count only */
+    uint64_t count;
+    uint64_t sum_us;
+};
+
+/* Append round trips to one peer. A probe times one Append at a time, and
+ * only one whose answer cannot be mistaken for another's: it carries a
+ * heartbeat round that no earlier Append to this peer carried (answers echo
+ * the round), or entries reaching past every earlier one (a success answer
+ * says how far the peer's log matches, never past the Append it answers).
+ * Rounds only advance for linearizable reads, hence the second kind. */
+struct peer_rtt {
+    char id[CORE_ID_MAX]; /* "" = free slot */
+    uint64_t round_sent;  /* highest round sent to it */
+    uint64_t end_sent;    /* highest prev_index + entries sent to it */
+    bool probing;
+    uint64_t epoch;    /* ours when the probe began: a new term drops it */
+    bool by_round;     /* the probe waits for an answer of its round, else for match >= key */
+    uint64_t key;      /* that round or end */
+    uint64_t since_ns; /* when its Append was queued */
+    uint64_t used_ns;  /* for reusing the least recently used slot */
+    struct histogram h;
 };
 
 /* What the node keeps per connection. */
@@ -66,6 +97,10 @@ struct node {
     int exit_code;
     bool early_queued;            /* early Appends wait in connection buffers */
     char cluster_id[CORE_ID_MAX]; /* what the transport's Hellos say */
+    /* Instrumentation, reported in Status. */
+    struct histogram fsync;
+    struct peer_rtt rtt[CORE_MAX_MEMBERS];
+    uint64_t requests_waiting; /* client requests the core has not answered */
 };
 
 static int64_t now_ms(void)
@@ -77,6 +112,123 @@ static void fatal(const char *what, int rc)
 {
     log_error("%s: %s; exiting so a restart recovers from the durable log", what, uv_strerror(rc));
     _exit(1);
+}
+
+/* ========================================================================
+ * Instrumentation: fsync durations and Append round trips
+ * ====================================================================== */
+
+static uint64_t bucket_bound_us(unsigned i)
+{
+    return 100u << i;
+}
+
+static void hist_observe(struct histogram *h, uint64_t us)
+{
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        if (us <= bucket_bound_us(i)) {
+            h->counts[i]++;
+            break;
+        }
+    }
+    h->count++;
+    h->sum_us += us;
+}
+
+/* The wire form (cumulative), in `pb` with arrays the caller provides. */
+static void hist_to_pb(const struct histogram *h, Replicacao__Histogram *pb,
+                       uint64_t bounds[HIST_BUCKETS], uint64_t counts[HIST_BUCKETS])
+{
+    replicacao__histogram__init(pb);
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        cum += h->counts[i];
+        bounds[i] = bucket_bound_us(i);
+        counts[i] = cum;
+    }
+    pb->n_bounds_us = pb->n_counts = HIST_BUCKETS;
+    pb->bounds_us = bounds;
+    pb->counts = counts;
+    pb->count = h->count;
+    pb->sum_us = h->sum_us;
+}
+
+/* The peer's slot; with `make`, taking a free or the least recently used
+ * one (ids come and go over a long life). */
+static struct peer_rtt *rtt_slot(struct node *n, const char *id, bool make)
+{
+    struct peer_rtt *oldest = &n->rtt[0];
+    for (unsigned i = 0; i < CORE_MAX_MEMBERS; i++) {
+        struct peer_rtt *p = &n->rtt[i];
+        if (strcmp(p->id, id) == 0) {
+            return p;
+        }
+        if (p->id[0] == '\0' || (oldest->id[0] != '\0' && p->used_ns < oldest->used_ns)) {
+            oldest = p;
+        }
+    }
+    if (!make) {
+        return NULL;
+    }
+    memset(oldest, 0, sizeof(*oldest));
+    snprintf(oldest->id, sizeof(oldest->id), "%s", id);
+    return oldest;
+}
+
+/* An Append queued for `to`: it starts a probe if none runs and it is one
+ * whose answer is recognisable. */
+static void rtt_sent(struct node *n, const char *to, const struct core_msg *m)
+{
+    uint64_t now = uv_hrtime();
+    struct peer_rtt *p = rtt_slot(n, to, true);
+    uint64_t end = m->append.prev_index + m->append.n_entries;
+    bool new_round = m->append.round > p->round_sent;
+    bool new_end = end > p->end_sent;
+    p->used_ns = now;
+    if (p->probing && p->epoch != m->epoch) {
+        p->probing = false; /* from an earlier term of ours as primary */
+    }
+    if (!p->probing && (new_round || new_end)) {
+        p->probing = true;
+        p->epoch = m->epoch;
+        p->by_round = new_round;
+        p->key = new_round ? m->append.round : end;
+        p->since_ns = now;
+    }
+    if (new_round) {
+        p->round_sent = m->append.round;
+    }
+    if (new_end) {
+        p->end_sent = end;
+    }
+}
+
+/* An AppendResponse from `from`: does it answer the probe's Append (or a
+ * later one, when that answer was lost: at most a heartbeat more)? */
+static void rtt_answered(struct node *n, const char *from, const Replicacao__AppendResponse *r)
+{
+    struct peer_rtt *p = rtt_slot(n, from, false);
+    if (p == NULL || !p->probing) {
+        return;
+    }
+    if (p->by_round ? r->round >= p->key : r->success && r->match_index >= p->key) {
+        uint64_t now = uv_hrtime();
+        hist_observe(&p->h, (now - p->since_ns + 500) / 1000);
+        p->probing = false;
+        p->used_ns = now;
+    } else if (!p->by_round && !r->success) {
+        p->probing = false; /* refused: the entries go again after a hint */
+    }
+}
+
+/* A connection to or from the peer closed: what was in flight may never
+ * be answered, and a late answer would time the outage. */
+static void rtt_cancel(struct node *n, const char *id)
+{
+    struct peer_rtt *p = rtt_slot(n, id, false);
+    if (p != NULL) {
+        p->probing = false;
+    }
 }
 
 /* ========================================================================
@@ -99,6 +251,9 @@ static void sink_send(struct core_sink *s, const char *to, const struct core_msg
     if (codec_from_core(&out, n->o.id, m) == 0) {
         conn_queue(c, &out.env);
         codec_out_release(&out);
+        if (m->type == CORE_MSG_APPEND) {
+            rtt_sent(n, to, m);
+        }
     }
     n->early_queued |= early;
 }
@@ -131,6 +286,10 @@ static void sink_sync(struct core_sink *s)
     int rc = wal_sync(n->wal);
     if (rc < 0) {
         fatal("fsync of the log", rc);
+    }
+    uint64_t ns = wal_last_fsync_ns(n->wal);
+    if (ns > 0) {
+        hist_observe(&n->fsync, (ns + 500) / 1000);
     }
 }
 
@@ -171,6 +330,9 @@ static void sink_reply(struct core_sink *s, uint64_t token, const struct core_re
 {
     struct node *n = node_of(s);
     struct call *call = (struct call *)(uintptr_t)token;
+    if (call->is_request) {
+        n->requests_waiting--;
+    }
     if (call->conn != NULL && call->is_read) {
         send_read_reply(n, call->conn, &call->read, r->status == CORE_REPLY_OK ? NULL : r);
         call_unlink(call);
@@ -339,6 +501,8 @@ static void handle_client_request(struct node *n, struct conn *c,
 {
     uint64_t token = call_new(n, c, req->call_id);
     if (token != 0) {
+        ((struct call *)(uintptr_t)token)->is_request = true;
+        n->requests_waiting++;
         core_client_request(n->core, now_ms(), token, req->client_id, req->data.data,
                             req->data.len);
     }
@@ -372,6 +536,9 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     struct core_status st;
     core_get_status(n->core, now, &st);
     Replicacao__PeerStatus peers[CORE_MAX_MEMBERS], *peer_ptrs[CORE_MAX_MEMBERS];
+    Replicacao__Histogram rtt[CORE_MAX_MEMBERS], fsync;
+    uint64_t bounds[HIST_BUCKETS], rtt_counts[CORE_MAX_MEMBERS][HIST_BUCKETS],
+        fsync_counts[HIST_BUCKETS];
     for (unsigned i = 0; i < st.n_peers; i++) {
         const struct core_peer_status *p = &st.peers[i];
         const char *addr = "", *name = "";
@@ -386,6 +553,11 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
         peers[i].last_seen_ms = p->last_seen_ms;
         peers[i].member = p->member;
         peers[i].listed = transport_peer_listed(n->t, p->id);
+        const struct peer_rtt *pr = rtt_slot(n, p->id, false);
+        if (pr != NULL && pr->h.count > 0) {
+            hist_to_pb(&pr->h, &rtt[i], bounds, rtt_counts[i]);
+            peers[i].round_trip = &rtt[i];
+        }
         peer_ptrs[i] = &peers[i];
     }
     Replicacao__Member members[CORE_MAX_MEMBERS], *member_ptrs[CORE_MAX_MEMBERS];
@@ -425,6 +597,9 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.members = member_ptrs;
     s.n_removed = st.config.n_removed;
     s.removed = removed;
+    hist_to_pb(&n->fsync, &fsync, bounds, fsync_counts);
+    s.wal_fsync = &fsync;
+    s.pending_requests = n->requests_waiting;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
@@ -543,6 +718,9 @@ static void handle_core_message(struct node *n, struct conn *c, const Envelope *
         conn_reject(c, err);
         return;
     }
+    if (env->body_case == REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE) {
+        rtt_answered(n, env->from, env->append_response);
+    }
     core_recv(n->core, now_ms(), &m);
     free(scratch);
 }
@@ -615,6 +793,9 @@ static void on_closed(struct transport *t, struct conn *c)
     struct conn_state *cs = conn_get_data(c);
     if (cs == NULL) {
         return;
+    }
+    if (!conn_is_client(c)) {
+        rtt_cancel(transport_data(t), conn_peer_id(c));
     }
     while (cs->calls) {
         call_unlink(cs->calls); /* the core still owns the call; freed at reply */

@@ -45,6 +45,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/crc32c.h"
@@ -74,6 +75,7 @@ struct wal {
     uint8_t *buf;        /* encoded records not yet written */
     size_t buf_len;
     size_t buf_cap;
+    uint64_t fsync_ns; /* how long the last fdatasync took */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -275,10 +277,20 @@ err_rollback:
  * Sync
  * ------------------------------------------------------------------------ */
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int wal_sync(struct wal *w)
 {
     size_t done = 0;
+    uint64_t start;
 
+    w->fsync_ns = 0;
     if (w->buf_len == 0)
         return 0;
     /* pwrite at the end of what is known good, not write at the file
@@ -300,9 +312,13 @@ int wal_sync(struct wal *w)
     /* fdatasync also persists the file size, which appending changes. A
      * failure here leaves the page cache in an unknown state (the kernel may
      * already have dropped the dirty pages), so callers treat it as fatal. */
+    start = mono_ns();
     while (fdatasync(w->fd) != 0)
         if (errno != EINTR)
             return -errno;
+    w->fsync_ns = mono_ns() - start;
+    if (w->fsync_ns == 0)
+        w->fsync_ns = 1; /* it did happen */
     w->size += w->buf_len;
     w->buf_len = 0;
     if (w->buf_cap > WAL_KEEP_BUFFER) {
@@ -311,6 +327,11 @@ int wal_sync(struct wal *w)
         w->buf_cap = 0;
     }
     return 0;
+}
+
+uint64_t wal_last_fsync_ns(const struct wal *w)
+{
+    return w->fsync_ns;
 }
 
 int wal_pending(const struct wal *w)

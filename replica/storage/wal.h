@@ -42,6 +42,9 @@ int wal_append_state(struct wal *w, const struct core_hard_state *hs);
 int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_entry *e, size_t n);
 /* Write everything buffered and fdatasync. 0, or a negative errno. */
 int wal_sync(struct wal *w);
+/* How long the fdatasync of the last wal_sync took, in nanoseconds (at
+ * least 1); 0 when that call had nothing to write or failed. */
+uint64_t wal_last_fsync_ns(const struct wal *w);
 /* True when records are buffered and not yet synced. */
 int wal_pending(const struct wal *w);
 /* Bytes in the file (after recovery and syncs), for status and tests. */
