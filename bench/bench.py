@@ -982,12 +982,20 @@ def phase_reads(ctx, a):
     same page of READ_LIMIT 16-byte entries; the levels alternate at each
     connection count."""
 
-    def point(name, level, conns, fn):
+    def point(name, level, conns, fn, pids):
+        """One load point; also the CPU time (user + system) all of the system's
+        server processes spent per read meanwhile (`pids`: every replica and the
+        coordinator, or every etcd member)."""
+        c0 = [cpu_seconds(p) for p in pids]
         r = ctx.attempt(f"{name} {level} {conns} conn", fn, conns, a.secs)
+        c1 = [cpu_seconds(p) for p in pids]
         if r:
+            if r.get("ops") and None not in c0 + c1:
+                r["server_cpu_us"] = sum(y - x for x, y in zip(c0, c1)) * 1e6 / r["ops"]
             ctx.res[(name, level, conns)] = r
             log(f"  {name:15s} {level:12s} c={conns:<3d}: {r['ops_per_s']:9.1f}/s "
-                f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}"
+                f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}, "
+                f"server CPU {r.get('server_cpu_us', 0):.1f} µs/read"
                 + (f" on {r['servers']}" if "servers" in r else ""))
 
     o = Ours(ctx, 3, "ours3-reads")
@@ -999,13 +1007,14 @@ def phase_reads(ctx, a):
             served_by, _ = o.http_read(level, after)
             log(f"  ours: a {level} GET of {READ_LIMIT} entries after {after} served by {served_by}")
         ctx.attempt("ours-proto reads warm-up", o.read, "linearizable", 16, 1, after)
+        pids = list(o.replica_pids().values()) + [o.proc.pid]
         for conns in a.read_conns:
             for level in READ_LEVELS:
-                point("ours-proto-read", level, conns, lambda c, t: o.read(level, c, t, after))
+                point("ours-proto-read", level, conns, lambda c, t: o.read(level, c, t, after), pids)
         for conns in a.read_conns:
             for level in READ_LEVELS:
                 point("ours-http-read", level, conns,
-                      lambda c, t: wrk_read(o.http_port, "coordinator", level, c, t, after))
+                      lambda c, t: wrk_read(o.http_port, "coordinator", level, c, t, after), pids)
     finally:
         o.stop()
     e = Etcd(ctx, "etcd-reads")
@@ -1024,7 +1033,8 @@ def phase_reads(ctx, a):
         for conns in a.read_conns:
             for level in READ_LEVELS:
                 point("etcd-read", level, conns,
-                      lambda c, t: wrk_read(e.client[member[level]], "etcd", level, c, t, ETCD_READ_PREFIX))
+                      lambda c, t: wrk_read(e.client[member[level]], "etcd", level, c, t, ETCD_READ_PREFIX),
+                      [p.pid for p in e.procs])
     finally:
         e.stop()
 
@@ -1112,14 +1122,15 @@ def table(ctx, a):
             cell = lambda r: "—" if r is None else f"{fmt(r['ops_per_s'])}/s p50 {fmt(r['p50_ms'])} p99 {fmt(r['p99_ms'])}"
             rows.append(["6", f"{n} replicas, {conns} conn, 16 B", cell(h), cell(p), "", "", "", "", "", ""])
     for conns in a.read_conns:
-        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms")):
+        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+                             ("server_cpu_us", "server CPU µs/read")):
             for level in READ_LEVELS:
                 h, p, e = (get("ours-http-read", level, conns, field),
                            get("ours-proto-read", level, conns, field),
                            get("etcd-read", level, conns, field))
                 rows.append(["7", f"{label}, {conns} conn, {level} read of {READ_LIMIT}", fmt(h),
                              fmt(p), fmt(e), "", "", ratio(h, e), ratio(p, e), ""])
-        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50")):
+        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50"), ("server_cpu_us", "server CPU/read")):
             v = {n: (get(n, "serializable", conns, field), get(n, "linearizable", conns, field))
                  for n in ("ours-http-read", "ours-proto-read", "etcd-read")}
             rows.append(["7", f"{label}, {conns} conn: serializable ÷ linearizable",
