@@ -978,25 +978,49 @@ def phase_reads(ctx, a):
     the protocol (loadgen read) and over HTTP (wrk read.lua through the
     coordinator), etcd through its v3 gateway (wrk read.lua, POST
     /v3/kv/range). Linearizable at the primary / leader; serializable at one
-    backup / follower (HTTP: where the coordinator sends it). Each point the
-    same page of READ_LIMIT 16-byte entries; the levels alternate at each
-    connection count."""
+    backup / follower (HTTP: where the coordinator sends it). Every read the
+    same page of READ_LIMIT 16-byte entries. At each connection count the
+    levels alternate in `a.read_rounds` rounds of secs / rounds each, so both
+    see the same background load (see points())."""
 
-    def point(name, level, conns, fn, pids):
-        """One load point; also the CPU time (user + system) all of the system's
-        server processes spent per read meanwhile (`pids`: every replica and the
-        coordinator, or every etcd member)."""
-        c0 = [cpu_seconds(p) for p in pids]
-        r = ctx.attempt(f"{name} {level} {conns} conn", fn, conns, a.secs)
-        c1 = [cpu_seconds(p) for p in pids]
-        if r:
-            if r.get("ops") and None not in c0 + c1:
-                r["server_cpu_us"] = sum(y - x for x, y in zip(c0, c1)) * 1e6 / r["ops"]
-            ctx.res[(name, level, conns)] = r
-            log(f"  {name:15s} {level:12s} c={conns:<3d}: {r['ops_per_s']:9.1f}/s "
-                f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}, "
-                f"server CPU {r.get('server_cpu_us', 0):.1f} µs/read"
-                + (f" on {r['servers']}" if "servers" in r else ""))
+    def points(name, conns, fns, pids):
+        """fns: {level: fn(conns, secs)}. Rounds of every level in turn; per
+        level: reads/s over all rounds, p50 and p99 the median of the rounds'
+        (each round's from its tool), and the CPU time (user + system) that
+        `pids` (every replica and the coordinator, or every etcd member) spent
+        per read."""
+        secs = max(1, round(a.secs / a.read_rounds))
+        rounds = {level: [] for level in fns}
+        cpu = {level: 0.0 for level in fns}
+        for k in range(a.read_rounds):
+            for level, fn in fns.items():
+                c0 = [cpu_seconds(p) for p in pids]
+                r = ctx.attempt(f"{name} {level} {conns} conn, round {k + 1}", fn, conns, secs)
+                c1 = [cpu_seconds(p) for p in pids]
+                if r is None:
+                    continue
+                rounds[level].append(r)
+                cpu[level] = None if cpu[level] is None or None in c0 + c1 else \
+                    cpu[level] + sum(y - x for x, y in zip(c0, c1))
+                log(f"  {name:15s} {level:12s} c={conns:<3d} round {k + 1}: {r['ops_per_s']:9.1f}/s "
+                    f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}"
+                    + (f" on {r['servers']}" if "servers" in r else ""))
+        for level, rs in rounds.items():
+            ops = sum(r["ops"] for r in rs)
+            if not ops:
+                continue
+            agg = {"ops": ops, "seconds": sum(r["seconds"] for r in rs),
+                   "errors": sum(r.get("errors", 0) for r in rs),
+                   "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+                   "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                   "rounds": [{k: r[k] for k in ("ops_per_s", "p50_ms", "p99_ms")} for r in rs]}
+            agg["ops_per_s"] = ops / agg["seconds"]
+            if cpu[level] is not None:
+                agg["server_cpu_us"] = cpu[level] * 1e6 / ops
+            ctx.res[(name, level, conns)] = agg
+            log(f"  {name:15s} {level:12s} c={conns:<3d} in all: {agg['ops_per_s']:9.1f}/s "
+                f"p50 {agg['p50_ms']:.3f} p99 {agg['p99_ms']:.3f} ms (medians of {len(rs)}), "
+                f"server CPU {agg.get('server_cpu_us', 0):.1f} µs/read")
 
     o = Ours(ctx, 3, "ours3-reads")
     log(f"ours (reads): coordinator on :{o.http_port}, 3 replicas on :{o.base}..")
@@ -1009,12 +1033,12 @@ def phase_reads(ctx, a):
         ctx.attempt("ours-proto reads warm-up", o.read, "linearizable", 16, 1, after)
         pids = list(o.replica_pids().values()) + [o.proc.pid]
         for conns in a.read_conns:
-            for level in READ_LEVELS:
-                point("ours-proto-read", level, conns, lambda c, t: o.read(level, c, t, after), pids)
+            points("ours-proto-read", conns,
+                   {lv: (lambda c, t, lv=lv: o.read(lv, c, t, after)) for lv in READ_LEVELS}, pids)
         for conns in a.read_conns:
-            for level in READ_LEVELS:
-                point("ours-http-read", level, conns,
-                      lambda c, t: wrk_read(o.http_port, "coordinator", level, c, t, after), pids)
+            points("ours-http-read", conns,
+                   {lv: (lambda c, t, lv=lv: wrk_read(o.http_port, "coordinator", lv, c, t, after))
+                    for lv in READ_LEVELS}, pids)
     finally:
         o.stop()
     e = Etcd(ctx, "etcd-reads")
@@ -1031,10 +1055,10 @@ def phase_reads(ctx, a):
         ctx.attempt("etcd reads warm-up", wrk_read, e.client[li], "etcd", "linearizable", 16, 1,
                     ETCD_READ_PREFIX)
         for conns in a.read_conns:
-            for level in READ_LEVELS:
-                point("etcd-read", level, conns,
-                      lambda c, t: wrk_read(e.client[member[level]], "etcd", level, c, t, ETCD_READ_PREFIX),
-                      [p.pid for p in e.procs])
+            points("etcd-read", conns,
+                   {lv: (lambda c, t, lv=lv: wrk_read(e.client[member[lv]], "etcd", lv, c, t,
+                                                       ETCD_READ_PREFIX)) for lv in READ_LEVELS},
+                   [p.pid for p in e.procs])
     finally:
         e.stop()
 
@@ -1487,6 +1511,8 @@ def main():
     ap.add_argument("--sizes", default="16,4096", help="payload bytes, comma-separated")
     ap.add_argument("--conns", default="1,16,64", help="connection counts, comma-separated")
     ap.add_argument("--read-conns", default="1,64", help="connection counts of the reads phase")
+    ap.add_argument("--read-rounds", type=int, default=3,
+                    help="reads phase: the levels alternate in this many rounds of secs/rounds")
     a = ap.parse_args()
     a.sizes = [int(x) for x in a.sizes.split(",")]
     a.conns = [int(x) for x in a.conns.split(",")]
