@@ -26,6 +26,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 LUA = os.path.join(HERE, "wrk", "post.lua")
+READ_LUA = os.path.join(HERE, "wrk", "read.lua")
+READ_LIMIT = 10  # entries per read: the most recent page of a 1,000-entry log / 10 keys in etcd
+READ_LEVELS = ("linearizable", "serializable")
+ETCD_READ_PREFIX = "bench/read/"
 T_START = time.monotonic()
 
 
@@ -241,6 +245,17 @@ def wrk(port, mode, size, conns, secs, tag):
     return r
 
 
+def wrk_read(port, mode, level, conns, secs, arg):
+    """wrk with read.lua: the same page over and over at `level` (see read.lua)."""
+    threads = min(2, conns)
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", READ_LUA,
+            f"http://127.0.0.1:{port}", "--", mode, level, str(READ_LIMIT), str(arg)]
+    r = run_json(argv, secs + 30, prefix="JSON ")
+    if r["status_errors"] or r["timeouts"]:
+        log(f"  wrk read {mode} {level}: {r['status_errors']} non-2xx, {r['timeouts']} timeouts")
+    return r
+
+
 def percentile(vals, p):
     if not vals:
         return None
@@ -397,6 +412,48 @@ class Ours:
                 *extra]
         return run_json(argv, secs + 60)
 
+    def read(self, level, conns, secs, after, target=None):
+        """loadgen read: linearizable at the primary, serializable at one backup
+        (unless `target`), the page of READ_LIMIT entries after `after`."""
+        argv = [self.ctx.bins["loadgen"], "read", "-a", self.addrs, "-C", level, "-c", str(conns),
+                "-l", str(READ_LIMIT), "-i", str(after), "-d", str(secs)]
+        if target:
+            argv += ["-T", target]
+        r = run_json(argv, secs + 60)
+        if r["ops"] and r["entries"] != r["ops"] * READ_LIMIT:
+            raise Failure(f"loadgen read {level}: {r['entries']} entries in {r['ops']} reads, "
+                          f"not {READ_LIMIT} each")
+        return r
+
+    def http_read(self, level, after):
+        """One GET /api/requests at `level`: (served_by, entries) after checking the answer."""
+        st, r = http_json("GET", self.http_port,
+                          f"/api/requests?after={after}&limit={READ_LIMIT}&consistency={level}")
+        if st != 200 or r.get("consistency") != level or len(r.get("entries", [])) != READ_LIMIT:
+            raise Failure(f"GET /api/requests {level}: {st} {str(r)[:200]}")
+        return r["served_by"], len(r["entries"])
+
+    def fill_for_reads(self, n=1000):
+        """n 16-byte requests (loadgen, 16 connections), then recent_page()."""
+        w = run_json([self.ctx.bins["loadgen"], "write", "-a", self.addrs, "-c", "16", "-s", "16",
+                      "-n", str(n), "-d", "60", "-P", f"{self.tag}-fill{random.randrange(1 << 30)}"], 120)
+        if w["ops"] < n:
+            raise Failure(f"only {w['ops']} of {n} writes committed before the reads")
+        return self.recent_page()
+
+    def recent_page(self):
+        """The `after` of the most recent READ_LIMIT entries, once every replica has them
+        (asked of the replicas themselves: the coordinator's view lags by its status period)."""
+        addrs = self.addrs.split(",")
+        status = lambda addr: run_json([self.ctx.bins["loadgen"], "status", "-a", addr, "-t", "2000"], 10)
+        commit = max(status(addr)["commit_index"] for addr in addrs)
+        deadline = time.monotonic() + 30
+        while min(status(addr)["commit_index"] for addr in addrs) < commit:
+            if time.monotonic() > deadline:
+                raise Failure(f"replicas not all at commit index {commit} within 30 s")
+            time.sleep(0.05)
+        return commit - READ_LIMIT
+
     def failover_direct(self):
         c = self.wait_settled(30)
         pid = self.replica_pids()[c["primary"]]
@@ -506,6 +563,24 @@ class Etcd:
 
     def pids_by_label(self):
         return {"member": [p.pid for p in self.procs if p is not None]}
+
+    def fill_for_reads(self):
+        """READ_LIMIT keys of 16 B under ETCD_READ_PREFIX (what read.lua ranges over)."""
+        li = self.leader()
+        for k in range(READ_LIMIT):
+            self.put(li, "abcdefghijklmnop", key=f"{ETCD_READ_PREFIX}{k:02d}")
+        self.wait_healthy(30)
+
+    def range_read(self, i, level):
+        """One range over the read prefix on member i: the number of keys (checked)."""
+        body = {"key": b64(ETCD_READ_PREFIX), "range_end": b64(ETCD_READ_PREFIX[:-1] + "0"),
+                "limit": READ_LIMIT}
+        if level == "serializable":
+            body["serializable"] = True
+        st, r = http_json("POST", self.client[i], "/v3/kv/range", json.dumps(body))
+        if st != 200 or len(r.get("kvs", [])) != READ_LIMIT:
+            raise Failure(f"etcd range {level} on e{i + 1}: {st} {str(r)[:200]}")
+        return len(r["kvs"])
 
     def failover(self):
         li = self.leader()
@@ -898,6 +973,96 @@ def phase_redis(ctx, a):
     r.stop()
 
 
+def phase_reads(ctx, a):
+    """Reads at both consistency levels, nothing written meanwhile: ours over
+    the protocol (loadgen read) and over HTTP (wrk read.lua through the
+    coordinator), etcd through its v3 gateway (wrk read.lua, POST
+    /v3/kv/range). Linearizable at the primary / leader; serializable at one
+    backup / follower (HTTP: where the coordinator sends it). Every read the
+    same page of READ_LIMIT 16-byte entries. At each connection count the
+    levels alternate in `a.read_rounds` rounds of secs / rounds each, so both
+    see the same background load (see points())."""
+
+    def points(name, conns, fns, pids):
+        """fns: {level: fn(conns, secs)}. Rounds of every level in turn; per
+        level: reads/s over all rounds, p50 and p99 the median of the rounds'
+        (each round's from its tool), and the CPU time (user + system) that
+        `pids` (every replica and the coordinator, or every etcd member) spent
+        per read."""
+        secs = max(1, round(a.secs / a.read_rounds))
+        rounds = {level: [] for level in fns}
+        cpu = {level: 0.0 for level in fns}
+        for k in range(a.read_rounds):
+            for level, fn in fns.items():
+                c0 = [cpu_seconds(p) for p in pids]
+                r = ctx.attempt(f"{name} {level} {conns} conn, round {k + 1}", fn, conns, secs)
+                c1 = [cpu_seconds(p) for p in pids]
+                if r is None:
+                    continue
+                rounds[level].append(r)
+                cpu[level] = None if cpu[level] is None or None in c0 + c1 else \
+                    cpu[level] + sum(y - x for x, y in zip(c0, c1))
+                log(f"  {name:15s} {level:12s} c={conns:<3d} round {k + 1}: {r['ops_per_s']:9.1f}/s "
+                    f"p50 {r['p50_ms']:.3f} p99 {r['p99_ms']:.3f} ms errors {r.get('errors', 0)}"
+                    + (f" on {r['servers']}" if "servers" in r else ""))
+        for level, rs in rounds.items():
+            ops = sum(r["ops"] for r in rs)
+            if not ops:
+                continue
+            agg = {"ops": ops, "seconds": sum(r["seconds"] for r in rs),
+                   "errors": sum(r.get("errors", 0) for r in rs),
+                   "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+                   "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                   "rounds": [{k: r[k] for k in ("ops_per_s", "p50_ms", "p99_ms")} for r in rs]}
+            agg["ops_per_s"] = ops / agg["seconds"]
+            if cpu[level] is not None:
+                agg["server_cpu_us"] = cpu[level] * 1e6 / ops
+            ctx.res[(name, level, conns)] = agg
+            log(f"  {name:15s} {level:12s} c={conns:<3d} in all: {agg['ops_per_s']:9.1f}/s "
+                f"p50 {agg['p50_ms']:.3f} p99 {agg['p99_ms']:.3f} ms (medians of {len(rs)}), "
+                f"server CPU {agg.get('server_cpu_us', 0):.1f} µs/read")
+
+    o = Ours(ctx, 3, "ours3-reads")
+    log(f"ours (reads): coordinator on :{o.http_port}, 3 replicas on :{o.base}..")
+    o.start()
+    try:
+        after = o.fill_for_reads()
+        for level in READ_LEVELS:
+            served_by, _ = o.http_read(level, after)
+            log(f"  ours: a {level} GET of {READ_LIMIT} entries after {after} served by {served_by}")
+        ctx.attempt("ours-proto reads warm-up", o.read, "linearizable", 16, 1, after)
+        pids = list(o.replica_pids().values()) + [o.proc.pid]
+        for conns in a.read_conns:
+            points("ours-proto-read", conns,
+                   {lv: (lambda c, t, lv=lv: o.read(lv, c, t, after)) for lv in READ_LEVELS}, pids)
+        for conns in a.read_conns:
+            points("ours-http-read", conns,
+                   {lv: (lambda c, t, lv=lv: wrk_read(o.http_port, "coordinator", lv, c, t, after))
+                    for lv in READ_LEVELS}, pids)
+    finally:
+        o.stop()
+    e = Etcd(ctx, "etcd-reads")
+    log(f"etcd (reads; defaults) on :{e.client}")
+    e.start()
+    try:
+        e.fill_for_reads()
+        li = e.leader()
+        fi = min(i for i in range(3) if i != li)
+        member = {"linearizable": li, "serializable": fi}
+        for level in READ_LEVELS:
+            e.range_read(member[level], level)
+        log(f"  etcd: linearizable at the leader e{li + 1}, serializable at the follower e{fi + 1}")
+        ctx.attempt("etcd reads warm-up", wrk_read, e.client[li], "etcd", "linearizable", 16, 1,
+                    ETCD_READ_PREFIX)
+        for conns in a.read_conns:
+            points("etcd-read", conns,
+                   {lv: (lambda c, t, lv=lv: wrk_read(e.client[member[lv]], "etcd", lv, c, t,
+                                                       ETCD_READ_PREFIX)) for lv in READ_LEVELS},
+                   [p.pid for p in e.procs])
+    finally:
+        e.stop()
+
+
 # ---------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------
@@ -931,6 +1096,7 @@ def table(ctx, a):
     rows = []
 
     def get(name, conns, size, field, n=None):
+        # (reads: conns is the level, size the connection count)
         key = (name, conns, size) if n is None else (name, conns, size, n)
         r = R.get(key)
         return None if r is None else r.get(field)
@@ -979,6 +1145,21 @@ def table(ctx, a):
                 continue
             cell = lambda r: "—" if r is None else f"{fmt(r['ops_per_s'])}/s p50 {fmt(r['p50_ms'])} p99 {fmt(r['p99_ms'])}"
             rows.append(["6", f"{n} replicas, {conns} conn, 16 B", cell(h), cell(p), "", "", "", "", "", ""])
+    for conns in a.read_conns:
+        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+                             ("server_cpu_us", "server CPU µs/read")):
+            for level in READ_LEVELS:
+                h, p, e = (get("ours-http-read", level, conns, field),
+                           get("ours-proto-read", level, conns, field),
+                           get("etcd-read", level, conns, field))
+                rows.append(["7", f"{label}, {conns} conn, {level} read of {READ_LIMIT}", fmt(h),
+                             fmt(p), fmt(e), "", "", ratio(h, e), ratio(p, e), ""])
+        for field, label in (("ops_per_s", "reads/s"), ("p50_ms", "p50"), ("server_cpu_us", "server CPU/read")):
+            v = {n: (get(n, "serializable", conns, field), get(n, "linearizable", conns, field))
+                 for n in ("ours-http-read", "ours-proto-read", "etcd-read")}
+            rows.append(["7", f"{label}, {conns} conn: serializable ÷ linearizable",
+                         ratio(*v["ours-http-read"]), ratio(*v["ours-proto-read"]),
+                         ratio(*v["etcd-read"]), "", "", "", "", ""])
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
@@ -1016,6 +1197,14 @@ def targets(ctx, a):
     rss = R.get(("ours", "rss_idle"), {}).get("replica")
     if rss:
         check("replica < 10 MB RSS idle", rss < 10, f"{rss:.1f} MB")
+    # issue: serializable reads measurably faster than linearizable ones
+    for conns in a.read_conns:
+        lin, ser = R.get(("ours-proto-read", "linearizable", conns)), R.get(("ours-proto-read", "serializable", conns))
+        if lin and ser:
+            check(f"ours-proto serializable reads/s > linearizable, {conns} conn",
+                  ser["ops_per_s"] > lin["ops_per_s"],
+                  f"{ser['ops_per_s']:,.0f} vs {lin['ops_per_s']:,.0f}/s ({ser['ops_per_s'] / lin['ops_per_s']:.2f}x); "
+                  f"p50 {ser['p50_ms']:.3f} vs {lin['p50_ms']:.3f} ms")
     return "\n".join(lines)
 
 
@@ -1060,7 +1249,7 @@ def smoke(ctx, a):
     (2 connections, 16 B), one failover each, a small catch-up; then the same
     table as a full run, from these numbers. Asserts answers, not speed."""
     checks = []
-    a.sizes, a.conns, a.scale, a.scale_conns = [16], [2], [], [2]
+    a.sizes, a.conns, a.scale, a.scale_conns, a.read_conns = [16], [2], [], [2], [2]
     R = ctx.res
 
     def expect(what, fn):
@@ -1096,6 +1285,18 @@ def smoke(ctx, a):
         expect("ours: wrk through the coordinator",
                lambda: load(("ours-http", 2, 16), wrk(o.http_port, "coordinator", 16, 2, 1, "smoke")))
         expect("ours: loadgen to the primary", lambda: load(("ours-proto", 2, 16), o.loadgen(2, 16, 1)))
+
+        def reads():
+            after = o.recent_page()
+            out = []
+            for level in READ_LEVELS:  # a short loadgen read and one GET of each level
+                out.append(f"{level} {load(('ours-proto-read', level, 2), o.read(level, 2, 0.5, after))}"
+                           f", GET served by {o.http_read(level, after)[0]}")
+            load(("ours-http-read", "linearizable", 2),
+                 wrk_read(o.http_port, "coordinator", "linearizable", 2, 1, after))
+            return "; ".join(out) + "; wrk read.lua ok"
+
+        expect("ours: reads at both levels (loadgen, GET, wrk)", reads)
         expect("ours: failover (protocol)", lambda: failover("ours-proto", o.failover_direct))
         expect("ours: failover (HTTP)", lambda: failover("ours-http", o.failover_http))
     finally:
@@ -1114,6 +1315,15 @@ def smoke(ctx, a):
                lambda: started("etcd", e.start, e, lambda: "leader e%d" % (e.leader() + 1)))
         expect("etcd: wrk through the v3 gateway",
                lambda: load(("etcd-tuned", 2, 16), wrk(e.client[e.leader()], "etcd", 16, 2, 1, "smoke")))
+
+        def etcd_reads():
+            e.fill_for_reads()
+            li = e.leader()
+            fi = min(i for i in range(3) if i != li)
+            return (f"linearizable range on e{li + 1}: {e.range_read(li, 'linearizable')} keys, "
+                    f"serializable on e{fi + 1}: {e.range_read(fi, 'serializable')} keys")
+
+        expect("etcd: a range read of each level", etcd_reads)
         expect("etcd: failover", lambda: failover("etcd-tuned", e.failover))
     finally:
         if e and any(e.procs):
@@ -1295,14 +1505,18 @@ def main():
     ap.add_argument("--secs", type=int, default=10, help="seconds per load measurement")
     ap.add_argument("--kills", type=int, default=10, help="failovers per system")
     ap.add_argument("--missed", type=int, default=100000, help="requests the catch-up replica misses")
-    ap.add_argument("--only", default="ours,scale,catchup,etcd,redis")
+    ap.add_argument("--only", default="ours,scale,catchup,etcd,redis,reads")
     ap.add_argument("--out", help="also write the table (markdown) here")
     ap.add_argument("--profile", metavar="DIR", help="profile our replication path under load into DIR")
     ap.add_argument("--sizes", default="16,4096", help="payload bytes, comma-separated")
     ap.add_argument("--conns", default="1,16,64", help="connection counts, comma-separated")
+    ap.add_argument("--read-conns", default="1,64", help="connection counts of the reads phase")
+    ap.add_argument("--read-rounds", type=int, default=3,
+                    help="reads phase: the levels alternate in this many rounds of secs/rounds")
     a = ap.parse_args()
     a.sizes = [int(x) for x in a.sizes.split(",")]
     a.conns = [int(x) for x in a.conns.split(",")]
+    a.read_conns = [int(x) for x in a.read_conns.split(",")]
     a.scale = [5, 7]
     a.scale_conns = [1, 64]
     a.idle_wait = 3
@@ -1324,7 +1538,7 @@ def main():
         if a.profile:
             return profile(ctx, a)
         phases = {"ours": phase_ours, "scale": phase_scale, "catchup": phase_catchup,
-                  "etcd": phase_etcd, "redis": phase_redis}
+                  "etcd": phase_etcd, "redis": phase_redis, "reads": phase_reads}
         for name in a.only.split(","):
             try:
                 phases[name](ctx, a)
@@ -1335,7 +1549,7 @@ def main():
         text = [f"Machine: {machine()}", f"Peers: {versions()}",
                 f"Run: {a.secs} s per load point, {a.kills} kills per system, "
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - T_START:.0f} s in all",
-                "", table(ctx, a), "", "Targets (issues 6 and 10):", targets(ctx, a)]
+                "", table(ctx, a), "", "Targets (issues 6 and 10, and reads):", targets(ctx, a)]
         if ctx.failures:
             text += ["", "Failed measurements:"] + [f"- {f}" for f in ctx.failures]
         out = "\n".join(text)

@@ -9,7 +9,19 @@
  *       connection). Every request has a unique client id. Runs for SECONDS
  *       or until MAX requests in all were committed. Prints one JSON line:
  *       ops, errors, ops_per_s, p50/p90/p99/max latency in ms.
- *   loadgen failover -a ADDRS -k PID [-t TIMEOUT_MS]
+ *   loadgen read     -a ADDRS [-C LEVEL] [-T TARGET] [-c CONNS] [-l LIMIT] [-i AFTER]
+ *                    [-d SECONDS] [-n MAX]
+ *       CONNS threads, one connection each, one ReadRequest in flight per
+ *       connection, each a page of LIMIT (10) entries after AFTER (default:
+ *       the primary's commit index at the start minus LIMIT: the most recent
+ *       page, the same page for every read while nothing is written) at
+ *       LEVEL linearizable (default) or serializable. TARGET: primary (the
+ *       default for linearizable; NOT_PRIMARY answers are followed to the
+ *       replica they name, counted as redirects), backup (the default for
+ *       serializable: every thread on the same one backup, the first one in
+ *       ADDRS that answers as not the primary), or spread (thread i on
+ *       ADDRS[i mod n]). Prints one JSON line like write, plus the page, the
+ *       entries per read, redirects and the servers that answered.
  *       One write to the primary, then SIGKILL of PID (the primary's process,
  *       known to the caller), then the same write retried across the
  *       replicas (following "not primary" hints, same client id) until one
@@ -66,6 +78,10 @@ struct opts {
     pid_t kill_pid;
     uint64_t index;
     int64_t since_ns; /* catchup: count from this CLOCK_MONOTONIC time (-S ms) */
+    bool after_given; /* read: -i AFTER */
+    uint32_t limit;   /* read: page size */
+    int consistency;  /* read: REPLICACAO__READ_REQUEST__CONSISTENCY__* */
+    char target[16];  /* read: primary, backup, spread */
     char prefix[32];
 };
 
@@ -146,7 +162,10 @@ struct worker {
     uint32_t *lat_us; /* one per committed request */
     size_t n_lat, cap_lat;
     uint64_t errors;
-    char last_err[256];
+    char last_err[640];
+    /* read */
+    char server[300]; /* where this thread reads */
+    uint64_t entries, redirects;
 };
 
 static atomic_bool stop_flag;
@@ -300,6 +319,50 @@ static double pct_ms(const uint32_t *v, size_t n, double p)
     return v[i] / 1000.0;
 }
 
+/* Prints the JSON line of a run (`extra`: more "key":value, pairs, each
+ * followed by a comma) and frees the workers' samples; 0 if anything
+ * succeeded. */
+static int report(const struct opts *o, struct worker *ws, double secs, const char *primary,
+                  const char *extra)
+{
+    size_t total = 0;
+    uint64_t errors = 0;
+    for (unsigned i = 0; i < o->conns; i++) {
+        total += ws[i].n_lat;
+        errors += ws[i].errors;
+    }
+    uint32_t *all = malloc((total ? total : 1) * sizeof(*all));
+    size_t k = 0;
+    const char *last_err = "";
+    for (unsigned i = 0; i < o->conns; i++) {
+        memcpy(all + k, ws[i].lat_us, ws[i].n_lat * sizeof(*all));
+        k += ws[i].n_lat;
+        if (ws[i].last_err[0]) {
+            last_err = ws[i].last_err;
+        }
+    }
+    qsort(all, total, sizeof(*all), cmp_u32);
+    double mean = 0;
+    for (size_t i = 0; i < total; i++) {
+        mean += all[i];
+    }
+    mean = total ? mean / (double)total / 1000.0 : 0;
+    printf("{\"tool\":\"loadgen\",%s\"primary\":\"%s\",\"conns\":%u,\"depth\":%u,"
+           "\"size\":%zu,\"ops\":%zu,\"errors\":%llu,\"seconds\":%.3f,\"ops_per_s\":%.1f,"
+           "\"mean_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+           extra, primary, o->conns, o->depth, o->size, total, (unsigned long long)errors, secs,
+           secs > 0 ? (double)total / secs : 0, mean, pct_ms(all, total, 50),
+           pct_ms(all, total, 90), pct_ms(all, total, 99), total ? all[total - 1] / 1000.0 : 0);
+    if (errors) {
+        fprintf(stderr, "loadgen: %llu errors, last: %s\n", (unsigned long long)errors, last_err);
+    }
+    for (unsigned i = 0; i < o->conns; i++) {
+        free(ws[i].lat_us);
+    }
+    free(all);
+    return total > 0 ? 0 : 1;
+}
+
 static int cmd_write(struct opts *o)
 {
     char primary[300];
@@ -323,43 +386,184 @@ static int cmd_write(struct opts *o)
         pthread_join(ws[i].th, NULL);
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    size_t total = 0;
-    uint64_t errors = 0;
-    for (unsigned i = 0; i < o->conns; i++) {
-        total += ws[i].n_lat;
-        errors += ws[i].errors;
+    int rc = report(o, ws, secs, primary, "");
+    free(ws);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * read
+ * ---------------------------------------------------------------------- */
+
+/* One status call: 0 with the role and commit index, or -1. */
+static int status_of(const char *addr, char *role, size_t rolelen, uint64_t *commit)
+{
+    char err[256];
+    struct client c;
+    if (client_connect(&c, addr, "loadgen", 1000, err, sizeof(err)) != 0) {
+        return -1;
     }
-    uint32_t *all = malloc((total ? total : 1) * sizeof(*all));
-    size_t k = 0;
-    const char *last_err = "";
-    for (unsigned i = 0; i < o->conns; i++) {
-        memcpy(all + k, ws[i].lat_us, ws[i].n_lat * sizeof(*all));
-        k += ws[i].n_lat;
-        if (ws[i].last_err[0]) {
-            last_err = ws[i].last_err;
+    Envelope *r = client_call_status(&c, 1000, err, sizeof(err));
+    client_close(&c);
+    if (r == NULL) {
+        return -1;
+    }
+    snprintf(role, rolelen, "%s", r->status->role);
+    *commit = r->status->commit_index;
+    wire_free(r);
+    return 0;
+}
+
+static uint64_t read_after; /* the page: entries with index > read_after */
+
+static void *read_worker_main(void *arg)
+{
+    struct worker *w = arg;
+    const struct opts *o = w->o;
+    bool linearizable = o->consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE;
+    struct client c;
+    bool connected = false;
+    char err[256];
+    pthread_barrier_wait(&start_barrier);
+    while (may_issue(o)) {
+        if (!connected) {
+            if (client_connect(&c, w->server, "loadgen", CONNECT_TIMEOUT_MS, err, sizeof(err)) !=
+                0) {
+                w->errors++;
+                snprintf(w->last_err, sizeof(w->last_err), "%s: %s", w->server, err);
+                usleep(50000);
+                if (strcmp(o->target, "primary") == 0) {
+                    find_primary(&o->addrs, 2000, w->server, sizeof(w->server));
+                }
+                continue;
+            }
+            connected = true;
+        }
+        int64_t t0 = now_ns();
+        Envelope *r =
+            client_call_read_at(&c, read_after, o->limit, REPLICACAO__READ_REQUEST__FILTER__ALL,
+                                o->consistency, o->timeout_ms, err, sizeof(err));
+        bool reconnect = false;
+        if (r == NULL) {
+            w->errors++;
+            snprintf(w->last_err, sizeof(w->last_err), "%s: %s", w->server, err);
+            reconnect = true;
+        } else {
+            Replicacao__ReadReply *rr = r->read_reply;
+            if (rr->status == REPLICACAO__CLIENT_REPLY__STATUS__OK &&
+                (int)rr->consistency == o->consistency) {
+                record(w, now_ns() - t0);
+                w->entries += rr->n_entries;
+            } else if (rr->status == REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY &&
+                       linearizable && rr->primary_address[0] != '\0' &&
+                       strcmp(rr->primary_address, w->server) != 0) {
+                w->redirects++; /* follow the hint */
+                snprintf(w->server, sizeof(w->server), "%s", rr->primary_address);
+                client_close(&c);
+                connected = false;
+            } else {
+                w->errors++;
+                snprintf(w->last_err, sizeof(w->last_err), "%s: status %d consistency %d: %s",
+                         w->server, (int)rr->status, (int)rr->consistency, rr->message);
+                reconnect = true;
+            }
+            wire_free(r);
+        }
+        if (reconnect) {
+            client_close(&c);
+            connected = false;
+            if (linearizable) {
+                usleep(10000);
+                find_primary(&o->addrs, 2000, w->server, sizeof(w->server));
+            }
         }
     }
-    qsort(all, total, sizeof(*all), cmp_u32);
-    double mean = 0;
-    for (size_t i = 0; i < total; i++) {
-        mean += all[i];
+    if (connected) {
+        client_close(&c);
     }
-    mean = total ? mean / (double)total / 1000.0 : 0;
-    printf("{\"tool\":\"loadgen\",\"primary\":\"%s\",\"conns\":%u,\"depth\":%u,\"size\":%zu,"
-           "\"ops\":%zu,\"errors\":%llu,\"seconds\":%.3f,\"ops_per_s\":%.1f,\"mean_ms\":%.3f,"
-           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
-           primary, o->conns, o->depth, o->size, total, (unsigned long long)errors, secs,
-           secs > 0 ? (double)total / secs : 0, mean, pct_ms(all, total, 50),
-           pct_ms(all, total, 90), pct_ms(all, total, 99), total ? all[total - 1] / 1000.0 : 0);
-    if (errors) {
-        fprintf(stderr, "loadgen: %llu errors, last: %s\n", (unsigned long long)errors, last_err);
+    return NULL;
+}
+
+static int cmd_read(struct opts *o)
+{
+    char primary[300], backup[300] = "", role[32];
+    uint64_t commit = 0;
+    if (find_primary(&o->addrs, 10000, primary, sizeof(primary)) != 0 ||
+        status_of(primary, role, sizeof(role), &commit) != 0) {
+        fprintf(stderr, "loadgen: no primary found\n");
+        return 1;
     }
+    if (strcmp(o->target, "backup") == 0) {
+        for (unsigned i = 0; i < o->addrs.n && backup[0] == '\0'; i++) {
+            char a[300];
+            uint64_t ci;
+            item_str(&o->addrs.items[i], a, sizeof(a));
+            if (strcmp(a, primary) != 0 && status_of(a, role, sizeof(role), &ci) == 0 &&
+                strcmp(role, "primary") != 0) {
+                snprintf(backup, sizeof(backup), "%s", a);
+            }
+        }
+        if (backup[0] == '\0') {
+            fprintf(stderr, "loadgen: no backup answers among -a\n");
+            return 1;
+        }
+    }
+    read_after = o->after_given ? o->index : commit > o->limit ? commit - o->limit : 0;
+    struct worker *ws = calloc(o->conns, sizeof(*ws));
+    pthread_barrier_init(&start_barrier, NULL, o->conns + 1);
+    run_deadline_ns = INT64_MAX;
     for (unsigned i = 0; i < o->conns; i++) {
-        free(ws[i].lat_us);
+        ws[i].no = i;
+        ws[i].o = o;
+        if (strcmp(o->target, "spread") == 0) {
+            item_str(&o->addrs.items[i % o->addrs.n], ws[i].server, sizeof(ws[i].server));
+        } else {
+            snprintf(ws[i].server, sizeof(ws[i].server), "%s",
+                     strcmp(o->target, "backup") == 0 ? backup : primary);
+        }
+        pthread_create(&ws[i].th, NULL, read_worker_main, &ws[i]);
     }
-    free(all);
+    int64_t t0 = now_ns();
+    run_deadline_ns = t0 + (int64_t)(o->duration_s * 1e9);
+    pthread_barrier_wait(&start_barrier);
+    for (unsigned i = 0; i < o->conns; i++) {
+        pthread_join(ws[i].th, NULL);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    uint64_t entries = 0, redirects = 0;
+    char servers[1024] = "";
+    for (unsigned i = 0; i < o->conns; i++) {
+        entries += ws[i].entries;
+        redirects += ws[i].redirects;
+        /* the distinct servers the threads ended on, comma-separated */
+        size_t sl = strlen(ws[i].server);
+        bool seen = false;
+        for (const char *p = servers; (p = strstr(p, ws[i].server)) != NULL; p += sl) {
+            if ((p == servers || p[-1] == ',') && (p[sl] == ',' || p[sl] == '\0')) {
+                seen = true;
+                break;
+            }
+        }
+        if (!seen && strlen(servers) + sl + 2 < sizeof(servers)) {
+            if (servers[0] != '\0') {
+                strcat(servers, ",");
+            }
+            strcat(servers, ws[i].server);
+        }
+    }
+    char extra[1400];
+    snprintf(extra, sizeof(extra),
+             "\"mode\":\"read\",\"consistency\":\"%s\",\"target\":\"%s\",\"servers\":\"%s\","
+             "\"after\":%llu,\"limit\":%u,\"commit_index\":%llu,\"redirects\":%llu,"
+             "\"entries\":%llu,",
+             o->consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE ? "linearizable"
+                                                                                   : "serializable",
+             o->target, servers, (unsigned long long)read_after, o->limit,
+             (unsigned long long)commit, (unsigned long long)redirects,
+             (unsigned long long)entries);
+    int rc = report(o, ws, secs, primary, extra);
     free(ws);
-    return total > 0 ? 0 : 1;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -534,6 +738,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: loadgen write    -a ADDRS [-c CONNS] [-s BYTES] [-d SECONDS] [-n MAX] [-p "
             "DEPTH] [-t TIMEOUT_MS] [-P ID_PREFIX]\n"
+            "       loadgen read     -a ADDRS [-C linearizable|serializable] [-T "
+            "primary|backup|spread] [-c CONNS] [-l LIMIT] [-i AFTER] [-d SECONDS] [-n MAX] [-t "
+            "TIMEOUT_MS]\n"
             "       loadgen failover -a ADDRS -k PRIMARY_PID [-t TIMEOUT_MS]\n"
             "       loadgen catchup  -a ADDR -i INDEX [-t TIMEOUT_MS] [-S START_MONOTONIC_MS]\n"
             "       loadgen status   -a ADDR\n");
@@ -546,12 +753,18 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
-    struct opts o = {.conns = 1, .size = 16, .duration_s = 5, .depth = 1, .timeout_ms = 10000};
+    struct opts o = {.conns = 1,
+                     .size = 16,
+                     .duration_s = 5,
+                     .depth = 1,
+                     .timeout_ms = 10000,
+                     .limit = 10,
+                     .consistency = REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE};
     snprintf(o.prefix, sizeof(o.prefix), "lg%d", (int)getpid());
     const char *addrs = NULL;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:C:T:l:")) != -1) {
         switch (opt) {
         case 'a':
             addrs = optarg;
@@ -579,6 +792,28 @@ int main(int argc, char **argv)
             break;
         case 'i':
             o.index = strtoull(optarg, NULL, 10);
+            o.after_given = true;
+            break;
+        case 'l':
+            o.limit = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'C':
+            if (strcmp(optarg, "linearizable") == 0) {
+                o.consistency = REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE;
+            } else if (strcmp(optarg, "serializable") == 0) {
+                o.consistency = REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE;
+            } else {
+                fprintf(stderr, "loadgen: -C is linearizable or serializable\n");
+                return 2;
+            }
+            break;
+        case 'T':
+            if (strcmp(optarg, "primary") != 0 && strcmp(optarg, "backup") != 0 &&
+                strcmp(optarg, "spread") != 0) {
+                fprintf(stderr, "loadgen: -T is primary, backup or spread\n");
+                return 2;
+            }
+            snprintf(o.target, sizeof(o.target), "%s", optarg);
             break;
         case 'S':
             o.since_ns = (int64_t)(strtod(optarg, NULL) * 1e6);
@@ -604,6 +839,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(cmd, "write") == 0) {
         return cmd_write(&o);
+    }
+    if (strcmp(cmd, "read") == 0) {
+        if (o.target[0] == '\0') {
+            snprintf(o.target, sizeof(o.target), "%s",
+                     o.consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__LINEARIZABLE
+                         ? "primary"
+                         : "backup");
+        }
+        o.size = 0;
+        return cmd_read(&o);
     }
     if (strcmp(cmd, "failover") == 0) {
         if (o.kill_pid <= 0) {
