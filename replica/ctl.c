@@ -106,34 +106,67 @@ static int cmd_members(struct client *c, int timeout)
     return 0;
 }
 
+/* Finding the primary for a call: the addresses in turn, or first where the
+ * last "not primary" answer pointed, until the deadline. put, remove and
+ * linearizable reads all go this way. */
+struct seeker {
+    const struct addr_list *addrs;
+    unsigned next;
+    char hint[256];
+    int64_t deadline;
+};
+
+static struct seeker seeker_new(const struct addr_list *addrs, int timeout)
+{
+    return (struct seeker){.addrs = addrs, .deadline = clock_mono_ms() + timeout};
+}
+
+/* Connect to the next replica to try; false once time is up. */
+static bool seek_connect(struct seeker *s, struct client *c, char *err, size_t errlen)
+{
+    while (clock_mono_ms() < s->deadline) {
+        char target[300];
+        if (s->hint[0] != '\0') {
+            snprintf(target, sizeof(target), "%s", s->hint);
+            s->hint[0] = '\0';
+        } else {
+            const struct addr_item *it = &s->addrs->items[s->next++ % s->addrs->n];
+            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
+        }
+        if (client_connect(c, target, "replctl", 1000, err, errlen) == 0) {
+            return true;
+        }
+        usleep(20000);
+    }
+    return false;
+}
+
+/* How long one call may wait: what is left, at most 3 s, at least 1 ms. */
+static int seek_left(const struct seeker *s)
+{
+    int64_t left = s->deadline - clock_mono_ms();
+    return left > 3000 ? 3000 : left > 0 ? (int)left : 1;
+}
+
+/* "Not primary": go where it points, or give the election a moment. */
+static void seek_follow(struct seeker *s, const char *primary_address)
+{
+    if (primary_address[0] != '\0') {
+        snprintf(s->hint, sizeof(s->hint), "%s", primary_address);
+    } else {
+        usleep(20000);
+    }
+}
+
 /* Ask the primary to remove `id`: try every address, follow "not primary"
  * hints, wait out "busy" and elections, until answered or out of time. */
 static int cmd_remove(const struct addr_list *addrs, const char *id, int timeout)
 {
-    int64_t deadline = clock_mono_ms() + timeout;
-    char hint[256] = "";
-    unsigned next = 0;
+    struct seeker sk = seeker_new(addrs, timeout);
     char err[LIMIT_TEXT_BYTES] = "no replica answered";
-    while (clock_mono_ms() < deadline) {
-        char target[300];
-        if (hint[0] != '\0') {
-            snprintf(target, sizeof(target), "%s", hint);
-            hint[0] = '\0';
-        } else {
-            const struct addr_item *it = &addrs->items[next++ % addrs->n];
-            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
-        }
-        struct client c;
-        if (client_connect(&c, target, "replctl", 1000, err, sizeof(err)) != 0) {
-            usleep(20000);
-            continue;
-        }
-        int left = (int)(deadline - clock_mono_ms());
-        Envelope *r = client_call_remove_member(&c, id,
-                                                left > 3000 ? 3000
-                                                : left > 0  ? left
-                                                            : 1,
-                                                err, sizeof(err));
+    struct client c;
+    while (seek_connect(&sk, &c, err, sizeof(err))) {
+        Envelope *r = client_call_remove_member(&c, id, seek_left(&sk), err, sizeof(err));
         client_close(&c);
         if (r == NULL) {
             continue;
@@ -163,11 +196,7 @@ static int cmd_remove(const struct addr_list *addrs, const char *id, int timeout
             rc = 1;
             break;
         case REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY:
-            if (rep->primary_address[0] != '\0') {
-                snprintf(hint, sizeof(hint), "%s", rep->primary_address);
-            } else {
-                usleep(20000); /* no primary yet: give the election a moment */
-            }
+            seek_follow(&sk, rep->primary_address);
             break;
         default: /* BUSY: another change is in progress; UNKNOWN */
             usleep(100000);
@@ -345,27 +374,12 @@ static int cmd_status(struct client *c, int timeout)
 static int cmd_put(const struct addr_list *addrs, const char *client_id, const char *data,
                    int timeout)
 {
-    int64_t deadline = clock_mono_ms() + timeout;
-    char hint[256] = "";
-    unsigned next = 0;
+    struct seeker sk = seeker_new(addrs, timeout);
     char err[256] = "no replica answered";
-    while (clock_mono_ms() < deadline) {
-        char target[300];
-        if (hint[0] != '\0') {
-            snprintf(target, sizeof(target), "%s", hint);
-            hint[0] = '\0';
-        } else {
-            const struct addr_item *it = &addrs->items[next++ % addrs->n];
-            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
-        }
-        struct client c;
-        if (client_connect(&c, target, "replctl", 1000, err, sizeof(err)) != 0) {
-            usleep(20000);
-            continue;
-        }
-        int left = (int)(deadline - clock_mono_ms());
-        Envelope *r = client_call_request(&c, client_id, data, strlen(data),
-                                          left > 3000 ? 3000 : left, err, sizeof(err));
+    struct client c;
+    while (seek_connect(&sk, &c, err, sizeof(err))) {
+        Envelope *r = client_call_request(&c, client_id, data, strlen(data), seek_left(&sk), err,
+                                          sizeof(err));
         client_close(&c);
         if (r == NULL) {
             continue;
@@ -382,12 +396,9 @@ static int cmd_put(const struct addr_list *addrs, const char *client_id, const c
             wire_free(r);
             return 1;
         }
-        if (rep->status == REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY &&
-            rep->primary_address[0] != '\0') {
-            snprintf(hint, sizeof(hint), "%s", rep->primary_address);
-        } else {
-            usleep(20000); /* no primary yet: give the election a moment */
-        }
+        seek_follow(&sk, rep->status == REPLICACAO__CLIENT_REPLY__STATUS__NOT_PRIMARY
+                             ? rep->primary_address
+                             : "");
         snprintf(err, sizeof(err), "%s", rep->message);
         wire_free(r);
     }
@@ -401,41 +412,23 @@ static int cmd_put(const struct addr_list *addrs, const char *client_id, const c
 static int cmd_read(const struct addr_list *addrs, int consistency, int filter,
                     unsigned long long after, unsigned limit, int timeout)
 {
-    int64_t deadline = clock_mono_ms() + timeout;
-    char hint[256] = "", err[LIMIT_TEXT_BYTES] = "no replica answered";
-    unsigned next = 0;
+    struct seeker sk = seeker_new(addrs, timeout);
+    char err[LIMIT_TEXT_BYTES] = "no replica answered";
     Envelope *r = NULL;
-    while (r == NULL && clock_mono_ms() < deadline) {
-        char target[300];
-        if (hint[0] != '\0') {
-            snprintf(target, sizeof(target), "%s", hint);
-            hint[0] = '\0';
-        } else {
-            const struct addr_item *it = &addrs->items[next++ % addrs->n];
-            snprintf(target, sizeof(target), "%s:%s", it->host, it->port);
-        }
-        struct client c;
-        if (client_connect(&c, target, "replctl", 1000, err, sizeof(err)) != 0) {
-            usleep(20000);
-            continue;
-        }
-        int left = (int)(deadline - clock_mono_ms());
-        r = client_call_read_at(&c, after, limit, filter, consistency, left > 0 ? left : 1, err,
+    struct client c;
+    while (r == NULL && seek_connect(&sk, &c, err, sizeof(err))) {
+        r = client_call_read_at(&c, after, limit, filter, consistency, seek_left(&sk), err,
                                 sizeof(err));
         client_close(&c);
         if (r != NULL && r->read_reply->status != REPLICACAO__CLIENT_REPLY__STATUS__OK) {
-            snprintf(err, sizeof(err), "%s: %s", target,
+            snprintf(err, sizeof(err), "%s",
                      r->read_reply->message[0] ? r->read_reply->message : "not served");
-            snprintf(hint, sizeof(hint), "%s", r->read_reply->primary_address);
+            seek_follow(&sk, r->read_reply->primary_address);
             wire_free(r);
             r = NULL;
-            if (hint[0] == '\0') {
-                usleep(50000); /* no primary known yet: an election is on */
-            }
         }
-        if (consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE && r == NULL &&
-            hint[0] == '\0') {
-            break; /* that replica's own view, or nothing */
+        if (consistency == REPLICACAO__READ_REQUEST__CONSISTENCY__SERIALIZABLE) {
+            break; /* the first replica's own view, or nothing */
         }
     }
     if (r == NULL) {
