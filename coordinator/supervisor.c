@@ -220,7 +220,12 @@ static void child_ended(struct child *ch, int64_t status, int sig)
         log_info("replica %s stopped for good (status %lld, signal %d)", ch->id, (long long)status,
                  sig);
     } else {
-        bool quick = status != EXIT_FAILED_ON_REQUEST &&
+        /* A start failure is an exit of its own making: not a fail request
+         * (75), and not a kill from outside (an operator's, a test's or a
+         * benchmark's SIGKILL may come right after a restart, again and
+         * again, and must never make us give a healthy replica up). */
+        bool killed = sig == SIGKILL || sig == SIGTERM || sig == SIGINT;
+        bool quick = status != EXIT_FAILED_ON_REQUEST && !killed &&
                      clock_mono_ms() - ch->started_at < SUPERVISOR_START_WINDOW_MS;
         ch->quick_exits = quick ? ch->quick_exits + 1 : 0;
         if (ch->quick_exits >= SUPERVISOR_GIVE_UP_AFTER) {

@@ -22,8 +22,8 @@
 /* Replicas alive under one supervisor at once (the member limit). */
 #define SUPERVISOR_MAX 32
 /* A replica that exits within START_WINDOW_MS of starting, GIVE_UP_AFTER
- * times in a row (a request to fail, status 75, does not count), is given
- * up: no more restarts. */
+ * times in a row (a request to fail, status 75, and a kill from outside by
+ * SIGKILL, SIGTERM or SIGINT do not count), is given up: no more restarts. */
 #define SUPERVISOR_START_WINDOW_MS 2000
 #define SUPERVISOR_GIVE_UP_AFTER   5
 
