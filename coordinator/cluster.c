@@ -999,6 +999,18 @@ static void send_fail(struct cluster *c, struct replica *r, const char *why)
 
 /* Loop thread: move a request job on as far as it goes now. Its timer is
  * re-armed by the caller (job_arm) for whatever it waits for next. */
+/* Where a job's next try goes: the replica a "not primary" answer named
+ * (once), if it is connected and not failed, else the primary. NULL: none. */
+static struct replica *job_target(struct cluster *c, struct job *j)
+{
+    struct replica *p = j->hint[0] != '\0' ? replica_find(c, j->hint) : NULL;
+    j->hint[0] = '\0';
+    if (p == NULL || p->conn == NULL || p->failed) {
+        p = primary(c);
+    }
+    return p;
+}
+
 static void request_step(struct cluster *c, struct job *j, int64_t now)
 {
     if (j->finished) {
@@ -1046,14 +1058,7 @@ static void request_step(struct cluster *c, struct job *j, int64_t now)
     }
         /* fall through */
     case PHASE_SEND: {
-        struct replica *p = NULL;
-        if (j->hint[0] != '\0') {
-            p = replica_find(c, j->hint);
-            j->hint[0] = '\0';
-        }
-        if (p == NULL || p->conn == NULL || p->failed) {
-            p = primary(c);
-        }
+        struct replica *p = job_target(c, j);
         if (p == NULL) {
             j->next_try = now + RETRY_PAUSE_MS;
             return;
@@ -1359,11 +1364,7 @@ static void read_step(struct cluster *c, struct job *j, int64_t now)
     if (j->finished || j->phase != PHASE_SEND || now < j->next_try) {
         return;
     }
-    struct replica *r = j->hint[0] ? replica_find(c, j->hint) : NULL;
-    j->hint[0] = '\0';
-    if (r == NULL || r->conn == NULL) {
-        r = primary(c);
-    }
+    struct replica *r = job_target(c, j);
     if (r == NULL || r->conn == NULL) {
         j->next_try = now + RETRY_PAUSE_MS;
         return;
@@ -1813,14 +1814,7 @@ static void remove_step(struct cluster *c, struct job *j, int64_t now)
     if (now < j->next_try) {
         return;
     }
-    struct replica *p = NULL;
-    if (j->hint[0] != '\0') {
-        p = replica_find(c, j->hint);
-        j->hint[0] = '\0';
-    }
-    if (p == NULL || p->conn == NULL || p->failed) {
-        p = primary(c);
-    }
+    struct replica *p = job_target(c, j);
     if (p == NULL) {
         j->next_try = now + RETRY_PAUSE_MS;
         return;
