@@ -142,6 +142,20 @@ void client_act(struct cluster *cl, int k)
     client_send(cl, k, c->target);
 }
 
+/* Not served: try where the answer points at once, or elsewhere shortly. */
+static void follow_hint(struct cluster *cl, struct sim_client *c, const struct core_reply *r,
+                        int from)
+{
+    int hint = r->primary[0] ? cluster_node_index(cl, r->primary) : -1;
+    if (hint >= 0 && hint != from) {
+        c->target = hint;
+        c->next_action = cl->now + 1;
+    } else {
+        c->target = random_node(cl);
+        c->next_action = cl->now + rng_between(&cl->rng, 20, 100);
+    }
+}
+
 static void client_on_read_reply(struct cluster *cl, const struct sim_event *ev)
 {
     int k = (int)((ev->token >> 32) & 0xff);
@@ -166,14 +180,7 @@ static void client_on_read_reply(struct cluster *cl, const struct sim_event *ev)
             c->stopped ? SIM_NEVER : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);
         return;
     }
-    int hint = r->primary[0] ? cluster_node_index(cl, r->primary) : -1;
-    if (hint >= 0 && hint != ev->from) {
-        c->target = hint;
-        c->next_action = cl->now + 1;
-    } else {
-        c->target = random_node(cl);
-        c->next_action = cl->now + rng_between(&cl->rng, 20, 100);
-    }
+    follow_hint(cl, c, r, ev->from);
 }
 
 void client_on_reply(struct cluster *cl, const struct sim_event *ev)
@@ -209,14 +216,7 @@ void client_on_reply(struct cluster *cl, const struct sim_event *ev)
     if (ev->token != c->last_token || c->manual) {
         return; /* a newer attempt is already under way */
     }
-    int hint = r->primary[0] ? cluster_node_index(cl, r->primary) : -1;
-    if (hint >= 0 && hint != ev->from) {
-        c->target = hint;
-        c->next_action = cl->now + 1;
-    } else {
-        c->target = random_node(cl);
-        c->next_action = cl->now + rng_between(&cl->rng, 20, 100);
-    }
+    follow_hint(cl, c, r, ev->from);
 }
 
 void client_on_refused(struct cluster *cl, uint64_t token)
