@@ -146,6 +146,50 @@ struct core_hard_state {
     char bootstrap[CORE_MAX_MEMBERS][CORE_ID_MAX];
 };
 
+/* The epoch of every entry, described by where each epoch starts: epochs
+ * change rarely, so a handful of runs stand for millions of entries. */
+struct core_epoch_run {
+    uint64_t first_index;
+    uint64_t epoch;
+};
+
+/* A lower bound of the commit index, with the counts of committed DATA
+ * entries at that point (appended by this replica / by others). Persisted
+ * now and then so that a restart need not re-read the log to count. */
+struct core_checkpoint {
+    uint64_t commit;
+    uint64_t processed;
+    uint64_t synced;
+};
+
+/* What the core needs from durable storage at start, instead of the
+ * entries themselves: they stay on disk and are read through core_store. */
+struct core_recovered {
+    struct core_hard_state hs;
+    uint64_t last_index; /* 0: empty log */
+    /* Runs covering every entry 1..last_index, ascending; n_runs 0 when
+     * the log is empty. */
+    const struct core_epoch_run *runs;
+    size_t n_runs;
+    /* Indexes of every CONFIG entry in the log, ascending. */
+    const uint64_t *config_indexes;
+    size_t n_config;
+    struct core_checkpoint checkpoint; /* all zero when none was written */
+};
+
+/* How the core reads entries it no longer keeps in memory (the adapter's
+ * log files; the simulator's arrays). read() fills *out with entries lo..
+ * (at most hi), as many as fit in max_bytes of data but at least one, and
+ * *n with their count; they are lent until the next call. With meta_only
+ * the data may be left out (data NULL, len still the real length). The core
+ * only asks for entries its storage made durable. Returns 0, or a negative
+ * errno (-EILSEQ: a damaged record; -EIO). */
+struct core_store {
+    void *arg;
+    int (*read)(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, bool meta_only,
+                const struct core_entry **out, size_t *n);
+};
+
 enum core_reply_status {
     CORE_REPLY_OK,          /* committed at index/epoch */
     CORE_REPLY_NOT_PRIMARY, /* primary holds the id of who is, or "" */
