@@ -208,9 +208,10 @@ static const char *body_invalid(const Envelope *env)
     }
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST: {
         const Replicacao__ClientRequest *r = env->client_request;
-        return validate_client_id(r->client_id, strlen(r->client_id))
-                   ? NULL
-                   : "client request with an invalid client id";
+        if (!validate_client_id(r->client_id, strlen(r->client_id))) {
+            return "client request with an invalid client id";
+        }
+        return counter_ok(r->seen_index) ? NULL : "client request with seen_index out of range";
     }
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY:
         return id_or_empty(env->client_reply->primary) ? NULL : "client reply with an invalid id";

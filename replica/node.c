@@ -504,7 +504,7 @@ static void handle_client_request(struct node *n, struct conn *c,
         ((struct call *)(uintptr_t)token)->is_request = true;
         n->requests_waiting++;
         core_client_request(n->core, now_ms(), token, req->client_id, req->data.data,
-                            req->data.len);
+                            req->data.len, req->seen_index);
     }
 }
 

@@ -22,8 +22,9 @@ static void step_down_lost_quorum(struct core *c, int64_t now)
 }
 
 void core_client_request(struct core *c, int64_t now, uint64_t token, const char *client_id,
-                         const uint8_t *data, size_t len)
+                         const uint8_t *data, size_t len, uint64_t seen_index)
 {
+    log_trim(c);
     if (c->role == CORE_PRIMARY && !quorum_fresh(c, now)) {
         step_down_lost_quorum(c, now);
     }
@@ -34,7 +35,7 @@ void core_client_request(struct core *c, int64_t now, uint64_t token, const char
                   c->role == CORE_PRIMARY ? "" : c->primary, "not primary");
         return;
     }
-    session_request(c, token, client_id, data, len);
+    session_request(c, token, client_id, data, len, seen_index);
 }
 
 void core_recv(struct core *c, int64_t now, const struct core_msg *m)
@@ -42,6 +43,7 @@ void core_recv(struct core *c, int64_t now, const struct core_msg *m)
     if (m->from == NULL || strcmp(m->from, c->id) == 0) {
         return;
     }
+    log_trim(c);
     struct peer *p = peer_get(c, m->from);
     if (p != NULL) {
         p->last_heard = now;
@@ -84,6 +86,7 @@ static void forget_strangers(struct core *c)
 
 void core_tick(struct core *c, int64_t now)
 {
+    log_trim(c);
     forget_strangers(c);
     if (c->role == CORE_PRIMARY) {
         if (!quorum_fresh(c, now)) {
@@ -188,8 +191,8 @@ static uint64_t no_random(void *arg)
     return 0;
 }
 
-struct core *core_new(const struct core_options *o, const struct core_hard_state *hs,
-                      const struct core_entry *entries, size_t n_entries, int64_t now)
+/* Options and identity; the log still empty. */
+static struct core *core_alloc(const struct core_options *o, int64_t now)
 {
     if (o->id == NULL || o->id[0] == '\0' || strlen(o->id) >= CORE_ID_MAX) {
         return NULL;
@@ -210,12 +213,70 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
     }
     c->o.max_append_bytes = o->max_append_bytes ? o->max_append_bytes : 1 << 20;
     c->o.max_request_bytes = o->max_request_bytes ? o->max_request_bytes : 1 << 20;
+    c->o.cache_bytes = o->cache_bytes ? o->cache_bytes : 8u << 20;
+    c->o.session_max = o->session_max ? o->session_max : 65536;
     strcpy(c->id, o->id);
     c->o.id = c->id;
+    idmap_init(&c->client_ids);
+    c->session_horizon = 1;
+    c->cache_first = 1;
+    c->role = CORE_BACKUP;
+    c->last_primary_contact = -1;
+    reset_election_timer(c, now);
+    return c;
+}
+
+struct core *core_open(const struct core_options *o, const struct core_recovered *r, int64_t now)
+{
+    if (r->last_index > 0 &&
+        (o->store.read == NULL || r->n_runs == 0 || r->runs[0].first_index != 1)) {
+        return NULL; /* entries it could never read */
+    }
+    struct core *c = core_alloc(o, now);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->hs = r->hs;
+    c->last = r->last_index;
+    c->cache_first = c->last + 1;
+    c->durable = c->persisted = c->last; /* recovered from disk */
+    for (size_t i = 0; i < r->n_runs; i++) {
+        if (r->runs[i].first_index > c->last || runs_note_at(c, &r->runs[i]) != 0) {
+            core_free(c);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < r->n_config; i++) {
+        if (r->config_indexes[i] > c->last || config_note_at(c, r->config_indexes[i]) != 0) {
+            core_free(c);
+            return NULL;
+        }
+    }
+    /* Entries up to a checkpoint's commit index were committed: counting
+     * them again would read the whole log. */
+    if (r->checkpoint.commit <= c->last) {
+        c->commit = c->checkpointed = r->checkpoint.commit;
+        c->processed = r->checkpoint.processed;
+        c->synced = r->checkpoint.synced;
+    }
+    if (sessions_rebuild(c) != 0) {
+        core_free(c);
+        return NULL;
+    }
+    config_reload(c);
+    return c;
+}
+
+struct core *core_new(const struct core_options *o, const struct core_hard_state *hs,
+                      const struct core_entry *entries, size_t n_entries, int64_t now)
+{
+    struct core *c = core_alloc(o, now);
+    if (c == NULL) {
+        return NULL;
+    }
     if (hs != NULL) {
         c->hs = *hs;
     }
-    idmap_init(&c->client_ids);
     for (size_t i = 0; i < n_entries; i++) {
         if (log_push(c, &entries[i]) != 0) {
             core_free(c);
@@ -224,9 +285,6 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
     }
     c->durable = c->persisted = last_index(c); /* recovered from disk */
     config_reload(c);
-    c->role = CORE_BACKUP;
-    c->last_primary_contact = -1;
-    reset_election_timer(c, now);
     return c;
 }
 
@@ -242,6 +300,7 @@ void core_free(struct core *c)
         return;
     }
     log_free(c);
+    sessions_free(c);
     free(c->pending);
     free(c->reads);
     outbox_free(c);
@@ -298,9 +357,9 @@ const char *core_cluster_id(const struct core *c)
     return c->cfg_index != 0 ? c->cfg.cluster_id : "";
 }
 
-const struct core_entry *core_entry_at(const struct core *c, uint64_t index)
+const struct core_entry *core_entry_at(struct core *c, uint64_t index)
 {
-    return index >= 1 && index <= c->n_log ? &c->log[index - 1] : NULL;
+    return log_entry(c, index);
 }
 
 void core_get_status(const struct core *c, int64_t now, struct core_status *out)
@@ -317,6 +376,10 @@ void core_get_status(const struct core *c, int64_t now, struct core_status *out)
     out->voter = is_voter(c, c->id);
     out->config = c->cfg;
     out->config_index = c->cfg_index;
+    out->session_horizon = c->session_horizon;
+    out->sessions = (unsigned)c->sessions_len;
+    out->cache_bytes = c->cache_bytes;
+    out->storage_errors = c->storage_errors;
     if (c->role == CORE_PRIMARY) {
         out->heartbeat_age_ms = 0;
     } else {

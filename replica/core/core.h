@@ -179,11 +179,13 @@ struct core_recovered {
 
 /* How the core reads entries it no longer keeps in memory (the adapter's
  * log files; the simulator's arrays). read() fills *out with entries lo..
- * (at most hi), as many as fit in max_bytes of data but at least one, and
+ * (at most hi), as many as fit in max_bytes but at least one (each entry
+ * counting its data length + CORE_ENTRY_OVERHEAD, as in an Append), and
  * *n with their count; they are lent until the next call. With meta_only
  * the data may be left out (data NULL, len still the real length). The core
  * only asks for entries its storage made durable. Returns 0, or a negative
  * errno (-EILSEQ: a damaged record; -EIO). */
+#define CORE_ENTRY_OVERHEAD 64
 struct core_store {
     void *arg;
     int (*read)(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, bool meta_only,
@@ -199,6 +201,7 @@ enum core_reply_status {
     CORE_REPLY_NOT_FOUND,   /* membership: no such member */
     CORE_REPLY_NO_QUORUM,   /* membership: the change would leave no reachable majority */
     CORE_REPLY_BUSY,        /* membership: another change is in progress; retry */
+    CORE_REPLY_EXPIRED,     /* the id's session expired: index is the horizon */
 };
 
 struct core_reply {
@@ -255,6 +258,9 @@ struct core_update {
     /* For core_advance: the last entry persisted, and its epoch. */
     uint64_t durable_index;
     uint64_t durable_epoch;
+    /* Persist this too (with the rest; it needs no sync of its own). */
+    bool has_checkpoint;
+    struct core_checkpoint checkpoint;
 };
 
 /* How an adapter carries out an update. send() must encode or copy what it
@@ -265,6 +271,8 @@ struct core_sink {
     void (*persist_state)(struct core_sink *s, const struct core_hard_state *hs);
     void (*persist_entries)(struct core_sink *s, uint64_t truncate_from,
                             const struct core_entry *entries, size_t n);
+    void (*persist_checkpoint)(struct core_sink *s,
+                               const struct core_checkpoint *cp); /* optional */
     void (*sync)(struct core_sink *s);
     void (*send)(struct core_sink *s, const char *to, const struct core_msg *m, bool early);
     void (*reply)(struct core_sink *s, uint64_t token, const struct core_reply *r);
@@ -287,6 +295,15 @@ struct core_options {
     /* A member unreachable this long and no longer listed by discovery is
      * removed by the primary; 0 never removes anybody. */
     unsigned dead_member_timeout_ms;
+    /* Where entries no longer cached are read from; without a reader the
+     * core keeps every entry in memory. */
+    struct core_store store;
+    size_t cache_bytes; /* recent entries kept in memory, default 8 MiB */
+    /* Client sessions: the ids of at most session_max newest DATA entries
+     * (default 65536), none older than session_ttl_ms before the newest
+     * entry (0: no limit by time). */
+    unsigned session_max;
+    unsigned session_ttl_ms;
 };
 
 struct core_peer_status {
@@ -313,6 +330,10 @@ struct core_status {
     struct core_peer_status peers[CORE_MAX_MEMBERS];
     struct core_config config; /* latest configuration this replica holds */
     uint64_t config_index;     /* its entry; 0 while bootstrapping */
+    uint64_t session_horizon;  /* client ids of entries before it are forgotten */
+    unsigned sessions;         /* client ids remembered */
+    size_t cache_bytes;        /* recent entries held in memory */
+    uint64_t storage_errors;   /* reads of old entries that failed */
 };
 
 struct core;
@@ -320,6 +341,8 @@ struct core;
 /* Create a core from what the durable log recovered (entries in index order,
  * starting at 1, all durable). Returns NULL on allocation failure or invalid
  * options. */
+struct core *core_open(const struct core_options *o, const struct core_recovered *r, int64_t now);
+/* The same, from entries held in memory (tests, the simulator). */
 struct core *core_new(const struct core_options *o, const struct core_hard_state *hs,
                       const struct core_entry *entries, size_t n_entries, int64_t now);
 void core_free(struct core *c);
@@ -330,8 +353,11 @@ void core_stop(struct core *c);
 /* Inputs. `now` is milliseconds on a monotonic clock. */
 void core_tick(struct core *c, int64_t now);
 void core_recv(struct core *c, int64_t now, const struct core_msg *m);
+/* A client's request, answered under `token`. seen_index: a log index the
+ * client had seen before it first sent this request (0: unknown); it lets
+ * a retry whose session expired be refused rather than applied twice. */
 void core_client_request(struct core *c, int64_t now, uint64_t token, const char *client_id,
-                         const uint8_t *data, size_t len);
+                         const uint8_t *data, size_t len, uint64_t seen_index);
 /* A replica identified itself on a connection (discovery found it). */
 void core_peer_up(struct core *c, int64_t now, const char *id);
 /* The connection to a replica closed and reconnecting was refused: its
@@ -389,8 +415,9 @@ uint64_t core_commit_index(const struct core *c);
 const char *core_primary(const struct core *c); /* "" when unknown */
 const char *core_id(const struct core *c);
 const char *core_cluster_id(const struct core *c); /* "" until the first configuration */
-/* Entry at index (1..last_index), or NULL. Valid until the next input. */
-const struct core_entry *core_entry_at(const struct core *c, uint64_t index);
+/* The entry at index, from memory or storage; lent until the next call or
+ * input. NULL outside the log or when storage cannot read it. */
+const struct core_entry *core_entry_at(struct core *c, uint64_t index);
 /* The last index this replica's storage has confirmed durable. */
 uint64_t core_durable_index(const struct core *c);
 

@@ -24,9 +24,6 @@ void idmap_init(struct idmap *m)
 
 void idmap_free(struct idmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) {
-        free(m->slots[i].key);
-    }
     free(m->slots);
     idmap_init(m);
 }
@@ -69,10 +66,7 @@ int idmap_put(struct idmap *m, const char *key, uint64_t value)
     }
     size_t i = find(m, key);
     if (m->slots[i].key == NULL) {
-        m->slots[i].key = strdup(key);
-        if (m->slots[i].key == NULL) {
-            return -1;
-        }
+        m->slots[i].key = key;
         m->len++;
     }
     m->slots[i].value = value;
@@ -98,7 +92,6 @@ void idmap_del(struct idmap *m, const char *key)
     if (m->slots[i].key == NULL) {
         return;
     }
-    free(m->slots[i].key);
     m->slots[i].key = NULL;
     m->len--;
     /* Backward-shift: move later members of the probe run into the hole so

@@ -1,7 +1,8 @@
 /*
  * replica/core/idmap.h — client id -> log index, for applying a retried
  * request once. Open addressing with linear probing and backward-shift
- * deletion (no tombstones), keys copied in.
+ * deletion (no tombstones). Keys are borrowed: the caller keeps each key's
+ * string alive, unchanged, while it is in the map.
  */
 #ifndef REPLICA_IDMAP_H
 #define REPLICA_IDMAP_H
@@ -10,7 +11,7 @@
 #include <stdint.h>
 
 struct idmap_slot {
-    char *key; /* NULL: empty */
+    const char *key; /* NULL: empty */
     uint64_t value;
 };
 

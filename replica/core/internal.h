@@ -2,7 +2,9 @@
  * replica/core/internal.h — the core's state and the functions its files
  * share. Not for the adapters: they see core.h only.
  *
- * Files: log.c (the log, its durable prefix, client sessions), quorum.c
+ * Files: log.c (epochs, CONFIG indexes, the cache of recent entries and
+ * reads of older ones from storage), sessions.c (client sessions and
+ * waiting requests), quorum.c
  * (membership, bootstrap, peers and the majority rule), election.c (roles,
  * votes, pre-vote, leases), replication.c (Appends, commit),
  * membership.c (adding, promoting and removing members, handing over,
@@ -39,6 +41,13 @@ struct peer {
     uint64_t round_acked; /* highest heartbeat round it answered */
     /* Candidate's tally. */
     bool granted;
+};
+
+/* A client id the table remembers: the DATA entry it wrote. */
+struct session {
+    uint64_t index;
+    int64_t time_ms;
+    char *key; /* owned; the idmap borrows it */
 };
 
 struct pending_reply {
@@ -87,11 +96,23 @@ struct core {
     int64_t primary_since;
     uint64_t epoch_start_index; /* primary: first entry of its epoch */
 
-    /* log[i] holds index i + 1. Each entry's client_id, primary and data
+    /* The log (log.c): entries 1..last. cache[i] holds index
+     * cache_first + i; each cached entry's client_id, primary and data
      * live in one allocation that starts at client_id. */
-    struct core_entry *log;
-    size_t n_log;
-    size_t cap_log;
+    uint64_t last;
+    struct core_entry *cache;
+    size_t cache_len;
+    size_t cache_cap;
+    uint64_t cache_first;
+    size_t cache_bytes;
+    struct core_epoch_run *runs; /* where each epoch of the log starts */
+    size_t n_runs;
+    size_t cap_runs;
+    uint64_t *cfg_entries; /* indexes of the CONFIG entries */
+    size_t n_cfg_entries;
+    size_t cap_cfg_entries;
+    uint64_t storage_errors; /* reads from storage that failed */
+    uint64_t checkpointed;   /* commit index of the last checkpoint handed out */
     uint64_t commit;
     uint64_t durable;   /* entries 1..durable are on this replica's disk */
     uint64_t persisted; /* entries 1..persisted were handed to storage */
@@ -115,7 +136,14 @@ struct core {
     struct peer peers[CORE_MAX_MEMBERS]; /* every replica seen, minus self */
     unsigned n_peers;
 
-    struct idmap client_ids; /* client id -> index of its DATA entry */
+    /* Client sessions (sessions.c): a ring of the remembered ids, oldest
+     * first, and the map from id to entry. */
+    struct idmap client_ids;
+    struct session *sessions;
+    size_t sessions_head;
+    size_t sessions_len;
+    size_t sessions_cap;
+    uint64_t session_horizon; /* every DATA entry from here on is in the table */
     struct pending_reply *pending;
     size_t n_pending;
     size_t cap_pending;
@@ -138,13 +166,25 @@ struct core {
 uint64_t last_index(const struct core *c);
 uint64_t epoch_at(const struct core *c, uint64_t index);
 uint64_t last_epoch(const struct core *c);
+int runs_note_at(struct core *c, const struct core_epoch_run *r);
+int config_note_at(struct core *c, uint64_t index);
 int log_push(struct core *c, const struct core_entry *e);
 void log_truncate(struct core *c, uint64_t from);
+void log_trim(struct core *c);
 void log_free(struct core *c);
 void log_append_local(struct core *c, enum core_entry_type type, const char *client_id,
                       const uint8_t *data, size_t len);
+int log_read(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes, bool meta_only,
+             const struct core_entry **out, size_t *n);
+const struct core_entry *log_entry(struct core *c, uint64_t index);
+
+/* sessions.c */
+void session_note(struct core *c, uint64_t index, int64_t time_ms, const char *client_id);
+void sessions_truncate(struct core *c, uint64_t from);
+int sessions_rebuild(struct core *c);
+void sessions_free(struct core *c);
 void session_request(struct core *c, uint64_t token, const char *client_id, const uint8_t *data,
-                     size_t len);
+                     size_t len, uint64_t seen_index);
 void sessions_answer_committed(struct core *c);
 void sessions_fail(struct core *c, enum core_reply_status st);
 

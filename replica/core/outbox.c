@@ -35,10 +35,40 @@ static void *grow(void **items, size_t *cap, size_t n, size_t size)
  * Gathering output
  * ====================================================================== */
 
+/* Entries read back from storage are lent only until the next read: copy
+ * them whole (array, strings and data) into one allocation. */
+static struct core_entry *copy_entries_deep(const struct core_entry *es, size_t n)
+{
+    size_t bytes = n * sizeof(*es);
+    for (size_t i = 0; i < n; i++) {
+        bytes += strlen(es[i].client_id) + 1 + strlen(es[i].primary) + 1 + es[i].len;
+    }
+    struct core_entry *copy = malloc(bytes ? bytes : 1);
+    if (copy == NULL) {
+        return NULL;
+    }
+    char *p = (char *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t lc = strlen(es[i].client_id) + 1, lp = strlen(es[i].primary) + 1;
+        copy[i] = es[i];
+        copy[i].client_id = memcpy(p, es[i].client_id, lc);
+        p += lc;
+        copy[i].primary = memcpy(p, es[i].primary, lp);
+        p += lp;
+        copy[i].data = (const uint8_t *)p;
+        if (es[i].len > 0) {
+            memcpy(p, es[i].data, es[i].len);
+        }
+        p += es[i].len;
+    }
+    return copy;
+}
+
 /* The message's pointers are copied into one allocation the update owns:
- * entries shallowly (their strings and data stay in the log, which a
- * truncation only frees after dropping the Appends that point there), the
- * bootstrap list whole. */
+ * cached entries shallowly (their strings and data stay in the cache,
+ * which is neither trimmed while the outbox holds messages nor truncated
+ * without dropping the Appends that point there), entries from storage
+ * whole, the bootstrap list whole. */
 void out_send(struct core *c, const char *to, const struct core_msg *m)
 {
     struct outbox *o = &c->out;
@@ -51,11 +81,17 @@ void out_send(struct core *c, const char *to, const struct core_msg *m)
     om->msg = *m;
     om->msg.from = c->id;
     if (m->type == CORE_MSG_APPEND && m->append.n_entries > 0) {
+        const struct core_entry *es = m->append.entries;
+        bool in_cache = c->cache_len > 0 && es >= c->cache && es < c->cache + c->cache_len;
         size_t bytes = m->append.n_entries * sizeof(struct core_entry);
-        if ((om->own = malloc(bytes)) == NULL) {
+        if (in_cache && (om->own = malloc(bytes)) != NULL) {
+            memcpy(om->own, es, bytes);
+        } else if (!in_cache) {
+            om->own = copy_entries_deep(es, m->append.n_entries);
+        }
+        if (om->own == NULL) {
             return;
         }
-        memcpy(om->own, m->append.entries, bytes);
         om->msg.append.entries = om->own;
     }
     if (m->type == CORE_MSG_VOTE_REQUEST && m->vote_request.n_bootstrap > 0) {
@@ -157,13 +193,20 @@ bool core_ready(struct core *c, struct core_update *u)
         o->n_events == 0) {
         return false;
     }
+    /* A checkpoint rides along with whatever is persisted anyway. */
+    if ((o->has_state || o->persist_from != 0) && c->commit > c->checkpointed) {
+        u->has_checkpoint = true;
+        u->checkpoint = (struct core_checkpoint){c->commit, c->processed, c->synced};
+        c->checkpointed = c->commit;
+    }
     u->has_state = o->has_state;
     u->hs = c->hs;
     if (o->persist_from != 0) {
         uint64_t from = o->persist_from;
         u->has_entries = true;
         u->truncate_from = from <= c->persisted ? from : 0;
-        u->entries = from <= last_index(c) ? &c->log[from - 1] : NULL;
+        assert(from > last_index(c) || (from >= c->cache_first && c->cache_len > 0));
+        u->entries = from <= last_index(c) ? &c->cache[from - c->cache_first] : NULL;
         u->n_entries = from <= last_index(c) ? last_index(c) - from + 1 : 0;
         u->durable_index = last_index(c);
         u->durable_epoch = last_epoch(c);
@@ -200,6 +243,9 @@ void core_update_apply(const struct core_update *u, struct core_sink *sink)
     }
     if (u->has_entries) {
         sink->persist_entries(sink, u->truncate_from, u->entries, u->n_entries);
+    }
+    if (u->has_checkpoint && sink->persist_checkpoint != NULL) {
+        sink->persist_checkpoint(sink, &u->checkpoint);
     }
     if (u->has_state || u->has_entries) {
         sink->sync(sink);

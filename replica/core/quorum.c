@@ -18,10 +18,11 @@ void config_reload(struct core *c)
 {
     c->cfg_index = 0;
     c->removing_self = false;
-    for (uint64_t i = last_index(c); i >= 1; i--) {
-        const struct core_entry *e = &c->log[i - 1];
-        if (e->type != CORE_ENTRY_CONFIG) {
-            continue;
+    for (size_t k = c->n_cfg_entries; k > 0; k--) {
+        uint64_t i = c->cfg_entries[k - 1];
+        const struct core_entry *e = log_entry(c, i);
+        if (e == NULL) {
+            continue; /* unreadable: counted in storage_errors */
         }
         if (c->cfg_index == 0) {
             if (core_config_decode(e->data, e->len, &c->cfg) == 0) {

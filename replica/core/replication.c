@@ -45,12 +45,11 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     }
     assert(p->next_index >= 1);
     uint64_t prev = p->next_index - 1;
-    size_t n = 0, bytes = 0;
-    if (with_entries && p->inflight < MAX_INFLIGHT) {
-        while (prev + n < last_index(c) && (n == 0 || bytes < c->o.max_append_bytes)) {
-            bytes += c->log[prev + n].len + 64;
-            n++;
-        }
+    const struct core_entry *es = NULL;
+    size_t n = 0;
+    if (with_entries && p->inflight < MAX_INFLIGHT && prev < last_index(c) &&
+        log_read(c, prev + 1, last_index(c), c->o.max_append_bytes, false, &es, &n) != 0) {
+        n = 0; /* storage cannot read it now: a heartbeat, and retry later */
     }
     struct core_msg m = {.type = CORE_MSG_APPEND, .epoch = c->hs.epoch};
     m.append.prev_index = prev;
@@ -58,7 +57,7 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     m.append.commit_index = c->commit;
     m.append.round = c->round;
     m.append.n_entries = n;
-    m.append.entries = n ? &c->log[prev] : NULL;
+    m.append.entries = n ? es : NULL;
     out_send(c, p->id, &m);
     if (c->commit >= c->cfg_index && prev >= c->cfg_index && strcmp(p->id, c->leaving) == 0) {
         /* It holds its removal and now learns that it is committed: it
@@ -95,15 +94,30 @@ void advance_commit(struct core *c, uint64_t to)
     if (to <= c->commit) {
         return;
     }
-    for (uint64_t i = c->commit + 1; i <= to; i++) {
-        const struct core_entry *e = &c->log[i - 1];
-        if (e->type == CORE_ENTRY_DATA) {
-            if (strcmp(e->primary, c->id) == 0) {
-                c->processed++;
-            } else {
-                c->synced++;
+    /* Count what commits. Entries no longer cached are read back without
+     * their data; if storage fails, the commit index stops where it could
+     * count, and the next Append tries again. */
+    uint64_t i = c->commit + 1;
+    while (i <= to) {
+        const struct core_entry *es;
+        size_t n;
+        if (log_read(c, i, to, 4u << 20, true, &es, &n) != 0) {
+            to = i - 1;
+            break;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (es[k].type == CORE_ENTRY_DATA) {
+                if (strcmp(es[k].primary, c->id) == 0) {
+                    c->processed++;
+                } else {
+                    c->synced++;
+                }
             }
         }
+        i += n;
+    }
+    if (to <= c->commit) {
+        return;
     }
     c->commit = to;
     if (c->role != CORE_PRIMARY) {

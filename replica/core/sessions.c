@@ -1,0 +1,259 @@
+/*
+ * replica/core/sessions.c — client sessions: which client id wrote which
+ * entry, so that a retried request is applied once (dissertation 6.3), and
+ * who waits for an entry to commit.
+ *
+ * The table is bounded. It holds the client ids of the newest DATA entries,
+ * at most session_max of them and none older (by the primary's timestamp in
+ * the entries) than session_ttl_ms before the newest: expiry follows from
+ * the log alone, so every replica that holds the same log forgets the same
+ * ids, in log order. The horizon is the index from which on every DATA
+ * entry's id is still known.
+ *
+ * An id that is not in the table is either new, or was used for an entry
+ * that has expired: the table cannot tell. The request can: a client sends
+ * `seen_index`, a log index it had seen before it first sent the request.
+ * The original, if it was ever appended, lies after it; so if the horizon
+ * is not beyond seen_index + 1, the table covers every place it could be,
+ * and absence proves it new. Otherwise the request is refused as expired,
+ * never appended a second time. A request without seen_index (0) is taken
+ * as new.
+ */
+#include "internal.h"
+#include "validate.h"
+
+#include <stdio.h> /* snprintf only */
+#include <stdlib.h>
+#include <string.h>
+
+/* ========================================================================
+ * The table
+ * ====================================================================== */
+
+static struct session *ring_at(const struct core *c, size_t i)
+{
+    return &c->sessions[(c->sessions_head + i) % c->sessions_cap];
+}
+
+static void forget(struct core *c, struct session *s)
+{
+    if (idmap_get(&c->client_ids, s->key) == s->index) {
+        idmap_del(&c->client_ids, s->key);
+    }
+    free(s->key);
+    s->key = NULL;
+}
+
+static void forget_oldest(struct core *c)
+{
+    struct session *s = ring_at(c, 0);
+    c->session_horizon = s->index + 1;
+    forget(c, s);
+    c->sessions_head = (c->sessions_head + 1) % c->sessions_cap;
+    c->sessions_len--;
+}
+
+static int ring_grow(struct core *c)
+{
+    size_t cap = c->sessions_cap ? c->sessions_cap * 2 : 256;
+    struct session *ring = malloc(cap * sizeof(*ring));
+    if (ring == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->sessions_len; i++) {
+        ring[i] = *ring_at(c, i);
+    }
+    free(c->sessions);
+    c->sessions = ring;
+    c->sessions_cap = cap;
+    c->sessions_head = 0;
+    return 0;
+}
+
+/* The DATA entry at index carries client_id. Out of memory, the id is not
+ * remembered, and the horizon moves past it: a retry is then refused as
+ * expired rather than applied twice. */
+void session_note(struct core *c, uint64_t index, int64_t time_ms, const char *client_id)
+{
+    char *key = strdup(client_id);
+    if (key == NULL || (c->sessions_len == c->sessions_cap && ring_grow(c) != 0)) {
+        free(key);
+        while (c->sessions_len > 0) {
+            forget_oldest(c);
+        }
+        c->session_horizon = index + 1;
+        return;
+    }
+    idmap_del(&c->client_ids, client_id); /* an expired use of the same id */
+    if (idmap_put(&c->client_ids, key, index) != 0) {
+        free(key);
+        while (c->sessions_len > 0) {
+            forget_oldest(c);
+        }
+        c->session_horizon = index + 1;
+        return;
+    }
+    *ring_at(c, c->sessions_len++) = (struct session){index, time_ms, key};
+    while (c->sessions_len > c->o.session_max) {
+        forget_oldest(c);
+    }
+    while (c->o.session_ttl_ms > 0 && c->sessions_len > 1 &&
+           ring_at(c, 0)->time_ms < time_ms - (int64_t)c->o.session_ttl_ms) {
+        forget_oldest(c);
+    }
+}
+
+/* Entries >= from left the log: so do their ids. The horizon stays. */
+void sessions_truncate(struct core *c, uint64_t from)
+{
+    while (c->sessions_len > 0 && ring_at(c, c->sessions_len - 1)->index >= from) {
+        forget(c, ring_at(c, c->sessions_len - 1));
+        c->sessions_len--;
+    }
+}
+
+/* At start: the table as the log's newest entries make it. Entries before
+ * the first one read are not covered, so the horizon starts there. */
+int sessions_rebuild(struct core *c)
+{
+    uint64_t span = (uint64_t)c->o.session_max + c->o.session_max / 4 + 64;
+    uint64_t from = c->last > span ? c->last - span + 1 : 1;
+    c->session_horizon = from;
+    for (uint64_t i = from; i <= c->last;) {
+        const struct core_entry *es;
+        size_t n;
+        int rc = log_read(c, i, c->last, 4u << 20, true, &es, &n);
+        if (rc < 0) {
+            return rc;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (es[k].type == CORE_ENTRY_DATA && es[k].client_id[0] != '\0') {
+                session_note(c, es[k].index, es[k].time_ms, es[k].client_id);
+            }
+        }
+        i += n;
+    }
+    return 0;
+}
+
+void sessions_free(struct core *c)
+{
+    while (c->sessions_len > 0) {
+        forget(c, ring_at(c, --c->sessions_len));
+    }
+    free(c->sessions);
+    c->sessions = NULL;
+    c->sessions_cap = 0;
+    idmap_free(&c->client_ids);
+}
+
+/* ========================================================================
+ * Requests
+ * ====================================================================== */
+
+static int add_pending(struct core *c, uint64_t token, uint64_t index)
+{
+    if (c->n_pending == c->cap_pending) {
+        size_t cap = c->cap_pending ? c->cap_pending * 2 : 64;
+        struct pending_reply *p = realloc(c->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            return -1;
+        }
+        c->pending = p;
+        c->cap_pending = cap;
+    }
+    c->pending[c->n_pending].token = token;
+    c->pending[c->n_pending].index = index;
+    c->n_pending++;
+    return 0;
+}
+
+/* A retry of the request at `index`: the same data, or a conflict. */
+static void answer_retry(struct core *c, uint64_t token, uint64_t index, const uint8_t *data,
+                         size_t len)
+{
+    const struct core_entry *e = log_entry(c, index);
+    if (e == NULL) {
+        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id,
+                  "cannot read the log to check this retry; try again");
+        return;
+    }
+    /* A retry must carry what the id was first used for: answering with
+     * the original index for other data would claim a write that never
+     * happened. */
+    if (e->len != len || (len > 0 && memcmp(e->data, data, len) != 0)) {
+        char why[96];
+        snprintf(why, sizeof(why), "client id already used for other data, at index %llu",
+                 (unsigned long long)index);
+        out_reply(c, token, CORE_REPLY_CONFLICT, index, e->epoch, e->primary, why);
+        return;
+    }
+    if (index <= c->commit) {
+        out_reply(c, token, CORE_REPLY_OK, index, e->epoch, e->primary, "duplicate");
+    } else if (add_pending(c, token, index) != 0) {
+        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
+    }
+}
+
+/* A primary's request: appended once per client id, answered at commit.
+ * The caller checked the role and quorum. */
+void session_request(struct core *c, uint64_t token, const char *client_id, const uint8_t *data,
+                     size_t len, uint64_t seen_index)
+{
+    if (client_id == NULL || !validate_client_id(client_id, strlen(client_id))) {
+        out_reply(c, token, CORE_REPLY_REJECTED, 0, c->hs.epoch, c->id,
+                  "client id must be 1 to 127 bytes of UTF-8 without control characters");
+        return;
+    }
+    if (len > c->o.max_request_bytes) {
+        out_reply(c, token, CORE_REPLY_REJECTED, 0, c->hs.epoch, c->id, "request too large");
+        return;
+    }
+    uint64_t index = idmap_get(&c->client_ids, client_id);
+    if (index != 0) {
+        answer_retry(c, token, index, data, len);
+        return;
+    }
+    if (seen_index != 0 && seen_index + 1 < c->session_horizon) {
+        char why[96];
+        snprintf(why, sizeof(why), "session expired: ids before index %llu are forgotten",
+                 (unsigned long long)c->session_horizon);
+        out_reply(c, token, CORE_REPLY_EXPIRED, c->session_horizon, c->hs.epoch, c->id, why);
+        return;
+    }
+    log_append_local(c, CORE_ENTRY_DATA, client_id, data, len);
+    index = last_index(c);
+    if (idmap_get(&c->client_ids, client_id) != index) {
+        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
+        return;
+    }
+    if (add_pending(c, token, index) != 0) {
+        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
+    }
+}
+
+/* Answer every waiting request whose entry is now committed. */
+void sessions_answer_committed(struct core *c)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < c->n_pending; i++) {
+        struct pending_reply *pr = &c->pending[i];
+        if (pr->index <= c->commit) {
+            const struct core_entry *e = log_entry(c, pr->index);
+            out_reply(c, pr->token, CORE_REPLY_OK, pr->index, epoch_at(c, pr->index),
+                      e ? e->primary : "", NULL);
+        } else {
+            c->pending[kept++] = *pr;
+        }
+    }
+    c->n_pending = kept;
+}
+
+void sessions_fail(struct core *c, enum core_reply_status st)
+{
+    for (size_t i = 0; i < c->n_pending; i++) {
+        out_reply(c, c->pending[i].token, st, 0, c->hs.epoch, c->primary,
+                  "primary changed before commit; retry with the same id");
+    }
+    c->n_pending = 0;
+}
