@@ -119,6 +119,7 @@ static void node_slot_init(struct cluster *cl, unsigned i)
         .election_max_ms = 600,
         .initial_size = cl->cfgs[0].voters, /* nodes added later too */
         .max_append_bytes = cl->p.max_append_bytes,
+        .cache_bytes = cl->p.cache_bytes,
         .max_request_bytes = 1 << 20,
         .dead_member_timeout_ms = cl->p.dead_member_timeout_ms,
     };
@@ -159,6 +160,7 @@ void cluster_free(struct cluster *cl)
         }
         node_discard_pending(n);
         free(n->ops);
+        free(n->read_buf);
         free(n->out);
         free(n->held);
         simlog_free(&n->durable);
@@ -468,18 +470,34 @@ bool cluster_step_until(struct cluster *cl, bool (*done)(struct cluster *cl), in
  * Lifecycle and faults
  * ====================================================================== */
 
+/* Boots from what is durable as the replica does: a summary of the log
+ * (epoch runs, CONFIG indexes, the last checkpoint), the entries read
+ * through the store when needed. */
 static void node_boot(struct cluster *cl, struct sim_node *n)
 {
     size_t len = n->durable.len;
-    struct core_entry *arr = len ? sim_realloc(NULL, len * sizeof(*arr)) : NULL;
+    struct core_epoch_run *runs = len ? sim_realloc(NULL, len * sizeof(*runs)) : NULL;
+    uint64_t *cfgs = len ? sim_realloc(NULL, len * sizeof(*cfgs)) : NULL;
+    struct core_recovered r = {.hs = n->durable_hs,
+                               .last_index = len,
+                               .runs = runs,
+                               .config_indexes = cfgs,
+                               .checkpoint = n->durable_cp};
     for (size_t i = 0; i < len; i++) {
-        arr[i] = n->durable.at[i]->e;
+        const struct core_entry *e = &n->durable.at[i]->e;
+        if (r.n_runs == 0 || runs[r.n_runs - 1].epoch != e->epoch) {
+            runs[r.n_runs++] = (struct core_epoch_run){i + 1, e->epoch};
+        }
+        if (e->type == CORE_ENTRY_CONFIG) {
+            cfgs[r.n_config++] = i + 1;
+        }
     }
     n->rng.s = cl->seed * 0x100000001b3ULL + (uint64_t)n->idx * 7919 + n->incarnation;
-    n->core = core_new(&n->opts, &n->durable_hs, arr, len, cl->now);
-    free(arr);
+    n->core = core_open(&n->opts, &r, cl->now);
+    free(runs);
+    free(cfgs);
     if (n->core == NULL) {
-        sim_fail(cl, "core_new failed for %s", n->id);
+        sim_fail(cl, "core_open failed for %s", n->id);
         return;
     }
     n->alive = true;

@@ -593,6 +593,10 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
     p.fsync_max = rng_permille(&r, 500) ? (unsigned)rng_between(&r, 1, 5) : 0;
     static const size_t append_bytes[] = {1 << 20, 1 << 20, 256, 64};
     p.max_append_bytes = append_bytes[rng_between(&r, 0, 3)];
+    /* Some schedules keep almost nothing in memory: every Append to a
+     * backup that lags, every count and retry check reads storage. */
+    static const size_t cache_bytes[] = {0, 0, 1, 600};
+    p.cache_bytes = cache_bytes[rng_between(&r, 0, 3)];
     /* Some five-node clusters start as three and grow: r4 and r5 join as
      * learners and must be promoted once caught up. */
     bool grow = rng_permille(&r, 300);

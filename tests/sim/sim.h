@@ -139,7 +139,9 @@ struct sim_event {
 /* One persist call not yet durable. */
 struct sim_op {
     bool is_state;
+    bool is_checkpoint;
     struct core_hard_state hs;
+    struct core_checkpoint cp;
     uint64_t truncate_from;
     struct sim_entry **entries;
     size_t n;
@@ -186,9 +188,13 @@ struct sim_node {
     size_t cap_held;
 
     /* Checker state. */
-    uint64_t last_commit;    /* for "never decreases" */
-    uint64_t durable_commit; /* commit index at the last completed flush */
-    uint64_t checked;        /* entries up to here were matched against the committed log */
+    uint64_t last_commit;              /* for "never decreases" */
+    uint64_t durable_commit;           /* commit index at the last completed flush */
+    struct core_checkpoint durable_cp; /* the last checkpoint made durable */
+    /* The store's answer to the core's last read (lent until the next). */
+    struct core_entry *read_buf;
+    size_t read_cap;
+    uint64_t checked; /* entries up to here were matched against the committed log */
     enum core_role last_role;
     uint64_t last_epoch;
     uint64_t cfg_seen; /* configuration index last checked on this node */
@@ -249,6 +255,7 @@ struct sim_params {
     unsigned reorder_permille; /* messages not held behind earlier ones on the link */
     unsigned fsync_max;        /* 0: durable right after each input */
     size_t max_append_bytes;
+    size_t cache_bytes; /* the cores' cache of recent entries; 0: default */
     int64_t client_timeout_ms;
     unsigned think_max_ms;
     unsigned dead_member_timeout_ms; /* core_options' automatic cleanup; 0: off */

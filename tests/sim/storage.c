@@ -16,6 +16,7 @@
  */
 #include "sim.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,46 @@ static void io_event(struct core_sink *io, const struct core_event *e)
               event_name(e->type), e->subject, e->epoch, e->index, e->detail);
 }
 
+static void io_persist_checkpoint(struct core_sink *io, const struct core_checkpoint *cp)
+{
+    struct sim_node *n = io->data;
+    struct sim_op op = {.is_checkpoint = true, .cp = *cp};
+    op_push(n, &op);
+}
+
+/* The core's reads of entries it no longer caches: from what is durable,
+ * which is all the core may ask for. */
+static int store_read(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, bool meta_only,
+                      const struct core_entry **out, size_t *count)
+{
+    struct sim_node *n = arg;
+    if (lo == 0 || lo > hi || hi > n->durable.len) {
+        sim_fail(n->cl, "%s: the core read entries %" PRIu64 "..%" PRIu64 ", %zu are durable",
+                 n->id, lo, hi, n->durable.len);
+        return -ERANGE;
+    }
+    size_t k = 0, bytes = 0;
+    while (lo + k <= hi) {
+        const struct core_entry *e = &n->durable.at[lo + k - 1]->e;
+        if (k > 0 && bytes + e->len + CORE_ENTRY_OVERHEAD > max_bytes) {
+            break;
+        }
+        if (k == n->read_cap) {
+            n->read_cap = n->read_cap ? n->read_cap * 2 : 16;
+            n->read_buf = sim_realloc(n->read_buf, n->read_cap * sizeof(*n->read_buf));
+        }
+        n->read_buf[k] = *e;
+        if (meta_only) {
+            n->read_buf[k].data = NULL;
+        }
+        bytes += e->len + CORE_ENTRY_OVERHEAD;
+        k++;
+    }
+    *out = n->read_buf;
+    *count = k;
+    return 0;
+}
+
 /* The flush is scheduled by node_after_input, which sees the queued ops. */
 static void io_sync(struct core_sink *io)
 {
@@ -241,6 +282,8 @@ void node_flush(struct cluster *cl, struct sim_node *n)
         struct sim_op *op = &n->ops[i];
         if (op->is_state) {
             n->durable_hs = op->hs;
+        } else if (op->is_checkpoint) {
+            n->durable_cp = op->cp;
         } else {
             apply_entries(&n->durable, op->truncate_from, op->entries, op->n);
             for (size_t j = 0; j < op->n; j++) {
@@ -294,6 +337,7 @@ void node_io_init(struct sim_node *n)
         .data = n,
         .persist_state = io_persist_state,
         .persist_entries = io_persist_entries,
+        .persist_checkpoint = io_persist_checkpoint,
         .sync = io_sync,
         .send = io_send,
         .reply = io_reply,
@@ -302,4 +346,5 @@ void node_io_init(struct sim_node *n)
     n->opts.random = io_random;
     n->opts.wall_clock = io_wall_clock;
     n->opts.arg = n;
+    n->opts.store = (struct core_store){.arg = n, .read = store_read};
 }
