@@ -503,8 +503,8 @@ static void handle_client_request(struct node *n, struct conn *c,
     if (token != 0) {
         ((struct call *)(uintptr_t)token)->is_request = true;
         n->requests_waiting++;
-        core_client_request(n->core, now_ms(), token, req->client_id, req->data.data,
-                            req->data.len, req->seen_index);
+        core_client_request(n->core, now_ms(), token, req->client_id, req->data.data, req->data.len,
+                            req->seen_index_set ? req->seen_index : CORE_SEEN_UNKNOWN);
     }
 }
 

@@ -354,8 +354,10 @@ void core_stop(struct core *c);
 void core_tick(struct core *c, int64_t now);
 void core_recv(struct core *c, int64_t now, const struct core_msg *m);
 /* A client's request, answered under `token`. seen_index: a log index the
- * client had seen before it first sent this request (0: unknown); it lets
- * a retry whose session expired be refused rather than applied twice. */
+ * client had seen before it first sent this request (0 when it had seen an
+ * empty log; CORE_SEEN_UNKNOWN: it cannot say); it lets a retry whose
+ * session expired be refused rather than applied twice. */
+#define CORE_SEEN_UNKNOWN UINT64_MAX
 void core_client_request(struct core *c, int64_t now, uint64_t token, const char *client_id,
                          const uint8_t *data, size_t len, uint64_t seen_index);
 /* A replica identified itself on a connection (discovery found it). */

@@ -16,8 +16,8 @@
  * The original, if it was ever appended, lies after it; so if the horizon
  * is not beyond seen_index + 1, the table covers every place it could be,
  * and absence proves it new. Otherwise the request is refused as expired,
- * never appended a second time. A request without seen_index (0) is taken
- * as new.
+ * never appended a second time. A request that cannot say
+ * (CORE_SEEN_UNKNOWN) is taken as new.
  */
 #include "internal.h"
 #include "validate.h"
@@ -214,7 +214,7 @@ void session_request(struct core *c, uint64_t token, const char *client_id, cons
         answer_retry(c, token, index, data, len);
         return;
     }
-    if (seen_index != 0 && seen_index + 1 < c->session_horizon) {
+    if (seen_index != CORE_SEEN_UNKNOWN && seen_index + 1 < c->session_horizon) {
         char why[96];
         snprintf(why, sizeof(why), "session expired: ids before index %llu are forgotten",
                  (unsigned long long)c->session_horizon);

@@ -878,7 +878,7 @@ static void client_request(struct fuzz_in *in, struct node *n)
     trace(" %s <- client request %llu id \"%.20s\" (%zu bytes)", n->opts.id,
           (unsigned long long)token, cid, len);
     uint8_t *copy = fuzz_dup(data, len);
-    core_client_request(n->c, W.now, token, cid, copy, len, 0);
+    core_client_request(n->c, W.now, token, cid, copy, len, CORE_SEEN_UNKNOWN);
     free(copy);
 }
 

@@ -51,6 +51,7 @@ void client_init(struct cluster *cl, int k)
 void client_free(struct sim_client *c)
 {
     free(c->committed_at);
+    free(c->expired);
     c->committed_at = NULL;
 }
 
@@ -128,6 +129,10 @@ void client_act(struct cluster *cl, int k)
             return;
         }
         c->req++;
+        /* Any acknowledged index is in the log for good, so the request,
+         * if ever appended, lands after it: what lets a primary refuse a
+         * retry whose session expired instead of applying it twice. */
+        c->seen_index = cl->max_acked_index;
         client_send(cl, k, c->target);
         return;
     }
@@ -208,6 +213,21 @@ void client_on_reply(struct cluster *cl, const struct sim_event *ev)
         if (r->index > cl->max_acked_index) {
             cl->max_acked_index = r->index;
         }
+        c->next_action = c->stopped || c->manual
+                             ? SIM_NEVER
+                             : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);
+        return;
+    }
+    if (r->status == CORE_REPLY_EXPIRED) {
+        /* Its session expired: it may or may not have been applied, and
+         * will not be applied again. The client moves on. */
+        c->busy = false;
+        cl->expired++;
+        if (c->n_expired == c->cap_expired) {
+            c->cap_expired = c->cap_expired ? c->cap_expired * 2 : 16;
+            c->expired = sim_realloc(c->expired, c->cap_expired * sizeof(*c->expired));
+        }
+        c->expired[c->n_expired++] = c->req;
         c->next_action = c->stopped || c->manual
                              ? SIM_NEVER
                              : cl->now + rng_between(&cl->rng, 0, cl->p.think_max_ms);

@@ -120,6 +120,8 @@ static void node_slot_init(struct cluster *cl, unsigned i)
         .initial_size = cl->cfgs[0].voters, /* nodes added later too */
         .max_append_bytes = cl->p.max_append_bytes,
         .cache_bytes = cl->p.cache_bytes,
+        .session_max = cl->p.session_max,
+        .session_ttl_ms = cl->p.session_ttl_ms,
         .max_request_bytes = 1 << 20,
         .dead_member_timeout_ms = cl->p.dead_member_timeout_ms,
     };

@@ -260,6 +260,7 @@ void deliver_request(struct cluster *cl, struct sim_event *ev)
     char cid[64], data[64];
     client_ids(a->client, a->req, cid, sizeof(cid), data, sizeof(data));
     sim_trace(cl, "%s <- client request %s token %" PRIu64, to->id, cid, ev->token);
-    core_client_request(to->core, cl->now, ev->token, cid, (const uint8_t *)data, strlen(data), 0);
+    core_client_request(to->core, cl->now, ev->token, cid, (const uint8_t *)data, strlen(data),
+                        cl->clients[a->client].seen_index);
     node_after_input(cl, to);
 }

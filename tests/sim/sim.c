@@ -44,6 +44,7 @@
 
 struct totals {
     uint64_t acked;
+    uint64_t expired;
     uint64_t reads; /* linearizable reads answered, each checked */
     uint64_t elections;
     uint64_t kills;
@@ -597,6 +598,12 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
      * backup that lags, every count and retry check reads storage. */
     static const size_t cache_bytes[] = {0, 0, 1, 600};
     p.cache_bytes = cache_bytes[rng_between(&r, 0, 3)];
+    /* Some remember only a handful of client ids, or only for a moment:
+     * retries then meet expired sessions, which must never apply twice. */
+    static const unsigned session_max[] = {0, 0, 2, 16};
+    static const unsigned session_ttl[] = {0, 0, 0, 300};
+    p.session_max = session_max[rng_between(&r, 0, 3)];
+    p.session_ttl_ms = session_ttl[rng_between(&r, 0, 3)];
     /* Some five-node clusters start as three and grow: r4 and r5 join as
      * learners and must be promoted once caught up. */
     bool grow = rng_permille(&r, 300);
@@ -676,6 +683,7 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
         check_final(cl);
     }
     t->acked += cl->acked;
+    t->expired += cl->expired;
     t->reads += cl->reads_ok;
     t->elections += cl->elections;
     t->kills += cl->kills;
@@ -813,9 +821,9 @@ static void print_totals(const char *what, unsigned long long ran, unsigned long
                          const struct totals *t, double secs)
 {
     printf("sim: %llu %sschedules, %llu failed, %" PRIu64 " requests acknowledged, %" PRIu64
-           " linearizable reads checked, %" PRIu64 " elections, %" PRIu64
-           " kills (%.1f simulated s, %" PRIu64 " steps, %.1f s)\n",
-           ran, what, failed, t->acked, t->reads, t->elections, t->kills,
+           " refused as expired, %" PRIu64 " linearizable reads checked, %" PRIu64
+           " elections, %" PRIu64 " kills (%.1f simulated s, %" PRIu64 " steps, %.1f s)\n",
+           ran, what, failed, t->acked, t->expired, t->reads, t->elections, t->kills,
            (double)t->sim_ms / 1000.0, t->steps, secs);
 }
 

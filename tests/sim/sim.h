@@ -217,6 +217,11 @@ struct sim_client {
     /* The outstanding request is a linearizable read: its attempt token,
      * and the floor it must reach (the highest index acknowledged to any
      * client before it began). */
+    uint64_t seen_index; /* the current request's: see client_tick */
+    /* Requests refused as expired: settled, never acknowledged. */
+    uint64_t *expired;
+    size_t n_expired;
+    size_t cap_expired;
     bool reading;
     uint64_t read_seq;
     uint64_t read_floor;
@@ -255,7 +260,9 @@ struct sim_params {
     unsigned reorder_permille; /* messages not held behind earlier ones on the link */
     unsigned fsync_max;        /* 0: durable right after each input */
     size_t max_append_bytes;
-    size_t cache_bytes; /* the cores' cache of recent entries; 0: default */
+    size_t cache_bytes;      /* the cores' cache of recent entries; 0: default */
+    unsigned session_max;    /* client ids remembered; 0: default */
+    unsigned session_ttl_ms; /* 0: no limit by time */
     int64_t client_timeout_ms;
     unsigned think_max_ms;
     unsigned dead_member_timeout_ms; /* core_options' automatic cleanup; 0: off */
@@ -388,6 +395,7 @@ struct cluster {
     void *hook_data;
 
     uint64_t acked;
+    uint64_t expired;         /* requests refused because their session expired */
     uint64_t max_acked_index; /* highest index any client was told is committed */
     uint64_t reads_ok;        /* linearizable reads answered and checked */
     uint64_t elections;

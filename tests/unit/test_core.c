@@ -450,7 +450,8 @@ static struct core_msg msg_append_resp(const char *from, uint64_t epoch, bool su
 static void request(struct harness *h, int64_t now, uint64_t token, const char *client_id,
                     const char *data)
 {
-    core_client_request(h->core, now, token, client_id, (const uint8_t *)data, strlen(data), 0);
+    core_client_request(h->core, now, token, client_id, (const uint8_t *)data, strlen(data),
+                        CORE_SEEN_UNKNOWN);
     drain(h, now);
 }
 
@@ -1653,7 +1654,7 @@ static void test_request_rejected(void **state)
     size_t m = mark(a);
 
     request(a, 1001, 1, "", "v");
-    core_client_request(a->core, 1001, 2, NULL, (const uint8_t *)"v", 1, 0);
+    core_client_request(a->core, 1001, 2, NULL, (const uint8_t *)"v", 1, CORE_SEEN_UNKNOWN);
     drain(a, 1001);
     request(a, 1001, 3, id128, "v");
     request(a, 1001, 4, "big", "123456789");
