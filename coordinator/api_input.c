@@ -130,6 +130,18 @@ int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct 
         snprintf(out->id, sizeof(out->id), "%s", id->valuestring);
     }
     out->fault = cJSON_IsTrue(fault);
+    const cJSON *seen = cJSON_GetObjectItemCaseSensitive(json, "seen_index");
+    if (seen != NULL && !cJSON_IsNull(seen)) {
+        double v = cJSON_IsNumber(seen) ? seen->valuedouble : -1;
+        if (v < 0 || v > (double)LIMIT_COUNTER_MAX || v != (double)(uint64_t)v) {
+            api_write_free(out);
+            cJSON_Delete(json);
+            return fail(err, 400, "bad_request", "\"seen_index\" must be an integer from 0 to %llu",
+                        (unsigned long long)LIMIT_COUNTER_MAX);
+        }
+        out->has_seen = true;
+        out->seen_index = (uint64_t)v;
+    }
     cJSON_Delete(json);
     return 0;
 }

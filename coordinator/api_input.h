@@ -22,12 +22,16 @@ struct api_error {
     char message[160];
 };
 
-/* POST /api/requests: {"data":"text","id":"optional","fault":false}. */
+/* POST /api/requests: {"data":"text","id":"optional","fault":false,
+ * "seen_index":N (optional: a log index the client saw before its first
+ * attempt, so that a retry after its session expired is refused)}. */
 struct api_write {
     char *data; /* malloc'ed, NUL-terminated, valid UTF-8 */
     size_t len;
     char id[LIMIT_CLIENT_ID_BYTES]; /* "" when the client gave none */
     bool fault;
+    bool has_seen;
+    uint64_t seen_index;
 };
 
 /* body: len bytes (need not be NUL-terminated). 0 and *out filled, which

@@ -33,6 +33,7 @@
 #define SNAPSHOT_EVERY_MS       100  /* browsers get at most 10 snapshots a second */
 #define FAILOVER_EVENT_GRACE_MS 1000
 #define SELF_ID                 "coordinator"
+#define SEEN_FROM_VIEW          UINT64_MAX /* the job's seen_index: stamp it at the first send */
 #define BUSY_PAUSE_MS           100   /* between tries while a membership change is in progress */
 #define REPLACE_REMOVE_MS       60000 /* a replaced replica's removal, in the background */
 #define RETIRE_WAIT_MS          60000 /* a removal that has not committed by then is left alone */
@@ -69,6 +70,7 @@ struct job {
     char *data;
     size_t len;
     char client_id[LIMIT_CLIENT_ID_BYTES];
+    uint64_t seen_index; /* JOB_REQUEST: see cluster_request; SEEN_FROM_VIEW until sent */
     bool fault;
     char replica[LIMIT_ID_BYTES]; /* JOB_REPLICA, JOB_FAIL ("" = primary), JOB_REMOVE */
     bool replace;                 /* JOB_FAIL: start a replacement, remove the failed one */
@@ -360,7 +362,8 @@ static void job_run(struct cluster *c, struct job *j, struct cluster_reply *out)
 }
 
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
-                     bool fault, unsigned timeout_ms, struct cluster_reply *out)
+                     bool fault, const uint64_t *seen, unsigned timeout_ms,
+                     struct cluster_reply *out)
 {
     struct job *j = job_new(c, JOB_REQUEST, clock_mono_ms(), timeout_ms);
     if (j == NULL || (j->data = malloc(len + 1)) == NULL) {
@@ -374,13 +377,15 @@ void cluster_request(struct cluster *c, const char *data, size_t len, const char
     j->len = len;
     snprintf(j->client_id, sizeof(j->client_id), "%s", client_id);
     j->fault = fault;
+    j->seen_index = seen ? *seen : SEEN_FROM_VIEW;
     job_run(c, j, out);
 }
 
 static void job_start(struct cluster *c, struct job *j);
 
 void cluster_request_async(struct cluster *c, const char *data, size_t len, const char *client_id,
-                           bool fault, unsigned timeout_ms, cluster_done_fn done, void *arg)
+                           bool fault, const uint64_t *seen, unsigned timeout_ms,
+                           cluster_done_fn done, void *arg)
 {
     struct job *j = job_new(c, JOB_REQUEST, clock_mono_ms(), timeout_ms);
     if (j == NULL || (j->data = malloc(len + 1)) == NULL) {
@@ -396,6 +401,7 @@ void cluster_request_async(struct cluster *c, const char *data, size_t len, cons
     j->len = len;
     snprintf(j->client_id, sizeof(j->client_id), "%s", client_id);
     j->fault = fault;
+    j->seen_index = seen ? *seen : SEEN_FROM_VIEW;
     j->refs = 1; /* the loop thread's only: nobody waits */
     j->done_fn = done;
     j->done_arg = arg;
@@ -959,6 +965,21 @@ static bool request_settled(struct cluster *c, const struct req *q,
         *status = 400;
         *body = cluster_error_json("rejected", rep->message);
         return true;
+    case REPLICACAO__CLIENT_REPLY__STATUS__EXPIRED: {
+        request_event(c, q, EVENT_REQUEST_FAILED, 0, 0, "", rep->message);
+        cJSON *o = cJSON_CreateObject();
+        cJSON *err = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(err, "code", "session_expired");
+        cJSON_AddStringToObject(
+            err, "message",
+            "this id's session expired: the request may have been applied before, and is not "
+            "applied again; check GET /api/requests, or send it with a new id");
+        cJSON_AddNumberToObject(err, "horizon", (double)rep->index);
+        *status = 409;
+        *body = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        return true;
+    }
     case REPLICACAO__CLIENT_REPLY__STATUS__CONFLICT: {
         request_event(c, q, EVENT_REQUEST_FAILED, 0, 0, "", rep->message);
         cJSON *o = cJSON_CreateObject();
@@ -974,6 +995,19 @@ static bool request_settled(struct cluster *c, const struct req *q,
     default:
         return false;
     }
+}
+
+/* The highest commit index any replica reported. */
+static uint64_t cluster_commit(struct cluster *c)
+{
+    uint64_t commit = 0;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        const struct replica *r = &c->replicas[i];
+        if (r->has_status && r->commit_index > commit) {
+            commit = r->commit_index;
+        }
+    }
+    return commit;
 }
 
 static void request_done(struct cluster *c, struct job *j, int status, char *body)
@@ -1071,6 +1105,14 @@ static void request_step(struct cluster *c, struct job *j, int64_t now)
         req.client_id = j->client_id;
         req.data.data = (uint8_t *)j->data;
         req.data.len = j->len;
+        if (j->seen_index == SEEN_FROM_VIEW) {
+            /* Stamped at the first attempt and kept for the retries: every
+             * entry up to a commit index it saw is in the log for good, so
+             * the request, if ever appended, lies after it. */
+            j->seen_index = cluster_commit(c);
+        }
+        req.seen_index = j->seen_index;
+        req.seen_index_set = true;
         env.body_case = REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST;
         env.client_request = &req;
         conn_queue(p->conn, &env);
@@ -1166,18 +1208,6 @@ static void send_read(struct cluster *c, struct job *j, struct replica *r, int f
     }
     j->reads_outstanding++;
     snprintf(j->target, sizeof(j->target), "%s", r->id);
-}
-
-static uint64_t cluster_commit(struct cluster *c)
-{
-    uint64_t commit = 0;
-    for (unsigned i = 0; i < c->n_replicas; i++) {
-        const struct replica *r = &c->replicas[i];
-        if (r->has_status && r->commit_index > commit) {
-            commit = r->commit_index;
-        }
-    }
-    return commit;
 }
 
 static const struct view_member *config_member(const struct replica *r, const char *id);

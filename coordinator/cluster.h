@@ -64,8 +64,11 @@ struct cluster_reply {
 
 /* Each call blocks up to timeout_ms and always fills *out. Not on the loop
  * thread. */
+/* seen: a log index the client saw before its first attempt, or NULL: the
+ * coordinator then vouches with the highest commit index it knows. */
 void cluster_request(struct cluster *c, const char *data, size_t len, const char *client_id,
-                     bool fault, unsigned timeout_ms, struct cluster_reply *out);
+                     bool fault, const uint64_t *seen, unsigned timeout_ms,
+                     struct cluster_reply *out);
 /* Committed entries after `after`. Linearizable: only the primary answers,
  * once it confirmed it still is one (ReadIndex), so the answer holds every
  * write acknowledged before the call; retried at the primary across
@@ -95,7 +98,8 @@ void cluster_add(struct cluster *c, unsigned timeout_ms, struct cluster_reply *o
  * out of memory. */
 typedef void (*cluster_done_fn)(void *arg, struct cluster_reply *reply);
 void cluster_request_async(struct cluster *c, const char *data, size_t len, const char *client_id,
-                           bool fault, unsigned timeout_ms, cluster_done_fn done, void *arg);
+                           bool fault, const uint64_t *seen, unsigned timeout_ms,
+                           cluster_done_fn done, void *arg);
 
 /* The loop the cluster runs on (for what lives on its thread). */
 struct uv_loop_s *cluster_loop(struct cluster *c);

@@ -344,8 +344,8 @@ static void native_dispatch(struct fconn *fc, const struct api_head *rq)
         respond_random_id(w.id, sizeof(w.id));
     }
     fc->refs++;
-    cluster_request_async(f->c, w.data, w.len, w.id, w.fault, f->o.request_timeout_ms, native_done,
-                          fc);
+    cluster_request_async(f->c, w.data, w.len, w.id, w.fault, w.has_seen ? &w.seen_index : NULL,
+                          f->o.request_timeout_ms, native_done, fc);
     api_write_free(&w);
 }
 

@@ -236,7 +236,8 @@ static int post_request(struct http *h, struct mg_connection *conn)
         respond_random_id(w.id, sizeof(w.id));
     }
     struct cluster_reply r;
-    cluster_request(h->cluster, w.data, w.len, w.id, w.fault, h->o.request_timeout_ms, &r);
+    cluster_request(h->cluster, w.data, w.len, w.id, w.fault, w.has_seen ? &w.seen_index : NULL,
+                    h->o.request_timeout_ms, &r);
     api_write_free(&w);
     return send_reply(conn, &r);
 }
