@@ -29,6 +29,8 @@ enum event_type {
     EVENT_REMOVED,          /* subject was removed from the configuration */
     EVENT_HANDOVER,         /* a primary that removed itself hands over to subject */
     EVENT_FORCED_CONFIG,    /* UNSAFE: the configuration was forced (quorum loss) */
+    EVENT_DISK_FULL,        /* the log cannot be written: writes stop here */
+    EVENT_DISK_OK,          /* ... and can again */
     /* Reported by the coordinator. */
     EVENT_FAILED,            /* failed on request */
     EVENT_DOWN,              /* contact lost */

@@ -18,6 +18,7 @@
 #include "transport.h"
 #include "storage/wal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,13 @@ struct node {
     struct transport *t;
     struct discovery *disc;
     uv_timer_t tick_timer;
+    uv_timer_t disk_timer; /* retries the log's sync while the disk is full */
+    /* "ok", or why the log cannot be written (a full disk); a sync that
+     * failed sets disk_failed_now, which flush_cb hands to the core once
+     * the update is carried out. */
+    char disk[128];
+    bool disk_failed;
+    bool disk_failed_now;
     uv_prepare_t flush_prep;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
@@ -275,15 +283,33 @@ static void sink_persist_entries(struct core_sink *s, uint64_t truncate_from,
     }
 }
 
-/* Early Appends go on the wire now, so the backups write while we fsync. */
-static void sink_sync(struct core_sink *s)
+static bool disk_full_error(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
+}
+
+/* Early Appends go on the wire now, so the backups write while we fsync.
+ * A full disk (the write or a new segment failed; nothing of it is
+ * durable) stops writes here until space returns (disk_retry_cb). Any
+ * other failure, of fdatasync above all, leaves the page cache in an
+ * unknown state: exit, and a restart recovers from what is on disk. */
+static bool sink_sync(struct core_sink *s)
 {
     struct node *n = node_of(s);
     if (n->early_queued) {
         transport_flush_peers(n->t);
         n->early_queued = false;
     }
+    if (n->disk_failed) {
+        return false; /* the retry timer owns the buffered records */
+    }
     int rc = wal_sync(n->wal);
+    if (disk_full_error(rc)) {
+        snprintf(n->disk, sizeof(n->disk), "full: %s; writes stopped until space returns",
+                 uv_strerror(rc));
+        n->disk_failed = n->disk_failed_now = true;
+        return false;
+    }
     if (rc < 0) {
         fatal("fsync of the log", rc);
     }
@@ -291,6 +317,7 @@ static void sink_sync(struct core_sink *s)
     if (ns > 0) {
         hist_observe(&n->fsync, (ns + 500) / 1000);
     }
+    return true;
 }
 
 static const char *address_of(struct node *n, const char *id)
@@ -424,6 +451,45 @@ static void update_listed(struct node *n)
     }
 }
 
+static void node_event(struct node *n, enum event_type type, const char *detail)
+{
+    struct core_event ev = {
+        .type = type, .epoch = core_epoch(n->core), .index = core_last_index(n->core)};
+    snprintf(ev.subject, sizeof(ev.subject), "%s", n->o.id);
+    snprintf(ev.detail, sizeof(ev.detail), "%s", detail);
+    sink_event(&n->sink, &ev);
+}
+
+/* While the disk is full: try the buffered records again, once a second. */
+static void disk_retry_cb(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    int rc = wal_sync(n->wal);
+    if (disk_full_error(rc)) {
+        return;
+    }
+    if (rc < 0) {
+        fatal("fsync of the log", rc);
+    }
+    uv_timer_stop(&n->disk_timer);
+    n->disk_failed = false;
+    snprintf(n->disk, sizeof(n->disk), "ok");
+    log_info("the log can be written again: resuming");
+    core_storage_resumed(n->core, now_ms());
+    node_event(n, EVENT_DISK_OK, "the log can be written again");
+}
+
+/* After an update whose sync failed: the core stops acting as if it held
+ * what it could not write. */
+static void disk_failed(struct node *n)
+{
+    n->disk_failed_now = false;
+    log_error("%s", n->disk);
+    core_storage_failed(n->core, now_ms(), "its disk is full");
+    node_event(n, EVENT_DISK_FULL, n->disk);
+    uv_timer_start(&n->disk_timer, disk_retry_cb, 1000, 1000);
+}
+
 static void tick_cb(uv_timer_t *timer)
 {
     struct node *n = timer->data;
@@ -453,6 +519,10 @@ static void flush_cb(uv_prepare_t *prep)
     int64_t now = now_ms();
     core_flush(n->core, now);
     core_run_updates(n->core, now, &n->sink);
+    if (n->disk_failed_now) {
+        disk_failed(n);
+        core_run_updates(n->core, now, &n->sink);
+    }
     update_cluster_id(n);
     transport_flush(n->t);
     if (!n->stopping) {
@@ -530,6 +600,21 @@ static void handle_force_config(struct node *n, struct conn *c, const Replicacao
     }
 }
 
+/* This process's resident memory, from /proc (0 where there is none). */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f == NULL) {
+        return 0;
+    }
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2) {
+        resident = 0;
+    }
+    fclose(f);
+    return resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
 {
     int64_t now = now_ms();
@@ -600,6 +685,13 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     hist_to_pb(&n->fsync, &fsync, bounds, fsync_counts);
     s.wal_fsync = &fsync;
     s.pending_requests = n->requests_waiting;
+    s.log_bytes = wal_size(n->wal);
+    s.cache_bytes = st.cache_bytes;
+    s.session_horizon = st.session_horizon;
+    s.sessions = st.sessions;
+    s.storage_errors = st.storage_errors;
+    s.disk = n->disk;
+    s.resident_bytes = resident_bytes();
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
@@ -825,6 +917,7 @@ static void transport_closed(struct transport *t)
 {
     struct node *n = transport_data(t);
     close_handle((uv_handle_t *)&n->tick_timer);
+    close_handle((uv_handle_t *)&n->disk_timer);
     close_handle((uv_handle_t *)&n->flush_prep);
     close_handle((uv_handle_t *)&n->sig_term);
     close_handle((uv_handle_t *)&n->sig_int);
@@ -847,6 +940,7 @@ static void signal_cb(uv_signal_t *sig, int signum)
     /* Make what is buffered durable and send it before closing. */
     flush_cb(&n->flush_prep);
     uv_timer_stop(&n->tick_timer);
+    uv_timer_stop(&n->disk_timer);
     discovery_stop(n->disc, discovery_stopped, NULL);
     transport_close(n->t, transport_closed);
 }
@@ -926,6 +1020,9 @@ int node_run(const struct node_options *o)
     }
     uv_timer_init(&n->loop, &n->tick_timer);
     n->tick_timer.data = n;
+    uv_timer_init(&n->loop, &n->disk_timer);
+    n->disk_timer.data = n;
+    snprintf(n->disk, sizeof(n->disk), "ok");
     uv_prepare_init(&n->loop, &n->flush_prep);
     n->flush_prep.data = n;
     uv_prepare_start(&n->flush_prep, flush_cb);

@@ -288,6 +288,29 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
     return c;
 }
 
+void core_storage_failed(struct core *c, int64_t now, const char *why)
+{
+    if (c->disk_failed) {
+        return;
+    }
+    c->disk_failed = true;
+    if (c->role != CORE_BACKUP) {
+        role_change(c, now, CORE_BACKUP, why);
+        c->primary[0] = '\0'; /* clients look elsewhere */
+    }
+    reset_election_timer(c, now);
+}
+
+void core_storage_resumed(struct core *c, int64_t now)
+{
+    if (!c->disk_failed) {
+        return;
+    }
+    c->disk_failed = false;
+    c->durable = c->persisted < last_index(c) ? c->persisted : last_index(c);
+    reset_election_timer(c, now);
+}
+
 void core_stop(struct core *c)
 {
     sessions_fail(c, CORE_REPLY_UNKNOWN);

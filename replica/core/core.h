@@ -273,7 +273,9 @@ struct core_sink {
                             const struct core_entry *entries, size_t n);
     void (*persist_checkpoint)(struct core_sink *s,
                                const struct core_checkpoint *cp); /* optional */
-    void (*sync)(struct core_sink *s);
+    /* false: persistence failed (a full or failing disk): nothing that
+     * follows in the update may leave, and it is not confirmed. */
+    bool (*sync)(struct core_sink *s);
     void (*send)(struct core_sink *s, const char *to, const struct core_msg *m, bool early);
     void (*reply)(struct core_sink *s, uint64_t token, const struct core_reply *r);
     void (*event)(struct core_sink *s, const struct core_event *ev);
@@ -397,13 +399,21 @@ void core_flush(struct core *c, int64_t now);
  * persistence is durable, core_advance says so (which may commit, and so
  * make more output); core_update_free releases it. */
 bool core_ready(struct core *c, struct core_update *u);
-void core_update_apply(const struct core_update *u, struct core_sink *sink);
+/* false when sync() failed: the caller then does not call core_advance. */
+bool core_update_apply(const struct core_update *u, struct core_sink *sink);
 void core_advance(struct core *c, int64_t now, const struct core_update *u);
 void core_update_free(struct core_update *u);
 /* For a sink whose sync() returns only once everything is durable (a real
  * fsync): take, apply, confirm and free every ready update, including what
  * each confirmation makes necessary. */
 void core_run_updates(struct core *c, int64_t now, struct core_sink *sink);
+
+/* The adapter's storage cannot write (ENOSPC, EIO): a primary steps down,
+ * and until core_storage_resumed the replica neither campaigns, votes nor
+ * takes entries — it could not make them durable, so it must not count as
+ * holding them. Resumed: everything handed to storage is durable again. */
+void core_storage_failed(struct core *c, int64_t now, const char *why);
+void core_storage_resumed(struct core *c, int64_t now);
 
 /* When core_tick must next be called, at the latest. */
 int64_t core_next_deadline(const struct core *c);

@@ -162,6 +162,9 @@ static bool primary_lease(const struct core *c, int64_t now)
 
 void recv_vote_request(struct core *c, int64_t now, const struct core_msg *m)
 {
+    if (c->disk_failed) {
+        return; /* a vote must be persisted before it is given */
+    }
     const char *from = m->from;
     bool pre = m->vote_request.pre_vote;
     bool grant = false;

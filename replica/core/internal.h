@@ -112,6 +112,7 @@ struct core {
     size_t n_cfg_entries;
     size_t cap_cfg_entries;
     uint64_t storage_errors; /* reads from storage that failed */
+    bool disk_failed;        /* core_storage_failed until core_storage_resumed */
     uint64_t checkpointed;   /* commit index of the last checkpoint handed out */
     uint64_t commit;
     uint64_t durable;   /* entries 1..durable are on this replica's disk */

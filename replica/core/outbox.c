@@ -230,7 +230,7 @@ bool core_ready(struct core *c, struct core_update *u)
 /* THE DURABILITY RULE. Early Appends first (a primary's backups then write
  * in parallel with its own disk), but never while a vote or epoch waits to
  * be persisted; then persistence and the sync; then everything else. */
-void core_update_apply(const struct core_update *u, struct core_sink *sink)
+bool core_update_apply(const struct core_update *u, struct core_sink *sink)
 {
     bool early_ok = !u->has_state;
     for (size_t i = 0; early_ok && i < u->n_msgs; i++) {
@@ -247,8 +247,8 @@ void core_update_apply(const struct core_update *u, struct core_sink *sink)
     if (u->has_checkpoint && sink->persist_checkpoint != NULL) {
         sink->persist_checkpoint(sink, &u->checkpoint);
     }
-    if (u->has_state || u->has_entries) {
-        sink->sync(sink);
+    if ((u->has_state || u->has_entries) && !sink->sync(sink)) {
+        return false; /* what it guards is lost, as messages may be */
     }
     /* Replies first: a client told UNKNOWN by a deposed primary hears it
      * before that replica answers its new primary. */
@@ -263,6 +263,7 @@ void core_update_apply(const struct core_update *u, struct core_sink *sink)
     for (size_t i = 0; i < u->n_events; i++) {
         sink->event(sink, &u->events[i]);
     }
+    return true;
 }
 
 void core_advance(struct core *c, int64_t now, const struct core_update *u)
@@ -296,8 +297,9 @@ void core_run_updates(struct core *c, int64_t now, struct core_sink *sink)
 {
     struct core_update u;
     while (core_ready(c, &u)) {
-        core_update_apply(&u, sink);
-        core_advance(c, now, &u);
+        if (core_update_apply(&u, sink)) {
+            core_advance(c, now, &u);
+        }
         core_update_free(&u);
     }
 }

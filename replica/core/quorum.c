@@ -87,7 +87,8 @@ unsigned quorum(const struct core *c)
  * counted in the latest configuration, without its own. */
 bool can_campaign(const struct core *c)
 {
-    return c->cfg.n > 0 && (is_voter(c, c->id) || (c->cfg_index > c->commit && c->removing_self));
+    return c->cfg.n > 0 && !c->disk_failed &&
+           (is_voter(c, c->id) || (c->cfg_index > c->commit && c->removing_self));
 }
 
 /* ========================================================================

@@ -211,6 +211,9 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
 {
     struct core_msg r = {.type = CORE_MSG_APPEND_RESPONSE, .epoch = c->hs.epoch};
     r.append_response.round = m->append.round;
+    if (c->disk_failed) {
+        return; /* it could not hold them: to the primary, it is down */
+    }
     if (m->epoch < c->hs.epoch) {
         out_send(c, m->from, &r); /* tells a stale primary to step down */
         return;

@@ -433,8 +433,9 @@ static void io_event(struct core_sink *io, const struct core_event *ev)
     }
 }
 
-static void io_sync(struct core_sink *io)
+static bool io_sync(struct core_sink *io)
 {
+    return true;
 }
 
 static uint64_t io_random(void *arg)

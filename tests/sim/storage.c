@@ -221,8 +221,9 @@ static int store_read(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, boo
 }
 
 /* The flush is scheduled by node_after_input, which sees the queued ops. */
-static void io_sync(struct core_sink *io)
+static bool io_sync(struct core_sink *io)
 {
+    return true;
 }
 
 static uint64_t io_random(void *arg)

@@ -223,8 +223,9 @@ static void io_event(struct core_sink *io, const struct core_event *ev)
 }
 
 /* The disk is the record: nothing to wait for. */
-static void io_sync(struct core_sink *io)
+static bool io_sync(struct core_sink *io)
 {
+    return true;
 }
 
 static uint64_t io_random(void *arg)
