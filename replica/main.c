@@ -49,6 +49,12 @@ static const struct flag flags[] = {
      "largest accepted frame (default 16777216)"},
     {"max-request-bytes", "REPLICA_MAX_REQUEST_BYTES", "BYTES",
      "largest client request (default 1048576)"},
+    {"session-max", "REPLICA_SESSION_MAX", "N",
+     "client ids remembered so a retry applies once (default 65536)"},
+    {"session-ttl", "REPLICA_SESSION_TTL", "DURATION",
+     "... for at most this long after the newest entry, e.g. 1h (default 1h; 0: no limit)"},
+    {"segment-bytes", "REPLICA_SEGMENT_BYTES", "BYTES",
+     "size of one log segment file (default 67108864)"},
     {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
     {"parent-pid", "REPLICA_PARENT_PID", "PID", "exit when this process (a supervisor) is gone"},
 };
@@ -165,6 +171,21 @@ static int apply(void *ctx, const char *name, const char *v)
             return -1;
         }
         o->dead_member_timeout_ms = (unsigned)u;
+    } else if (strcmp(name, "session-max") == 0) {
+        if (flags_uint(v, 1, 1u << 24, &u) != 0) {
+            return -1;
+        }
+        o->session_max = (unsigned)u;
+    } else if (strcmp(name, "session-ttl") == 0) {
+        if (flags_duration_ms(v, 30ull * 24 * 3600 * 1000, &u) != 0) {
+            return -1;
+        }
+        o->session_ttl_ms = (unsigned)u;
+    } else if (strcmp(name, "segment-bytes") == 0) {
+        if (flags_uint(v, 4096, 1ull << 34, &u) != 0) {
+            return -1;
+        }
+        o->segment_bytes = u;
     } else if (strcmp(name, "max-frame-bytes") == 0) {
         if (flags_uint(v, LIMIT_FRAME_BYTES_MIN, LIMIT_FRAME_BYTES_MAX, &u) != 0) {
             return -1;
@@ -205,6 +226,7 @@ int main(int argc, char **argv)
                 .resolve_interval_ms = 1000,
                 .max_frame_bytes = 16u << 20,
                 .max_request_bytes = 1u << 20,
+                .session_ttl_ms = 3600u * 1000,
             },
         .peers = "",
         .level = LOG_INFO,

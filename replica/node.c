@@ -697,6 +697,27 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     conn_queue(c, &env);
 }
 
+/* A copy whose client id, primary and data live in one allocation that
+ * starts at client_id. */
+static int entry_copy(const struct core_entry *e, struct core_entry *out)
+{
+    size_t lc = strlen(e->client_id) + 1, lp = strlen(e->primary) + 1;
+    char *blob = malloc(lc + lp + e->len + 1);
+    if (blob == NULL) {
+        return -1;
+    }
+    memcpy(blob, e->client_id, lc);
+    memcpy(blob + lc, e->primary, lp);
+    if (e->len > 0) {
+        memcpy(blob + lc + lp, e->data, e->len);
+    }
+    *out = *e;
+    out->client_id = blob;
+    out->primary = blob + lc;
+    out->data = (const uint8_t *)(blob + lc + lp);
+    return 0;
+}
+
 static bool read_matches(struct node *n, const struct core_entry *e, int filter)
 {
     if (e->type != CORE_ENTRY_DATA) {
@@ -737,14 +758,24 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
         reply_error(n, c, "out of memory");
         return;
     }
+    /* Entries come in pages from the cache or the log files, lent until
+     * the next page: the ones that match are copied. */
     size_t count = 0;
-    for (uint64_t i = first; i <= commit && count < limit; i++) {
-        const struct core_entry *e = core_entry_at(n->core, i);
-        if (read_matches(n, e, rp->filter)) {
-            codec_entry_to_pb(e, &entries[count]);
-            ptrs[count] = &entries[count];
-            count++;
+    struct core_entry *copies = calloc(limit + 1, sizeof(*copies));
+    for (uint64_t i = first; copies != NULL && i <= commit && count < limit;) {
+        const struct core_entry *es;
+        size_t k;
+        if (core_read_entries(n->core, i, commit, 1u << 20, &es, &k) != 0) {
+            break; /* counted in storage_errors; the page ends here */
         }
+        for (size_t j = 0; j < k && count < limit; j++) {
+            if (read_matches(n, &es[j], rp->filter) && entry_copy(&es[j], &copies[count]) == 0) {
+                codec_entry_to_pb(&copies[count], &entries[count]);
+                ptrs[count] = &entries[count];
+                count++;
+            }
+        }
+        i += k;
     }
     struct core_status st;
     core_get_status(n->core, now_ms(), &st);
@@ -768,6 +799,10 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
     env.body_case = REPLICACAO__ENVELOPE__BODY_READ_REPLY;
     env.read_reply = &r;
     conn_queue(c, &env);
+    for (size_t i = 0; copies != NULL && i < count; i++) {
+        free((void *)copies[i].client_id);
+    }
+    free(copies);
     free(entries);
     free(ptrs);
 }
@@ -962,6 +997,8 @@ static int node_open_log(struct node *n, int64_t now)
         .initial_size = n->o.initial_size,
         .dead_member_timeout_ms = n->o.dead_member_timeout_ms,
         .max_request_bytes = n->o.max_request_bytes,
+        .session_max = n->o.session_max,
+        .session_ttl_ms = n->o.session_ttl_ms,
         /* Keep one Append well inside a frame. */
         .max_append_bytes = n->o.max_frame_bytes / 4,
         .random = random_cb,

@@ -25,6 +25,9 @@ struct node_options {
     unsigned dead_member_timeout_ms; /* 0: members are never removed as gone */
     size_t max_frame_bytes;
     size_t max_request_bytes;
+    unsigned session_max;    /* client ids remembered for retries (0: 65536) */
+    unsigned session_ttl_ms; /* ... for at most this long (0: no limit by time) */
+    uint64_t segment_bytes;  /* size of a log segment (0: 64 MiB) */
 };
 
 /* Exit codes: 0 after SIGTERM/SIGINT, 75 when asked to fail, 1 on a fatal

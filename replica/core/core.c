@@ -380,6 +380,12 @@ const char *core_cluster_id(const struct core *c)
     return c->cfg_index != 0 ? c->cfg.cluster_id : "";
 }
 
+int core_read_entries(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes,
+                      const struct core_entry **out, size_t *n)
+{
+    return log_read(c, lo, hi, max_bytes, false, out, n);
+}
+
 const struct core_entry *core_entry_at(struct core *c, uint64_t index)
 {
     return log_entry(c, index);

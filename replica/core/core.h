@@ -427,6 +427,11 @@ uint64_t core_commit_index(const struct core *c);
 const char *core_primary(const struct core *c); /* "" when unknown */
 const char *core_id(const struct core *c);
 const char *core_cluster_id(const struct core *c); /* "" until the first configuration */
+/* Entries lo.. (at most hi; at least one, then as many as fit in
+ * max_bytes), from memory or storage; lent until the next call or input.
+ * 0, -ERANGE outside the log, or storage's error. */
+int core_read_entries(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes,
+                      const struct core_entry **out, size_t *n);
 /* The entry at index, from memory or storage; lent until the next call or
  * input. NULL outside the log or when storage cannot read it. */
 const struct core_entry *core_entry_at(struct core *c, uint64_t index);
