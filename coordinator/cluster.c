@@ -136,6 +136,7 @@ struct replica {
     int64_t uptime_ms;
     struct view_histogram wal_fsync;
     uint64_t pending_requests;
+    struct view_storage storage;
     bool voter;
     char believes_primary[LIMIT_ID_BYTES];
     size_t n_peers;
@@ -827,6 +828,15 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->uptime_ms = s->uptime_ms;
     histogram_copy(&r->wal_fsync, s->wal_fsync);
     r->pending_requests = s->pending_requests;
+    r->storage = (struct view_storage){
+        .log_bytes = s->log_bytes,
+        .cache_bytes = s->cache_bytes,
+        .resident_bytes = s->resident_bytes,
+        .session_horizon = s->session_horizon,
+        .sessions = s->sessions,
+        .storage_errors = s->storage_errors,
+    };
+    snprintf(r->storage.disk, sizeof(r->storage.disk), "%s", s->disk[0] ? s->disk : "ok");
     r->voter = s->voter;
     snprintf(r->believes_primary, sizeof(r->believes_primary), "%s", s->primary);
     /* Held to the Hello's rules (the wire checks those only there): a name
@@ -1249,6 +1259,7 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     out->synced = r->synced;
     out->wal_fsync = r->wal_fsync;
     out->pending_requests = r->pending_requests;
+    out->storage = r->storage;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
     if (r->n_peers > 0) {

@@ -208,8 +208,20 @@ static int64_t gauge(const struct view_replica *r, size_t g)
         return (int64_t)r->processed;
     case 5:
         return (int64_t)r->synced;
-    default:
+    case 6:
         return (int64_t)r->pending_requests;
+    case 7:
+        return (int64_t)r->storage.log_bytes;
+    case 8:
+        return (int64_t)r->storage.cache_bytes;
+    case 9:
+        return (int64_t)r->storage.resident_bytes;
+    case 10:
+        return (int64_t)r->storage.sessions;
+    case 11:
+        return (int64_t)r->storage.storage_errors;
+    default:
+        return strcmp(r->storage.disk, "ok") == 0 || r->storage.disk[0] == '\0';
     }
 }
 
@@ -382,6 +394,12 @@ char *metrics_render(struct metrics *m, const struct view *v)
         {"processed", "Committed entries it processed as primary."},
         {"synced", "Committed entries it received by sync."},
         {"requests_pending", "Client requests waiting for their answer at the replica."},
+        {"log_bytes", "Bytes of the replica's log files on disk."},
+        {"log_cache_bytes", "Bytes of recent log entries the replica holds in memory."},
+        {"resident_memory_bytes", "The replica process's resident memory."},
+        {"client_sessions", "Client ids the replica remembers to apply retries once."},
+        {"storage_read_errors", "Reads of old log entries that failed (a damaged record)."},
+        {"disk_ok", "1 while the replica can write its log, 0 when its disk is full."},
     };
     for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
         put(&t, "# HELP replicacao_replica_%s %s\n# TYPE replicacao_replica_%s gauge\n",

@@ -103,6 +103,14 @@ cJSON *view_replica_json(const struct view_replica *r)
     cJSON_AddNumberToObject(o, "synced", (double)r->synced);
     cJSON_AddBoolToObject(o, "voter", r->voter);
     cJSON_AddBoolToObject(o, "member", r->member);
+    cJSON *st = cJSON_AddObjectToObject(o, "storage");
+    cJSON_AddStringToObject(st, "disk", r->storage.disk);
+    cJSON_AddNumberToObject(st, "log_bytes", (double)r->storage.log_bytes);
+    cJSON_AddNumberToObject(st, "cache_bytes", (double)r->storage.cache_bytes);
+    cJSON_AddNumberToObject(st, "resident_bytes", (double)r->storage.resident_bytes);
+    cJSON_AddNumberToObject(st, "sessions", (double)r->storage.sessions);
+    cJSON_AddNumberToObject(st, "session_horizon", (double)r->storage.session_horizon);
+    cJSON_AddNumberToObject(st, "storage_errors", (double)r->storage.storage_errors);
     if (r->start_failed) {
         cJSON_AddBoolToObject(o, "start_failed", true);
     }

@@ -58,6 +58,17 @@ struct view_member {
     bool voter;
 };
 
+/* A replica's log as its status reports it. */
+struct view_storage {
+    uint64_t log_bytes;       /* log files on disk */
+    uint64_t cache_bytes;     /* recent entries held in memory */
+    uint64_t resident_bytes;  /* the process's resident memory */
+    uint64_t session_horizon; /* client ids of entries before it are forgotten */
+    uint64_t sessions;        /* client ids remembered */
+    uint64_t storage_errors;  /* reads of old entries that failed */
+    char disk[128];           /* "ok", or why its log cannot be written */
+};
+
 struct view_replica {
     char id[LIMIT_ID_BYTES];
     char name[LIMIT_NAME_BYTES];
@@ -74,6 +85,7 @@ struct view_replica {
     uint64_t synced;
     struct view_histogram wal_fsync; /* its log's fdatasync durations */
     uint64_t pending_requests;       /* client requests waiting for an answer there */
+    struct view_storage storage;     /* its log on disk and in memory */
     bool voter;  /* a voter of the cluster's configuration (its own status before one is known) */
     bool member; /* in the cluster's configuration, voter or learner */
     bool start_failed; /* --spawn gave it up: it kept exiting right after starting */
