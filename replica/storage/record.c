@@ -1,0 +1,300 @@
+/*
+ * replica/storage/record.c — the record header and the payload codecs (see
+ * record.h; the layout itself is documented in wal.c).
+ */
+#include "storage/record.h"
+
+#include <string.h>
+
+#include "storage/crc32c.h"
+
+/* ------------------------------------------------------------------------
+ * Bytes
+ * ------------------------------------------------------------------------ */
+
+uint8_t *put_u8(uint8_t *p, uint8_t v)
+{
+    *p = v;
+    return p + 1;
+}
+
+uint8_t *put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+    return p + 4;
+}
+
+uint8_t *put_u64(uint8_t *p, uint64_t v)
+{
+    p = put_u32(p, (uint32_t)v);
+    return put_u32(p, (uint32_t)(v >> 32));
+}
+
+uint8_t *put_str(uint8_t *p, const void *s, size_t len)
+{
+    p = put_u32(p, (uint32_t)len);
+    if (len > 0)
+        memcpy(p, s, len);
+    return p + len;
+}
+
+uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+struct cursor cursor_of(const uint8_t *p, size_t len)
+{
+    return (struct cursor){.p = p, .left = len, .ok = true};
+}
+
+const uint8_t *take(struct cursor *c, size_t n)
+{
+    const uint8_t *p = c->p;
+
+    if (!c->ok || c->left < n) {
+        c->ok = false;
+        return NULL;
+    }
+    c->p += n;
+    c->left -= n;
+    return p;
+}
+
+uint8_t take_u8(struct cursor *c)
+{
+    const uint8_t *p = take(c, 1);
+    return p ? *p : 0;
+}
+
+uint32_t take_u32(struct cursor *c)
+{
+    const uint8_t *p = take(c, 4);
+    return p ? get_u32(p) : 0;
+}
+
+uint64_t take_u64(struct cursor *c)
+{
+    const uint8_t *p = take(c, 8);
+    return p ? get_u64(p) : 0;
+}
+
+const uint8_t *take_str(struct cursor *c, uint32_t *len)
+{
+    *len = take_u32(c);
+    return take(c, *len);
+}
+
+/* ------------------------------------------------------------------------
+ * The record header
+ * ------------------------------------------------------------------------ */
+
+void rec_seal(uint8_t *h, enum rec_type type, uint32_t len)
+{
+    uint8_t *p = h;
+
+    p = put_u32(p, REC_MAGIC);
+    p = put_u8(p, (uint8_t)type);
+    p = put_u8(p, 0);
+    p = put_u8(p, 0);
+    p = put_u8(p, 0);
+    p = put_u32(p, len);
+    p = put_u32(p, crc32c(0, h + REC_HEADER_SIZE, len));
+    put_u32(p, crc32c(0, h, REC_HEADER_SIZE - 4));
+}
+
+const char *rec_check_header(const uint8_t *h, uint8_t *type, uint32_t *len)
+{
+    if (get_u32(h) != REC_MAGIC)
+        return "bad magic";
+    if (get_u32(h + 16) != crc32c(0, h, REC_HEADER_SIZE - 4))
+        return "header checksum mismatch";
+    *type = h[4];
+    *len = get_u32(h + 8);
+    if (*len > REC_MAX_PAYLOAD)
+        return "payload length over the limit";
+    return NULL;
+}
+
+const char *rec_check_payload(const uint8_t *h)
+{
+    if (get_u32(h + 12) != crc32c(0, h + REC_HEADER_SIZE, get_u32(h + 8)))
+        return "payload checksum mismatch";
+    return NULL;
+}
+
+bool rec_reserved_clear(const uint8_t *h)
+{
+    return h[5] == 0 && h[6] == 0 && h[7] == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * ENTRY: u64 index, u64 epoch, u8 type, u64 time_ms, str client_id,
+ * str primary, str data
+ * ------------------------------------------------------------------------ */
+
+#define ENTRY_FIXED (8 + 8 + 1 + 8)
+
+size_t entry_payload_len(size_t clen, size_t plen, size_t dlen)
+{
+    return ENTRY_FIXED + 4 + clen + 4 + plen + 4 + dlen;
+}
+
+uint8_t *put_entry(uint8_t *p, const struct core_entry *e, size_t clen, size_t plen)
+{
+    p = put_u64(p, e->index);
+    p = put_u64(p, e->epoch);
+    p = put_u8(p, (uint8_t)e->type);
+    p = put_u64(p, (uint64_t)e->time_ms);
+    p = put_str(p, e->client_id ? e->client_id : "", clen);
+    p = put_str(p, e->primary ? e->primary : "", plen);
+    return put_str(p, e->data, e->len);
+}
+
+bool take_entry(struct cursor *c, struct entry_view *v)
+{
+    v->index = take_u64(c);
+    v->epoch = take_u64(c);
+    v->type = take_u8(c);
+    v->time_ms = (int64_t)take_u64(c);
+    v->client = take_str(c, &v->clen);
+    v->primary = take_str(c, &v->plen);
+    v->data = take_str(c, &v->dlen);
+    return c->ok && c->left == 0 && v->type <= CORE_ENTRY_CONFIG;
+}
+
+size_t take_entry_meta(const uint8_t *p, size_t avail, size_t total, struct entry_view *v,
+                       size_t *need)
+{
+    size_t at = ENTRY_FIXED;
+
+    *need = at + 4;
+    if (total < *need)
+        goto malformed;
+    if (avail < *need)
+        return 0;
+    v->index = get_u64(p);
+    v->epoch = get_u64(p + 8);
+    v->type = p[16];
+    v->time_ms = (int64_t)get_u64(p + 17);
+    v->clen = get_u32(p + at);
+    if (v->clen > total - at - 4 || v->type > CORE_ENTRY_CONFIG)
+        goto malformed;
+    at += 4 + v->clen;
+    v->client = p + at - v->clen;
+    *need = at + 4;
+    if (total < *need)
+        goto malformed;
+    if (avail < *need)
+        return 0;
+    v->plen = get_u32(p + at);
+    if (v->plen > total - at - 4)
+        goto malformed;
+    at += 4 + v->plen;
+    v->primary = p + at - v->plen;
+    *need = at + 4;
+    if (total < *need)
+        goto malformed;
+    if (avail < *need)
+        return 0;
+    v->dlen = get_u32(p + at);
+    at += 4;
+    if (v->dlen != total - at)
+        goto malformed;
+    v->data = NULL;
+    return at;
+
+malformed:
+    *need = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * STATE: u64 epoch, str voted_for, u32 n_bootstrap, n_bootstrap x str
+ * ------------------------------------------------------------------------ */
+
+bool state_payload_len(const struct core_hard_state *hs, size_t *len)
+{
+    size_t vlen = strnlen(hs->voted_for, CORE_ID_MAX);
+
+    /* Refuse what replay would reject rather than write an unreadable log. */
+    if (vlen == CORE_ID_MAX || hs->n_bootstrap > CORE_MAX_MEMBERS)
+        return false;
+    *len = 8 + 4 + vlen + 4;
+    for (unsigned i = 0; i < hs->n_bootstrap; i++) {
+        size_t blen = strnlen(hs->bootstrap[i], CORE_ID_MAX);
+
+        if (blen == CORE_ID_MAX)
+            return false;
+        *len += 4 + blen;
+    }
+    return true;
+}
+
+uint8_t *put_state(uint8_t *p, const struct core_hard_state *hs)
+{
+    p = put_u64(p, hs->epoch);
+    p = put_str(p, hs->voted_for, strlen(hs->voted_for));
+    p = put_u32(p, hs->n_bootstrap);
+    for (unsigned i = 0; i < hs->n_bootstrap; i++)
+        p = put_str(p, hs->bootstrap[i], strlen(hs->bootstrap[i]));
+    return p;
+}
+
+static bool take_id(struct cursor *c, char *out)
+{
+    uint32_t len;
+    const uint8_t *s = take_str(c, &len);
+
+    if (!s || len >= CORE_ID_MAX)
+        return c->ok = false;
+    memcpy(out, s, len);
+    return true;
+}
+
+/* Leaves the cursor after the state: it may be followed by more fields. */
+bool take_state(struct cursor *c, struct core_hard_state *hs)
+{
+    memset(hs, 0, sizeof *hs);
+    hs->epoch = take_u64(c);
+    take_id(c, hs->voted_for);
+    hs->n_bootstrap = take_u32(c);
+    if (hs->n_bootstrap > CORE_MAX_MEMBERS)
+        c->ok = false;
+    for (unsigned i = 0; c->ok && i < hs->n_bootstrap; i++)
+        take_id(c, hs->bootstrap[i]);
+    return c->ok;
+}
+
+/* ------------------------------------------------------------------------
+ * CHECKPOINT: u64 commit, u64 processed, u64 synced
+ * ------------------------------------------------------------------------ */
+
+uint8_t *put_checkpoint(uint8_t *p, const struct core_checkpoint *cp)
+{
+    p = put_u64(p, cp->commit);
+    p = put_u64(p, cp->processed);
+    return put_u64(p, cp->synced);
+}
+
+bool take_checkpoint(struct cursor *c, struct core_checkpoint *cp)
+{
+    cp->commit = take_u64(c);
+    cp->processed = take_u64(c);
+    cp->synced = take_u64(c);
+    return c->ok;
+}
+
+void checkpoint_keep(struct core_checkpoint *kept, const struct core_checkpoint *cp)
+{
+    if (cp->commit >= kept->commit)
+        *kept = *cp;
+}
