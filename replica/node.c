@@ -283,6 +283,14 @@ static void sink_persist_entries(struct core_sink *s, uint64_t truncate_from,
     }
 }
 
+static void sink_persist_checkpoint(struct core_sink *s, const struct core_checkpoint *cp)
+{
+    int rc = wal_append_checkpoint(node_of(s)->wal, cp);
+    if (rc < 0) {
+        fatal("buffering a checkpoint", rc);
+    }
+}
+
 static bool disk_full_error(int rc)
 {
     return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
@@ -686,6 +694,8 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.wal_fsync = &fsync;
     s.pending_requests = n->requests_waiting;
     s.log_bytes = wal_size(n->wal);
+    s.log_segments = wal_segment_count(n->wal);
+    s.first_index = wal_first_index(n->wal);
     s.cache_bytes = st.cache_bytes;
     s.session_horizon = st.session_horizon;
     s.sessions = st.sessions;
@@ -984,7 +994,8 @@ static int node_open_log(struct node *n, int64_t now)
 {
     struct wal_recovered rec;
     char err[512];
-    int rc = wal_open(n->o.data_dir, &n->wal, &rec, err, sizeof(err));
+    struct wal_options wo = {.segment_bytes = n->o.segment_bytes};
+    int rc = wal_open(n->o.data_dir, &wo, &n->wal, &rec, err, sizeof(err));
     if (rc < 0) {
         log_error("data dir %s: %s", n->o.data_dir, err);
         return rc;
@@ -1004,10 +1015,18 @@ static int node_open_log(struct node *n, int64_t now)
         .random = random_cb,
         .wall_clock = wall_clock_cb,
         .arg = n,
+        /* Entries stay in the log files; the core keeps recent ones. */
+        .store = wal_store(n->wal),
     };
-    n->core = core_new(&co, &rec.hs, rec.entries, rec.n_entries, now);
-    log_info("recovered epoch=%llu entries=%zu from %s", (unsigned long long)rec.hs.epoch,
-             rec.n_entries, n->o.data_dir);
+    n->core = core_open(&co, &rec.core, now);
+    log_info("recovered epoch=%llu entries=%llu commit>=%llu in %llu segment(s) from %s",
+             (unsigned long long)rec.core.hs.epoch, (unsigned long long)rec.core.last_index,
+             (unsigned long long)rec.core.checkpoint.commit,
+             (unsigned long long)wal_segment_count(n->wal), n->o.data_dir);
+    if (n->core == NULL) {
+        log_error("data dir %s: cannot start from the recovered log (%s)", n->o.data_dir,
+                  wal_last_error(n->wal)[0] ? wal_last_error(n->wal) : "out of memory");
+    }
     wal_recovered_free(&rec);
     return n->core ? 0 : UV_ENOMEM;
 }
@@ -1025,6 +1044,7 @@ int node_run(const struct node_options *o)
         .data = n,
         .persist_state = sink_persist_state,
         .persist_entries = sink_persist_entries,
+        .persist_checkpoint = sink_persist_checkpoint,
         .sync = sink_sync,
         .send = sink_send,
         .reply = sink_reply,
