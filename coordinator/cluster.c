@@ -189,6 +189,7 @@ struct cluster {
     struct retiring retiring[LIMIT_MEMBERS];
     unsigned n_retiring;
     uint64_t next_call_id;
+    uint64_t acked_index; /* the highest index a request was acknowledged at */
     struct job *active; /* jobs the loop is working on */
     uint64_t next_incarnation;
 
@@ -965,6 +966,9 @@ static bool request_settled(struct cluster *c, const struct req *q,
             cJSON_AddStringToObject(o, "failed", q->failed);
         }
         request_event(c, q, EVENT_REQUEST_COMMITTED, rep->index, rep->epoch, rep->primary, "");
+        if (rep->index > c->acked_index) {
+            c->acked_index = rep->index;
+        }
         *status = 201;
         *body = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
@@ -1007,10 +1011,12 @@ static bool request_settled(struct cluster *c, const struct req *q,
     }
 }
 
-/* The highest commit index any replica reported. */
+/* The highest commit index any replica reported, or any request was
+ * acknowledged at (statuses arrive every few tens of ms; acknowledgements
+ * at once). */
 static uint64_t cluster_commit(struct cluster *c)
 {
-    uint64_t commit = 0;
+    uint64_t commit = c->acked_index;
     for (unsigned i = 0; i < c->n_replicas; i++) {
         const struct replica *r = &c->replicas[i];
         if (r->has_status && r->commit_index > commit) {
