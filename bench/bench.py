@@ -1237,7 +1237,10 @@ class Direct:
             self.tools.discard(p)
         for line in reversed(out.splitlines()):
             if line.startswith("{"):
-                return json.loads(line)
+                r = json.loads(line)
+                if err.strip():
+                    r["stderr"] = err.strip()[-300:]
+                return r
         raise Failure(f"{os.path.basename(argv[0])} gave no result (exit {p.returncode}): "
                       f"{(err or out).strip()[-300:]}")
 
@@ -1318,13 +1321,19 @@ def storage(ctx, a):
                               "-n", str(n), "-d", str(STORAGE_WRITE_SECS),
                               "-P", f"storage-{part}{random.randrange(1 << 30)}"], STORAGE_WRITE_SECS + 120)
             disk = {cl.label(i): cl.disk_bytes(i) for i in range(3)}
+            st = {cl.label(i): cl.status(i) for i in range(3)}
             R[("storage", "write", part)] = {"n": n, "size": size, "write": w, "rss": s.rss, "hwm": s.hwm,
-                                             "disk": disk, "wall_s": time.monotonic() - t0}
+                                             "disk": disk, "wall_s": time.monotonic() - t0,
+                                             "epochs": {k: v["epoch"] for k, v in st.items()}}
+            roles = ", ".join(f"{k} {v['role']} epoch {v['epoch']}" for k, v in sorted(st.items()))
             log(f"  storage {part}: {w['ops']:,} x {size} B in {w['seconds']:.0f} s, {w['ops_per_s']:,.0f}/s "
-                f"p50 {w['p50_ms']:.2f} p99 {w['p99_ms']:.2f} ms errors {w['errors']}; "
+                f"p50 {w['p50_ms']:.2f} p99 {w['p99_ms']:.2f} max {w['max_ms']:.0f} ms errors {w['errors']}"
+                f"{' (' + w['stderr'] + ')' if w.get('stderr') else ''}; "
                 f"max VmRSS MB {', '.join(f'{k} {v:,.0f}' for k, v in sorted(s.rss.items()))}; "
-                f"log on disk {max(disk.values()) / 1e9:.2f} GB; MemAvailable {mem_available_mb():,.0f} MB")
-            if w["ops"] < n:
+                f"log on disk {max(disk.values()) / 1e9:.2f} GB; MemAvailable {mem_available_mb():,.0f} MB; "
+                f"now {roles}")
+            # loadgen's -n counts requests issued: one that failed (a failover) is not retried
+            if w["ops"] + w["errors"] < n:
                 raise Failure(f"storage {part}: only {w['ops']:,} of {n:,} writes committed")
 
         # --- restart: every replica stopped, then all started at once ---
@@ -1538,7 +1547,8 @@ def storage_rows(R):
         w = p["write"]
         row(f"storage: writes/s, {w['ops']:,} x {p['size']} B ({STORAGE_CONNS} conn)",
             f"{fmt(w['ops_per_s'])}/s ({fmt(w['ops_per_s'] * p['size'] / 1e6)} MB/s of data) "
-            f"p50 {fmt(w['p50_ms'])} p99 {fmt(w['p99_ms'])} ms")
+            f"p50 {fmt(w['p50_ms'])} p99 {fmt(w['p99_ms'])} max {fmt(w['max_ms'])} ms"
+            + (f", {w['errors']:,} errors (epoch now {max(p['epochs'].values())})" if w["errors"] else ""))
         row(f"storage: replica RSS MB, max while writing those (VmRSS every {STORAGE_SAMPLE_S} s; {rss_t})",
             per_replica(p["rss"]))
     if parts:
