@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -1064,6 +1065,364 @@ def phase_reads(ctx, a):
 
 
 # ---------------------------------------------------------------------------
+# storage (issue 13): a long log — memory while writing, restart, catch-up
+# ---------------------------------------------------------------------------
+
+STORAGE_CONNS = 64  # loadgen connections for both parts of the log
+STORAGE_WRITE_SECS = 3000  # bound on each part's loadgen run
+STORAGE_WAIT_SECS = 900  # bound on a restart or a catch-up
+STORAGE_SAMPLE_S = 0.5  # RSS sampling period
+STORAGE_MEM_FLOOR_MB = 1024  # MemAvailable below this: the replicas are killed (a shared machine)
+STORAGE_TARGET_RSS_MB = 64
+STORAGE_TARGET_RESTART_MS = 2000
+STORAGE_TARGET_CATCHUP_PER_S = 1_000_000
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) of pid in MB, from /proc/PID/status; (None, None) once it is gone."""
+    rss = hwm = None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) / 1024.0
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, hwm
+
+
+def mem_available_mb():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class MemSampler:
+    """Every STORAGE_SAMPLE_S while the block runs: VmRSS and VmHWM of each
+    process of pids_fn() ({label: pid}); the max of each per label. If the
+    machine's MemAvailable falls under STORAGE_MEM_FLOOR_MB, on_low() is called
+    once (it kills the replicas: better a failed phase than the OOM killer
+    choosing among other people's processes)."""
+
+    def __init__(self, pids_fn, on_low=None, period=STORAGE_SAMPLE_S):
+        self.pids_fn, self.on_low, self.period = pids_fn, on_low, period
+        self.rss, self.hwm = {}, {}
+        self.low = None  # MemAvailable MB when on_low fired
+        self._stop = threading.Event()
+
+    def sample(self):
+        for label, pid in self.pids_fn().items():
+            rss, hwm = proc_mem(pid)
+            if rss is not None:
+                self.rss[label] = max(rss, self.rss.get(label, 0))
+            if hwm is not None:
+                self.hwm[label] = max(hwm, self.hwm.get(label, 0))
+        avail = mem_available_mb()
+        if avail is not None and avail < STORAGE_MEM_FLOOR_MB and self.low is None:
+            self.low = avail
+            log(f"  storage: MemAvailable {avail:.0f} MB < {STORAGE_MEM_FLOOR_MB} MB: killing the replicas")
+            if self.on_low:
+                self.on_low()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.period)
+
+    def __enter__(self):
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self.th.join()
+        self.sample()  # the last word: VmHWM covers what the period missed
+        if self.low is not None:
+            raise Failure(f"MemAvailable fell to {self.low:.0f} MB (< {STORAGE_MEM_FLOOR_MB} MB): "
+                          "replicas killed; run with smaller --storage-small/--storage-large")
+
+
+class Direct:
+    """Replicas started directly (no coordinator, no supervisor), as catchup()
+    does: r1..rN on one block of ports, each with its own --data-dir under
+    WORK/TAG; `spare` more addresses for replicas added later (every replica's
+    --peers lists them all, as the supervisor's do)."""
+
+    def __init__(self, ctx, tag, n, spare=0):
+        self.ctx, self.tag, self.n = ctx, tag, n
+        self.base = ctx.ports.block(n + spare)
+        self.addrs = [f"127.0.0.1:{self.base + i}" for i in range(n + spare)]
+        self.data = os.path.join(ctx.work, tag)
+        self.procs = {}  # index -> Popen, the ones running
+        self.tools = set()  # loadgen runs in progress (Popen), killed with the replicas
+        self.killed = False  # by kill_all: no more tools
+
+    def label(self, i):
+        return f"r{i + 1}"
+
+    def start(self, i):
+        argv = [self.ctx.bins["replica"], "--id", self.label(i), "--listen", self.addrs[i],
+                "--advertise", self.addrs[i], "--peers", ",".join(self.addrs),
+                "--data-dir", os.path.join(self.data, self.label(i))]
+        p = self.ctx.procs.start(f"{self.tag}-{self.label(i)}", argv)
+        self.procs[i] = p
+        try:  # the OOM killer's first choice, before anybody else's processes
+            with open(f"/proc/{p.pid}/oom_score_adj", "w") as f:
+                f.write("1000")
+        except OSError:
+            pass
+        return p
+
+    def pids(self):
+        return {self.label(i): p.pid for i, p in self.procs.items() if p.poll() is None}
+
+    def status(self, i):
+        return run_json([self.ctx.bins["loadgen"], "status", "-a", self.addrs[i], "-t", "2000"], 10)
+
+    def live_addrs(self):
+        return ",".join(self.addrs[i] for i in sorted(self.procs))
+
+    def stop(self, idxs, grace=120.0):
+        """SIGTERM to all of idxs at once; {label: ms until it exited} (SIGKILL after grace)."""
+        t0 = time.monotonic()
+        todo = {i: self.procs.pop(i) for i in idxs if i in self.procs}
+        for p in todo.values():
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+        out = {}
+        while todo and time.monotonic() - t0 < grace:
+            for i, p in list(todo.items()):
+                if p.poll() is not None:
+                    out[self.label(i)] = (time.monotonic() - t0) * 1000.0
+                    self.ctx.procs.forget(p.pid)
+                    del todo[i]
+            time.sleep(0.005)
+        for p in todo.values():
+            log(f"  {self.tag}: pid {p.pid} still running {grace:.0f} s after SIGTERM: SIGKILL")
+        self.ctx.procs.stop([p.pid for p in todo.values()], grace=0)
+        return out
+
+    def kill_all(self):
+        self.killed = True
+        for p in list(self.procs.values()) + list(self.tools):
+            try:
+                p.kill()
+            except OSError:
+                pass
+
+    def tool(self, argv, timeout):
+        """run_json, killable by kill_all (a loadgen write would otherwise retry
+        dead replicas until its -d runs out)."""
+        if self.killed:
+            raise Failure(f"{self.tag}: replicas killed")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.tools.add(p)
+        try:
+            if self.killed:  # kill_all ran while it started
+                p.kill()
+            out, err = p.communicate(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            self.tools.discard(p)
+        for line in reversed(out.splitlines()):
+            if line.startswith("{"):
+                r = json.loads(line)
+                if err.strip():
+                    r["stderr"] = err.strip()[-300:]
+                return r
+        raise Failure(f"{os.path.basename(argv[0])} gave no result (exit {p.returncode}): "
+                      f"{(err or out).strip()[-300:]}")
+
+    def disk_bytes(self, i):
+        total = 0
+        for root, _, files in os.walk(os.path.join(self.data, self.label(i))):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:
+                    pass
+        return total
+
+
+def catchup_watch(cl, i, index, t_spawn_ms, timeout_s, serving=True):
+    """`loadgen catchup [-r]` on addr, read line by line: the replica's
+    (VmRSS, VmHWM) the moment its status first answers and the moment it is
+    caught up (and, with serving, names a primary). Returns loadgen's final
+    JSON plus rss_answered/hwm_answered/rss_done/hwm_done."""
+    addr, pid = cl.addrs[i], cl.procs[i].pid
+    argv = [cl.ctx.bins["loadgen"], "catchup", "-a", addr, "-i", str(index), "-t",
+            str(int(timeout_s * 1000)), "-S", f"{t_spawn_ms:.3f}"] + (["-r"] if serving else [])
+    if cl.killed:
+        raise Failure(f"{cl.tag}: replicas killed")
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    cl.tools.add(p)
+    out = {}
+    try:
+        if cl.killed:  # kill_all ran while it started
+            p.kill()
+        for line in p.stdout:
+            if not line.startswith("{"):
+                continue
+            mem = proc_mem(pid)
+            r = json.loads(line)
+            if "catchup_ms" in r:
+                out.update(r)
+                out["rss_done"], out["hwm_done"] = mem
+            else:
+                out["rss_answered"], out["hwm_answered"] = mem
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        cl.tools.discard(p)
+    if "catchup_ms" not in out:
+        raise Failure(f"loadgen catchup {addr} (exit {p.returncode}): {p.stderr.read().strip()[-300:]}")
+    return out
+
+
+def storage(ctx, a):
+    """Issue 13's long log on 3 replicas started directly (data dirs under the
+    work dir): a.storage_small 16-byte then a.storage_large 4 KiB entries
+    (loadgen write, STORAGE_CONNS connections) with every replica's VmRSS and
+    VmHWM sampled; then every replica stopped (SIGTERM) and restarted at once:
+    per replica the time from exec to caught up and serving (its status
+    answers, names a primary, and its commit index is back at the one before
+    the stop) and its RSS then, for the cluster the time from exec to the
+    first committed write; then a 4th replica with an empty data dir catches
+    up on the whole log (one backup stopped first, so that no more than 3
+    replicas hold the log in memory at once). Results land in ctx.res as
+    each part ends, so a later part's failure keeps the earlier figures."""
+    R = ctx.res
+    cl = Direct(ctx, "storage", 3, spare=1)
+    lg = ctx.bins["loadgen"]
+    log(f"storage: 3 replicas on :{cl.base}.., data in {cl.data}; "
+        f"{a.storage_small:,} x 16 B then {a.storage_large:,} x 4096 B")
+    try:
+        for i in range(3):
+            cl.start(i)
+        cl.tool([lg, "write", "-a", cl.live_addrs(), "-c", "1", "-n", "10", "-d", "30"], 60)
+        for part, n, size in (("small", a.storage_small, 16), ("large", a.storage_large, 4096)):
+            t0 = time.monotonic()
+            with MemSampler(cl.pids, cl.kill_all) as s:
+                w = cl.tool([lg, "write", "-a", cl.live_addrs(), "-c", str(STORAGE_CONNS), "-s", str(size),
+                              "-n", str(n), "-d", str(STORAGE_WRITE_SECS),
+                              "-P", f"storage-{part}{random.randrange(1 << 30)}"], STORAGE_WRITE_SECS + 120)
+            disk = {cl.label(i): cl.disk_bytes(i) for i in range(3)}
+            st = {cl.label(i): cl.status(i) for i in range(3)}
+            R[("storage", "write", part)] = {"n": n, "size": size, "write": w, "rss": s.rss, "hwm": s.hwm,
+                                             "disk": disk, "wall_s": time.monotonic() - t0,
+                                             "epochs": {k: v["epoch"] for k, v in st.items()}}
+            roles = ", ".join(f"{k} {v['role']} epoch {v['epoch']}" for k, v in sorted(st.items()))
+            log(f"  storage {part}: {w['ops']:,} x {size} B in {w['seconds']:.0f} s, {w['ops_per_s']:,.0f}/s "
+                f"p50 {w['p50_ms']:.2f} p99 {w['p99_ms']:.2f} max {w['max_ms']:.0f} ms errors {w['errors']}"
+                f"{' (' + w['stderr'] + ')' if w.get('stderr') else ''}; "
+                f"max VmRSS MB {', '.join(f'{k} {v:,.0f}' for k, v in sorted(s.rss.items()))}; "
+                f"log on disk {max(disk.values()) / 1e9:.2f} GB; MemAvailable {mem_available_mb():,.0f} MB; "
+                f"now {roles}")
+            # loadgen's -n counts requests issued: one that failed (a failover) is not retried
+            if w["ops"] + w["errors"] < n:
+                raise Failure(f"storage {part}: only {w['ops']:,} of {n:,} writes committed")
+
+        # --- restart: every replica stopped, then all started at once ---
+        before = {i: cl.status(i) for i in range(3)}
+        commit = max(s["commit_index"] for s in before.values())
+        old_primary = next((cl.label(i) for i, s in before.items() if s["role"] == "primary"), None)
+        stop_ms = cl.stop(range(3))
+        log(f"  storage restart: commit index {commit:,} (primary {old_primary}); stopped (SIGTERM → exit ms) "
+            f"{', '.join(f'{k} {v:,.0f}' for k, v in sorted(stop_ms.items()))}")
+        rs = {"commit_index": commit, "old_primary": old_primary, "stop_ms": stop_ms, "replicas": {}}
+        R[("storage", "restart")] = rs
+        watched = {}
+        errors = []
+
+        def watch(i, t_ms):
+            try:
+                watched[cl.label(i)] = catchup_watch(cl, i, commit, t_ms, STORAGE_WAIT_SECS)
+            except (Failure, OSError, ValueError, subprocess.TimeoutExpired) as e:
+                errors.append(f"{cl.label(i)}: {e}")
+
+        with MemSampler(cl.pids, cl.kill_all) as s:
+            t_spawn = time.monotonic()
+            for i in range(3):
+                cl.start(i)
+            ths = [threading.Thread(target=watch, args=(i, t_spawn * 1000.0), daemon=True) for i in range(3)]
+            for th in ths:
+                th.start()
+            # the cluster: the first write committed after the exec (loadgen finds the
+            # primary once there is one; each attempt is one write, retried until it commits)
+            first_ms = None
+            deadline = t_spawn + STORAGE_WAIT_SECS
+            k = 0
+            while first_ms is None and s.low is None and cl.pids() and time.monotonic() < deadline:
+                k += 1
+                try:
+                    w = cl.tool([lg, "write", "-a", ",".join(cl.addrs[:3]), "-c", "1", "-n", "1", "-d", "5",
+                                  "-t", "2000", "-P", f"storage-rs{k}-{random.randrange(1 << 30)}"], 30)
+                    if w["ops"] >= 1:
+                        first_ms = (time.monotonic() - t_spawn) * 1000.0
+                except (Failure, subprocess.TimeoutExpired, ValueError):
+                    time.sleep(0.005)
+            for th in ths:
+                th.join(STORAGE_WAIT_SECS + 60)
+        rs.update(first_write_ms=first_ms, attempts=k, replicas=watched, rss=s.rss, hwm=s.hwm)
+        for label, r in sorted(watched.items()):
+            log(f"  storage restart {label}: answers after {r['answered_ms']:,.0f} ms, serving after "
+                f"{r['catchup_ms']:,.0f} ms (primary known at {r['primary_ms']:,.0f}); VmRSS MB "
+                f"{r['rss_answered'] or 0:,.0f} then {r['rss_done'] or 0:,.0f}, VmHWM {r['hwm_done'] or 0:,.0f}")
+        log(f"  storage restart: first committed write {first_ms if first_ms is None else f'{first_ms:,.0f}'} ms "
+            f"after the exec ({k} attempts)")
+        if errors or first_ms is None:
+            raise Failure(f"storage restart: {'; '.join(errors) or 'no committed write'}")
+
+        # --- catch-up: a 4th replica, empty data dir, missed the whole log ---
+        st = {i: cl.status(i) for i in range(3)}
+        prim = next(i for i, s in st.items() if s["role"] == "primary")
+        victim = max(i for i in range(3) if i != prim)
+        cl.stop([victim])
+        target = cl.status(prim)["commit_index"]
+        prim_rss0 = proc_mem(cl.procs[prim].pid)[0]
+        log(f"  storage catch-up: {cl.label(victim)} stopped; r4 (empty) catches up to {target:,} from "
+            f"{cl.label(prim)} (VmRSS {prim_rss0 or 0:,.0f} MB)")
+        new = 3
+        with MemSampler(lambda: {k: v for k, v in cl.pids().items() if k in (cl.label(prim), cl.label(new))},
+                        cl.kill_all) as s:
+            t_spawn = time.monotonic()
+            cl.start(new)
+            r = catchup_watch(cl, new, target, t_spawn * 1000.0, STORAGE_WAIT_SECS, serving=False)
+        secs = r["catchup_ms"] / 1000.0
+        r.update(entries=target, bytes=cl.disk_bytes(new), primary=cl.label(prim), primary_rss_before=prim_rss0,
+                 rss_new=s.rss.get(cl.label(new)), hwm_new=s.hwm.get(cl.label(new)),
+                 rss_primary=s.rss.get(cl.label(prim)))
+        r["entries_per_s"] = target / secs if secs > 0 else None
+        r["mb_per_s"] = r["bytes"] / 1e6 / secs if secs > 0 else None
+        R[("storage", "catchup")] = r
+        log(f"  storage catch-up: {target:,} entries ({r['bytes'] / 1e9:.2f} GB) in {secs:.1f} s: "
+            f"{r['entries_per_s']:,.0f} entries/s, {r['mb_per_s']:,.0f} MB/s; max VmRSS MB new "
+            f"{r['rss_new'] or 0:,.0f} (VmHWM {r['hwm_new'] or 0:,.0f}), primary {r['rss_primary'] or 0:,.0f}")
+    finally:
+        cl.stop(list(cl.procs), grace=60.0)
+        if not a.keep:
+            shutil.rmtree(cl.data, ignore_errors=True)
+
+
+def phase_storage(ctx, a):
+    ctx.attempt("storage", storage, ctx, a)
+
+
+# ---------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------
 
@@ -1160,9 +1519,68 @@ def table(ctx, a):
             rows.append(["7", f"{label}, {conns} conn: serializable ÷ linearizable",
                          ratio(*v["ours-http-read"]), ratio(*v["ours-proto-read"]),
                          ratio(*v["etcd-read"]), "", "", "", "", ""])
+    rows += storage_rows(R)
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def per_replica(d, unit=""):
+    """'max X (r1 a, r2 b, ...)' of {label: value}."""
+    if not d:
+        return "—"
+    vals = [v for v in d.values() if v is not None]
+    return (f"{fmt(max(vals) if vals else None, unit)} ("
+            + ", ".join(f"{k} {fmt(v, unit)}" for k, v in sorted(d.items())) + ")")
+
+
+def storage_rows(R):
+    """Rows 8: the storage phase (issue 13), in the protocol column, each with its target."""
+    rows = []
+
+    def row(label, v):
+        rows.append(["8", label, "", v, "", "", "", "", "", ""])
+
+    rss_t, restart_t = f"target < {STORAGE_TARGET_RSS_MB}", f"target < {STORAGE_TARGET_RESTART_MS:,}"
+    parts = [R[("storage", "write", p)] for p in ("small", "large") if ("storage", "write", p) in R]
+    for p in parts:
+        w = p["write"]
+        row(f"storage: writes/s, {w['ops']:,} x {p['size']} B ({STORAGE_CONNS} conn)",
+            f"{fmt(w['ops_per_s'])}/s ({fmt(w['ops_per_s'] * p['size'] / 1e6)} MB/s of data) "
+            f"p50 {fmt(w['p50_ms'])} p99 {fmt(w['p99_ms'])} max {fmt(w['max_ms'])} ms"
+            + (f", {w['errors']:,} errors (epoch now {max(p['epochs'].values())})" if w["errors"] else ""))
+        row(f"storage: replica RSS MB, max while writing those (VmRSS every {STORAGE_SAMPLE_S} s; {rss_t})",
+            per_replica(p["rss"]))
+    if parts:
+        hwm = {}
+        for p in parts:
+            for k, v in p["hwm"].items():
+                hwm[k] = max(v, hwm.get(k, 0))
+        row(f"storage: replica peak RSS MB over all the writing (VmHWM; {rss_t})", per_replica(hwm))
+        row("storage: log on disk per replica after the writing, GB",
+            per_replica({k: v / 1e9 for k, v in parts[-1]["disk"].items()}))
+    rs = R.get(("storage", "restart"))
+    if rs:
+        reps = rs.get("replicas", {})
+        pick = lambda f: {k: r.get(f) for k, r in reps.items()}
+        row(f"storage restart: SIGTERM → exit ms (commit index {rs['commit_index']:,})", per_replica(rs["stop_ms"]))
+        row("storage restart: exec → status answers (log read back) ms", per_replica(pick("answered_ms")))
+        row(f"storage restart: exec → caught up and serving ms ({restart_t})", per_replica(pick("catchup_ms")))
+        row(f"storage restart: exec → first committed write, cluster, ms ({restart_t})",
+            fmt(rs.get("first_write_ms")))
+        row(f"storage restart: RSS MB when its status first answers ({rss_t})", per_replica(pick("rss_answered")))
+        row(f"storage restart: RSS MB once serving ({rss_t})", per_replica(pick("rss_done")))
+        row(f"storage restart: peak RSS MB while reading the log back (VmHWM; {rss_t})",
+            per_replica(pick("hwm_done")))
+    c = R.get(("storage", "catchup"))
+    if c:
+        row(f"storage catch-up: a new replica, {c['entries']:,} entries ({fmt(c['bytes'] / 1e9)} GB), entries/s "
+            f"(target ≥ {STORAGE_TARGET_CATCHUP_PER_S:,})",
+            f"{fmt(c['entries_per_s'])}/s ({fmt(c['catchup_ms'])} ms, {fmt(c['mb_per_s'])} MB/s)")
+        row(f"storage catch-up: RSS MB max, new replica / primary ({rss_t})",
+            f"{fmt(c['rss_new'])} (VmHWM {fmt(c['hwm_new'])}) / {fmt(c['rss_primary'])} "
+            f"(before: {fmt(c['primary_rss_before'])})")
+    return rows
 
 
 def targets(ctx, a):
@@ -1197,6 +1615,31 @@ def targets(ctx, a):
     rss = R.get(("ours", "rss_idle"), {}).get("replica")
     if rss:
         check("replica < 10 MB RSS idle", rss < 10, f"{rss:.1f} MB")
+    # issue 13: a log that can run for months
+    parts = [R[("storage", "write", p)] for p in ("small", "large") if ("storage", "write", p) in R]
+    if parts:
+        peak = max(max(p["hwm"].values(), default=0) for p in parts)
+        what = " then ".join(f"{p['write']['ops']:,} x {p['size']} B" for p in parts)
+        check(f"replica RSS < {STORAGE_TARGET_RSS_MB} MB while writing {what}", peak < STORAGE_TARGET_RSS_MB,
+              f"peak {peak:,.0f} MB (VmHWM)")
+    rs = R.get(("storage", "restart"))
+    if rs and rs.get("replicas"):
+        slow = max(r["catchup_ms"] for r in rs["replicas"].values())
+        check(f"restart < {STORAGE_TARGET_RESTART_MS:,} ms: every replica caught up and serving",
+              slow < STORAGE_TARGET_RESTART_MS, f"slowest {slow:,.0f} ms")
+        rss = max((r.get("rss_done") or 0) for r in rs["replicas"].values())
+        check(f"replica RSS < {STORAGE_TARGET_RSS_MB} MB after a restart", rss < STORAGE_TARGET_RSS_MB,
+              f"{rss:,.0f} MB once serving")
+    if rs and rs.get("first_write_ms") is not None:
+        check(f"restart < {STORAGE_TARGET_RESTART_MS:,} ms: the cluster's first committed write",
+              rs["first_write_ms"] < STORAGE_TARGET_RESTART_MS, f"{rs['first_write_ms']:,.0f} ms")
+    c = R.get(("storage", "catchup"))
+    if c:
+        check(f"catch-up ≥ {STORAGE_TARGET_CATCHUP_PER_S:,} entries/s",
+              c["entries_per_s"] >= STORAGE_TARGET_CATCHUP_PER_S, f"{c['entries_per_s']:,.0f}/s")
+        rss = max(c.get("rss_new") or 0, c.get("rss_primary") or 0)
+        check(f"RSS < {STORAGE_TARGET_RSS_MB} MB during a catch-up (new replica and primary)",
+              rss < STORAGE_TARGET_RSS_MB, f"{rss:,.0f} MB")
     # issue: serializable reads measurably faster than linearizable ones
     for conns in a.read_conns:
         lin, ser = R.get(("ours-proto-read", "linearizable", conns)), R.get(("ours-proto-read", "serializable", conns))
@@ -1513,6 +1956,12 @@ def main():
     ap.add_argument("--read-conns", default="1,64", help="connection counts of the reads phase")
     ap.add_argument("--read-rounds", type=int, default=3,
                     help="reads phase: the levels alternate in this many rounds of secs/rounds")
+    ap.add_argument("--storage-small", type=int, default=5_000_000,
+                    help="storage phase: 16-byte entries written first")
+    ap.add_argument("--storage-large", type=int, default=1_000_000,
+                    help="storage phase: 4 KiB entries written next")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the storage phase's data dirs (bench/run --keep keeps the whole work dir)")
     a = ap.parse_args()
     a.sizes = [int(x) for x in a.sizes.split(",")]
     a.conns = [int(x) for x in a.conns.split(",")]
@@ -1538,7 +1987,7 @@ def main():
         if a.profile:
             return profile(ctx, a)
         phases = {"ours": phase_ours, "scale": phase_scale, "catchup": phase_catchup,
-                  "etcd": phase_etcd, "redis": phase_redis, "reads": phase_reads}
+                  "etcd": phase_etcd, "redis": phase_redis, "reads": phase_reads, "storage": phase_storage}
         for name in a.only.split(","):
             try:
                 phases[name](ctx, a)
@@ -1546,10 +1995,12 @@ def main():
                 log(f"FAILED phase {name}: {e}")
                 ctx.failures.append(f"phase {name}: {e}")
                 ctx.procs.stop_all()
+        storage_run = (f"storage {a.storage_small:,} x 16 B + {a.storage_large:,} x 4096 B, "
+                       if "storage" in a.only.split(",") else "")
         text = [f"Machine: {machine()}", f"Peers: {versions()}",
-                f"Run: {a.secs} s per load point, {a.kills} kills per system, "
+                f"Run: {a.secs} s per load point, {a.kills} kills per system, {storage_run}"
                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.monotonic() - T_START:.0f} s in all",
-                "", table(ctx, a), "", "Targets (issues 6 and 10, and reads):", targets(ctx, a)]
+                "", table(ctx, a), "", "Targets (issues 6 and 10, reads, and storage: issue 13):", targets(ctx, a)]
         if ctx.failures:
             text += ["", "Failed measurements:"] + [f"- {f}" for f in ctx.failures]
         out = "\n".join(text)

@@ -26,11 +26,15 @@
  *       known to the caller), then the same write retried across the
  *       replicas (following "not primary" hints, same client id) until one
  *       commits it. Prints the time from the kill to that commit.
- *   loadgen catchup  -a ADDR -i INDEX [-t TIMEOUT_MS] [-S START_MS]
+ *   loadgen catchup  -a ADDR -i INDEX [-r] [-t TIMEOUT_MS] [-S START_MS]
  *       Polls ADDR (retrying the connection while it starts) every 2 ms until
- *       its last and commit index reach INDEX. Prints the time elapsed since
- *       START_MS (CLOCK_MONOTONIC in ms, e.g. when the caller spawned the
- *       replica), or since its own start.
+ *       its last and commit index reach INDEX (with -r: and it is the primary
+ *       or its status names one: caught up and serving). Prints the time
+ *       elapsed since START_MS (CLOCK_MONOTONIC in ms, e.g. when the caller
+ *       spawned the replica), or since its own start. A first line,
+ *       {"listening_ms":...}, is printed (and flushed) as soon as the first
+ *       status call answers, so a caller reading the pipe can look at the
+ *       replica at that moment.
  *   loadgen status   -a ADDR
  *       One status call, as JSON (id, role, epoch, primary, indices).
  *
@@ -78,6 +82,7 @@ struct opts {
     pid_t kill_pid;
     uint64_t index;
     int64_t since_ns; /* catchup: count from this CLOCK_MONOTONIC time (-S ms) */
+    bool serving;     /* catchup -r: also wait until a primary is known */
     bool after_given; /* read: -i AFTER */
     uint32_t limit;   /* read: page size */
     int consistency;  /* read: REPLICACAO__READ_REQUEST__CONSISTENCY__* */
@@ -664,7 +669,7 @@ static int cmd_catchup(struct opts *o)
     item_str(&o->addrs.items[0], addr, sizeof(addr));
     int64_t t0 = o->since_ns > 0 ? o->since_ns : now_ns();
     int64_t deadline = t0 + (int64_t)o->timeout_ms * 1000000;
-    double listening_ms = -1;
+    double listening_ms = -1, answered_ms = -1, primary_ms = -1;
     struct client c;
     bool connected = false;
     uint64_t last = 0, commit = 0;
@@ -687,11 +692,20 @@ static int cmd_catchup(struct opts *o)
         }
         last = r->status->last_index;
         commit = r->status->commit_index;
+        bool has_primary = strcmp(r->status->role, "primary") == 0 || r->status->primary[0] != '\0';
         wire_free(r);
-        if (last >= o->index && commit >= o->index) {
-            printf("{\"catchup_ms\":%.1f,\"listening_ms\":%.1f,\"last_index\":%llu,"
-                   "\"commit_index\":%llu}\n",
-                   ms_since(t0), listening_ms, (unsigned long long)last,
+        if (answered_ms < 0) {
+            answered_ms = ms_since(t0);
+            printf("{\"listening_ms\":%.1f,\"answered_ms\":%.1f}\n", listening_ms, answered_ms);
+            fflush(stdout);
+        }
+        if (has_primary && primary_ms < 0) {
+            primary_ms = ms_since(t0);
+        }
+        if (last >= o->index && commit >= o->index && (has_primary || !o->serving)) {
+            printf("{\"catchup_ms\":%.1f,\"listening_ms\":%.1f,\"answered_ms\":%.1f,"
+                   "\"primary_ms\":%.1f,\"last_index\":%llu,\"commit_index\":%llu}\n",
+                   ms_since(t0), listening_ms, answered_ms, primary_ms, (unsigned long long)last,
                    (unsigned long long)commit);
             client_close(&c);
             return 0;
@@ -701,9 +715,10 @@ static int cmd_catchup(struct opts *o)
     if (connected) {
         client_close(&c);
     }
-    fprintf(stderr, "loadgen: %s not caught up to %llu in %d ms (last %llu, commit %llu) %s\n",
+    fprintf(stderr,
+            "loadgen: %s not caught up to %llu in %d ms (last %llu, commit %llu, primary %s) %s\n",
             addr, (unsigned long long)o->index, o->timeout_ms, (unsigned long long)last,
-            (unsigned long long)commit, err);
+            (unsigned long long)commit, primary_ms < 0 ? "never known" : "known", err);
     return 1;
 }
 
@@ -742,7 +757,8 @@ static void usage(FILE *out)
             "primary|backup|spread] [-c CONNS] [-l LIMIT] [-i AFTER] [-d SECONDS] [-n MAX] [-t "
             "TIMEOUT_MS]\n"
             "       loadgen failover -a ADDRS -k PRIMARY_PID [-t TIMEOUT_MS]\n"
-            "       loadgen catchup  -a ADDR -i INDEX [-t TIMEOUT_MS] [-S START_MONOTONIC_MS]\n"
+            "       loadgen catchup  -a ADDR -i INDEX [-r] [-t TIMEOUT_MS] [-S "
+            "START_MONOTONIC_MS]\n"
             "       loadgen status   -a ADDR\n");
 }
 
@@ -764,7 +780,7 @@ int main(int argc, char **argv)
     const char *addrs = NULL;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:C:T:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:C:T:l:r")) != -1) {
         switch (opt) {
         case 'a':
             addrs = optarg;
@@ -817,6 +833,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             o.since_ns = (int64_t)(strtod(optarg, NULL) * 1e6);
+            break;
+        case 'r':
+            o.serving = true;
             break;
         case 'P':
             snprintf(o.prefix, sizeof(o.prefix), "%s", optarg);
