@@ -464,7 +464,10 @@ static void node_event(struct node *n, enum event_type type, const char *detail)
     struct core_event ev = {
         .type = type, .epoch = core_epoch(n->core), .index = core_last_index(n->core)};
     snprintf(ev.subject, sizeof(ev.subject), "%s", n->o.id);
-    snprintf(ev.detail, sizeof(ev.detail), "%s", detail);
+    /* Cut to fit: the detail is for people, the disk state is in Status. */
+    size_t len = strnlen(detail, sizeof(ev.detail) - 1);
+    memcpy(ev.detail, detail, len);
+    ev.detail[len] = '\0';
     sink_event(&n->sink, &ev);
 }
 
