@@ -1013,8 +1013,11 @@ static int node_open_log(struct node *n, int64_t now)
         .max_request_bytes = n->o.max_request_bytes,
         .session_max = n->o.session_max,
         .session_ttl_ms = n->o.session_ttl_ms,
-        /* Keep one Append well inside a frame. */
-        .max_append_bytes = n->o.max_frame_bytes / 4,
+        /* Keep one Append well inside a frame, and what a catch-up holds in
+         * flight (8 Appends per peer, each also copied and encoded) small:
+         * 1 MiB batches stream as fast as bigger ones. */
+        .max_append_bytes =
+            n->o.max_frame_bytes / 4 < (1u << 20) ? n->o.max_frame_bytes / 4 : (1u << 20),
         .random = random_cb,
         .wall_clock = wall_clock_cb,
         .arg = n,

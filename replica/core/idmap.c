@@ -66,9 +66,9 @@ int idmap_put(struct idmap *m, const char *key, uint64_t value)
     }
     size_t i = find(m, key);
     if (m->slots[i].key == NULL) {
-        m->slots[i].key = key;
         m->len++;
     }
+    m->slots[i].key = key; /* an existing key's entry now borrows this string */
     m->slots[i].value = value;
     return 0;
 }
@@ -84,12 +84,17 @@ uint64_t idmap_get(const struct idmap *m, const char *key)
 
 void idmap_del(struct idmap *m, const char *key)
 {
+    idmap_del_if(m, key, 0);
+}
+
+void idmap_del_if(struct idmap *m, const char *key, uint64_t value)
+{
     if (m->cap == 0) {
         return;
     }
     size_t mask = m->cap - 1;
     size_t i = find(m, key);
-    if (m->slots[i].key == NULL) {
+    if (m->slots[i].key == NULL || (value != 0 && m->slots[i].value != value)) {
         return;
     }
     m->slots[i].key = NULL;

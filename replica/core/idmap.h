@@ -23,10 +23,13 @@ struct idmap {
 
 void idmap_init(struct idmap *m);
 void idmap_free(struct idmap *m);
-/* 0 on success, -1 when out of memory. Replaces an existing key's value. */
+/* 0 on success, -1 when out of memory. Replaces an existing key's value
+ * (and the string it borrows: `key` from then on). */
 int idmap_put(struct idmap *m, const char *key, uint64_t value);
 /* The value, or 0 when absent (log indices start at 1). */
 uint64_t idmap_get(const struct idmap *m, const char *key);
 void idmap_del(struct idmap *m, const char *key);
+/* Delete key only while it maps to value (value 0: whatever it maps to). */
+void idmap_del_if(struct idmap *m, const char *key, uint64_t value);
 
 #endif

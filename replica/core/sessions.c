@@ -37,9 +37,8 @@ static struct session *ring_at(const struct core *c, size_t i)
 
 static void forget(struct core *c, struct session *s)
 {
-    if (idmap_get(&c->client_ids, s->key) == s->index) {
-        idmap_del(&c->client_ids, s->key);
-    }
+    /* A later use of the same id (after this one expired) owns the entry. */
+    idmap_del_if(&c->client_ids, s->key, s->index);
     free(s->key);
     s->key = NULL;
 }
@@ -84,7 +83,8 @@ void session_note(struct core *c, uint64_t index, int64_t time_ms, const char *c
         c->session_horizon = index + 1;
         return;
     }
-    idmap_del(&c->client_ids, client_id); /* an expired use of the same id */
+    /* An expired use of the same id may still be in the ring: the map now
+     * borrows the new copy, and forgetting the old one leaves it alone. */
     if (idmap_put(&c->client_ids, key, index) != 0) {
         free(key);
         while (c->sessions_len > 0) {

@@ -1,12 +1,20 @@
 /*
- * replica/storage/crc32c.c — a portable, table-driven CRC-32C.
+ * replica/storage/crc32c.c — CRC-32C: the CPU's crc32 instruction where
+ * there is one (x86-64 with SSE4.2), a portable table otherwise.
  *
- * One 256-entry table, one byte per step: plenty for replay (hundreds of MB/s)
- * and free of CPU-specific code. The table is the reflected polynomial
- * 0x82f63b78 applied to every byte value; it is a constant rather than built
- * at start so that it needs no initialisation and is safe from any thread.
+ * Every record read back from the log (catch-up of a far-behind replica
+ * streams whole segments) and every record written is checksummed: the
+ * byte-at-a-time table (about 400 MB/s here) was the replica's top symbol
+ * in a catch-up profile; the instruction does 8 bytes per step, several
+ * GB/s. Which one runs is decided once, on the first call.
+ *
+ * The table is the reflected polynomial 0x82f63b78 applied to every byte
+ * value; it is a constant rather than built at start so that it needs no
+ * initialisation and is safe from any thread.
  */
 #include "storage/crc32c.h"
+
+#include <string.h>
 
 static const uint32_t crc32c_table[256] = {
     0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u, 0xc79a971fu, 0x35f1141cu, 0x26a1e7e8u,
@@ -48,13 +56,64 @@ static const uint32_t crc32c_table[256] = {
     0xbe2da0a5u, 0x4c4623a6u, 0x5f16d052u, 0xad7d5351u,
 };
 
-uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = buf;
-
-    /* The pre- and post-inversion live here so that callers can chain. */
-    crc = ~crc;
     while (len--)
         crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+                                                            size_t len)
+{
+    uint64_t c = crc;
+
+    while (len >= 8) {
+        uint64_t v;
+
+        memcpy(&v, p, 8); /* no alignment assumed */
+        c = _mm_crc32_u64(c, v);
+        p += 8;
+        len -= 8;
+    }
+    crc = (uint32_t)c;
+    while (len--)
+        crc = _mm_crc32_u8(crc, *p++);
+    return crc;
+}
+
+static int have_hw(void)
+{
+    static int have = -1; /* a benign race: every thread computes the same */
+
+    if (have < 0)
+        have = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return have;
+}
+#else
+static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t len)
+{
+    return crc32c_sw(crc, p, len);
+}
+
+static int have_hw(void)
+{
+    return 0;
+}
+#endif
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    /* The pre- and post-inversion live here so that callers can chain. */
+    crc = ~crc;
+    crc = have_hw() ? crc32c_hw(crc, buf, len) : crc32c_sw(crc, buf, len);
     return ~crc;
+}
+
+uint32_t crc32c_portable(uint32_t crc, const void *buf, size_t len)
+{
+    return ~crc32c_sw(~crc, buf, len);
 }
