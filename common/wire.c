@@ -200,6 +200,12 @@ static const char *body_invalid(const Envelope *env)
         }
         return NULL;
     }
+    case REPLICACAO__ENVELOPE__BODY_INSTALL_SNAPSHOT: {
+        const Replicacao__InstallSnapshot *s = env->install_snapshot;
+        return s->index > 0 && counter_ok(s->index) && s->epoch > 0 && s->epoch <= env->epoch
+                   ? NULL
+                   : "install snapshot with an index or epoch out of range";
+    }
     case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE: {
         const Replicacao__AppendResponse *r = env->append_response;
         return counter_ok(r->match_index) && counter_ok(r->hint_index) && counter_ok(r->round)

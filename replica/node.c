@@ -893,6 +893,7 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_APPEND:
     case REPLICACAO__ENVELOPE__BODY_APPEND_RESPONSE:
     case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
+    case REPLICACAO__ENVELOPE__BODY_INSTALL_SNAPSHOT:
         handle_core_message(n, c, env);
         break;
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REQUEST:

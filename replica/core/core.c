@@ -43,6 +43,7 @@ void core_recv(struct core *c, int64_t now, const struct core_msg *m)
     if (m->from == NULL || strcmp(m->from, c->id) == 0) {
         return;
     }
+    c->now = now;
     log_trim(c);
     struct peer *p = peer_get(c, m->from);
     if (p != NULL) {
@@ -63,6 +64,9 @@ void core_recv(struct core *c, int64_t now, const struct core_msg *m)
         break;
     case CORE_MSG_TIMEOUT_NOW:
         recv_timeout_now(c, now, m);
+        break;
+    case CORE_MSG_SNAPSHOT:
+        recv_snapshot(c, now, m);
         break;
     }
 }
@@ -86,6 +90,7 @@ static void forget_strangers(struct core *c)
 
 void core_tick(struct core *c, int64_t now)
 {
+    c->now = now;
     log_trim(c);
     forget_strangers(c);
     if (c->role == CORE_PRIMARY) {
@@ -220,6 +225,8 @@ static struct core *core_alloc(const struct core_options *o, int64_t now)
     idmap_init(&c->client_ids);
     c->session_horizon = 1;
     c->cache_first = 1;
+    c->first_index = 1;
+    c->now = now;
     c->role = CORE_BACKUP;
     c->last_primary_contact = -1;
     reset_election_timer(c, now);
@@ -228,8 +235,8 @@ static struct core *core_alloc(const struct core_options *o, int64_t now)
 
 struct core *core_open(const struct core_options *o, const struct core_recovered *r, int64_t now)
 {
-    if (r->last_index > 0 &&
-        (o->store.read == NULL || r->n_runs == 0 || r->runs[0].first_index != 1)) {
+    uint64_t first = r->n_runs > 0 ? r->runs[0].first_index : r->last_index + 1;
+    if (r->last_index > 0 && o->store.read == NULL) {
         return NULL; /* entries it could never read */
     }
     struct core *c = core_alloc(o, now);
@@ -237,9 +244,23 @@ struct core *core_open(const struct core_options *o, const struct core_recovered
         return NULL;
     }
     c->hs = r->hs;
-    c->last = r->last_index;
+    if (r->snapshot_len > 0 && snapshot_load(c, r->snapshot, r->snapshot_len, true) != 0) {
+        core_free(c);
+        return NULL;
+    }
+    /* Without a snapshot the log starts at 1; with one, at most one entry
+     * after it (older entries may still lie in segments not dropped yet). */
+    if (r->last_index > 0 && (first > c->snap_index + 1 || first == 0)) {
+        core_free(c);
+        return NULL;
+    }
+    c->first_index = first > c->snap_index ? first : c->snap_index + 1;
+    c->last = r->last_index > c->snap_index ? r->last_index : c->snap_index;
     c->cache_first = c->last + 1;
     c->durable = c->persisted = c->last; /* recovered from disk */
+    if (c->snap_index > 0) {
+        c->commit = c->checkpointed = c->snap_index;
+    }
     for (size_t i = 0; i < r->n_runs; i++) {
         if (r->runs[i].first_index > c->last || runs_note_at(c, &r->runs[i]) != 0) {
             core_free(c);
@@ -254,7 +275,7 @@ struct core *core_open(const struct core_options *o, const struct core_recovered
     }
     /* Entries up to a checkpoint's commit index were committed: counting
      * them again would read the whole log. */
-    if (r->checkpoint.commit <= c->last) {
+    if (r->checkpoint.commit <= c->last && r->checkpoint.commit >= c->commit) {
         c->commit = c->checkpointed = r->checkpoint.commit;
         c->processed = r->checkpoint.processed;
         c->synced = r->checkpoint.synced;
@@ -286,6 +307,32 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
     c->durable = c->persisted = last_index(c); /* recovered from disk */
     config_reload(c);
     return c;
+}
+
+bool core_compact(struct core *c, int64_t now, uint64_t keep)
+{
+    c->now = now;
+    if (snapshot_take(c) != 0) {
+        return false;
+    }
+    uint64_t drop = c->snap_index >= keep ? c->snap_index - keep + 1 : 1;
+    if (drop > c->first_index) {
+        c->first_index = drop;
+    }
+    while (c->n_cfg_entries > 1 && c->cfg_entries[1] < c->first_index) {
+        memmove(c->cfg_entries, c->cfg_entries + 1,
+                (c->n_cfg_entries - 1) * sizeof(*c->cfg_entries));
+        c->n_cfg_entries--;
+    }
+    c->snap_new = true;
+    c->snap_reset = false;
+    c->snap_drop = c->first_index;
+    return true;
+}
+
+uint64_t core_first_index(const struct core *c)
+{
+    return c->first_index;
 }
 
 void core_storage_failed(struct core *c, int64_t now, const char *why)
@@ -324,6 +371,7 @@ void core_free(struct core *c)
     }
     log_free(c);
     sessions_free(c);
+    snapshot_free(c);
     free(c->pending);
     free(c->reads);
     outbox_free(c);

@@ -100,6 +100,7 @@ enum core_msg_type {
     CORE_MSG_APPEND,
     CORE_MSG_APPEND_RESPONSE,
     CORE_MSG_TIMEOUT_NOW, /* a primary that removed itself: elect at once */
+    CORE_MSG_SNAPSHOT,    /* what stands for entries the primary no longer has */
 };
 
 struct core_msg {
@@ -133,6 +134,12 @@ struct core_msg {
             uint64_t hint_index;
             uint64_t round; /* the round of the Append it answers */
         } append_response;
+        struct {
+            uint64_t index; /* the last entry it stands for (a commit index) */
+            uint64_t epoch; /* that entry's epoch */
+            const uint8_t *data;
+            size_t len;
+        } snapshot; /* answered with an APPEND_RESPONSE (match: index) */
     };
 };
 
@@ -175,6 +182,10 @@ struct core_recovered {
     const uint64_t *config_indexes;
     size_t n_config;
     struct core_checkpoint checkpoint; /* all zero when none was written */
+    /* The last snapshot (retention), or none (len 0): the log then starts
+     * at most one entry after its index. */
+    const uint8_t *snapshot;
+    size_t snapshot_len;
 };
 
 /* How the core reads entries it no longer keeps in memory (the adapter's
@@ -261,6 +272,17 @@ struct core_update {
     /* Persist this too (with the rest; it needs no sync of its own). */
     bool has_checkpoint;
     struct core_checkpoint checkpoint;
+    /* A snapshot to keep (before the entries): taken here (entries before
+     * drop_before may then go), or installed from the primary (reset: the
+     * log is replaced, and continues after snapshot_index). Its data is
+     * lent like the entries. */
+    bool has_snapshot;
+    bool snapshot_reset;
+    uint64_t snapshot_index;
+    uint64_t snapshot_epoch;
+    const uint8_t *snapshot_data;
+    size_t snapshot_len;
+    uint64_t drop_before;
 };
 
 /* How an adapter carries out an update. send() must encode or copy what it
@@ -273,6 +295,8 @@ struct core_sink {
                             const struct core_entry *entries, size_t n);
     void (*persist_checkpoint)(struct core_sink *s,
                                const struct core_checkpoint *cp); /* optional */
+    /* With retention: keep u's snapshot (and drop or reset the log). */
+    void (*persist_snapshot)(struct core_sink *s, const struct core_update *u);
     /* false: persistence failed (a full or failing disk): nothing that
      * follows in the update may leave, and it is not confirmed. */
     bool (*sync)(struct core_sink *s);
@@ -414,6 +438,14 @@ void core_run_updates(struct core *c, int64_t now, struct core_sink *sink);
  * holding them. Resumed: everything handed to storage is durable again. */
 void core_storage_failed(struct core *c, int64_t now, const char *why);
 void core_storage_resumed(struct core *c, int64_t now);
+
+/* Retention: take a snapshot at the commit index and let storage drop the
+ * entries before the newest `keep` (the update says which). Peers that need
+ * dropped entries are sent the snapshot instead. False when there is
+ * nothing new to take. */
+bool core_compact(struct core *c, int64_t now, uint64_t keep);
+/* The first entry the log still holds (1 until retention dropped some). */
+uint64_t core_first_index(const struct core *c);
 
 /* When core_tick must next be called, at the latest. */
 int64_t core_next_deadline(const struct core *c);

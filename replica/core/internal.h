@@ -23,9 +23,11 @@
 
 struct peer {
     char id[CORE_ID_MAX];
-    bool up;            /* connected, per core_peer_up / core_peer_down */
-    bool listed;        /* discovery still lists it (core_peer_listed) */
-    int64_t last_heard; /* any message from it; -1 never */
+    bool up;               /* connected, per core_peer_up / core_peer_down */
+    bool listed;           /* discovery still lists it (core_peer_listed) */
+    int64_t last_heard;    /* any message from it; -1 never */
+    int64_t snapshot_sent;      /* when it was last sent our snapshot; 0 never */
+    int64_t snapshot_heartbeat; /* ... or a heartbeat while it installs it */
     /* Primary's replication state for this peer. */
     uint64_t next_index; /* next entry to send */
     uint64_t match_index;
@@ -48,6 +50,11 @@ struct session {
     uint64_t index;
     int64_t time_ms;
     char *key; /* owned; the idmap borrows it */
+    /* What it wrote, to tell a retry from a reuse without reading the
+     * entry (which retention may have dropped). */
+    uint64_t data_hash;
+    uint64_t data_len;
+    uint64_t epoch; /* the entry's, for the answer */
 };
 
 struct pending_reply {
@@ -112,8 +119,22 @@ struct core {
     size_t n_cfg_entries;
     size_t cap_cfg_entries;
     uint64_t storage_errors; /* reads from storage that failed */
-    bool disk_failed;        /* core_storage_failed until core_storage_resumed */
-    uint64_t checkpointed;   /* commit index of the last checkpoint handed out */
+    /* Retention (snapshot.c): entries before first_index are gone; the
+     * snapshot stands for 1..snap_index (its epoch, the configuration in
+     * force then, sessions, counts), encoded in snap for peers behind. */
+    uint64_t first_index;
+    uint64_t snap_index;
+    uint64_t snap_epoch;
+    uint8_t *snap;
+    size_t snap_len;
+    struct core_config snap_cfg;
+    uint64_t snap_cfg_index;
+    bool snap_new;         /* taken or installed since the last update */
+    bool snap_reset;       /* installed: storage replaces the log */
+    uint64_t snap_drop;    /* taken: entries before this may go */
+    int64_t now;           /* the time of the latest input */
+    bool disk_failed;      /* core_storage_failed until core_storage_resumed */
+    uint64_t checkpointed; /* commit index of the last checkpoint handed out */
     uint64_t commit;
     uint64_t durable;   /* entries 1..durable are on this replica's disk */
     uint64_t persisted; /* entries 1..persisted were handed to storage */
@@ -172,6 +193,7 @@ int config_note_at(struct core *c, uint64_t index);
 int log_push(struct core *c, const struct core_entry *e);
 void log_truncate(struct core *c, uint64_t from);
 void log_trim(struct core *c);
+int log_reset(struct core *c, const uint8_t *data, size_t len);
 void log_free(struct core *c);
 void log_append_local(struct core *c, enum core_entry_type type, const char *client_id,
                       const uint8_t *data, size_t len);
@@ -179,8 +201,17 @@ int log_read(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes, bool me
              const struct core_entry **out, size_t *n);
 const struct core_entry *log_entry(struct core *c, uint64_t index);
 
+/* snapshot.c */
+int snapshot_take(struct core *c);
+int snapshot_load(struct core *c, const uint8_t *data, size_t len, bool apply);
+int snapshot_check(const uint8_t *data, size_t len, uint64_t index, uint64_t epoch);
+void snapshot_free(struct core *c);
+
 /* sessions.c */
-void session_note(struct core *c, uint64_t index, int64_t time_ms, const char *client_id);
+const struct session *session_at(const struct core *c, size_t i);
+void sessions_reset(struct core *c, uint64_t horizon);
+uint64_t session_hash(const uint8_t *data, size_t len);
+void session_note(struct core *c, const struct session *s);
 void sessions_truncate(struct core *c, uint64_t from);
 int sessions_rebuild(struct core *c);
 void sessions_free(struct core *c);
@@ -227,6 +258,7 @@ void advance_commit(struct core *c, uint64_t to);
 void primary_update_commit(struct core *c);
 void recv_append(struct core *c, int64_t now, const struct core_msg *m);
 void recv_append_response(struct core *c, int64_t now, const struct core_msg *m);
+void recv_snapshot(struct core *c, int64_t now, const struct core_msg *m);
 
 /* membership.c */
 void append_config(struct core *c);

@@ -33,7 +33,11 @@ uint64_t last_index(const struct core *c)
 
 uint64_t epoch_at(const struct core *c, uint64_t index)
 {
-    if (index == 0 || index > c->last || c->n_runs == 0 || index < c->runs[0].first_index) {
+    if (index != 0 && index == c->snap_index) {
+        return c->snap_epoch; /* known even when the entry itself is gone */
+    }
+    if (index == 0 || index > c->last || c->n_runs == 0 || index < c->runs[0].first_index ||
+        index < c->first_index) {
         return 0;
     }
     /* Most questions are about the newest epoch. */
@@ -155,7 +159,9 @@ int log_push(struct core *c, const struct core_entry *e)
         return -1;
     }
     if (e->type == CORE_ENTRY_DATA && cid[0] != '\0') {
-        session_note(c, index, e->time_ms, cid);
+        struct session s = {index,  e->time_ms, (char *)cid, session_hash(e->data, e->len),
+                            e->len, e->epoch};
+        session_note(c, &s);
     }
     if (c->cache_len == 0) {
         c->cache_first = index;
@@ -263,6 +269,33 @@ void log_append_local(struct core *c, enum core_entry_type type, const char *cli
     }
 }
 
+/* Install a snapshot that replaces the whole log: the log is empty and
+ * continues after the snapshot's index, which is committed. Storage is
+ * told to do the same (the update's snapshot, with reset). */
+int log_reset(struct core *c, const uint8_t *data, size_t len)
+{
+    /* Queued Appends point into the cache that goes now. */
+    out_drop_appends(c);
+    if (snapshot_load(c, data, len, true) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < c->cache_len; i++) {
+        free((void *)c->cache[i].client_id);
+    }
+    c->cache_len = 0;
+    c->cache_bytes = 0;
+    c->n_runs = 0;
+    c->n_cfg_entries = 0;
+    c->last = c->snap_index;
+    c->first_index = c->cache_first = c->last + 1;
+    c->commit = c->durable = c->persisted = c->last;
+    c->snap_new = true;
+    c->snap_reset = true;
+    c->snap_drop = c->first_index;
+    config_reload(c);
+    return 0;
+}
+
 void log_free(struct core *c)
 {
     for (size_t i = 0; i < c->cache_len; i++) {
@@ -290,8 +323,8 @@ int log_read(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes, bool me
 {
     *out = NULL;
     *n = 0;
-    if (lo == 0 || lo > hi || hi > c->last) {
-        return -ERANGE;
+    if (lo == 0 || lo > hi || hi > c->last || lo < c->first_index) {
+        return -ERANGE; /* outside the log, or dropped by retention */
     }
     if (lo >= c->cache_first && c->cache_len > 0) {
         const struct core_entry *first = cached(c, lo);

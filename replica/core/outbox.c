@@ -94,6 +94,14 @@ void out_send(struct core *c, const char *to, const struct core_msg *m)
         }
         om->msg.append.entries = om->own;
     }
+    if (m->type == CORE_MSG_SNAPSHOT) {
+        /* A later snapshot may replace the core's before this leaves. */
+        if ((om->own = malloc(m->snapshot.len ? m->snapshot.len : 1)) == NULL) {
+            return;
+        }
+        memcpy(om->own, m->snapshot.data, m->snapshot.len);
+        om->msg.snapshot.data = om->own;
+    }
     if (m->type == CORE_MSG_VOTE_REQUEST && m->vote_request.n_bootstrap > 0) {
         unsigned n = m->vote_request.n_bootstrap;
         const char **ptrs = malloc(n * (sizeof(char *) + CORE_ID_MAX));
@@ -190,11 +198,21 @@ bool core_ready(struct core *c, struct core_update *u)
     struct outbox *o = &c->out;
     memset(u, 0, sizeof(*u));
     if (!o->has_state && o->persist_from == 0 && o->n_msgs == 0 && o->n_replies == 0 &&
-        o->n_events == 0) {
+        o->n_events == 0 && !c->snap_new) {
         return false;
     }
+    if (c->snap_new) {
+        u->has_snapshot = true;
+        u->snapshot_reset = c->snap_reset;
+        u->snapshot_index = c->snap_index;
+        u->snapshot_epoch = c->snap_epoch;
+        u->snapshot_data = c->snap;
+        u->snapshot_len = c->snap_len;
+        u->drop_before = c->snap_drop;
+        c->snap_new = false;
+    }
     /* A checkpoint rides along with whatever is persisted anyway. */
-    if ((o->has_state || o->persist_from != 0) && c->commit > c->checkpointed) {
+    if ((o->has_state || o->persist_from != 0 || u->has_snapshot) && c->commit > c->checkpointed) {
         u->has_checkpoint = true;
         u->checkpoint = (struct core_checkpoint){c->commit, c->processed, c->synced};
         c->checkpointed = c->commit;
@@ -241,13 +259,16 @@ bool core_update_apply(const struct core_update *u, struct core_sink *sink)
     if (u->has_state) {
         sink->persist_state(sink, &u->hs);
     }
+    if (u->has_snapshot && sink->persist_snapshot != NULL) {
+        sink->persist_snapshot(sink, u);
+    }
     if (u->has_entries) {
         sink->persist_entries(sink, u->truncate_from, u->entries, u->n_entries);
     }
     if (u->has_checkpoint && sink->persist_checkpoint != NULL) {
         sink->persist_checkpoint(sink, &u->checkpoint);
     }
-    if ((u->has_state || u->has_entries) && !sink->sync(sink)) {
+    if ((u->has_state || u->has_entries || u->has_snapshot) && !sink->sync(sink)) {
         return false; /* what it guards is lost, as messages may be */
     }
     /* Replies first: a client told UNKNOWN by a deposed primary hears it

@@ -40,6 +40,10 @@ void config_reload(struct core *c)
             return;
         }
     }
+    if (c->cfg_index == 0 && c->snap_cfg_index != 0) {
+        c->cfg = c->snap_cfg; /* every CONFIG entry is older than the log */
+        c->cfg_index = c->snap_cfg_index;
+    }
     if (c->cfg_index == 0) {
         bootstrap_list(c);
     }

@@ -38,6 +38,40 @@ void primary_start(struct core *c, int64_t now)
     }
 }
 
+/* A peer whose next entry retention dropped (or whose previous entry's
+ * epoch went with it) is sent the snapshot, at most once per two election
+ * timeouts while it installs it; meanwhile plain heartbeats (prev 0, which
+ * every log matches) keep it following and count for check-quorum. */
+static bool needs_snapshot(const struct core *c, uint64_t prev)
+{
+    return prev + 1 < c->first_index ||
+           (prev + 1 == c->first_index && prev != 0 && prev != c->snap_index);
+}
+
+static void send_snapshot(struct core *c, struct peer *p)
+{
+    struct core_msg m = {.type = CORE_MSG_APPEND, .epoch = c->hs.epoch};
+    int64_t every = 2 * (int64_t)c->o.election_max_ms;
+    if (c->snap_len > 0 && (p->snapshot_sent == 0 || c->now - p->snapshot_sent >= every)) {
+        m.type = CORE_MSG_SNAPSHOT;
+        m.snapshot.index = c->snap_index;
+        m.snapshot.epoch = c->snap_epoch;
+        m.snapshot.data = c->snap;
+        m.snapshot.len = c->snap_len;
+        p->snapshot_sent = c->now;
+    } else if (c->now - p->snapshot_heartbeat >= (int64_t)c->o.heartbeat_ms ||
+               p->snapshot_heartbeat == 0) {
+        m.append.commit_index = c->commit;
+        m.append.round = c->round;
+        p->snapshot_heartbeat = c->now;
+    } else {
+        p->need_send = false; /* its answers must not make a storm of them */
+        return;
+    }
+    out_send(c, p->id, &m);
+    p->need_send = false;
+}
+
 void send_append(struct core *c, struct peer *p, bool with_entries)
 {
     if (p->next_index > last_index(c) + 1) {
@@ -45,6 +79,10 @@ void send_append(struct core *c, struct peer *p, bool with_entries)
     }
     assert(p->next_index >= 1);
     uint64_t prev = p->next_index - 1;
+    if (needs_snapshot(c, prev)) {
+        send_snapshot(c, p);
+        return;
+    }
     const struct core_entry *es = NULL;
     size_t n = 0;
     if (with_entries && p->inflight < MAX_INFLIGHT && prev < last_index(c) &&
@@ -165,7 +203,7 @@ static bool store_entries(struct core *c, const struct core_msg *m)
     /* Entries we already hold are skipped: a duplicate or late Append must
      * not truncate anything it does not conflict with. */
     while (i < m->append.n_entries && prev + i + 1 <= last_index(c) &&
-           epoch_at(c, prev + i + 1) == es[i].epoch) {
+           (prev + i + 1 <= c->commit || epoch_at(c, prev + i + 1) == es[i].epoch)) {
         i++;
     }
     if (i == m->append.n_entries) {
@@ -240,7 +278,9 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
         out_send(c, m->from, &r);
         return;
     }
-    if (prev > 0 && epoch_at(c, prev) != m->append.prev_epoch) {
+    /* A committed entry is the primary's too (and retention may have
+     * dropped it here, epoch and all): only newer ones are compared. */
+    if (prev > c->commit && epoch_at(c, prev) != m->append.prev_epoch) {
         r.append_response.hint_index = conflict_hint(c, prev);
         out_send(c, m->from, &r);
         return;
@@ -256,6 +296,53 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
     advance_commit(c, commit);
     r.append_response.success = true;
     r.append_response.match_index = matched;
+    out_send(c, m->from, &r);
+}
+
+/* The primary's snapshot: what we hold of it we keep; otherwise it
+ * replaces the log, which continues after it. Answered like an Append,
+ * once it is durable. */
+void recv_snapshot(struct core *c, int64_t now, const struct core_msg *m)
+{
+    struct core_msg r = {.type = CORE_MSG_APPEND_RESPONSE, .epoch = c->hs.epoch};
+    if (c->disk_failed) {
+        return;
+    }
+    if (m->epoch < c->hs.epoch) {
+        out_send(c, m->from, &r); /* tells a stale primary to step down */
+        return;
+    }
+    uint64_t s = m->snapshot.index;
+    if (s == 0 || m->snapshot.epoch == 0 || m->snapshot.epoch > m->epoch ||
+        snapshot_check(m->snapshot.data, m->snapshot.len, s, m->snapshot.epoch) != 0) {
+        return; /* garbage: no primary sends that */
+    }
+    if (m->epoch > c->hs.epoch || c->role != CORE_BACKUP || strcmp(c->primary, m->from) != 0) {
+        if (m->epoch == c->hs.epoch && c->epoch_primary[0] != '\0' &&
+            strcmp(c->epoch_primary, m->from) != 0) {
+            return; /* a second primary in one epoch cannot exist */
+        }
+        follow(c, now, m->epoch, m->from);
+        r.epoch = c->hs.epoch;
+    }
+    c->last_primary_contact = now;
+    c->primary_down = false;
+    c->primary_lost_at = 0;
+    reset_election_timer(c, now);
+    r.append_response.success = true;
+    r.append_response.match_index = s;
+    if (s <= c->commit) {
+        out_send(c, m->from, &r); /* we hold it all, identical */
+        return;
+    }
+    if (s <= last_index(c) && epoch_at(c, s) == m->snapshot.epoch) {
+        advance_commit(c, s); /* we hold the prefix it stands for */
+        out_send(c, m->from, &r);
+        return;
+    }
+    if (log_reset(c, m->snapshot.data, m->snapshot.len) != 0) {
+        return; /* out of memory: the primary sends it again */
+    }
     out_send(c, m->from, &r);
 }
 
@@ -291,8 +378,16 @@ void recv_append_response(struct core *c, int64_t now, const struct core_msg *m)
             uint64_t match = m->append_response.match_index;
             p->match_index = match < last_index(c) ? match : last_index(c);
         }
-        if (p->next_index <= p->match_index) {
-            p->next_index = p->match_index + 1;
+        /* Its answer tells where it is, even when that is no progress
+         * (an installed snapshot older than what it held). */
+        uint64_t at = m->append_response.match_index > p->match_index
+                          ? m->append_response.match_index
+                          : p->match_index;
+        if (at > last_index(c)) {
+            at = last_index(c);
+        }
+        if (p->next_index <= at) {
+            p->next_index = at + 1;
         }
         if (progress) {
             /* Last: a membership change may forget peers, p among them. */

@@ -35,6 +35,11 @@ static struct session *ring_at(const struct core *c, size_t i)
     return &c->sessions[(c->sessions_head + i) % c->sessions_cap];
 }
 
+const struct session *session_at(const struct core *c, size_t i)
+{
+    return ring_at(c, i);
+}
+
 static void forget(struct core *c, struct session *s)
 {
     /* A later use of the same id (after this one expired) owns the entry. */
@@ -69,38 +74,62 @@ static int ring_grow(struct core *c)
     return 0;
 }
 
-/* The DATA entry at index carries client_id. Out of memory, the id is not
- * remembered, and the horizon moves past it: a retry is then refused as
- * expired rather than applied twice. */
-void session_note(struct core *c, uint64_t index, int64_t time_ms, const char *client_id)
+uint64_t session_hash(const uint8_t *data, size_t len)
 {
-    char *key = strdup(client_id);
-    if (key == NULL || (c->sessions_len == c->sessions_cap && ring_grow(c) != 0)) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= data[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A DATA entry (s->key: its client id, copied). Out of memory, the id is
+ * not remembered, and the horizon moves past it: a retry is then refused
+ * as expired rather than applied twice. */
+void session_note(struct core *c, const struct session *s)
+{
+    char *key = strdup(s->key);
+    if (key == NULL || (c->sessions_len == c->sessions_cap && ring_grow(c) != 0) ||
+        /* An expired use of the same id may still be in the ring: the map
+         * now borrows the new copy, and forgetting the old one leaves it. */
+        idmap_put(&c->client_ids, key, s->index) != 0) {
         free(key);
         while (c->sessions_len > 0) {
             forget_oldest(c);
         }
-        c->session_horizon = index + 1;
+        c->session_horizon = s->index + 1;
         return;
     }
-    /* An expired use of the same id may still be in the ring: the map now
-     * borrows the new copy, and forgetting the old one leaves it alone. */
-    if (idmap_put(&c->client_ids, key, index) != 0) {
-        free(key);
-        while (c->sessions_len > 0) {
-            forget_oldest(c);
-        }
-        c->session_horizon = index + 1;
-        return;
-    }
-    *ring_at(c, c->sessions_len++) = (struct session){index, time_ms, key};
+    struct session *slot = ring_at(c, c->sessions_len++);
+    *slot = *s;
+    slot->key = key;
     while (c->sessions_len > c->o.session_max) {
         forget_oldest(c);
     }
     while (c->o.session_ttl_ms > 0 && c->sessions_len > 1 &&
-           ring_at(c, 0)->time_ms < time_ms - (int64_t)c->o.session_ttl_ms) {
+           ring_at(c, 0)->time_ms < s->time_ms - (int64_t)c->o.session_ttl_ms) {
         forget_oldest(c);
     }
+}
+
+/* The session of the entry at index (the ring is in index order). */
+static const struct session *session_find(const struct core *c, uint64_t index)
+{
+    size_t lo = 0, hi = c->sessions_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct session *s = ring_at(c, mid);
+        if (s->index == index) {
+            return s;
+        }
+        if (s->index < index) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return NULL;
 }
 
 /* Entries >= from left the log: so do their ids. The horizon stays. */
@@ -112,28 +141,49 @@ void sessions_truncate(struct core *c, uint64_t from)
     }
 }
 
-/* At start: the table as the log's newest entries make it. Entries before
- * the first one read are not covered, so the horizon starts there. */
+/* At start: the table as the snapshot (if any) and the log's newest
+ * entries make it. Entries before the first one read that no snapshot
+ * covers are not known, so the horizon starts there. */
 int sessions_rebuild(struct core *c)
 {
     uint64_t span = (uint64_t)c->o.session_max + c->o.session_max / 4 + 64;
     uint64_t from = c->last > span ? c->last - span + 1 : 1;
-    c->session_horizon = from;
+    if (from <= c->snap_index) {
+        from = c->snap_index + 1; /* the snapshot's sessions cover the rest */
+    } else {
+        sessions_reset(c, from);
+    }
     for (uint64_t i = from; i <= c->last;) {
         const struct core_entry *es;
         size_t n;
-        int rc = log_read(c, i, c->last, 4u << 20, true, &es, &n);
+        int rc = log_read(c, i, c->last, 4u << 20, false, &es, &n);
         if (rc < 0) {
             return rc;
         }
         for (size_t k = 0; k < n; k++) {
             if (es[k].type == CORE_ENTRY_DATA && es[k].client_id[0] != '\0') {
-                session_note(c, es[k].index, es[k].time_ms, es[k].client_id);
+                struct session s = {es[k].index,
+                                    es[k].time_ms,
+                                    (char *)es[k].client_id,
+                                    session_hash(es[k].data, es[k].len),
+                                    es[k].len,
+                                    es[k].epoch};
+                session_note(c, &s);
             }
         }
         i += n;
     }
     return 0;
+}
+
+/* Forget every id: a snapshot's sessions come next. */
+void sessions_reset(struct core *c, uint64_t horizon)
+{
+    while (c->sessions_len > 0) {
+        forget(c, ring_at(c, --c->sessions_len));
+    }
+    c->sessions_head = 0;
+    c->session_horizon = horizon;
 }
 
 void sessions_free(struct core *c)
@@ -172,24 +222,22 @@ static int add_pending(struct core *c, uint64_t token, uint64_t index)
 static void answer_retry(struct core *c, uint64_t token, uint64_t index, const uint8_t *data,
                          size_t len)
 {
-    const struct core_entry *e = log_entry(c, index);
-    if (e == NULL) {
-        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id,
-                  "cannot read the log to check this retry; try again");
-        return;
-    }
+    const struct session *s = session_find(c, index);
+    const struct core_entry *e = index >= c->first_index ? log_entry(c, index) : NULL;
+    const char *primary = e ? e->primary : "";
+    uint64_t epoch = s ? s->epoch : epoch_at(c, index);
     /* A retry must carry what the id was first used for: answering with
      * the original index for other data would claim a write that never
      * happened. */
-    if (e->len != len || (len > 0 && memcmp(e->data, data, len) != 0)) {
+    if (s == NULL || s->data_len != len || s->data_hash != session_hash(data, len)) {
         char why[96];
         snprintf(why, sizeof(why), "client id already used for other data, at index %llu",
                  (unsigned long long)index);
-        out_reply(c, token, CORE_REPLY_CONFLICT, index, e->epoch, e->primary, why);
+        out_reply(c, token, CORE_REPLY_CONFLICT, index, epoch, primary, why);
         return;
     }
     if (index <= c->commit) {
-        out_reply(c, token, CORE_REPLY_OK, index, e->epoch, e->primary, "duplicate");
+        out_reply(c, token, CORE_REPLY_OK, index, epoch, primary, "duplicate");
     } else if (add_pending(c, token, index) != 0) {
         out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
     }

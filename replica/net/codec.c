@@ -89,6 +89,17 @@ int codec_from_core(struct codec_out *o, const char *self, const struct core_msg
         o->env.body_case = REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW;
         o->env.timeout_now = &o->body.timeout_now;
         break;
+    case CORE_MSG_SNAPSHOT: {
+        Replicacao__InstallSnapshot *s = &o->body.install_snapshot;
+        replicacao__install_snapshot__init(s);
+        s->index = m->snapshot.index;
+        s->epoch = m->snapshot.epoch;
+        s->data.data = (uint8_t *)m->snapshot.data;
+        s->data.len = m->snapshot.len;
+        o->env.body_case = REPLICACAO__ENVELOPE__BODY_INSTALL_SNAPSHOT;
+        o->env.install_snapshot = s;
+        break;
+    }
     }
     return 0;
 }
@@ -176,6 +187,13 @@ int codec_to_core(const Envelope *env, struct core_msg *m, struct core_entry **s
         return 1;
     case REPLICACAO__ENVELOPE__BODY_TIMEOUT_NOW:
         m->type = CORE_MSG_TIMEOUT_NOW;
+        return 1;
+    case REPLICACAO__ENVELOPE__BODY_INSTALL_SNAPSHOT:
+        m->type = CORE_MSG_SNAPSHOT;
+        m->snapshot.index = env->install_snapshot->index;
+        m->snapshot.epoch = env->install_snapshot->epoch;
+        m->snapshot.data = env->install_snapshot->data.data;
+        m->snapshot.len = env->install_snapshot->data.len;
         return 1;
     default:
         return 0;

@@ -20,6 +20,7 @@ struct codec_out {
         Replicacao__Append append;
         Replicacao__AppendResponse append_response;
         Replicacao__TimeoutNow timeout_now;
+        Replicacao__InstallSnapshot install_snapshot;
     } body;
     Replicacao__Entry *entries;
     Replicacao__Entry **entry_ptrs;

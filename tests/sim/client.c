@@ -80,8 +80,8 @@ uint64_t client_send(struct cluster *cl, int k, int node)
             abort();
         }
     }
-    cl->attempts[cl->n_attempts++] =
-        (struct sim_attempt){.client = k, .req = c->req, .node = node, .status = -1};
+    cl->attempts[cl->n_attempts++] = (struct sim_attempt){
+        .client = k, .req = c->req, .node = node, .status = -1, .seen_index = c->seen_index};
     uint64_t token = cl->n_attempts;
     c->last_token = token;
     c->target = node;

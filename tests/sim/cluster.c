@@ -166,6 +166,7 @@ void cluster_free(struct cluster *cl)
         free(n->out);
         free(n->held);
         simlog_free(&n->durable);
+        free(n->durable_snap);
         simlog_free(&n->mem);
     }
     for (size_t i = 0; i < cl->n_heap; i++) {
@@ -219,6 +220,15 @@ void node_after_input(struct cluster *cl, struct sim_node *n)
     node_drain(cl, n);
     node_apply_listing(cl, n);
     check_after_input(cl, n);
+    /* Retention: compact once twice `retain` entries are committed past
+     * the first one kept, as the replica does (after the check above has
+     * seen the commit the snapshot stands for). */
+    if (n->core && cl->p.retain &&
+        core_commit_index(n->core) >= core_first_index(n->core) + 2 * cl->p.retain &&
+        core_compact(n->core, cl->now, cl->p.retain)) {
+        cl->compactions++;
+        node_drain(cl, n);
+    }
     if (n->core) {
         enum core_role r = core_role(n->core);
         uint64_t e = core_epoch(n->core);
@@ -484,8 +494,12 @@ static void node_boot(struct cluster *cl, struct sim_node *n)
                                .last_index = len,
                                .runs = runs,
                                .config_indexes = cfgs,
-                               .checkpoint = n->durable_cp};
-    for (size_t i = 0; i < len; i++) {
+                               .checkpoint = n->durable_cp,
+                               .snapshot = n->durable_snap,
+                               .snapshot_len = n->durable_snap_len};
+    /* Like the log files: entries before durable_first are gone. */
+    size_t first = n->durable_first > 1 ? (size_t)n->durable_first - 1 : 0;
+    for (size_t i = first; i < len; i++) {
         const struct core_entry *e = &n->durable.at[i]->e;
         if (r.n_runs == 0 || runs[r.n_runs - 1].epoch != e->epoch) {
             runs[r.n_runs++] = (struct core_epoch_run){i + 1, e->epoch};

@@ -78,6 +78,7 @@ void event_free(struct sim_event *ev)
     }
     free(ev->entries);
     free(ev->entry_refs);
+    free(ev->snap_data);
     free(ev->bootstrap);
     free(ev->bootstrap_ids);
     free(ev);
@@ -102,8 +103,14 @@ static struct sim_event *msg_clone(struct cluster *cl, const struct sim_event *s
     ev->bootstrap_ids = NULL;
     ev->entries = NULL;
     ev->entry_refs = NULL;
+    ev->snap_data = NULL;
     if (src->kind != EV_MSG) {
         return ev;
+    }
+    if (src->msg.type == CORE_MSG_SNAPSHOT) {
+        ev->snap_data = sim_realloc(NULL, src->msg.snapshot.len + 1);
+        memcpy(ev->snap_data, src->snap_data, src->msg.snapshot.len);
+        ev->msg.snapshot.data = ev->snap_data;
     }
     if (src->msg.type == CORE_MSG_VOTE_REQUEST && src->msg.vote_request.n_bootstrap) {
         unsigned nb = src->msg.vote_request.n_bootstrap;
@@ -142,6 +149,8 @@ const char *msg_name(enum core_msg_type t)
         return "APPEND_RESPONSE";
     case CORE_MSG_TIMEOUT_NOW:
         return "TIMEOUT_NOW";
+    case CORE_MSG_SNAPSHOT:
+        return "SNAPSHOT";
     }
     return "?";
 }
@@ -169,6 +178,10 @@ void msg_describe(const struct core_msg *m, char *buf, size_t cap)
         snprintf(buf, cap, "APPEND_RESPONSE e=%" PRIu64 " ok=%d match=%" PRIu64 " hint=%" PRIu64,
                  m->epoch, m->append_response.success, m->append_response.match_index,
                  m->append_response.hint_index);
+        break;
+    case CORE_MSG_SNAPSHOT:
+        snprintf(buf, cap, "SNAPSHOT e=%" PRIu64 " index=%" PRIu64 "/%" PRIu64 " %zu bytes",
+                 m->epoch, m->snapshot.index, m->snapshot.epoch, m->snapshot.len);
         break;
     default:
         snprintf(buf, cap, "%s", msg_name(m->type));
@@ -261,6 +274,6 @@ void deliver_request(struct cluster *cl, struct sim_event *ev)
     client_ids(a->client, a->req, cid, sizeof(cid), data, sizeof(data));
     sim_trace(cl, "%s <- client request %s token %" PRIu64, to->id, cid, ev->token);
     core_client_request(to->core, cl->now, ev->token, cid, (const uint8_t *)data, strlen(data),
-                        cl->clients[a->client].seen_index);
+                        a->seen_index);
     node_after_input(cl, to);
 }

@@ -45,6 +45,7 @@
 struct totals {
     uint64_t acked;
     uint64_t expired;
+    uint64_t compactions;
     uint64_t reads; /* linearizable reads answered, each checked */
     uint64_t elections;
     uint64_t kills;
@@ -604,6 +605,9 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
     static const unsigned session_ttl[] = {0, 0, 0, 300};
     p.session_max = session_max[rng_between(&r, 0, 3)];
     p.session_ttl_ms = session_ttl[rng_between(&r, 0, 3)];
+    /* Some keep only a few entries: replicas behind get snapshots. */
+    static const unsigned retain[] = {0, 0, 3, 20};
+    p.retain = retain[rng_between(&r, 0, 3)];
     /* Some five-node clusters start as three and grow: r4 and r5 join as
      * learners and must be promoted once caught up. */
     bool grow = rng_permille(&r, 300);
@@ -684,6 +688,7 @@ static bool run_schedule(uint64_t seed, bool membership, unsigned nodes, bool ve
     }
     t->acked += cl->acked;
     t->expired += cl->expired;
+    t->compactions += cl->compactions;
     t->reads += cl->reads_ok;
     t->elections += cl->elections;
     t->kills += cl->kills;
@@ -821,10 +826,11 @@ static void print_totals(const char *what, unsigned long long ran, unsigned long
                          const struct totals *t, double secs)
 {
     printf("sim: %llu %sschedules, %llu failed, %" PRIu64 " requests acknowledged, %" PRIu64
-           " refused as expired, %" PRIu64 " linearizable reads checked, %" PRIu64
-           " elections, %" PRIu64 " kills (%.1f simulated s, %" PRIu64 " steps, %.1f s)\n",
-           ran, what, failed, t->acked, t->expired, t->reads, t->elections, t->kills,
-           (double)t->sim_ms / 1000.0, t->steps, secs);
+           " refused as expired, %" PRIu64 " snapshots, %" PRIu64
+           " linearizable reads checked, %" PRIu64 " elections, %" PRIu64
+           " kills (%.1f simulated s, %" PRIu64 " steps, %.1f s)\n",
+           ran, what, failed, t->acked, t->expired, t->compactions, t->reads, t->elections,
+           t->kills, (double)t->sim_ms / 1000.0, t->steps, secs);
 }
 
 int main(int argc, char **argv)

@@ -123,6 +123,7 @@ struct sim_event {
     const char **bootstrap;
     char (*bootstrap_ids)[CORE_ID_MAX];
     struct core_entry *entries;
+    uint8_t *snap_data; /* a SNAPSHOT's data, owned */
     struct sim_entry **entry_refs;
     /* EV_CALL */
     void (*fn)(struct cluster *cl, struct sim_event *ev);
@@ -140,6 +141,13 @@ struct sim_event {
 struct sim_op {
     bool is_state;
     bool is_checkpoint;
+    bool is_snapshot;
+    bool snap_reset;
+    uint64_t snap_index;
+    uint64_t snap_epoch;
+    uint8_t *snap_data;
+    size_t snap_len;
+    uint64_t drop_before;
     struct core_hard_state hs;
     struct core_checkpoint cp;
     uint64_t truncate_from;
@@ -191,6 +199,13 @@ struct sim_node {
     uint64_t last_commit;              /* for "never decreases" */
     uint64_t durable_commit;           /* commit index at the last completed flush */
     struct core_checkpoint durable_cp; /* the last checkpoint made durable */
+    /* Retention: the last durable snapshot, and the first entry storage
+     * still serves (entries before stay in the arrays for the checker). */
+    uint8_t *durable_snap;
+    size_t durable_snap_len;
+    uint64_t durable_snap_index;
+    uint64_t durable_snap_epoch;
+    uint64_t durable_first;
     /* The store's answer to the core's last read (lent until the next). */
     struct core_entry *read_buf;
     size_t read_cap;
@@ -239,6 +254,7 @@ struct sim_attempt {
     int status;  /* the core's reply status, -1: none yet */
     bool seen;   /* a reply reached the client */
     uint64_t index;
+    uint64_t seen_index; /* its request's, as sent (a late copy keeps it) */
 };
 
 /* ========================================================================
@@ -262,6 +278,7 @@ struct sim_params {
     size_t max_append_bytes;
     size_t cache_bytes;      /* the cores' cache of recent entries; 0: default */
     unsigned session_max;    /* client ids remembered; 0: default */
+    unsigned retain;         /* entries kept when compacting; 0: never compact */
     unsigned session_ttl_ms; /* 0: no limit by time */
     int64_t client_timeout_ms;
     unsigned think_max_ms;
@@ -396,6 +413,7 @@ struct cluster {
 
     uint64_t acked;
     uint64_t expired;         /* requests refused because their session expired */
+    uint64_t compactions;     /* snapshots taken (retention) */
     uint64_t max_acked_index; /* highest index any client was told is committed */
     uint64_t reads_ok;        /* linearizable reads answered and checked */
     uint64_t elections;

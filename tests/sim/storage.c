@@ -63,6 +63,11 @@ static void io_send(struct core_sink *io, const char *to, const struct core_msg 
             ev->msg.vote_request.bootstrap = ev->bootstrap;
         }
     }
+    if (m->type == CORE_MSG_SNAPSHOT) {
+        ev->snap_data = sim_realloc(NULL, m->snapshot.len + 1);
+        memcpy(ev->snap_data, m->snapshot.data, m->snapshot.len);
+        ev->msg.snapshot.data = ev->snap_data;
+    }
     if (m->type == CORE_MSG_APPEND) {
         size_t ne = m->append.n_entries;
         ev->msg.append.entries = NULL;
@@ -187,13 +192,45 @@ static void io_persist_checkpoint(struct core_sink *io, const struct core_checkp
     op_push(n, &op);
 }
 
+/* A snapshot to keep. Installed (reset), it replaces the log: the entries
+ * it stands for are the committed log's, which the checker verifies, and
+ * the arrays keep them so the checks compare whole logs. */
+static void io_persist_snapshot(struct core_sink *io, const struct core_update *u)
+{
+    struct sim_node *n = io->data;
+    struct cluster *cl = n->cl;
+    struct sim_op op = {.is_snapshot = true,
+                        .snap_reset = u->snapshot_reset,
+                        .snap_index = u->snapshot_index,
+                        .snap_len = u->snapshot_len,
+                        .drop_before = u->drop_before};
+    op.snap_data = sim_realloc(NULL, u->snapshot_len + 1);
+    memcpy(op.snap_data, u->snapshot_data, u->snapshot_len);
+    uint64_t s = u->snapshot_index;
+    op.snap_epoch = u->snapshot_epoch;
+    /* One installed came from a primary whose commit the checker saw when
+     * the message left; one taken here is checked at this node's flush. */
+    if (u->snapshot_reset &&
+        (s > cl->n_committed || cl->committed[s - 1]->e.epoch != u->snapshot_epoch)) {
+        sim_fail(cl, "%s installs a snapshot at %" PRIu64 "/%" PRIu64 " that is not committed",
+                 n->id, s, u->snapshot_epoch);
+    } else if (u->snapshot_reset) {
+        simlog_truncate(&n->mem, 1);
+        for (uint64_t i = 1; i <= s; i++) {
+            cl->committed[i - 1]->refs++;
+            simlog_append(&n->mem, cl->committed[i - 1]);
+        }
+    }
+    op_push(n, &op);
+}
+
 /* The core's reads of entries it no longer caches: from what is durable,
- * which is all the core may ask for. */
+ * which is all the core may ask for, and never what retention dropped. */
 static int store_read(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, bool meta_only,
                       const struct core_entry **out, size_t *count)
 {
     struct sim_node *n = arg;
-    if (lo == 0 || lo > hi || hi > n->durable.len) {
+    if (lo == 0 || lo > hi || hi > n->durable.len || lo < n->durable_first) {
         sim_fail(n->cl, "%s: the core read entries %" PRIu64 "..%" PRIu64 ", %zu are durable",
                  n->id, lo, hi, n->durable.len);
         return -ERANGE;
@@ -262,6 +299,7 @@ void node_discard_pending(struct sim_node *n)
             entry_unref(n->ops[i].entries[j]);
         }
         free(n->ops[i].entries);
+        free(n->ops[i].snap_data);
     }
     n->n_ops = 0;
     for (size_t i = 0; i < n->n_out; i++) {
@@ -285,6 +323,22 @@ void node_flush(struct cluster *cl, struct sim_node *n)
             n->durable_hs = op->hs;
         } else if (op->is_checkpoint) {
             n->durable_cp = op->cp;
+        } else if (op->is_snapshot) {
+            free(n->durable_snap);
+            n->durable_snap = op->snap_data;
+            n->durable_snap_len = op->snap_len;
+            n->durable_snap_index = op->snap_index;
+            n->durable_snap_epoch = op->snap_epoch;
+            n->durable_first =
+                op->drop_before > n->durable_first ? op->drop_before : n->durable_first;
+            if (op->snap_reset) {
+                simlog_truncate(&n->durable, 1);
+                for (uint64_t i = 1; i <= op->snap_index; i++) {
+                    n->cl->committed[i - 1]->refs++;
+                    simlog_append(&n->durable, n->cl->committed[i - 1]);
+                }
+                n->durable_first = op->snap_index + 1;
+            }
         } else {
             apply_entries(&n->durable, op->truncate_from, op->entries, op->n);
             for (size_t j = 0; j < op->n; j++) {
@@ -305,6 +359,11 @@ void node_flush(struct cluster *cl, struct sim_node *n)
     }
     node_drain(cl, n);
     check_at_flush(cl, n);
+    uint64_t s = n->durable_snap_index;
+    if (s > 0 && (s > cl->n_committed || cl->committed[s - 1]->e.epoch != n->durable_snap_epoch)) {
+        sim_fail(cl, "%s keeps a snapshot at %" PRIu64 "/%" PRIu64 " that is not committed", n->id,
+                 s, n->durable_snap_epoch);
+    }
     size_t n_out = n->n_out;
     n->n_out = 0;
     for (size_t i = 0; i < n_out; i++) {
@@ -339,6 +398,7 @@ void node_io_init(struct sim_node *n)
         .persist_state = io_persist_state,
         .persist_entries = io_persist_entries,
         .persist_checkpoint = io_persist_checkpoint,
+        .persist_snapshot = io_persist_snapshot,
         .sync = io_sync,
         .send = io_send,
         .reply = io_reply,
