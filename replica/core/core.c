@@ -244,7 +244,7 @@ struct core *core_open(const struct core_options *o, const struct core_recovered
         return NULL;
     }
     c->hs = r->hs;
-    if (r->snapshot_len > 0 && snapshot_load(c, r->snapshot, r->snapshot_len, true) != 0) {
+    if (r->snapshot_len > 0 && snap_load(c, r->snapshot, r->snapshot_len, true) != 0) {
         core_free(c);
         return NULL;
     }
@@ -312,7 +312,7 @@ struct core *core_new(const struct core_options *o, const struct core_hard_state
 bool core_compact(struct core *c, int64_t now, uint64_t keep)
 {
     c->now = now;
-    if (snapshot_take(c) != 0) {
+    if (snap_take(c) != 0) {
         return false;
     }
     uint64_t drop = c->snap_index >= keep ? c->snap_index - keep + 1 : 1;
@@ -371,7 +371,7 @@ void core_free(struct core *c)
     }
     log_free(c);
     sessions_free(c);
-    snapshot_free(c);
+    snap_free(c);
     free(c->pending);
     free(c->reads);
     outbox_free(c);

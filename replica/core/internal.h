@@ -202,10 +202,10 @@ int log_read(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes, bool me
 const struct core_entry *log_entry(struct core *c, uint64_t index);
 
 /* snapshot.c */
-int snapshot_take(struct core *c);
-int snapshot_load(struct core *c, const uint8_t *data, size_t len, bool apply);
-int snapshot_check(const uint8_t *data, size_t len, uint64_t index, uint64_t epoch);
-void snapshot_free(struct core *c);
+int snap_take(struct core *c);
+int snap_load(struct core *c, const uint8_t *data, size_t len, bool apply);
+int snap_check(const uint8_t *data, size_t len, uint64_t index, uint64_t epoch);
+void snap_free(struct core *c);
 
 /* sessions.c */
 const struct session *session_at(const struct core *c, size_t i);

@@ -276,7 +276,7 @@ int log_reset(struct core *c, const uint8_t *data, size_t len)
 {
     /* Queued Appends point into the cache that goes now. */
     out_drop_appends(c);
-    if (snapshot_load(c, data, len, true) != 0) {
+    if (snap_load(c, data, len, true) != 0) {
         return -1;
     }
     for (size_t i = 0; i < c->cache_len; i++) {

@@ -314,7 +314,7 @@ void recv_snapshot(struct core *c, int64_t now, const struct core_msg *m)
     }
     uint64_t s = m->snapshot.index;
     if (s == 0 || m->snapshot.epoch == 0 || m->snapshot.epoch > m->epoch ||
-        snapshot_check(m->snapshot.data, m->snapshot.len, s, m->snapshot.epoch) != 0) {
+        snap_check(m->snapshot.data, m->snapshot.len, s, m->snapshot.epoch) != 0) {
         return; /* garbage: no primary sends that */
     }
     if (m->epoch > c->hs.epoch || c->role != CORE_BACKUP || strcmp(c->primary, m->from) != 0) {

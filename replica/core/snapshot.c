@@ -152,7 +152,7 @@ static bool config_at(struct core *c, uint64_t s, struct core_config *cfg, uint6
 
 /* Encode the snapshot at the commit index into c->snap. 0, or -1 when
  * there is nothing new to take or memory ran out. */
-int snapshot_take(struct core *c)
+int snap_take(struct core *c)
 {
     uint64_t s = c->commit < c->durable ? c->commit : c->durable;
     if (s == 0 || s <= c->snap_index || s != c->commit) {
@@ -221,7 +221,7 @@ int snapshot_take(struct core *c)
  * replace the table, its counts the core's, its configuration stands in
  * for CONFIG entries the log no longer has. 0, or -1 when it is malformed
  * (nothing changed). */
-int snapshot_load(struct core *c, const uint8_t *data, size_t len, bool apply)
+int snap_load(struct core *c, const uint8_t *data, size_t len, bool apply)
 {
     struct cursor cur = {data, len, true};
     struct core_config cfg;
@@ -299,17 +299,17 @@ int snapshot_load(struct core *c, const uint8_t *data, size_t len, bool apply)
 
 /* Whether data is a well-formed snapshot at index, epoch (the message's
  * header must say what the snapshot says). */
-int snapshot_check(const uint8_t *data, size_t len, uint64_t index, uint64_t epoch)
+int snap_check(const uint8_t *data, size_t len, uint64_t index, uint64_t epoch)
 {
     struct cursor cur = {data, len, true};
     if (take_u32(&cur) != SNAP_MAGIC || take_u32(&cur) != SNAP_VERSION || take_u64(&cur) != index ||
         take_u64(&cur) != epoch) {
         return -1;
     }
-    return snapshot_load(NULL, data, len, false);
+    return snap_load(NULL, data, len, false);
 }
 
-void snapshot_free(struct core *c)
+void snap_free(struct core *c)
 {
     free(c->snap);
     c->snap = NULL;

@@ -636,6 +636,39 @@ static void test_trip_force_config(void **state)
     wire_free(out);
 }
 
+static void test_trip_install_snapshot(void **state)
+{
+    Envelope env;
+    Replicacao__InstallSnapshot s;
+    uint8_t data[] = {1, 2, 3, 0, 255};
+
+    wire_init(&env, "r1", 7);
+    replicacao__install_snapshot__init(&s);
+    s.index = LIMIT_COUNTER_MAX;
+    s.epoch = 7;
+    s.data.data = data;
+    s.data.len = sizeof data;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_INSTALL_SNAPSHOT;
+    env.install_snapshot = &s;
+
+    Envelope *out = trip(&env, "install_snapshot");
+    assert_int_equal(out->install_snapshot->index, LIMIT_COUNTER_MAX);
+    assert_int_equal(out->install_snapshot->data.len, sizeof data);
+    wire_free(out);
+
+    /* Refused: index 0, past the limit, or an epoch later than the sender's. */
+    uint64_t bad[][2] = {{0, 7}, {LIMIT_COUNTER_MAX + 1, 7}, {5, 8}, {5, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s.index = bad[i][0];
+        s.epoch = bad[i][1];
+        size_t len = protobuf_c_message_get_packed_size(&env.base);
+        uint8_t *buf = malloc(len);
+        protobuf_c_message_pack(&env.base, buf);
+        expect_refused(buf, len, "install snapshot");
+        free(buf);
+    }
+}
+
 /* Runs after the round trips: a message type added to the proto without a
  * round trip here fails this test rather than going untested. */
 static void test_every_body_type_tripped(void **state)
@@ -653,7 +686,7 @@ static void test_every_body_type_tripped(void **state)
             fail_msg("body %s (field %u) has no round-trip test", f->name, f->id);
         }
     }
-    assert_int_equal(oneof_fields, 18);
+    assert_int_equal(oneof_fields, 19);
 }
 
 /* ------------------------------------------------------------------------
@@ -807,7 +840,7 @@ static void test_unknown_message_type_refused(void **state)
     expect_refused(buf, n, "message type");
 
     /* The first free number after the oneof, and a varint-typed one. */
-    n = encode_unknown_body(buf, 32, 2);
+    n = encode_unknown_body(buf, 33, 2);
     expect_refused(buf, n, "message type");
     n = encode_unknown_body(buf, 16, 0);
     expect_refused(buf, n, "message type");
@@ -946,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_trip_timeout_now),
         cmocka_unit_test(test_trip_remove_member),
         cmocka_unit_test(test_trip_force_config),
+        cmocka_unit_test(test_trip_install_snapshot),
         cmocka_unit_test(test_every_body_type_tripped),
         cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_truncated_envelope_refused),
