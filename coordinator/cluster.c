@@ -1443,6 +1443,23 @@ static void read_reply(struct cluster *c, struct job *j, const Replicacao__ReadR
         }
         return;
     }
+    if (rr->compacted) {
+        /* Retention dropped what was asked for: say where the log starts. */
+        cJSON *o = cJSON_CreateObject();
+        cJSON *err = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(err, "code", "compacted");
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "entries before %llu are no longer kept (retention); ask from after=%llu",
+                 (unsigned long long)rr->first_index, (unsigned long long)(rr->first_index - 1));
+        cJSON_AddStringToObject(err, "message", msg);
+        cJSON_AddNumberToObject(o, "first_index", (double)rr->first_index);
+        cJSON_AddNumberToObject(o, "commit_index", (double)rr->commit_index);
+        char *body = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        job_finish(c, j, 410, body);
+        return;
+    }
     cJSON *entries = cJSON_CreateArray();
     for (size_t i = 0; i < rr->n_entries; i++) {
         cJSON_AddItemToArray(entries, entry_json(rr->entries[i]));

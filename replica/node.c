@@ -758,9 +758,12 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
     }
     uint64_t commit = core_commit_index(n->core);
     /* Any `after` is a valid question: past the commit index (up to
-     * UINT64_MAX, where after + 1 would wrap) the answer is no entries. */
+     * UINT64_MAX, where after + 1 would wrap) the answer is no entries;
+     * before what retention kept, none either, and it says so. */
     uint64_t first = rp->after < commit ? rp->after + 1 : commit + 1;
-    if (refused != NULL) {
+    uint64_t kept_from = core_first_index(n->core);
+    bool compacted = refused == NULL && first < kept_from && first <= commit;
+    if (refused != NULL || compacted) {
         limit = 0;
     }
     Replicacao__Entry *entries = calloc(limit + 1, sizeof(*entries));
@@ -803,6 +806,8 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
               : rp->filter == REPLICACAO__READ_REQUEST__FILTER__SYNCED  ? st.synced
                                                                         : st.processed + st.synced;
     r.consistency = (Replicacao__ReadRequest__Consistency)rp->consistency;
+    r.first_index = kept_from;
+    r.compacted = compacted;
     if (refused != NULL) {
         r.status = (Replicacao__ClientReply__Status)refused->status;
         r.primary = (char *)(refused->primary ? refused->primary : "");
