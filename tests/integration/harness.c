@@ -1,8 +1,8 @@
 /*
  * tests/integration/harness.c — see harness.h.
  *
- * Sections: failing and cleaning up, ports, processes, status and waiting,
- * the writer, committed logs, raw sockets.
+ * Sections: failing and cleaning up, ports, processes, private mounts,
+ * status and waiting, the writer, committed logs, raw sockets.
  */
 #define _GNU_SOURCE
 #include "harness.h"
@@ -14,11 +14,13 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -243,6 +245,36 @@ static void rm_rf(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The tmpfs data dirs go before the run dir can; after a failure their
+ * data dirs are copied next to the logs first, since the mounts vanish with
+ * the test process. The replicas must be stopped. */
+static void unmount_all(struct it_cluster *cl, bool keep)
+{
+    if (cl == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < cl->n; i++) {
+        struct it_replica *r = &cl->r[i];
+        if (r->mount[0] == '\0') {
+            continue;
+        }
+        if (keep) {
+            char cmd[1400];
+            snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s/%s-data' 2>/dev/null", r->data_dir, g_dir,
+                     r->id);
+            if (system(cmd) == 0) {
+                printf("[%s] copied %s's tmpfs data dir to %s/%s-data\n", g_name, r->id, g_dir,
+                       r->id);
+            }
+        }
+        if (umount2(r->mount, MNT_DETACH) != 0) {
+            printf("[%s] umount %s: %s\n", g_name, r->mount, strerror(errno));
+        }
+        rmdir(r->mount);
+        r->mount[0] = '\0';
+    }
+}
+
 /* A sanitizer report's head (what, where, freed by whom) is what matters,
  * and it may be far from the tail: print it separately. */
 static void print_sanitizer_report(const char *path)
@@ -293,6 +325,7 @@ void it_fail(const char *file, int line, const char *fmt, ...)
     printf("[%s] FAIL %s:%d: %s\n", g_name, file, line, msg);
     stop_all(g_cl, 3000, true);
     print_logs();
+    unmount_all(g_cl, true);
     if (g_dir[0] != '\0') {
         printf("[%s] kept the run directory %s (data dirs and logs)\n", g_name, g_dir);
     }
@@ -308,8 +341,27 @@ static void at_exit(void)
     }
     printf("[%s] exiting without it_finish: stopping the replicas\n", g_name);
     stop_all(g_cl, 3000, true);
+    unmount_all(g_cl, true);
     printf("[%s] kept the run directory %s\n", g_name, g_dir);
     fflush(stdout);
+}
+
+void it_skip(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    stop_all(g_cl, 3000, true);
+    unmount_all(g_cl, false);
+    g_cl = NULL;
+    if (g_dir[0] != '\0') {
+        rm_rf(g_dir);
+    }
+    printf("[%s] SKIP: %s\n", g_name, msg);
+    fflush(stdout);
+    exit(IT_SKIP_CODE);
 }
 
 /* The test itself got a fatal signal: only async-signal-safe calls here.
@@ -457,33 +509,42 @@ void it_start(struct it_cluster *cl, unsigned i)
 {
     struct it_replica *r = &cl->r[i];
     IT_CHECK(r->pid == 0, "%s is already running", r->id);
-    char hb[16], emin[16], emax[16], size[16];
+    char hb[16], emin[16], emax[16], size[16], seg[16];
     snprintf(hb, sizeof(hb), "%u", cl->heartbeat_ms);
     snprintf(emin, sizeof(emin), "%u", cl->election_min_ms);
     snprintf(emax, sizeof(emax), "%u", cl->election_max_ms);
     snprintf(size, sizeof(size), "%u", cl->initial_size ? cl->initial_size : cl->n);
-    char *argv[] = {(char *)g_binary,
-                    "--id",
-                    r->id,
-                    "--name",
-                    r->id,
-                    "--listen",
-                    r->addr,
-                    "--advertise",
-                    r->addr,
-                    "--peers",
-                    cl->peers,
-                    "--initial-size",
-                    size,
-                    "--data-dir",
-                    r->data_dir,
-                    "--heartbeat-ms",
-                    hb,
-                    "--election-min-ms",
-                    emin,
-                    "--election-max-ms",
-                    emax,
-                    NULL};
+    snprintf(seg, sizeof(seg), "%u", cl->segment_bytes);
+    char *argv[32] = {(char *)g_binary,
+                      "--id",
+                      r->id,
+                      "--name",
+                      r->id,
+                      "--listen",
+                      r->addr,
+                      "--advertise",
+                      r->addr,
+                      "--peers",
+                      cl->peers,
+                      "--initial-size",
+                      size,
+                      "--data-dir",
+                      r->data_dir,
+                      "--heartbeat-ms",
+                      hb,
+                      "--election-min-ms",
+                      emin,
+                      "--election-max-ms",
+                      emax,
+                      NULL};
+    size_t na = 0;
+    while (argv[na] != NULL) {
+        na++;
+    }
+    if (cl->segment_bytes > 0) {
+        argv[na++] = "--segment-bytes";
+        argv[na++] = seg;
+    }
     /* The replica reads REPLICA_* from the environment: keep the caller's
      * from leaking in. Built before fork: the child only execs. */
     size_t n_env = 0;
@@ -663,6 +724,7 @@ void it_finish(struct it_cluster *cl)
                 "sanitizer report or a leak makes it non-zero)",
                 unclean);
     }
+    unmount_all(cl, getenv("IT_KEEP") != NULL);
     g_passed = true;
     if (getenv("IT_KEEP") == NULL) {
         rm_rf(g_dir);
@@ -695,6 +757,53 @@ int it_index_of_addr(const struct it_cluster *cl, const char *addr)
 }
 
 /* ========================================================================
+ * Private mounts
+ * ====================================================================== */
+
+int it_private_mounts(char *why, size_t len)
+{
+    if (unshare(CLONE_NEWNS) != 0) {
+        snprintf(why, len, "unshare(CLONE_NEWNS): %s (euid %d; needs CAP_SYS_ADMIN)",
+                 strerror(errno), (int)geteuid());
+        return -1;
+    }
+    /* The new namespace starts as a copy whose mounts may still be shared
+     * with the host's: make every one private, so ours stay here. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        snprintf(why, len, "making / a private mount tree: %s", strerror(errno));
+        return -1;
+    }
+    it_log("in a private mount namespace");
+    return 0;
+}
+
+int it_mount_tmpfs(struct it_cluster *cl, unsigned i, unsigned size_kib, char *why, size_t len)
+{
+    struct it_replica *r = &cl->r[i];
+    IT_CHECK(r->pid == 0 && r->starts == 0, "%s has been started already", r->id);
+    char dir[sizeof(r->mount)], data[sizeof(r->data_dir)], opts[64];
+    if ((size_t)snprintf(dir, sizeof(dir), "%s/%s-fs", g_dir, r->id) >= sizeof(dir) ||
+        (size_t)snprintf(data, sizeof(data), "%s/data", dir) >= sizeof(data)) {
+        snprintf(why, len, "run directory path too long");
+        return -1;
+    }
+    snprintf(opts, sizeof(opts), "size=%uk,mode=0755", size_kib);
+    if (mkdir(dir, 0755) != 0) {
+        snprintf(why, len, "mkdir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) {
+        snprintf(why, len, "mount -t tmpfs -o %s tmpfs %s: %s", opts, dir, strerror(errno));
+        rmdir(dir);
+        return -1;
+    }
+    memcpy(r->mount, dir, sizeof(r->mount));
+    memcpy(r->data_dir, data, sizeof(r->data_dir));
+    it_log("%s: data dir on a %u KiB tmpfs at %s", r->id, size_kib, dir);
+    return 0;
+}
+
+/* ========================================================================
  * Status and waiting
  * ====================================================================== */
 
@@ -722,6 +831,8 @@ int it_status(const struct it_cluster *cl, unsigned i, struct it_status *out)
     out->processed = s->processed;
     out->synced = s->synced;
     out->voter = s->voter;
+    out->pending_requests = s->pending_requests;
+    snprintf(out->disk, sizeof(out->disk), "%s", s->disk ? s->disk : "");
     wire_free(r);
     return 0;
 }
@@ -1000,6 +1111,22 @@ static bool same_entry(const struct it_entry *a, const struct it_entry *b)
            strcmp(a->data, b->data) == 0;
 }
 
+void it_check_prefix(const struct it_log *a, const char *a_name, const struct it_log *b,
+                     const char *b_name)
+{
+    IT_CHECK(b->n <= a->n, "%s has %zu committed entries, more than %s's %zu", b_name, b->n, a_name,
+             a->n);
+    for (size_t k = 0; k < b->n; k++) {
+        const struct it_entry *x = &a->e[k], *y = &b->e[k];
+        IT_CHECK(same_entry(x, y),
+                 "logs differ at position %zu: %s has (%llu, %llu, %s, %s, %s), %s has "
+                 "(%llu, %llu, %s, %s, %s)",
+                 k, a_name, (unsigned long long)x->index, (unsigned long long)x->epoch,
+                 x->client_id, x->primary, x->data, b_name, (unsigned long long)y->index,
+                 (unsigned long long)y->epoch, y->client_id, y->primary, y->data);
+    }
+}
+
 static int cmp_entry_id(const void *a, const void *b)
 {
     return strcmp((*(const struct it_entry *const *)a)->client_id,
@@ -1069,15 +1196,10 @@ void it_check_logs(const struct it_cluster *cl, const struct it_acks *acks,
         IT_CHECK(a->commit_index == b->commit_index, "commit index %s %llu, %s %llu", cl->r[ref].id,
                  (unsigned long long)a->commit_index, cl->r[i].id,
                  (unsigned long long)b->commit_index);
-        size_t n = a->n < b->n ? a->n : b->n;
-        for (size_t k = 0; k < n; k++) {
-            const struct it_entry *x = &a->e[k], *y = &b->e[k];
-            IT_CHECK(same_entry(x, y),
-                     "logs differ at position %zu: %s has (%llu, %llu, %s, %s, %s), %s has "
-                     "(%llu, %llu, %s, %s, %s)",
-                     k, cl->r[ref].id, (unsigned long long)x->index, (unsigned long long)x->epoch,
-                     x->client_id, x->primary, x->data, cl->r[i].id, (unsigned long long)y->index,
-                     (unsigned long long)y->epoch, y->client_id, y->primary, y->data);
+        if (a->n >= b->n) {
+            it_check_prefix(a, cl->r[ref].id, b, cl->r[i].id);
+        } else {
+            it_check_prefix(b, cl->r[i].id, a, cl->r[ref].id);
         }
         IT_CHECK(a->n == b->n, "%s has %zu committed entries, %s has %zu", cl->r[ref].id, a->n,
                  cl->r[i].id, b->n);

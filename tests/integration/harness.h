@@ -11,6 +11,10 @@
  * lives in a fresh mkdtemp directory holding every data dir and log; it is
  * removed on success and kept, with the log tails printed, on failure.
  *
+ * A test may put chosen data dirs on small tmpfs mounts of their own, in a
+ * private mount namespace (it_private_mounts, it_mount_tmpfs), to fill them
+ * on purpose; they vanish with the test process.
+ *
  * IT_KEEP=1 in the environment keeps the run directory of a passing test.
  * A replica that ignores SIGTERM gets its thread stacks saved (gdb) next to
  * its log before the SIGKILL.
@@ -32,6 +36,7 @@
 #define IT_MAX_REPLICAS 8
 #define IT_ID_MAX       64
 #define IT_CLIENT_ID    128
+#define IT_SKIP_CODE    77 /* ctest's SKIP_RETURN_CODE for these tests */
 
 /* ------------------------------------------------------------------------
  * Failing
@@ -43,6 +48,11 @@ void it_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4), noreturn));
 
 #define IT_FAIL(...) it_fail(__FILE__, __LINE__, __VA_ARGS__)
+
+/* The test cannot run here (no privilege, no kernel support): say why,
+ * stop everything, remove the run directory, exit(IT_SKIP_CODE). Never a
+ * silent pass. */
+void it_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* The message is a format; the condition's text is printed with it. */
 #define IT_CHECK(cond, fmt, ...)                                                                   \
@@ -79,8 +89,9 @@ struct it_replica {
     char addr[32]; /* 127.0.0.1:port, fixed for the whole run */
     char data_dir[512];
     char log_path[512];
-    pid_t pid;   /* 0 while not running */
-    bool paused; /* SIGSTOPped */
+    char mount[512]; /* the tmpfs holding data_dir, "" when none */
+    pid_t pid;       /* 0 while not running */
+    bool paused;     /* SIGSTOPped */
     unsigned starts;
 };
 
@@ -94,7 +105,8 @@ struct it_cluster {
     unsigned heartbeat_ms;
     unsigned election_min_ms;
     unsigned election_max_ms;
-    unsigned initial_size; /* --initial-size; 0: n */
+    unsigned initial_size;  /* --initial-size; 0: n */
+    unsigned segment_bytes; /* --segment-bytes; 0: the replica's default */
 };
 
 /* Parse argv (argv[1]: the replica binary), make the run directory, install
@@ -125,6 +137,18 @@ int it_index_of_id(const struct it_cluster *cl, const char *id);
 int it_index_of_addr(const struct it_cluster *cl, const char *addr);
 bool it_up(const struct it_cluster *cl, unsigned i); /* running and not paused */
 
+/* Put this process, and so every replica it starts later, in a mount
+ * namespace of its own whose mounts do not propagate to the host: they go
+ * when the test exits, however it exits. Call it before starting threads.
+ * 0, or -1 with the reason (not root, no unshare). */
+int it_private_mounts(char *why, size_t len);
+/* Mount a tmpfs of size_kib at <run dir>/<id>-fs and move replica i's data
+ * dir to <that>/data (before its first start). The harness unmounts it at
+ * the end; on failure (or with IT_KEEP) it first copies the data dir to
+ * <run dir>/<id>-data, since the mount goes with the test process.
+ * 0, or -1 with the reason. */
+int it_mount_tmpfs(struct it_cluster *cl, unsigned i, unsigned size_kib, char *why, size_t len);
+
 /* ------------------------------------------------------------------------
  * Talking to replicas
  * ------------------------------------------------------------------------ */
@@ -139,6 +163,8 @@ struct it_status {
     uint64_t processed;
     uint64_t synced;
     bool voter;
+    uint64_t pending_requests; /* client requests waiting for their answer */
+    char disk[128];            /* "ok", or why the log cannot be written ("full: ...") */
 };
 
 /* One status call on a fresh connection. 0, or -1 (down, paused, slow). */
@@ -232,6 +258,10 @@ struct it_log {
  * with the given filter (0 ALL, 1 PROCESSED, 2 SYNCED). Fails on error. */
 void it_read_log(const struct it_cluster *cl, unsigned i, int filter, struct it_log *out);
 void it_log_free(struct it_log *log);
+/* Fail unless log b holds exactly the entries of a's first b->n positions
+ * (index, epoch, client id, primary, data); names say whose they are. */
+void it_check_prefix(const struct it_log *a, const char *a_name, const struct it_log *b,
+                     const char *b_name);
 
 /* The end-of-test check (guarantees 2 and 3), over every replica that is up
  * (all of them must be caught up, see it_wait_caught_up):
