@@ -495,7 +495,7 @@ static void disk_retry_cb(uv_timer_t *timer)
 static void disk_failed(struct node *n)
 {
     n->disk_failed_now = false;
-    log_error("%s", n->disk);
+    log_error("%s (%s)", n->disk, wal_last_error(n->wal));
     core_storage_failed(n->core, now_ms(), "its disk is full");
     node_event(n, EVENT_DISK_FULL, n->disk);
     uv_timer_start(&n->disk_timer, disk_retry_cb, 1000, 1000);

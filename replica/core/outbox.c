@@ -269,7 +269,18 @@ bool core_update_apply(const struct core_update *u, struct core_sink *sink)
         sink->persist_checkpoint(sink, &u->checkpoint);
     }
     if ((u->has_state || u->has_entries || u->has_snapshot) && !sink->sync(sink)) {
-        return false; /* what it guards is lost, as messages may be */
+        /* What it guards is lost, as messages may be; but every waiting
+         * client hears something: "unknown, retry with the same id" is
+         * true whatever the reply would have said. */
+        for (size_t i = 0; i < u->n_replies; i++) {
+            struct core_reply r = u->replies[i].reply;
+            r.status = CORE_REPLY_UNKNOWN;
+            r.index = 0;
+            r.primary = "";
+            r.message = "this replica could not write its log; retry with the same id";
+            sink->reply(sink, u->replies[i].token, &r);
+        }
+        return false;
     }
     /* Replies first: a client told UNKNOWN by a deposed primary hears it
      * before that replica answers its new primary. */
