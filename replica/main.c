@@ -53,11 +53,55 @@ static const struct flag flags[] = {
      "client ids remembered so a retry applies once (default 65536)"},
     {"session-ttl", "REPLICA_SESSION_TTL", "DURATION",
      "... for at most this long after the newest entry, e.g. 1h (default 1h; 0: no limit)"},
+    {"retain", "REPLICA_RETAIN", "N|SIZE",
+     "keep the newest N entries (e.g. 1000000) or about SIZE of log (e.g. 2GiB, 500MB); older "
+     "ones are replaced by a snapshot (default: keep everything)"},
     {"segment-bytes", "REPLICA_SEGMENT_BYTES", "BYTES",
      "size of one log segment file (default 67108864)"},
     {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
     {"parent-pid", "REPLICA_PARENT_PID", "PID", "exit when this process (a supervisor) is gone"},
 };
+
+/* --retain: a count of entries, or a size with its unit (B, KB, MB, GB,
+ * KiB, MiB, GiB). */
+static int parse_retain(const char *v, struct node_options *o)
+{
+    static const struct {
+        const char *unit;
+        unsigned long long mult;
+    } units[] = {{"GiB", 1ull << 30},
+                 {"MiB", 1ull << 20},
+                 {"KiB", 1ull << 10},
+                 {"GB", 1000000000ull},
+                 {"MB", 1000000ull},
+                 {"KB", 1000ull},
+                 {"B", 1}};
+    size_t len = strlen(v);
+    unsigned long long u;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        size_t ul = strlen(units[i].unit);
+        if (len > ul && strcmp(v + len - ul, units[i].unit) == 0) {
+            char num[32];
+            if (len - ul >= sizeof(num)) {
+                return -1;
+            }
+            memcpy(num, v, len - ul);
+            num[len - ul] = '\0';
+            if (flags_uint(num, 1, (1ull << 50) / units[i].mult, &u) != 0) {
+                return -1;
+            }
+            o->retain_bytes = u * units[i].mult;
+            o->retain_entries = 0;
+            return 0;
+        }
+    }
+    if (flags_uint(v, 1, LIMIT_COUNTER_MAX, &u) != 0) {
+        return -1;
+    }
+    o->retain_entries = u;
+    o->retain_bytes = 0;
+    return 0;
+}
 
 /* Ask DNS itself for the PTR record of addr: getnameinfo would answer from
  * /etc/hosts, which in a container maps our address to the container id. */
@@ -181,6 +225,8 @@ static int apply(void *ctx, const char *name, const char *v)
             return -1;
         }
         o->session_ttl_ms = (unsigned)u;
+    } else if (strcmp(name, "retain") == 0) {
+        return parse_retain(v, o);
     } else if (strcmp(name, "segment-bytes") == 0) {
         if (flags_uint(v, 4096, 1ull << 34, &u) != 0) {
             return -1;

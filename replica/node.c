@@ -296,6 +296,56 @@ static bool disk_full_error(int rc)
     return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
 }
 
+/* Retention: keep the snapshot, then let the log go (entries before
+ * drop_before), or, installed from the primary, start the log anew after
+ * it. A full disk stops writes as a failed sync does. */
+static void sink_persist_snapshot(struct core_sink *s, const struct core_update *u)
+{
+    struct node *n = node_of(s);
+    int rc = wal_save_snapshot(n->wal, u->snapshot_index, u->snapshot_epoch, u->snapshot_data,
+                               u->snapshot_len);
+    if (rc == 0) {
+        rc = u->snapshot_reset ? wal_reset(n->wal, u->snapshot_index + 1)
+                               : wal_drop_before(n->wal, u->drop_before);
+    }
+    if (disk_full_error(rc)) {
+        snprintf(n->disk, sizeof(n->disk), "full: %s; writes stopped until space returns",
+                 uv_strerror(rc));
+        n->disk_failed = n->disk_failed_now = true;
+    } else if (rc < 0) {
+        log_error("keeping a snapshot at %llu: %s", (unsigned long long)u->snapshot_index,
+                  wal_last_error(n->wal));
+        fatal("keeping a snapshot", rc);
+    } else {
+        log_info("snapshot at %llu kept; the log now starts at %llu (%llu segment(s))",
+                 (unsigned long long)u->snapshot_index, (unsigned long long)wal_first_index(n->wal),
+                 (unsigned long long)wal_segment_count(n->wal));
+    }
+}
+
+/* Retention: once a quarter more than what is to be kept is committed,
+ * the core takes a snapshot and storage drops whole old segments. */
+static void maybe_compact(struct node *n, int64_t now)
+{
+    uint64_t first = core_first_index(n->core), commit = core_commit_index(n->core);
+    uint64_t held = commit >= first ? commit - first + 1 : 0, keep = n->o.retain_entries;
+    if (n->o.retain_bytes > 0) {
+        uint64_t size = wal_size(n->wal);
+        if (size <= n->o.retain_bytes + n->o.retain_bytes / 4 || held == 0) {
+            return;
+        }
+        keep = (uint64_t)((double)held * n->o.retain_bytes / size);
+    } else if (keep == 0 || held <= keep + keep / 4 + 64) {
+        return;
+    }
+    if (keep == 0) {
+        keep = 1;
+    }
+    if (!n->disk_failed && core_compact(n->core, now, keep)) {
+        core_run_updates(n->core, now, &n->sink);
+    }
+}
+
 /* Early Appends go on the wire now, so the backups write while we fsync.
  * A full disk (the write or a new segment failed; nothing of it is
  * durable) stops writes here until space returns (disk_retry_cb). Any
@@ -534,6 +584,7 @@ static void flush_cb(uv_prepare_t *prep)
         disk_failed(n);
         core_run_updates(n->core, now, &n->sink);
     }
+    maybe_compact(n, now);
     update_cluster_id(n);
     transport_flush(n->t);
     if (!n->stopping) {
@@ -1057,6 +1108,7 @@ int node_run(const struct node_options *o)
         .persist_state = sink_persist_state,
         .persist_entries = sink_persist_entries,
         .persist_checkpoint = sink_persist_checkpoint,
+        .persist_snapshot = sink_persist_snapshot,
         .sync = sink_sync,
         .send = sink_send,
         .reply = sink_reply,

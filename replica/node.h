@@ -28,6 +28,10 @@ struct node_options {
     unsigned session_max;    /* client ids remembered for retries (0: 65536) */
     unsigned session_ttl_ms; /* ... for at most this long (0: no limit by time) */
     uint64_t segment_bytes;  /* size of a log segment (0: 64 MiB) */
+    /* Retention: keep at least this many newest entries, or about this
+     * many bytes of log (0: keep everything). */
+    uint64_t retain_entries;
+    uint64_t retain_bytes;
 };
 
 /* Exit codes: 0 after SIGTERM/SIGINT, 75 when asked to fail, 1 on a fatal

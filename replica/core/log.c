@@ -274,8 +274,10 @@ void log_append_local(struct core *c, enum core_entry_type type, const char *cli
  * told to do the same (the update's snapshot, with reset). */
 int log_reset(struct core *c, const uint8_t *data, size_t len)
 {
-    /* Queued Appends point into the cache that goes now. */
+    /* Queued Appends point into the cache that goes now, and log changes
+     * not yet handed to storage are superseded: storage resets too. */
     out_drop_appends(c);
+    c->out.persist_from = 0;
     if (snap_load(c, data, len, true) != 0) {
         return -1;
     }

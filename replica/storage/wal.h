@@ -95,6 +95,9 @@ uint64_t wal_first_index(const struct wal *w);
 /* Deletes the oldest segments whose live entries are all below index,
  * never the last segment. 0 or a negative errno. */
 int wal_drop_before(struct wal *w, uint64_t index);
+/* Replace the whole log by the snapshot just saved: every segment goes,
+ * and the next entry appended is `next` (its index + 1). */
+int wal_reset(struct wal *w, uint64_t next);
 /* Writes <dir>/snapshot atomically (temp file, fsync, rename, fsync of the
  * dir): an opaque blob standing for the entries up to index (of epoch),
  * handed back by wal_open. 0 or a negative errno. */

@@ -739,6 +739,8 @@ static int build_recovered(struct wal *w, const struct snapshot *snap, struct wa
         c->n_config = w->ix.n_configs;
     }
     st->snapshot = snap->data;
+    c->snapshot = snap->data;
+    c->snapshot_len = snap->len;
     rec->snapshot_index = snap->index;
     rec->snapshot_epoch = snap->epoch;
     rec->snapshot_data = snap->data;
@@ -857,6 +859,17 @@ int wal_open(const char *dir, const struct wal_options *o, struct wal **out,
     if ((rc = lock_dir(w, err, errlen)) < 0 || (rc = recover(w, err, errlen)) < 0 ||
         (rc = snapshot_load(w, &snap, err, errlen)) < 0)
         goto err_after_alloc;
+    /* A snapshot the log does not lead to (it ends before it, or holds
+     * another epoch there) was installed from a primary, and a crash came
+     * before the old segments were all gone: they are superseded. */
+    if (snap.index > 0 &&
+        (w->ix.last < snap.index || ix_epoch_at(&w->ix, snap.index) != snap.epoch) &&
+        (w->ix.last < snap.index || w->ix.first <= snap.index) &&
+        (rc = wal_reset(w, snap.index + 1)) < 0) {
+        set_err(err, errlen, "%s", w->err);
+        free(snap.data);
+        goto err_after_alloc;
+    }
     rc = build_recovered(w, &snap, rec);
     if (rc < 0) {
         set_err(err, errlen, "%s: out of memory", dir);

@@ -82,6 +82,60 @@ int wal_drop_before(struct wal *w, uint64_t index)
     return rc;
 }
 
+/* The log is replaced by a snapshot installed from the primary: every
+ * segment goes, newest first (a crash halfway leaves a consecutive run,
+ * which wal_open then finds superseded by the snapshot and removes), and
+ * the next entry is `next`. Records buffered and not yet written (a hard
+ * state) stay buffered: they go into the next segment. */
+int wal_reset(struct wal *w, uint64_t next)
+{
+    char name[WAL_NAME_MAX];
+    int rc;
+
+    if (w->broken)
+        return -EIO;
+    if (w->cur_fd >= 0) {
+        close(w->cur_fd);
+        w->cur_fd = -1;
+    }
+    if (w->rd_fd >= 0) {
+        close(w->rd_fd);
+        w->rd_fd = -1;
+        w->rd_seq = UINT64_MAX;
+    }
+    while (w->n_segs > 0) {
+        segment_name(name, w->segs[w->n_segs - 1].seq, false);
+        if (unlinkat(w->dir_fd, name, 0) != 0 && errno != ENOENT) {
+            rc = -errno;
+            wal_set_err(w, "cannot delete %s/%s: %s", w->dir, name, strerror(errno));
+            return rc;
+        }
+        w->n_segs--;
+    }
+    ix_free(&w->ix);
+    ix_init(&w->ix, next);
+    w->buf_last = next - 1;
+    window_forget(&w->win);
+    /* The hard state lived in the segments: it goes into the next one
+     * (written by the sync that follows), before anything buffered. */
+    size_t pending = w->buf_len;
+    if ((rc = wal_append_state(w, &w->hs)) < 0)
+        return rc;
+    if (pending > 0) {
+        size_t len = w->buf_len - pending;
+        uint8_t *moved = malloc(len);
+        if (!moved)
+            return -ENOMEM;
+        memcpy(moved, w->buf + pending, len);
+        memmove(w->buf + len, w->buf, pending);
+        memcpy(w->buf, moved, len);
+        free(moved);
+    }
+    if ((rc = fsync_fd(w->dir_fd, false)) < 0)
+        wal_set_err(w, "cannot sync directory %s: %s", w->dir, strerror(-rc));
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
  * The snapshot file
  * ------------------------------------------------------------------------ */
