@@ -814,6 +814,12 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
     uint64_t first = rp->after < commit ? rp->after + 1 : commit + 1;
     uint64_t kept_from = core_first_index(n->core);
     bool compacted = refused == NULL && first < kept_from && first <= commit;
+    if (compacted && rp->filter != REPLICACAO__READ_REQUEST__FILTER__ALL) {
+        /* A replica's processed/synced view shows what it still keeps
+         * (its total counts every one); only the log itself says 410. */
+        first = kept_from;
+        compacted = false;
+    }
     if (refused != NULL || compacted) {
         limit = 0;
     }
