@@ -77,7 +77,9 @@
  * end of the file, or a damaged record with only zero bytes (or nothing)
  * after it, is what a crash in the middle of a write leaves: it was never
  * synced, so nobody was told about it, and the file is truncated before it;
- * a footer whose trailer is incomplete goes too (the segment is open again).
+ * a footer there (a seal whose next segment never got its name) goes too,
+ * trailer and all: the last segment is always open after recovery, and is
+ * sealed anew when full.
  * A damaged record with more data after it cannot come from a torn write;
  * dropping it would silently lose entries that may have been acknowledged,
  * so wal_open refuses to start. When the header itself is damaged the
