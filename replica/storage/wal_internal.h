@@ -35,7 +35,8 @@
 /* Buffers grown beyond these by a burst are given back afterwards. */
 #define WAL_KEEP_BUFFER (1u * 1024 * 1024)
 #define WAL_KEEP_READ   (4u * 1024 * 1024)
-#define WAL_READ_CHUNK  (256u * 1024)
+#define WAL_READ_CHUNK  (256u * 1024) /* read-ahead when streaming */
+#define WAL_READ_SEEK   (16u * 1024)  /* when not */
 
 #define WAL_ADVICE "Move the data dir aside to resync this replica from its peers."
 

@@ -36,7 +36,12 @@ int window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n,
         *p = win->buf + (off - win->off);
         return 0;
     }
-    want = n > WAL_READ_CHUNK ? n : WAL_READ_CHUNK;
+    /* Read ahead a lot only when reading on from where the window ends:
+     * a catch-up streams, a seek for one entry should not cost 256 KiB. */
+    want = win->seq == seq && off >= win->off && off <= win->off + win->len ? WAL_READ_CHUNK
+                                                                            : WAL_READ_SEEK;
+    if (want < n)
+        want = n;
     if (want > limit - off)
         want = (size_t)(limit - off);
     if (want > win->cap) {
