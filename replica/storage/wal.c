@@ -353,8 +353,8 @@ bool footer_decode(const uint8_t *payload, size_t len, struct footer *f)
     first_live = take_u64(&c);
     f->last_index = take_u64(&c);
     f->min_truncate = take_u64(&c);
-    if (!c.ok || version != WAL_FORMAT_VERSION || f->last_index == UINT64_MAX ||
-        (first_live != 0 && first_live > f->last_index))
+    if (!c.ok || version != WAL_FORMAT_VERSION || f->last_index >= WAL_INDEX_MAX ||
+        f->base > WAL_INDEX_MAX || (first_live != 0 && first_live > f->last_index))
         return false;
     ix_init(s, first_live ? first_live : f->last_index + 1);
     s->last = f->last_index;
@@ -494,7 +494,8 @@ int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_
         const char *client = e[i].client_id ? e[i].client_id : "";
         const char *primary = e[i].primary ? e[i].primary : "";
 
-        if (e[i].index != last + 1 + i || (unsigned)e[i].type > CORE_ENTRY_CONFIG)
+        if (e[i].index != last + 1 + i || e[i].index >= WAL_INDEX_MAX ||
+            (unsigned)e[i].type > CORE_ENTRY_CONFIG)
             return -EINVAL;
         if (e[i].len > REC_MAX_PAYLOAD ||
             entry_payload_len(strlen(client), strlen(primary), e[i].len) > REC_MAX_PAYLOAD)

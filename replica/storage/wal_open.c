@@ -434,7 +434,8 @@ static int scan_header(struct scan *s)
     version = take_u32(&c);
     seq = take_u64(&c);
     s->seg.base = take_u64(&c);
-    if (!take_state(&c, &hs) || !take_checkpoint(&c, &cp) || c.left != 0 || s->seg.base == 0)
+    if (!take_state(&c, &hs) || !take_checkpoint(&c, &cp) || c.left != 0 || s->seg.base == 0 ||
+        s->seg.base > WAL_INDEX_MAX)
         return refuse_invalid(s, 0, "malformed segment header");
     if (version != WAL_FORMAT_VERSION)
         return refuse_invalid(s, 0, "unknown format version");

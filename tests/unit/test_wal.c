@@ -692,6 +692,10 @@ static void test_append_rejects_gaps(void **state)
     assert_int_equal(wal_append_entries(w, 0, e, 2), 0);
     e[0] = entry(2, 1, "c", "dup");
     assert_int_equal(wal_append_entries(w, 0, e, 1), -EINVAL);
+    /* Nor an index past the counters' limit (bounds.h), which replay would
+     * refuse as the base of the next segment. */
+    e[1] = entry(LIMIT_COUNTER_MAX, 1, "c", "far");
+    assert_int_equal(wal_append_entries(w, 0, &e[1], 1), -EINVAL);
     assert_int_equal(wal_append_entries(w, 2, e, 1), 0);
     assert_int_equal(wal_sync(w), 0);
     wal_close(w);
