@@ -203,12 +203,10 @@ bool ix_segment_live(const struct log_index *ix, uint64_t seq, uint64_t *lo, uin
     return true;
 }
 
-uint64_t ix_epoch_at(const struct log_index *ix, uint64_t index)
+size_t ix_run_at(const struct log_index *ix, uint64_t index)
 {
     size_t lo = 0, hi = ix->n_runs;
 
-    if (index < ix->first || index > ix->last || hi == 0)
-        return 0;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
 
@@ -217,7 +215,29 @@ uint64_t ix_epoch_at(const struct log_index *ix, uint64_t index)
         else
             hi = mid;
     }
-    return ix->runs[lo].epoch;
+    return lo;
+}
+
+uint64_t ix_epoch_at(const struct log_index *ix, uint64_t index)
+{
+    if (index < ix->first || index > ix->last || ix->n_runs == 0)
+        return 0;
+    return ix->runs[ix_run_at(ix, index)].epoch;
+}
+
+size_t ix_config_from(const struct log_index *ix, uint64_t index)
+{
+    size_t lo = 0, hi = ix->n_configs;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (ix->configs[mid] < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 int ix_append(struct log_index *ix, const struct log_index *slice, uint64_t min_truncate)

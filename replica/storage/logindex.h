@@ -73,6 +73,10 @@ void ix_slice_counts(const struct log_index *ix, uint64_t seq, size_t *points, s
 bool ix_segment_live(const struct log_index *ix, uint64_t seq, uint64_t *lo, uint64_t *hi);
 /* The epoch of entry index, 0 when it is outside first..last. */
 uint64_t ix_epoch_at(const struct log_index *ix, uint64_t index);
+/* Position in runs[] of the run holding index (first <= index <= last). */
+size_t ix_run_at(const struct log_index *ix, uint64_t index);
+/* Position in configs[] of the first config index >= index. */
+size_t ix_config_from(const struct log_index *ix, uint64_t index);
 /* Appends a slice taken after this log's end (a segment's share), after
  * cutting at min_truncate (0: none). The caller checked it follows on. */
 int ix_append(struct log_index *ix, const struct log_index *slice, uint64_t min_truncate);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "storage/crc32c.h"
+#include "validate.h"
 
 /* ------------------------------------------------------------------------
  * Bytes
@@ -221,18 +222,24 @@ malformed:
  * STATE: u64 epoch, str voted_for, u32 n_bootstrap, n_bootstrap x str
  * ------------------------------------------------------------------------ */
 
+/* What a replica id in a hard state may be: "" (no vote) or valid. */
+static bool id_ok(const char *id, bool empty_ok)
+{
+    return (empty_ok && id[0] == '\0') || validate_id(id);
+}
+
 bool state_payload_len(const struct core_hard_state *hs, size_t *len)
 {
     size_t vlen = strnlen(hs->voted_for, CORE_ID_MAX);
 
     /* Refuse what replay would reject rather than write an unreadable log. */
-    if (vlen == CORE_ID_MAX || hs->n_bootstrap > CORE_MAX_MEMBERS)
+    if (vlen == CORE_ID_MAX || hs->n_bootstrap > CORE_MAX_MEMBERS || !id_ok(hs->voted_for, true))
         return false;
     *len = 8 + 4 + vlen + 4;
     for (unsigned i = 0; i < hs->n_bootstrap; i++) {
         size_t blen = strnlen(hs->bootstrap[i], CORE_ID_MAX);
 
-        if (blen == CORE_ID_MAX)
+        if (blen == CORE_ID_MAX || !id_ok(hs->bootstrap[i], false))
             return false;
         *len += 4 + blen;
     }
@@ -260,17 +267,20 @@ static bool take_id(struct cursor *c, char *out)
     return true;
 }
 
-/* Leaves the cursor after the state: it may be followed by more fields. */
+/* Leaves the cursor after the state: it may be followed by more fields.
+ * Ids the core would never have produced make the state malformed. */
 bool take_state(struct cursor *c, struct core_hard_state *hs)
 {
     memset(hs, 0, sizeof *hs);
     hs->epoch = take_u64(c);
-    take_id(c, hs->voted_for);
+    if (take_id(c, hs->voted_for) && !id_ok(hs->voted_for, true))
+        c->ok = false;
     hs->n_bootstrap = take_u32(c);
     if (hs->n_bootstrap > CORE_MAX_MEMBERS)
         c->ok = false;
     for (unsigned i = 0; c->ok && i < hs->n_bootstrap; i++)
-        take_id(c, hs->bootstrap[i]);
+        if (take_id(c, hs->bootstrap[i]) && !id_ok(hs->bootstrap[i], false))
+            c->ok = false;
     return c->ok;
 }
 

@@ -77,7 +77,9 @@
  * end of the file, or a damaged record with only zero bytes (or nothing)
  * after it, is what a crash in the middle of a write leaves: it was never
  * synced, so nobody was told about it, and the file is truncated before it;
- * a footer whose trailer is incomplete goes too (the segment is open again).
+ * a footer there (a seal whose next segment never got its name) goes too,
+ * trailer and all: the last segment is always open after recovery, and is
+ * sealed anew when full.
  * A damaged record with more data after it cannot come from a torn write;
  * dropping it would silently lose entries that may have been acknowledged,
  * so wal_open refuses to start. When the header itself is damaged the
@@ -351,8 +353,8 @@ bool footer_decode(const uint8_t *payload, size_t len, struct footer *f)
     first_live = take_u64(&c);
     f->last_index = take_u64(&c);
     f->min_truncate = take_u64(&c);
-    if (!c.ok || version != WAL_FORMAT_VERSION || f->last_index == UINT64_MAX ||
-        (first_live != 0 && first_live > f->last_index))
+    if (!c.ok || version != WAL_FORMAT_VERSION || f->last_index >= WAL_INDEX_MAX ||
+        f->base > WAL_INDEX_MAX || (first_live != 0 && first_live > f->last_index))
         return false;
     ix_init(s, first_live ? first_live : f->last_index + 1);
     s->last = f->last_index;
@@ -492,7 +494,8 @@ int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_
         const char *client = e[i].client_id ? e[i].client_id : "";
         const char *primary = e[i].primary ? e[i].primary : "";
 
-        if (e[i].index != last + 1 + i || (unsigned)e[i].type > CORE_ENTRY_CONFIG)
+        if (e[i].index != last + 1 + i || e[i].index >= WAL_INDEX_MAX ||
+            (unsigned)e[i].type > CORE_ENTRY_CONFIG)
             return -EINVAL;
         if (e[i].len > REC_MAX_PAYLOAD ||
             entry_payload_len(strlen(client), strlen(primary), e[i].len) > REC_MAX_PAYLOAD)

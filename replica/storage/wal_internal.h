@@ -25,7 +25,10 @@
 #define WAL_TMP_SUFFIX    ".tmp"
 #define WAL_NAME_MAX      32
 
-#define WAL_FORMAT_VERSION  1
+#define WAL_FORMAT_VERSION 1
+/* Indexes stay below the counters' limit (bounds.h), so a segment's base,
+ * last index + 1, never overflows: replay refuses more, appends too. */
+#define WAL_INDEX_MAX       LIMIT_COUNTER_MAX
 #define WAL_DEFAULT_SEGMENT (64ull * 1024 * 1024)
 #define WAL_MIN_SEGMENT     1024
 #define WAL_TRAILER_SIZE    24
@@ -35,7 +38,8 @@
 /* Buffers grown beyond these by a burst are given back afterwards. */
 #define WAL_KEEP_BUFFER (1u * 1024 * 1024)
 #define WAL_KEEP_READ   (4u * 1024 * 1024)
-#define WAL_READ_CHUNK  (256u * 1024)
+#define WAL_READ_CHUNK  (256u * 1024) /* read-ahead when streaming */
+#define WAL_READ_SEEK   (16u * 1024)  /* when not */
 
 #define WAL_ADVICE "Move the data dir aside to resync this replica from its peers."
 

@@ -434,7 +434,8 @@ static int scan_header(struct scan *s)
     version = take_u32(&c);
     seq = take_u64(&c);
     s->seg.base = take_u64(&c);
-    if (!take_state(&c, &hs) || !take_checkpoint(&c, &cp) || c.left != 0 || s->seg.base == 0)
+    if (!take_state(&c, &hs) || !take_checkpoint(&c, &cp) || c.left != 0 || s->seg.base == 0 ||
+        s->seg.base > WAL_INDEX_MAX)
         return refuse_invalid(s, 0, "malformed segment header");
     if (version != WAL_FORMAT_VERSION)
         return refuse_invalid(s, 0, "unknown format version");
@@ -450,29 +451,17 @@ static int scan_header(struct scan *s)
     return 0;
 }
 
-/* A FOOTER record at off ends the records. With its trailer right after
- * it, ending the file, the segment is sealed; in the last segment, a footer
- * without a sound trailer is a seal the crash interrupted: it goes, and the
- * segment is open again. Returns 1 when the footer must be cut off. */
-static int scan_footer(struct scan *s, uint64_t off, uint32_t len)
+/* A FOOTER record at off ends the records. In a closed segment that is
+ * all (its trailer was unreadable, or the footer would have been used). In
+ * the last one it is a seal whose next segment never got its name: it is
+ * cut off, trailer and all, rather than trusted unchecked later on, and the
+ * segment is open again (sealed anew when full). Returns 1 to cut. */
+static int scan_footer(struct scan *s, uint64_t off)
 {
-    uint64_t next = off + REC_HEADER_SIZE + len, foff;
-    uint32_t flen;
-    const uint8_t *t;
-    int rc;
-
     s->seg.end = off;
-    if (s->size - next == WAL_TRAILER_SIZE) {
-        if ((rc = scan_get(s, next, WAL_TRAILER_SIZE, &t)) < 0)
-            return rc;
-        if (trailer_decode(t, &foff, &flen) && foff == off && flen == REC_HEADER_SIZE + len) {
-            s->seg.sealed = true;
-            return 0;
-        }
-    }
     if (s->last)
         return 1;
-    s->seg.sealed = true; /* closed: read up to its footer */
+    s->seg.sealed = true;
     return 0;
 }
 
@@ -545,7 +534,7 @@ static int scan_segment(struct scan *s)
             rc = apply_checkpoint(s, off, &c);
             break;
         case REC_FOOTER:
-            rc = scan_footer(s, off, len);
+            rc = scan_footer(s, off);
             return rc == 1 ? cut_tail(s, off) : rc;
         case REC_SEGMENT:
             rc = refuse_invalid(s, off, "a segment header in the middle of a segment");
@@ -659,7 +648,7 @@ static int add_recovered(struct wal *w, const struct segment *seg)
     return 0;
 }
 
-/* Recovers one segment; the last is left open for appends unless sealed. */
+/* Recovers one segment; the last is left open for appends. */
 static int recover_segment(struct wal *w, uint64_t seq, bool first, bool last, bool legacy,
                            char *err, size_t errlen)
 {
@@ -697,7 +686,7 @@ static int recover_segment(struct wal *w, uint64_t seq, bool first, bool last, b
         set_err(err, errlen, "out of memory");
         goto out;
     }
-    if (last && !s.seg.sealed) {
+    if (last) {
         /* Best effort: a full disk shows up when writing, handled there. */
         (void)!fallocate(s.fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)w->segment_bytes);
         w->cur_fd = s.fd;

@@ -36,7 +36,12 @@ int window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n,
         *p = win->buf + (off - win->off);
         return 0;
     }
-    want = n > WAL_READ_CHUNK ? n : WAL_READ_CHUNK;
+    /* Read ahead a lot only when reading on from where the window ends:
+     * a catch-up streams, a seek for one entry should not cost 256 KiB. */
+    want = win->seq == seq && off >= win->off && off <= win->off + win->len ? WAL_READ_CHUNK
+                                                                            : WAL_READ_SEEK;
+    if (want < n)
+        want = n;
     if (want > limit - off)
         want = (size_t)(limit - off);
     if (want > win->cap) {
@@ -295,6 +300,36 @@ static void shrink_read_buffers(struct wal *w)
  * wal_read
  * ------------------------------------------------------------------------ */
 
+/* Where a read is in the index's runs and config indexes. */
+struct agree {
+    size_t run;
+    size_t config;
+};
+
+/* An entry must be what the index says: its epoch the run's, CONFIG
+ * exactly where a config index is. Records and a sealed segment's footer
+ * each have their checksum, so only a bug (or a forged file) makes them
+ * disagree; the core trusts both, so a read refuses rather than lend it. */
+static int check_agrees(struct wal *w, struct agree *a, const struct walk *k,
+                        const struct entry_view *v)
+{
+    const struct log_index *ix = &w->ix;
+    bool config;
+    char why[128];
+
+    while (a->run + 1 < ix->n_runs && ix->runs[a->run + 1].first_index <= v->index)
+        a->run++;
+    config = a->config < ix->n_configs && ix->configs[a->config] == v->index;
+    a->config += config;
+    if (v->epoch == ix->runs[a->run].epoch && config == (v->type == CORE_ENTRY_CONFIG))
+        return 0;
+    snprintf(why, sizeof why, "entry %llu of epoch %llu%s, where the index says epoch %llu%s",
+             (unsigned long long)v->index, (unsigned long long)v->epoch,
+             v->type == CORE_ENTRY_CONFIG ? " (config)" : "",
+             (unsigned long long)ix->runs[a->run].epoch, config ? " (config)" : "");
+    return damaged(w, k->seg->seq, k->off, why);
+}
+
 /* Starts a walk at sparse index point k. */
 static int walk_from(struct wal *w, size_t k, struct walk *walk)
 {
@@ -342,6 +377,7 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, bool met
              const struct core_entry **out, size_t *n)
 {
     struct lent l = {0};
+    struct agree a;
     struct walk k;
     size_t at;
     uint64_t expect, stop;
@@ -358,6 +394,7 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, bool met
     }
     if (hi > w->ix.last)
         hi = w->ix.last;
+    a = (struct agree){ix_run_at(&w->ix, lo), ix_config_from(&w->ix, lo)};
     at = ix_find(&w->ix, lo);
     expect = w->ix.points[at].index;
     if ((rc = walk_from(w, at, &k)) < 0)
@@ -375,6 +412,8 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, bool met
             continue;
         }
         if ((rc = next_entry(w, &k, expect, wanted, meta_only, &v)) < 0)
+            return rc;
+        if (wanted && (rc = check_agrees(w, &a, &k, &v)) < 0)
             return rc;
         if (wanted) {
             size_t cost = meta_only ? sizeof(struct core_entry) + v.clen + v.plen + 2 : v.dlen;

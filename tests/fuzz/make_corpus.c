@@ -350,7 +350,8 @@ static void configs(void)
 }
 
 /* ========================================================================
- * Logs (fuzz_wal): written by the real writer, then read back as bytes
+ * Logs (fuzz_wal): written by the real writer, then read back as bytes,
+ * behind the mode byte that says which files they are
  * ====================================================================== */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -372,37 +373,82 @@ static uint8_t *slurp(const char *path, size_t *len)
 
 typedef void (*wal_script)(struct wal *w);
 
-static void write_log(const char *name, wal_script script, size_t cut, size_t zeros)
+/* How a log becomes a fuzz_wal input (its mode byte, see fuzz_wal.c). */
+enum log_form {
+    LEGACY,       /* segment 1 without its header: the old wal.log */
+    ONE_SEGMENT,  /* segment 1 */
+    TWO_SEGMENTS, /* segments 1 and 2, after u16 length of the first */
+    /* The same, with fuzz_wal making checksums right after mutating. */
+    REPAIR_LEGACY,
+    REPAIR_ONE_SEGMENT,
+    REPAIR_TWO_SEGMENTS,
+};
+
+/* Runs the script through the real writer with 1 KiB segments (64 MiB
+ * for one segment), then takes the files as bytes: the last one cut by
+ * `cut` bytes and followed by `zeros` zero bytes. */
+static void write_log(const char *name, wal_script script, enum log_form mode, size_t cut,
+                      size_t zeros)
 {
+    enum log_form form = mode % 3;
     char dir[] = "/tmp/make_corpus.XXXXXX";
     if (mkdtemp(dir) == NULL) {
         die("mkdtemp");
     }
+    struct wal_options o = {.segment_bytes = form == TWO_SEGMENTS ? 1024 : 0};
     struct wal *w;
     struct wal_recovered rec;
     char err[256], path[300];
-    if (wal_open(dir, &w, &rec, err, sizeof(err)) != 0) {
+    if (wal_open(dir, &o, &w, &rec, err, sizeof(err)) != 0) {
         die("wal_open: %s", err);
     }
     script(w);
     if (wal_sync(w) != 0) {
-        die("wal_sync");
+        die("wal_sync: %s", wal_last_error(w));
+    }
+    unsigned n_files = form == TWO_SEGMENTS ? 2 : 1;
+    if (wal_segment_count(w) > n_files || (form == TWO_SEGMENTS && wal_segment_count(w) != 2)) {
+        die("%s: %llu segments", name, (unsigned long long)wal_segment_count(w));
     }
     wal_close(w);
     wal_recovered_free(&rec);
-    snprintf(path, sizeof(path), "%s/wal.log", dir);
-    size_t len;
-    uint8_t *data = slurp(path, &len);
+
+    struct buf b = {0};
+    add_u8(&b, (uint8_t)mode);
+    uint8_t *files[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    for (unsigned i = 0; i < n_files; i++) {
+        snprintf(path, sizeof(path), "%s/wal-%016x.seg", dir, i + 1);
+        if (access(path, F_OK) == 0) {
+            files[i] = slurp(path, &lens[i]);
+            unlink(path);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/wal.lock", dir);
     unlink(path);
     rmdir(dir);
-    if (cut > len) {
-        cut = len;
+    size_t skip = 0;
+    if (form == LEGACY && lens[0] >= 20) {
+        /* The header record's length: 20 + its u32 len field. */
+        skip = 20 + ((size_t)files[0][8] | (size_t)files[0][9] << 8 | (size_t)files[0][10] << 16 |
+                     (size_t)files[0][11] << 24);
     }
-    len -= cut;
-    data = realloc(data, len + zeros + 1);
-    memset(data + len, 0, zeros);
-    put("fuzz_wal", name, data, len + zeros);
-    free(data);
+    size_t *last = &lens[n_files - 1];
+    *last = cut > *last ? 0 : *last - cut;
+    if (form == TWO_SEGMENTS) {
+        add_u16(&b, (uint16_t)lens[0]);
+    }
+    for (unsigned i = 0; i < n_files; i++) {
+        if (files[i] != NULL) {
+            add(&b, files[i] + (i == 0 ? skip : 0), lens[i] - (i == 0 ? skip : 0));
+        }
+        free(files[i]);
+    }
+    for (size_t i = 0; i < zeros; i++) {
+        add_u8(&b, 0);
+    }
+    put("fuzz_wal", name, b.p, b.len);
+    free(b.p);
 }
 
 static struct core_hard_state state(uint64_t epoch, const char *vote)
@@ -467,14 +513,58 @@ static void script_truncate(struct wal *w)
     log_entries(w, 3, 3, 2, 2);
 }
 
+static void script_checkpoint(struct wal *w)
+{
+    script_entries(w);
+    struct core_checkpoint cp = {.commit = 2, .processed = 1, .synced = 0};
+    wal_append_checkpoint(w, &cp);
+    log_entries(w, 0, 4, 1, 1);
+}
+
+/* Enough for a second 1 KiB segment: the first sealed, with its footer. */
+static void script_rollover(struct wal *w)
+{
+    script_entries(w);
+    log_entries(w, 0, 4, 1, 8);
+    struct core_checkpoint cp = {.commit = 9, .processed = 8, .synced = 0};
+    wal_append_checkpoint(w, &cp);
+    log_entries(w, 0, 12, 2, 2);
+}
+
+/* The second segment truncates entries the first one holds. */
+static void script_truncate_across(struct wal *w)
+{
+    script_entries(w);
+    log_entries(w, 0, 4, 1, 8);
+    if (wal_sync(w) != 0) {
+        die("wal_sync");
+    }
+    struct core_hard_state hs = state(2, "r2");
+    wal_append_state(w, &hs);
+    log_entries(w, 6, 6, 2, 2);
+}
+
 static void logs(void)
 {
-    write_log("empty", script_empty, 0, 0);
-    write_log("state", script_state, 0, 0);
-    write_log("entries", script_entries, 0, 0);
-    write_log("truncate", script_truncate, 0, 0);
-    write_log("torn_tail", script_entries, 9, 0);
-    write_log("zero_tail", script_entries, 0, 24);
+    write_log("empty", script_empty, LEGACY, 0, 0);
+    write_log("state", script_state, LEGACY, 0, 0);
+    write_log("entries", script_entries, LEGACY, 0, 0);
+    write_log("truncate", script_truncate, LEGACY, 0, 0);
+    write_log("torn_tail", script_entries, LEGACY, 9, 0);
+    write_log("zero_tail", script_entries, LEGACY, 0, 24);
+    write_log("segment_state", script_state, ONE_SEGMENT, 0, 0);
+    write_log("segment_entries", script_entries, ONE_SEGMENT, 0, 0);
+    write_log("segment_truncate", script_truncate, ONE_SEGMENT, 0, 0);
+    write_log("segment_checkpoint", script_checkpoint, ONE_SEGMENT, 0, 0);
+    write_log("segment_torn_tail", script_entries, ONE_SEGMENT, 9, 0);
+    write_log("segment_zero_tail", script_entries, ONE_SEGMENT, 0, 24);
+    write_log("two_segments", script_rollover, TWO_SEGMENTS, 0, 0);
+    write_log("two_segments_torn", script_rollover, TWO_SEGMENTS, 5, 0);
+    write_log("truncate_across", script_truncate_across, TWO_SEGMENTS, 0, 0);
+    write_log("repair_entries", script_truncate, REPAIR_LEGACY, 0, 0);
+    write_log("repair_segment", script_checkpoint, REPAIR_ONE_SEGMENT, 0, 0);
+    write_log("repair_two_segments", script_rollover, REPAIR_TWO_SEGMENTS, 0, 0);
+    write_log("repair_truncate_across", script_truncate_across, REPAIR_TWO_SEGMENTS, 0, 0);
 }
 
 /* ========================================================================

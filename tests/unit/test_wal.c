@@ -692,6 +692,10 @@ static void test_append_rejects_gaps(void **state)
     assert_int_equal(wal_append_entries(w, 0, e, 2), 0);
     e[0] = entry(2, 1, "c", "dup");
     assert_int_equal(wal_append_entries(w, 0, e, 1), -EINVAL);
+    /* Nor an index past the counters' limit (bounds.h), which replay would
+     * refuse as the base of the next segment. */
+    e[1] = entry(LIMIT_COUNTER_MAX, 1, "c", "far");
+    assert_int_equal(wal_append_entries(w, 0, &e[1], 1), -EINVAL);
     assert_int_equal(wal_append_entries(w, 2, e, 1), 0);
     assert_int_equal(wal_sync(w), 0);
     wal_close(w);
@@ -754,6 +758,15 @@ static void test_append_state_rejects_unterminated(void **state)
     assert_int_equal(wal_append_state(w, &hs), -EINVAL);
     hs = hard_state(1, "");
     hs.n_bootstrap = CORE_MAX_MEMBERS + 1;
+    assert_int_equal(wal_append_state(w, &hs), -EINVAL);
+    /* Nor ids replay would refuse (validate_id). */
+    hs = hard_state(1, "r 1");
+    assert_int_equal(wal_append_state(w, &hs), -EINVAL);
+    hs = hard_state(1, "");
+    hs.n_bootstrap = 1;
+    strcpy(hs.bootstrap[0], "r*");
+    assert_int_equal(wal_append_state(w, &hs), -EINVAL);
+    hs.bootstrap[0][0] = '\0';
     assert_int_equal(wal_append_state(w, &hs), -EINVAL);
     assert_false(wal_pending(w));
     wal_close(w);
@@ -1464,6 +1477,30 @@ static void test_corrupted_closed_segment(void **state)
     assert_int_equal(e[0].index, 5);
     read_one(w, m->last);
     wal_close(w);
+
+    /* A record rewritten with checksums to match, which the footer
+     * contradicts: no crash does that, and a read refuses to lend it. */
+    {
+        uint8_t *forged = malloc(len);
+        size_t at = entry_offset(forged = memcpy(forged, pristine, len), len, 7);
+        uint32_t crc;
+
+        forged[at + HEADER_SIZE + 8] ^= 0x40; /* its epoch */
+        crc = crc32c(0, forged + at + HEADER_SIZE, get32(forged + at + 8));
+        for (int i = 0; i < 4; i++)
+            forged[at + 12 + i] = (uint8_t)(crc >> (8 * i));
+        crc = crc32c(0, forged + at, 16);
+        for (int i = 0; i < 4; i++)
+            forged[at + 16 + i] = (uint8_t)(crc >> (8 * i));
+        write_whole(f->file, forged, len);
+        w = open_with(f->dir, SMALL, &rec);
+        wal_recovered_free(&rec);
+        assert_int_equal(wal_read(w, 6, 8, SIZE_MAX, false, &e, &n), -EILSEQ);
+        if (!strstr(wal_last_error(w), "where the index says"))
+            fail_msg("unexpected error: %s", wal_last_error(w));
+        wal_close(w);
+        free(forged);
+    }
 
     /* Trailer gone: the segment is read at open, and refused. */
     expect_refused(f, f->file, bad, len - TRAILER_SIZE, offset_text,
