@@ -1681,6 +1681,64 @@ static void test_checkpoint_survives(void **state)
     free(m);
 }
 
+/* A snapshot installed from a primary replaces the whole log: after
+ * wal_reset the log is empty, continues after the snapshot, and keeps its
+ * hard state across a reopen. A crash between saving the snapshot and
+ * removing the segments is finished at the next open: segments a snapshot
+ * supersedes (they end before it, or disagree with its epoch) go. */
+static void test_reset_to_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct model *m = model_new();
+    struct wal_recovered rec;
+    struct wal *w = open_with(f->dir, SMALL, &rec);
+    struct core_hard_state hs = hard_state(4, "r3");
+    char data[8];
+
+    wal_recovered_free(&rec);
+    assert_int_equal(wal_append_state(w, &hs), 0);
+    fill(w, m, 120);
+    assert_true(wal_segment_count(w) > 1);
+
+    /* The crash case first: the snapshot is ahead of the log, nothing
+     * removed yet. */
+    assert_int_equal(wal_save_snapshot(w, 500, 9, "five hundred", 12), 0);
+    wal_close(w);
+    w = open_with(f->dir, SMALL, &rec);
+    assert_int_equal(rec.core.last_index, 500);
+    assert_int_equal(rec.core.n_runs, 0);
+    assert_int_equal(rec.snapshot_index, 500);
+    assert_int_equal(rec.core.snapshot_len, 12);
+    assert_hs_equal(&rec.core.hs, &hs);
+    assert_int_equal(wal_segment_count(w), 0);
+    assert_int_equal(count_segments(f->dir), 0);
+    wal_recovered_free(&rec);
+
+    /* The log continues after it, and a reset proper does the same. */
+    for (uint64_t i = 501; i <= 530; i++) {
+        snprintf(data, sizeof data, "%llu", (unsigned long long)i);
+        struct core_entry e = entry(i, 9, "", data);
+        assert_int_equal(wal_append_entries(w, 0, &e, 1), 0);
+    }
+    assert_int_equal(wal_sync(w), 0);
+    assert_int_equal(wal_save_snapshot(w, 700, 11, "seven hundred", 13), 0);
+    assert_int_equal(wal_reset(w, 701), 0);
+    struct core_entry e = entry(701, 11, "", "x");
+    assert_int_equal(wal_append_entries(w, 0, &e, 1), 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    w = open_with(f->dir, SMALL, &rec);
+    assert_int_equal(rec.core.last_index, 701);
+    assert_int_equal(rec.core.n_runs, 1);
+    assert_int_equal(rec.core.runs[0].first_index, 701);
+    assert_int_equal(wal_first_index(w), 701);
+    assert_int_equal(rec.snapshot_index, 700);
+    assert_hs_equal(&rec.core.hs, &hs);
+    wal_recovered_free(&rec);
+    wal_close(w);
+    free(m);
+}
+
 static void test_drop_before_and_snapshot(void **state)
 {
     struct fixture *f = *state;
@@ -2180,6 +2238,7 @@ int main(void)
         T(test_truncate_across_segments),
         T(test_read_ranges),
         T(test_checkpoint_survives),
+        T(test_reset_to_snapshot),
         T(test_drop_before_and_snapshot),
         T(test_drop_leaves_empty_log),
         T(test_legacy_migration),
