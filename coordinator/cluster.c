@@ -831,6 +831,8 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->pending_requests = s->pending_requests;
     r->storage = (struct view_storage){
         .log_bytes = s->log_bytes,
+        .log_segments = s->log_segments,
+        .first_index = s->first_index,
         .cache_bytes = s->cache_bytes,
         .resident_bytes = s->resident_bytes,
         .session_horizon = s->session_horizon,

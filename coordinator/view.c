@@ -106,6 +106,8 @@ cJSON *view_replica_json(const struct view_replica *r)
     cJSON *st = cJSON_AddObjectToObject(o, "storage");
     cJSON_AddStringToObject(st, "disk", r->storage.disk);
     cJSON_AddNumberToObject(st, "log_bytes", (double)r->storage.log_bytes);
+    cJSON_AddNumberToObject(st, "log_segments", (double)r->storage.log_segments);
+    cJSON_AddNumberToObject(st, "first_index", (double)r->storage.first_index);
     cJSON_AddNumberToObject(st, "cache_bytes", (double)r->storage.cache_bytes);
     cJSON_AddNumberToObject(st, "resident_bytes", (double)r->storage.resident_bytes);
     cJSON_AddNumberToObject(st, "sessions", (double)r->storage.sessions);

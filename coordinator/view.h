@@ -61,6 +61,8 @@ struct view_member {
 /* A replica's log as its status reports it. */
 struct view_storage {
     uint64_t log_bytes;       /* log files on disk */
+    uint64_t log_segments;    /* how many files */
+    uint64_t first_index;     /* the first entry it still keeps (retention) */
     uint64_t cache_bytes;     /* recent entries held in memory */
     uint64_t resident_bytes;  /* the process's resident memory */
     uint64_t session_horizon; /* client ids of entries before it are forgotten */

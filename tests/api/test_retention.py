@@ -96,6 +96,7 @@ class RetentionTests(CoordinatorTestCase):
                     f"{backup} caught up to {target}")
         detail = self.replica(backup)
         self.assertEqual(detail["storage"]["disk"], "ok")
+        self.assertGreater(detail["storage"]["first_index"], 1, "it kept only what it holds")
 
         # Every acknowledged write still kept is there once, at its index.
         kept = self.entries_from(horizon - 1)
