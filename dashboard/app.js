@@ -124,6 +124,16 @@
   }
 
   function isUp(r) { return r && r.status === 'up'; }
+  /* Its log cannot be written (a full disk): it takes no writes until space returns. */
+  function diskFull(r) { return !!(r && r.storage && r.storage.disk && r.storage.disk !== 'ok'); }
+  function fmtBytes(n) {
+    const v = num(n);
+    if (v === null) return '—';
+    if (v >= 1 << 30) return `${(v / (1 << 30)).toFixed(1)} GiB`;
+    if (v >= 1 << 20) return `${(v / (1 << 20)).toFixed(1)} MiB`;
+    if (v >= 1 << 10) return `${(v / (1 << 10)).toFixed(0)} KiB`;
+    return `${v} B`;
+  }
   function isPrimary(r) { return r && state.cluster && r.id === state.cluster.primary && isUp(r); }
 
   /* What a replica's circle says, in words: used for labels and aria. */
@@ -136,6 +146,7 @@
     else if (kind === 'removed') w = 'removed from the configuration';
     else if (kind === 'outside') w = `${w}, not a member`;
     if (r.status === 'down') w += ', down';
+    if (diskFull(r)) w += ', disk full: takes no writes';
     return w;
   }
 
@@ -335,6 +346,7 @@
     else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
     else if (outsider(kind)) meta = d.status === 'up' ? 'not a member' : `${d.status} · not a member`;
     else if (d.status === 'down') meta = `down · #${show(d.commit_index)}`;
+    else if (diskFull(d)) meta = `disk full · #${show(d.commit_index)}`;
     else if (catchingUp(d, c)) meta = `catching up ${show(d.commit_index)}/${show(c && c.commit_index)}`;
     else meta = `#${show(d.commit_index)} · lag ${show(d.lag)}${r < 22 ? ` · e${show(d.epoch)}` : ''}`;
     return [name, meta];
@@ -905,7 +917,8 @@
       h('dl', { class: 'kv' },
         kvItem('epoch', 'epoch'), kvItem('last_index', 'last index'), kvItem('commit_index', 'commit index'),
         kvItem('lag', 'lag'), kvItem('heartbeat', 'heartbeat'), kvItem('uptime', 'uptime'),
-        kvItem('believes', 'sees primary'), kvItem('processed', 'processed'), kvItem('synced', 'synced')),
+        kvItem('believes', 'sees primary'), kvItem('processed', 'processed'), kvItem('synced', 'synced'),
+        kvItem('disk', 'disk'), kvItem('log', 'log on disk'), kvItem('memory', 'memory')),
       h('div', { class: 'progress-bar', 'data-k': 'progress', hidden: true },
         h('div', { class: 'bar', role: 'progressbar', 'aria-label': 'catch-up progress', 'aria-valuemin': '0', 'aria-valuemax': '100' },
           h('div', { class: 'fill' })),
@@ -999,6 +1012,16 @@
     set('believes', r.believes_primary ? replicaName(r.believes_primary) : 'none', split ? 'split' : '');
     set('processed', show(r.processed));
     set('synced', show(r.synced));
+    const st = r.storage || {};
+    set('disk', st.disk ? (st.disk === 'ok' ? 'ok' : 'full') : '—', diskFull(r) ? 'lag-bad' : '');
+    dk('disk').title = st.disk || '';
+    set('log', st.log_bytes === undefined ? '—'
+      : `${fmtBytes(st.log_bytes)}${num(st.first_index) > 1 ? ` · from #${show(st.first_index)}` : ''}`);
+    set('memory', st.resident_bytes === undefined ? '—' : fmtBytes(st.resident_bytes));
+    dk('memory').title = st.cache_bytes === undefined ? ''
+      : `resident memory of its process; ${fmtBytes(st.cache_bytes)} of it recent log entries`;
+    dk('log').title = st.log_segments === undefined ? ''
+      : `${show(st.log_segments)} segment file(s)${num(st.first_index) > 1 ? `; entries before #${show(st.first_index)} were replaced by a snapshot` : ''}`;
 
     const pb = dk('progress');
     const catching = catchingUp(r, c);
@@ -1056,6 +1079,10 @@
       return `${name} is down, but ${who} until it is removed. Remove it if it will not come back.`;
     }
     if (kind === 'removed') return `${name} was removed from the configuration: it no longer votes or receives updates.`;
+    if (diskFull(live)) {
+      return `${name} cannot write its log (${live.storage.disk}). It stepped down and takes no writes; ` +
+        'it resumes by itself once space is freed on its disk.';
+    }
     if (live.start_failed) {
       return `${name} kept crashing right after starting and is not restarted any more: see its log. ` +
         `${kind === 'outside' ? 'Remove forgets it' : 'Remove takes it out of the configuration'}; restarting the coordinator tries again.`;
@@ -1332,6 +1359,7 @@
     request_sent: ['→', 'info'], request_committed: ['✓', 'good'], request_failed: ['⚠', 'bad'],
     local_lost: ['↻', 'warn'], local_back: ['⇄', 'good'],
     removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
+    disk_full: ['⛁', 'bad'], disk_ok: ['⛁', 'good'],
     joined_view: ['◌', 'info'],
   };
 
@@ -1373,6 +1401,8 @@
           ' Entries only the lost voters held may be gone.'];
       case 'joined_view': return [b(who), ' discovered'];
       case 'start_failed': return [b(who), ' keeps crashing at start: given up (not restarted again)'];
+      case 'disk_full': return [b(who), '\u2019s disk is full: it stopped taking writes', ev.detail ? ` (${ev.detail})` : ''];
+      case 'disk_ok': return [b(who), ' can write its log again and resumes'];
       case 'committed': return ['commit index → ', b(ev.index)];
       case 'failed': return [b(who), ' failed'];
       case 'down': return [b(who), ' is unreachable (down)'];
