@@ -264,7 +264,6 @@ static int lend(struct wal *w, struct lent *l, const struct entry_view *v, bool 
     memcpy(p, v->primary, v->plen);
     p[v->plen] = '\0';
     l->arena_len = need;
-    l->bytes += meta_only ? sizeof *e + v->clen + v->plen + 2 : v->dlen;
     return 0;
 }
 
@@ -416,10 +415,11 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, bool met
         if (wanted && (rc = check_agrees(w, &a, &k, &v)) < 0)
             return rc;
         if (wanted) {
-            size_t cost = meta_only ? sizeof(struct core_entry) + v.clen + v.plen + 2 : v.dlen;
+            size_t cost = (size_t)v.dlen + CORE_ENTRY_OVERHEAD;
 
             if (l.n > 0 && l.bytes + cost > max_bytes)
                 break;
+            l.bytes += cost;
             if (lend(w, &l, &v, meta_only) < 0) {
                 wal_set_err(w, "out of memory reading entries %llu..", (unsigned long long)lo);
                 return -ENOMEM;
