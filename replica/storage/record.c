@@ -10,91 +10,6 @@
 #include "validate.h"
 
 /* ------------------------------------------------------------------------
- * Bytes
- * ------------------------------------------------------------------------ */
-
-uint8_t *put_u8(uint8_t *p, uint8_t v)
-{
-    *p = v;
-    return p + 1;
-}
-
-uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-    return p + 4;
-}
-
-uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    p = put_u32(p, (uint32_t)v);
-    return put_u32(p, (uint32_t)(v >> 32));
-}
-
-uint8_t *put_str(uint8_t *p, const void *s, size_t len)
-{
-    p = put_u32(p, (uint32_t)len);
-    if (len > 0)
-        memcpy(p, s, len);
-    return p + len;
-}
-
-uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-struct cursor cursor_of(const uint8_t *p, size_t len)
-{
-    return (struct cursor){.p = p, .left = len, .ok = true};
-}
-
-const uint8_t *take(struct cursor *c, size_t n)
-{
-    const uint8_t *p = c->p;
-
-    if (!c->ok || c->left < n) {
-        c->ok = false;
-        return NULL;
-    }
-    c->p += n;
-    c->left -= n;
-    return p;
-}
-
-uint8_t take_u8(struct cursor *c)
-{
-    const uint8_t *p = take(c, 1);
-    return p ? *p : 0;
-}
-
-uint32_t take_u32(struct cursor *c)
-{
-    const uint8_t *p = take(c, 4);
-    return p ? get_u32(p) : 0;
-}
-
-uint64_t take_u64(struct cursor *c)
-{
-    const uint8_t *p = take(c, 8);
-    return p ? get_u64(p) : 0;
-}
-
-const uint8_t *take_str(struct cursor *c, uint32_t *len)
-{
-    *len = take_u32(c);
-    return take(c, *len);
-}
-
-/* ------------------------------------------------------------------------
  * The record header
  * ------------------------------------------------------------------------ */
 
@@ -144,12 +59,12 @@ bool rec_reserved_clear(const uint8_t *h)
 
 #define ENTRY_FIXED (8 + 8 + 1 + 8)
 
-size_t entry_payload_len(size_t clen, size_t plen, size_t dlen)
+size_t rec_entry_len(size_t clen, size_t plen, size_t dlen)
 {
     return ENTRY_FIXED + 4 + clen + 4 + plen + 4 + dlen;
 }
 
-uint8_t *put_entry(uint8_t *p, const struct core_entry *e, size_t clen, size_t plen)
+uint8_t *rec_put_entry(uint8_t *p, const struct core_entry *e, size_t clen, size_t plen)
 {
     p = put_u64(p, e->index);
     p = put_u64(p, e->epoch);
@@ -160,7 +75,7 @@ uint8_t *put_entry(uint8_t *p, const struct core_entry *e, size_t clen, size_t p
     return put_str(p, e->data, e->len);
 }
 
-bool take_entry(struct cursor *c, struct entry_view *v)
+bool rec_take_entry(struct cursor *c, struct entry_view *v)
 {
     v->index = take_u64(c);
     v->epoch = take_u64(c);
@@ -172,8 +87,8 @@ bool take_entry(struct cursor *c, struct entry_view *v)
     return c->ok && c->left == 0 && v->type <= CORE_ENTRY_CONFIG;
 }
 
-size_t take_entry_meta(const uint8_t *p, size_t avail, size_t total, struct entry_view *v,
-                       size_t *need)
+size_t rec_take_entry_meta(const uint8_t *p, size_t avail, size_t total, struct entry_view *v,
+                           size_t *need)
 {
     size_t at = ENTRY_FIXED;
 
@@ -228,7 +143,7 @@ static bool id_ok(const char *id, bool empty_ok)
     return (empty_ok && id[0] == '\0') || validate_id(id);
 }
 
-bool state_payload_len(const struct core_hard_state *hs, size_t *len)
+bool rec_state_len(const struct core_hard_state *hs, size_t *len)
 {
     size_t vlen = strnlen(hs->voted_for, CORE_ID_MAX);
 
@@ -246,7 +161,7 @@ bool state_payload_len(const struct core_hard_state *hs, size_t *len)
     return true;
 }
 
-uint8_t *put_state(uint8_t *p, const struct core_hard_state *hs)
+uint8_t *rec_put_state(uint8_t *p, const struct core_hard_state *hs)
 {
     p = put_u64(p, hs->epoch);
     p = put_str(p, hs->voted_for, strlen(hs->voted_for));
@@ -269,7 +184,7 @@ static bool take_id(struct cursor *c, char *out)
 
 /* Leaves the cursor after the state: it may be followed by more fields.
  * Ids the core would never have produced make the state malformed. */
-bool take_state(struct cursor *c, struct core_hard_state *hs)
+bool rec_take_state(struct cursor *c, struct core_hard_state *hs)
 {
     memset(hs, 0, sizeof *hs);
     hs->epoch = take_u64(c);
@@ -288,14 +203,14 @@ bool take_state(struct cursor *c, struct core_hard_state *hs)
  * CHECKPOINT: u64 commit, u64 processed, u64 synced
  * ------------------------------------------------------------------------ */
 
-uint8_t *put_checkpoint(uint8_t *p, const struct core_checkpoint *cp)
+uint8_t *rec_put_checkpoint(uint8_t *p, const struct core_checkpoint *cp)
 {
     p = put_u64(p, cp->commit);
     p = put_u64(p, cp->processed);
     return put_u64(p, cp->synced);
 }
 
-bool take_checkpoint(struct cursor *c, struct core_checkpoint *cp)
+bool rec_take_checkpoint(struct cursor *c, struct core_checkpoint *cp)
 {
     cp->commit = take_u64(c);
     cp->processed = take_u64(c);
@@ -303,7 +218,7 @@ bool take_checkpoint(struct cursor *c, struct core_checkpoint *cp)
     return c->ok;
 }
 
-void checkpoint_keep(struct core_checkpoint *kept, const struct core_checkpoint *cp)
+void rec_checkpoint_keep(struct core_checkpoint *kept, const struct core_checkpoint *cp)
 {
     if (cp->commit >= kept->commit)
         *kept = *cp;

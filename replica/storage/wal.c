@@ -113,7 +113,7 @@
 
 #include "storage/crc32c.h"
 
-void set_err(char *err, size_t errlen, const char *fmt, ...)
+void wal_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -142,12 +142,12 @@ const char *wal_last_error(const struct wal *w)
  * Names and file helpers
  * ------------------------------------------------------------------------ */
 
-void segment_name(char *out, uint64_t seq, bool tmp)
+void wal_segment_name(char *out, uint64_t seq, bool tmp)
 {
     snprintf(out, WAL_NAME_MAX, "wal-%016" PRIx64 ".seg%s", seq, tmp ? WAL_TMP_SUFFIX : "");
 }
 
-bool segment_parse_name(const char *name, uint64_t *seq)
+bool wal_parse_segment_name(const char *name, uint64_t *seq)
 {
     uint64_t v = 0;
 
@@ -174,7 +174,7 @@ struct segment *wal_segment(struct wal *w, uint64_t seq)
     return &w->segs[seq - w->segs[0].seq];
 }
 
-int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+int wal_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
 
@@ -193,7 +193,7 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int fsync_fd(int fd, bool data_only)
+int wal_fsync_fd(int fd, bool data_only)
 {
     while ((data_only ? fdatasync(fd) : fsync(fd)) != 0)
         if (errno != EINTR)
@@ -213,7 +213,7 @@ static uint64_t mono_ns(void)
 static int timed_sync(struct wal *w, int fd, bool data_only)
 {
     uint64_t start = mono_ns();
-    int rc = fsync_fd(fd, data_only);
+    int rc = wal_fsync_fd(fd, data_only);
 
     w->fsync_ns += mono_ns() - start;
     return rc;
@@ -223,7 +223,7 @@ static int timed_sync(struct wal *w, int fd, bool data_only)
  * Trailer and footer
  * ------------------------------------------------------------------------ */
 
-void trailer_encode(uint8_t *t, uint64_t footer_off, uint32_t footer_len)
+void wal_trailer_encode(uint8_t *t, uint64_t footer_off, uint32_t footer_len)
 {
     uint8_t *p = t;
 
@@ -234,7 +234,7 @@ void trailer_encode(uint8_t *t, uint64_t footer_off, uint32_t footer_len)
     put_u32(p, crc32c(0, t, WAL_TRAILER_SIZE - 4));
 }
 
-bool trailer_decode(const uint8_t *t, uint64_t *footer_off, uint32_t *footer_len)
+bool wal_trailer_decode(const uint8_t *t, uint64_t *footer_off, uint32_t *footer_len)
 {
     if (get_u32(t) != WAL_TRAILER_MAGIC || get_u32(t + 16) != 0 ||
         get_u32(t + 20) != crc32c(0, t, WAL_TRAILER_SIZE - 4))
@@ -258,7 +258,7 @@ static uint8_t *footer_encode(const struct footer *f, uint64_t off, size_t *tota
     size_t state_len, len;
     uint8_t *rec, *p;
 
-    state_payload_len(&f->hs, &state_len);
+    rec_state_len(&f->hs, &state_len);
     len = footer_payload_len(s, state_len);
     rec = malloc(REC_HEADER_SIZE + len + WAL_TRAILER_SIZE);
     if (!rec)
@@ -283,10 +283,10 @@ static uint8_t *footer_encode(const struct footer *f, uint64_t off, size_t *tota
     p = put_u32(p, (uint32_t)s->n_configs);
     for (size_t i = 0; i < s->n_configs; i++)
         p = put_u64(p, s->configs[i]);
-    p = put_state(p, &f->hs);
-    put_checkpoint(p, &f->cp);
+    p = rec_put_state(p, &f->hs);
+    rec_put_checkpoint(p, &f->cp);
     rec_seal(rec, REC_FOOTER, (uint32_t)len);
-    trailer_encode(rec + REC_HEADER_SIZE + len, off, (uint32_t)(REC_HEADER_SIZE + len));
+    wal_trailer_encode(rec + REC_HEADER_SIZE + len, off, (uint32_t)(REC_HEADER_SIZE + len));
     *total = REC_HEADER_SIZE + len + WAL_TRAILER_SIZE;
     return rec;
 }
@@ -339,7 +339,7 @@ static bool slice_sound(const struct log_index *s)
     return true;
 }
 
-bool footer_decode(const uint8_t *payload, size_t len, struct footer *f)
+bool wal_footer_decode(const uint8_t *payload, size_t len, struct footer *f)
 {
     struct cursor c = cursor_of(payload, len);
     uint64_t first_live, *pts = NULL, *runs = NULL;
@@ -382,8 +382,8 @@ bool footer_decode(const uint8_t *payload, size_t len, struct footer *f)
     n = take_u32(&c);
     if (take_u64s(&c, n, 1, &s->configs))
         s->n_configs = s->cap_configs = n;
-    take_state(&c, &f->hs);
-    take_checkpoint(&c, &f->cp);
+    rec_take_state(&c, &f->hs);
+    rec_take_checkpoint(&c, &f->cp);
     if (!c.ok || c.left != 0 || !slice_sound(s)) {
         ix_free(s);
         return false;
@@ -428,12 +428,12 @@ int wal_append_state(struct wal *w, const struct core_hard_state *hs)
     size_t len;
     uint8_t *p;
 
-    if (!state_payload_len(hs, &len))
+    if (!rec_state_len(hs, &len))
         return -EINVAL;
     p = record_reserve(w, len);
     if (!p)
         return -ENOMEM;
-    put_state(p, hs);
+    rec_put_state(p, hs);
     record_finish(w, REC_STATE, len);
     return 0;
 }
@@ -444,7 +444,7 @@ int wal_append_checkpoint(struct wal *w, const struct core_checkpoint *cp)
 
     if (!p)
         return -ENOMEM;
-    put_checkpoint(p, cp);
+    rec_put_checkpoint(p, cp);
     record_finish(w, REC_CHECKPOINT, REC_CHECKPOINT_SIZE);
     return 0;
 }
@@ -453,12 +453,12 @@ static int put_entry_record(struct wal *w, const struct core_entry *e)
 {
     size_t clen = strlen(e->client_id ? e->client_id : "");
     size_t plen = strlen(e->primary ? e->primary : "");
-    size_t len = entry_payload_len(clen, plen, e->len);
+    size_t len = rec_entry_len(clen, plen, e->len);
     uint8_t *p = record_reserve(w, len);
 
     if (!p)
         return -ENOMEM;
-    put_entry(p, e, clen, plen);
+    rec_put_entry(p, e, clen, plen);
     record_finish(w, REC_ENTRY, len);
     return 0;
 }
@@ -498,7 +498,7 @@ int wal_append_entries(struct wal *w, uint64_t truncate_from, const struct core_
             (unsigned)e[i].type > CORE_ENTRY_CONFIG)
             return -EINVAL;
         if (e[i].len > REC_MAX_PAYLOAD ||
-            entry_payload_len(strlen(client), strlen(primary), e[i].len) > REC_MAX_PAYLOAD)
+            rec_entry_len(strlen(client), strlen(primary), e[i].len) > REC_MAX_PAYLOAD)
             return -EMSGSIZE;
     }
     if (truncate && (rc = put_truncate(w, truncate_from)) < 0)
@@ -546,11 +546,11 @@ static int apply_records(struct log_index *ix, const uint8_t *buf, size_t len, u
                 *min_truncate = from;
             break;
         case REC_STATE:
-            take_state(&c, hs);
+            rec_take_state(&c, hs);
             break;
         case REC_CHECKPOINT:
-            take_checkpoint(&c, &k);
-            checkpoint_keep(cp, &k);
+            rec_take_checkpoint(&c, &k);
+            rec_checkpoint_keep(cp, &k);
             break;
         }
         off += REC_HEADER_SIZE + plen;
@@ -621,7 +621,7 @@ static size_t segment_header_len(const struct core_hard_state *hs)
 {
     size_t state_len = 0;
 
-    state_payload_len(hs, &state_len);
+    rec_state_len(hs, &state_len);
     return REC_HEADER_SIZE + WAL_SEGMENT_FIXED + state_len + REC_CHECKPOINT_SIZE;
 }
 
@@ -630,7 +630,7 @@ static struct room room_fresh(const struct core_hard_state *hs)
 {
     size_t state_len = 0;
 
-    state_payload_len(hs, &state_len);
+    rec_state_len(hs, &state_len);
     return (struct room){.used = segment_header_len(hs),
                          .state_len = state_len,
                          .need_point = true,
@@ -668,11 +668,11 @@ static void plan_apply(const uint8_t *h, uint64_t *last, struct core_hard_state 
             *last = get_u64(p) - 1;
         break;
     case REC_STATE:
-        take_state(&c, hs);
+        rec_take_state(&c, hs);
         break;
     case REC_CHECKPOINT:
-        take_checkpoint(&c, &k);
-        checkpoint_keep(cp, &k);
+        rec_take_checkpoint(&c, &k);
+        rec_checkpoint_keep(cp, &k);
         break;
     }
 }
@@ -758,7 +758,7 @@ static void discard_tmp(struct wal *w, struct part *pt)
         return;
     close(pt->fd);
     pt->fd = -1;
-    segment_name(name, pt->seq, true);
+    wal_segment_name(name, pt->seq, true);
     unlinkat(w->dir_fd, name, 0);
 }
 
@@ -772,7 +772,7 @@ static int create_segment(struct wal *w, struct part *pt)
     uint8_t *rec, *p;
     int rc;
 
-    segment_name(name, pt->seq, true);
+    wal_segment_name(name, pt->seq, true);
     pt->fd = openat(w->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (pt->fd < 0) {
         rc = -errno;
@@ -799,13 +799,13 @@ static int create_segment(struct wal *w, struct part *pt)
     p = put_u32(p, WAL_FORMAT_VERSION);
     p = put_u64(p, pt->seq);
     p = put_u64(p, pt->base);
-    p = put_state(p, &pt->hs);
-    put_checkpoint(p, &pt->cp);
+    p = rec_put_state(p, &pt->hs);
+    rec_put_checkpoint(p, &pt->cp);
     rec_seal(rec, REC_SEGMENT, (uint32_t)(hlen - REC_HEADER_SIZE));
-    rc = pwrite_all(pt->fd, rec, hlen, 0);
+    rc = wal_pwrite_all(pt->fd, rec, hlen, 0);
     free(rec);
     if (rc == 0)
-        rc = fsync_fd(pt->fd, true);
+        rc = wal_fsync_fd(pt->fd, true);
     if (rc < 0) {
         wal_set_err(w, "cannot write the header of %s/%s: %s", w->dir, name, strerror(-rc));
         discard_tmp(w, pt);
@@ -835,8 +835,8 @@ static int publish_segment(struct wal *w, struct part *pt)
     uint64_t start = segment_header_len(&pt->hs);
     int rc;
 
-    segment_name(tmp, pt->seq, true);
-    segment_name(name, pt->seq, false);
+    wal_segment_name(tmp, pt->seq, true);
+    wal_segment_name(name, pt->seq, false);
     rc = add_segment(
         w, &(struct segment){
                .seq = pt->seq, .base = pt->base, .start = start, .end = start, .size = start});
@@ -851,7 +851,7 @@ static int publish_segment(struct wal *w, struct part *pt)
     w->cur_fd = pt->fd;
     pt->fd = -1;
     /* The name is only durable with the directory. */
-    rc = fsync_fd(w->dir_fd, false);
+    rc = wal_fsync_fd(w->dir_fd, false);
     if (rc < 0) {
         w->broken = true;
         wal_set_err(w, "cannot sync directory %s: %s", w->dir, strerror(-rc));
@@ -896,12 +896,12 @@ static int seal_segment(struct wal *w, const struct part *pt, struct segment *se
     char name[WAL_NAME_MAX];
     int rc;
 
-    segment_name(name, seg->seq, false);
+    wal_segment_name(name, seg->seq, false);
     if (!footer) {
         wal_set_err(w, "out of memory sealing %s/%s", w->dir, name);
         return -ENOMEM;
     }
-    rc = pwrite_all(w->cur_fd, footer, total, off);
+    rc = wal_pwrite_all(w->cur_fd, footer, total, off);
     free(footer);
     if (rc == 0 && ftruncate(w->cur_fd, (off_t)(off + total)) != 0)
         rc = -errno;
@@ -955,8 +955,8 @@ static int write_part(struct wal *w, struct part *pt)
     if (pt->fresh && (rc = publish_segment(w, pt)) < 0)
         return rc;
     seg = &w->segs[w->n_segs - 1];
-    segment_name(name, seg->seq, false);
-    rc = pwrite_all(w->cur_fd, w->buf + pt->from, pt->to - pt->from, seg->end);
+    wal_segment_name(name, seg->seq, false);
+    rc = wal_pwrite_all(w->cur_fd, w->buf + pt->from, pt->to - pt->from, seg->end);
     if (rc < 0) {
         wal_set_err(w, "cannot write %s/%s at offset %llu: %s", w->dir, name,
                     (unsigned long long)seg->end, strerror(-rc));

@@ -76,9 +76,10 @@ int wal_pending(const struct wal *w);
 size_t wal_pending_bytes(const struct wal *w);
 
 /* Durable entries lo..hi (hi beyond the last durable index reads up to it),
- * as many as fit in max_bytes of data but at least one; with meta_only the
- * data is neither read nor checked (data NULL, len the real length) and
- * max_bytes bounds the strings lent instead. *out is lent until the next
+ * as many as fit in max_bytes but at least one, each counting its data's
+ * length + CORE_ENTRY_OVERHEAD (core_store's rule); with meta_only the data
+ * is neither read nor checked (data NULL, len the real length), and entries
+ * count the same, as the core sizes Appends. *out is lent until the next
  * wal_read or wal_close. 0; -ERANGE when lo is outside [wal_first_index,
  * last durable index] or hi < lo; -EILSEQ when a record read back is damaged
  * (wal_last_error names the file and offset); -EIO or another errno. */

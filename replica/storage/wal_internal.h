@@ -97,27 +97,27 @@ struct wal {
 };
 
 void wal_set_err(struct wal *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void wal_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* "wal-<16 hex digits>.seg", with WAL_TMP_SUFFIX while being created. */
-void segment_name(char *out, uint64_t seq, bool tmp);
+void wal_segment_name(char *out, uint64_t seq, bool tmp);
 /* Parses a segment's name; false for any other name. */
-bool segment_parse_name(const char *name, uint64_t *seq);
+bool wal_parse_segment_name(const char *name, uint64_t *seq);
 struct segment *wal_segment(struct wal *w, uint64_t seq);
 
 /* Bytes [off, off + n) of segment seq (file fd), read no further than
  * limit: 0 and *p, 1 when they would pass limit, or -errno. Valid until the
  * next call. */
-int window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n, uint64_t limit,
-               const uint8_t **p);
-void window_forget(struct window *win);
-void window_shrink(struct window *win);
+int wal_window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n, uint64_t limit,
+                   const uint8_t **p);
+void wal_window_forget(struct window *win);
+void wal_window_shrink(struct window *win);
 
-int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
-int fsync_fd(int fd, bool data_only);
+int wal_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int wal_fsync_fd(int fd, bool data_only);
 /* The trailer that ends a sealed segment, pointing at its footer. */
-void trailer_encode(uint8_t *t, uint64_t footer_off, uint32_t footer_len);
-bool trailer_decode(const uint8_t *t, uint64_t *footer_off, uint32_t *footer_len);
+void wal_trailer_encode(uint8_t *t, uint64_t footer_off, uint32_t footer_len);
+bool wal_trailer_decode(const uint8_t *t, uint64_t *footer_off, uint32_t *footer_len);
 
 /* The footer's payload, and the segment's share of the log it describes. */
 struct footer {
@@ -129,7 +129,7 @@ struct footer {
     struct core_hard_state hs;
     struct core_checkpoint cp;
 };
-bool footer_decode(const uint8_t *payload, size_t len, struct footer *f);
+bool wal_footer_decode(const uint8_t *payload, size_t len, struct footer *f);
 
 /* The snapshot file (wal_retain.c): index 0 and no data when there is none. */
 struct snapshot {
@@ -138,6 +138,6 @@ struct snapshot {
     uint8_t *data; /* malloc'd */
     size_t len;
 };
-int snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen);
+int wal_snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen);
 
 #endif

@@ -35,7 +35,7 @@ static int fsync_path(const char *dir)
 
     if (fd < 0)
         return -errno;
-    rc = fsync_fd(fd, false);
+    rc = wal_fsync_fd(fd, false);
     close(fd);
     return rc;
 }
@@ -51,12 +51,12 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
         if (errno == EEXIST)
             return 0;
         rc = -errno;
-        set_err(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
+        wal_errf(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno));
         return rc;
     }
     parent = strdup(dir);
     if (!parent) {
-        set_err(err, errlen, "out of memory");
+        wal_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     slash = parent + strlen(parent);
@@ -71,7 +71,7 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
         *slash = '\0';
     rc = fsync_path(parent);
     if (rc < 0)
-        set_err(err, errlen, "cannot sync directory %s: %s", parent, strerror(-rc));
+        wal_errf(err, errlen, "cannot sync directory %s: %s", parent, strerror(-rc));
     free(parent);
     return rc;
 }
@@ -85,18 +85,18 @@ static int lock_dir(struct wal *w, char *err, size_t errlen)
     w->lock_fd = openat(w->dir_fd, WAL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (w->lock_fd < 0) {
         rc = -errno;
-        set_err(err, errlen, "cannot open %s/" WAL_LOCK_NAME ": %s", w->dir, strerror(errno));
+        wal_errf(err, errlen, "cannot open %s/" WAL_LOCK_NAME ": %s", w->dir, strerror(errno));
         return rc;
     }
     if (flock(w->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
         if (errno == EWOULDBLOCK)
-            set_err(err, errlen,
-                    "%s/" WAL_LOCK_NAME " is locked by another process: is another replica "
-                    "using the data dir %s?",
-                    w->dir, w->dir);
+            wal_errf(err, errlen,
+                     "%s/" WAL_LOCK_NAME " is locked by another process: is another replica "
+                     "using the data dir %s?",
+                     w->dir, w->dir);
         else
-            set_err(err, errlen, "cannot lock %s/" WAL_LOCK_NAME ": %s", w->dir, strerror(errno));
+            wal_errf(err, errlen, "cannot lock %s/" WAL_LOCK_NAME ": %s", w->dir, strerror(errno));
         return rc;
     }
     return 0;
@@ -137,7 +137,7 @@ static int list_dir(struct wal *w, uint64_t **seqs, size_t *n, bool *legacy, cha
         rc = -errno;
         if (fd >= 0)
             close(fd);
-        set_err(err, errlen, "cannot list %s: %s", w->dir, strerror(-rc));
+        wal_errf(err, errlen, "cannot list %s: %s", w->dir, strerror(-rc));
         return rc;
     }
     rewinddir(d);
@@ -147,13 +147,13 @@ static int list_dir(struct wal *w, uint64_t **seqs, size_t *n, bool *legacy, cha
         } else if (is_leftover(de->d_name)) {
             unlinkat(w->dir_fd, de->d_name, 0);
             removed = true;
-        } else if (segment_parse_name(de->d_name, &seq)) {
+        } else if (wal_parse_segment_name(de->d_name, &seq)) {
             if (*n == cap) {
                 uint64_t *s = realloc(*seqs, (cap = cap ? cap * 2 : 64) * sizeof *s);
 
                 if (!s) {
                     rc = -ENOMEM;
-                    set_err(err, errlen, "out of memory");
+                    wal_errf(err, errlen, "out of memory");
                     break;
                 }
                 *seqs = s;
@@ -162,8 +162,8 @@ static int list_dir(struct wal *w, uint64_t **seqs, size_t *n, bool *legacy, cha
         }
     }
     closedir(d);
-    if (rc == 0 && removed && (rc = fsync_fd(w->dir_fd, false)) < 0)
-        set_err(err, errlen, "cannot sync directory %s: %s", w->dir, strerror(-rc));
+    if (rc == 0 && removed && (rc = wal_fsync_fd(w->dir_fd, false)) < 0)
+        wal_errf(err, errlen, "cannot sync directory %s: %s", w->dir, strerror(-rc));
     if (rc < 0) {
         free(*seqs);
         *seqs = NULL;
@@ -182,19 +182,19 @@ static int check_layout(struct wal *w, const uint64_t *seqs, size_t n, bool lega
     char a[WAL_NAME_MAX], b[WAL_NAME_MAX];
 
     if (legacy && n > 0) {
-        set_err(err, errlen,
-                "%s holds both a legacy " WAL_LEGACY_NAME " and log segments; refusing to start. "
-                "Move one of them aside.",
-                w->dir);
+        wal_errf(err, errlen,
+                 "%s holds both a legacy " WAL_LEGACY_NAME " and log segments; refusing to start. "
+                 "Move one of them aside.",
+                 w->dir);
         return -EEXIST;
     }
     for (size_t i = 1; i < n; i++) {
         if (seqs[i] != seqs[i - 1] + 1) {
-            segment_name(a, seqs[i - 1], false);
-            segment_name(b, seqs[i], false);
-            set_err(err, errlen,
-                    "%s: segments missing between %s and %s; refusing to start. " WAL_ADVICE,
-                    w->dir, a, b);
+            wal_segment_name(a, seqs[i - 1], false);
+            wal_segment_name(b, seqs[i], false);
+            wal_errf(err, errlen,
+                     "%s: segments missing between %s and %s; refusing to start. " WAL_ADVICE,
+                     w->dir, a, b);
             return -EILSEQ;
         }
     }
@@ -222,22 +222,22 @@ struct scan {
 
 static int refuse_invalid(struct scan *s, uint64_t off, const char *why)
 {
-    set_err(s->err, s->errlen,
-            "%s: invalid record at offset %llu (%s); refusing to start. " WAL_ADVICE, s->path,
-            (unsigned long long)off, why);
+    wal_errf(s->err, s->errlen,
+             "%s: invalid record at offset %llu (%s); refusing to start. " WAL_ADVICE, s->path,
+             (unsigned long long)off, why);
     return -EILSEQ;
 }
 
 static int read_failed(struct scan *s, int rc)
 {
-    set_err(s->err, s->errlen, "cannot read %s: %s", s->path, strerror(-rc));
+    wal_errf(s->err, s->errlen, "cannot read %s: %s", s->path, strerror(-rc));
     return rc;
 }
 
 /* Bytes [off, off + n) of the file. */
 static int scan_get(struct scan *s, uint64_t off, size_t n, const uint8_t **p)
 {
-    int rc = window_get(&s->w->win, s->fd, s->seg.seq, off, n, s->size, p);
+    int rc = wal_window_get(&s->w->win, s->fd, s->seg.seq, off, n, s->size, p);
 
     return rc < 0 ? read_failed(s, rc) : rc;
 }
@@ -268,7 +268,7 @@ static int cut_short(struct scan *s, uint64_t off)
 {
     if (s->tail_ok)
         return SCAN_TORN;
-    set_err(
+    wal_errf(
         s->err, s->errlen,
         "%s: record at offset %llu cut short by the end of the %s; refusing to start. " WAL_ADVICE,
         s->path, (unsigned long long)off, s->last ? "file" : "closed segment");
@@ -286,12 +286,12 @@ static int damaged(struct scan *s, uint64_t off, uint64_t end, const char *why)
         return rc;
     if (s->tail_ok && zero)
         return SCAN_TORN;
-    set_err(s->err, s->errlen,
-            "%s: corrupted record at offset %llu (%s) followed by %llu more bytes%s; refusing to "
-            "start. " WAL_ADVICE,
-            s->path, (unsigned long long)off, why,
-            (unsigned long long)(end < s->size ? s->size - end : 0),
-            s->last ? "" : " in a closed segment");
+    wal_errf(s->err, s->errlen,
+             "%s: corrupted record at offset %llu (%s) followed by %llu more bytes%s; refusing to "
+             "start. " WAL_ADVICE,
+             s->path, (unsigned long long)off, why,
+             (unsigned long long)(end < s->size ? s->size - end : 0),
+             s->last ? "" : " in a closed segment");
     return -EILSEQ;
 }
 
@@ -328,7 +328,7 @@ static int apply_state(struct scan *s, uint64_t off, struct cursor *c)
     struct core_hard_state hs;
     char why[96];
 
-    if (!take_state(c, &hs) || c->left != 0)
+    if (!rec_take_state(c, &hs) || c->left != 0)
         return refuse_invalid(s, off, "malformed state record");
     /* A replica never goes back to an earlier epoch. */
     if (hs.epoch < s->w->hs.epoch) {
@@ -347,7 +347,7 @@ static int apply_entry(struct scan *s, uint64_t off, struct cursor *c)
     uint64_t before = ix_last_epoch(ix);
     char why[96];
 
-    if (!take_entry(c, &v))
+    if (!rec_take_entry(c, &v))
         return refuse_invalid(s, off, "malformed entry record");
     /* The log must be contiguous: a gap means records were lost or
      * reordered, which no crash can cause. */
@@ -364,7 +364,7 @@ static int apply_entry(struct scan *s, uint64_t off, struct cursor *c)
         return refuse_invalid(s, off, why);
     }
     if (ix_add_entry(ix, v.index, v.epoch, (enum core_entry_type)v.type, s->seg.seq, off) < 0) {
-        set_err(s->err, s->errlen, "%s: out of memory during replay", s->path);
+        wal_errf(s->err, s->errlen, "%s: out of memory during replay", s->path);
         return -ENOMEM;
     }
     return 0;
@@ -386,9 +386,9 @@ static int apply_checkpoint(struct scan *s, uint64_t off, struct cursor *c)
 {
     struct core_checkpoint cp;
 
-    if (!take_checkpoint(c, &cp) || c->left != 0)
+    if (!rec_take_checkpoint(c, &cp) || c->left != 0)
         return refuse_invalid(s, off, "malformed checkpoint record");
-    checkpoint_keep(&s->w->cp, &cp);
+    rec_checkpoint_keep(&s->w->cp, &cp);
     return 0;
 }
 
@@ -401,10 +401,10 @@ static int check_base(struct scan *s, uint64_t base)
     }
     if (base == s->w->ix.last + 1)
         return 0;
-    set_err(s->err, s->errlen,
-            "%s: the segment starts at index %llu but the log before it ends at %llu; refusing "
-            "to start. " WAL_ADVICE,
-            s->path, (unsigned long long)base, (unsigned long long)s->w->ix.last);
+    wal_errf(s->err, s->errlen,
+             "%s: the segment starts at index %llu but the log before it ends at %llu; refusing "
+             "to start. " WAL_ADVICE,
+             s->path, (unsigned long long)base, (unsigned long long)s->w->ix.last);
     return -EILSEQ;
 }
 
@@ -434,8 +434,8 @@ static int scan_header(struct scan *s)
     version = take_u32(&c);
     seq = take_u64(&c);
     s->seg.base = take_u64(&c);
-    if (!take_state(&c, &hs) || !take_checkpoint(&c, &cp) || c.left != 0 || s->seg.base == 0 ||
-        s->seg.base > WAL_INDEX_MAX)
+    if (!rec_take_state(&c, &hs) || !rec_take_checkpoint(&c, &cp) || c.left != 0 ||
+        s->seg.base == 0 || s->seg.base > WAL_INDEX_MAX)
         return refuse_invalid(s, 0, "malformed segment header");
     if (version != WAL_FORMAT_VERSION)
         return refuse_invalid(s, 0, "unknown format version");
@@ -446,7 +446,7 @@ static int scan_header(struct scan *s)
     if (hs.epoch < s->w->hs.epoch)
         return refuse_invalid(s, 0, "hard state of an earlier epoch than the segment before");
     s->w->hs = hs;
-    checkpoint_keep(&s->w->cp, &cp);
+    rec_checkpoint_keep(&s->w->cp, &cp);
     s->seg.start = REC_HEADER_SIZE + len;
     return 0;
 }
@@ -475,10 +475,10 @@ static int cut_tail(struct scan *s, uint64_t end)
     if (ftruncate(s->fd, (off_t)end) != 0)
         rc = -errno;
     if (rc == 0)
-        rc = fsync_fd(s->fd, false);
+        rc = wal_fsync_fd(s->fd, false);
     if (rc < 0) {
-        set_err(s->err, s->errlen, "cannot truncate the torn tail of %s at %llu: %s", s->path,
-                (unsigned long long)end, strerror(-rc));
+        wal_errf(s->err, s->errlen, "cannot truncate the torn tail of %s at %llu: %s", s->path,
+                 (unsigned long long)end, strerror(-rc));
         return rc;
     }
     s->size = end;
@@ -555,7 +555,7 @@ static int scan_segment(struct scan *s)
 }
 
 /* Whether a sealed segment's footer can stand for its records: sound in
- * itself (footer_decode) and following on from the log before it. */
+ * itself (wal_footer_decode) and following on from the log before it. */
 static bool footer_fits(struct scan *s, const struct footer *f, uint64_t foff)
 {
     const struct log_index *ix = &s->w->ix, *sl = &f->slice;
@@ -600,7 +600,7 @@ static int try_footer(struct scan *s)
         return 1;
     if ((rc = scan_get(s, s->size - WAL_TRAILER_SIZE, WAL_TRAILER_SIZE, &t)) < 0)
         return rc;
-    if (!trailer_decode(t, &foff, &flen) || foff > s->size - WAL_TRAILER_SIZE ||
+    if (!wal_trailer_decode(t, &foff, &flen) || foff > s->size - WAL_TRAILER_SIZE ||
         flen != s->size - WAL_TRAILER_SIZE - foff || flen < REC_HEADER_SIZE)
         return 1;
     s->has_hint = true;
@@ -610,7 +610,7 @@ static int try_footer(struct scan *s)
     if (rec_check_header(h, &type, &len) || type != REC_FOOTER || len != flen - REC_HEADER_SIZE ||
         rec_check_payload(h) || !rec_reserved_clear(h))
         return 1;
-    if (!footer_decode(h + REC_HEADER_SIZE, len, &f))
+    if (!wal_footer_decode(h + REC_HEADER_SIZE, len, &f))
         return 1;
     if (!footer_fits(s, &f, foff)) {
         ix_free(&f.slice);
@@ -621,11 +621,11 @@ static int try_footer(struct scan *s)
     rc = ix_append(&s->w->ix, &f.slice, f.min_truncate);
     ix_free(&f.slice);
     if (rc < 0) {
-        set_err(s->err, s->errlen, "%s: out of memory reading its footer", s->path);
+        wal_errf(s->err, s->errlen, "%s: out of memory reading its footer", s->path);
         return rc;
     }
     s->w->hs = f.hs;
-    checkpoint_keep(&s->w->cp, &f.cp);
+    rec_checkpoint_keep(&s->w->cp, &f.cp);
     s->seg.base = f.base;
     s->seg.end = foff;
     s->seg.min_truncate = f.min_truncate;
@@ -667,12 +667,12 @@ static int recover_segment(struct wal *w, uint64_t seq, bool first, bool last, b
     if (legacy)
         snprintf(name, sizeof name, "%s", WAL_LEGACY_NAME);
     else
-        segment_name(name, seq, false);
+        wal_segment_name(name, seq, false);
     snprintf(s.path, sizeof s.path, "%s/%s", w->dir, name);
     s.fd = openat(w->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (s.fd < 0 || fstat(s.fd, &st) != 0) {
         rc = -errno;
-        set_err(err, errlen, "cannot open %s: %s", s.path, strerror(errno));
+        wal_errf(err, errlen, "cannot open %s: %s", s.path, strerror(errno));
         goto out;
     }
     s.size = (uint64_t)st.st_size;
@@ -683,7 +683,7 @@ static int recover_segment(struct wal *w, uint64_t seq, bool first, bool last, b
         goto out;
     s.seg.size = s.seg.sealed ? s.size : s.seg.end;
     if ((rc = add_recovered(w, &s.seg)) < 0) {
-        set_err(err, errlen, "out of memory");
+        wal_errf(err, errlen, "out of memory");
         goto out;
     }
     if (last) {
@@ -695,8 +695,8 @@ static int recover_segment(struct wal *w, uint64_t seq, bool first, bool last, b
 out:
     if (s.fd >= 0)
         close(s.fd);
-    window_forget(&w->win);
-    window_shrink(&w->win);
+    wal_window_forget(&w->win);
+    wal_window_shrink(&w->win);
     return rc;
 }
 
@@ -766,7 +766,7 @@ static struct wal *wal_alloc(const char *dir, uint64_t segment_bytes)
     w->dir_fd = w->lock_fd = w->cur_fd = w->rd_fd = -1;
     w->rd_seq = UINT64_MAX;
     w->segment_bytes = segment_bytes;
-    window_forget(&w->win);
+    wal_window_forget(&w->win);
     ix_init(&w->ix, 1);
     w->dir = strdup(dir);
     if (!w->dir) {
@@ -782,16 +782,16 @@ static int migrate_legacy(struct wal *w, char *err, size_t errlen)
     char name[WAL_NAME_MAX];
     int rc;
 
-    segment_name(name, 0, false);
+    wal_segment_name(name, 0, false);
     if (renameat(w->dir_fd, WAL_LEGACY_NAME, w->dir_fd, name) != 0) {
         rc = -errno;
-        set_err(err, errlen, "cannot rename %s/" WAL_LEGACY_NAME " to %s: %s", w->dir, name,
-                strerror(errno));
+        wal_errf(err, errlen, "cannot rename %s/" WAL_LEGACY_NAME " to %s: %s", w->dir, name,
+                 strerror(errno));
         return rc;
     }
-    rc = fsync_fd(w->dir_fd, false);
+    rc = wal_fsync_fd(w->dir_fd, false);
     if (rc < 0)
-        set_err(err, errlen, "cannot sync directory %s: %s", w->dir, strerror(-rc));
+        wal_errf(err, errlen, "cannot sync directory %s: %s", w->dir, strerror(-rc));
     return rc;
 }
 
@@ -825,15 +825,15 @@ int wal_open(const char *dir, const struct wal_options *o, struct wal **out,
 
     *out = NULL;
     memset(rec, 0, sizeof *rec);
-    set_err(err, errlen, "%s", "");
+    wal_errf(err, errlen, "%s", "");
     if (segment_bytes < WAL_MIN_SEGMENT) {
-        set_err(err, errlen, "segment size %llu below the minimum of %u bytes",
-                (unsigned long long)segment_bytes, WAL_MIN_SEGMENT);
+        wal_errf(err, errlen, "segment size %llu below the minimum of %u bytes",
+                 (unsigned long long)segment_bytes, WAL_MIN_SEGMENT);
         return -EINVAL;
     }
     w = wal_alloc(dir, segment_bytes);
     if (!w) {
-        set_err(err, errlen, "out of memory");
+        wal_errf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     rc = ensure_dir(dir, err, errlen);
@@ -842,11 +842,11 @@ int wal_open(const char *dir, const struct wal_options *o, struct wal **out,
     w->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (w->dir_fd < 0) {
         rc = -errno;
-        set_err(err, errlen, "cannot open data dir %s: %s", dir, strerror(errno));
+        wal_errf(err, errlen, "cannot open data dir %s: %s", dir, strerror(errno));
         goto err_after_alloc;
     }
     if ((rc = lock_dir(w, err, errlen)) < 0 || (rc = recover(w, err, errlen)) < 0 ||
-        (rc = snapshot_load(w, &snap, err, errlen)) < 0)
+        (rc = wal_snapshot_load(w, &snap, err, errlen)) < 0)
         goto err_after_alloc;
     /* A snapshot the log does not lead to (it ends before it, or holds
      * another epoch there) was installed from a primary, and a crash came
@@ -855,13 +855,13 @@ int wal_open(const char *dir, const struct wal_options *o, struct wal **out,
         (w->ix.last < snap.index || ix_epoch_at(&w->ix, snap.index) != snap.epoch) &&
         (w->ix.last < snap.index || w->ix.first <= snap.index) &&
         (rc = wal_reset(w, snap.index + 1)) < 0) {
-        set_err(err, errlen, "%s", w->err);
+        wal_errf(err, errlen, "%s", w->err);
         free(snap.data);
         goto err_after_alloc;
     }
     rc = build_recovered(w, &snap, rec);
     if (rc < 0) {
-        set_err(err, errlen, "%s: out of memory", dir);
+        wal_errf(err, errlen, "%s: out of memory", dir);
         free(snap.data);
         goto err_after_alloc;
     }

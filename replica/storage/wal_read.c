@@ -25,8 +25,8 @@
  * The window
  * ------------------------------------------------------------------------ */
 
-int window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n, uint64_t limit,
-               const uint8_t **p)
+int wal_window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n, uint64_t limit,
+                   const uint8_t **p)
 {
     size_t want, done = 0;
 
@@ -71,20 +71,20 @@ int window_get(struct window *win, int fd, uint64_t seq, uint64_t off, size_t n,
     return 0;
 }
 
-void window_forget(struct window *win)
+void wal_window_forget(struct window *win)
 {
     win->seq = UINT64_MAX;
     win->len = 0;
 }
 
-void window_shrink(struct window *win)
+void wal_window_shrink(struct window *win)
 {
     if (win->cap <= WAL_KEEP_READ)
         return;
     free(win->buf);
     win->buf = NULL;
     win->cap = 0;
-    window_forget(win);
+    wal_window_forget(win);
 }
 
 /* ------------------------------------------------------------------------
@@ -108,7 +108,7 @@ static int segment_fd(struct wal *w, uint64_t seq, int *fd)
     if (w->rd_fd >= 0)
         close(w->rd_fd);
     w->rd_fd = -1;
-    segment_name(name, seq, false);
+    wal_segment_name(name, seq, false);
     *fd = openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         rc = -errno;
@@ -124,7 +124,7 @@ static int damaged(struct wal *w, uint64_t seq, uint64_t off, const char *why)
 {
     char name[WAL_NAME_MAX];
 
-    segment_name(name, seq, false);
+    wal_segment_name(name, seq, false);
     wal_set_err(w, "%s/%s: damaged record at offset %llu (%s). " WAL_ADVICE, w->dir, name,
                 (unsigned long long)off, why);
     return -EILSEQ;
@@ -134,7 +134,7 @@ static int io_failed(struct wal *w, uint64_t seq, uint64_t off, int rc)
 {
     char name[WAL_NAME_MAX];
 
-    segment_name(name, seq, false);
+    wal_segment_name(name, seq, false);
     wal_set_err(w, "cannot read %s/%s at offset %llu: %s", w->dir, name, (unsigned long long)off,
                 strerror(-rc));
     return rc;
@@ -155,7 +155,8 @@ struct walk {
 static int walk_record(struct wal *w, struct walk *k, size_t want)
 {
     const char *why;
-    int rc = window_get(&w->win, k->fd, k->seg->seq, k->off, REC_HEADER_SIZE, k->seg->end, &k->h);
+    int rc =
+        wal_window_get(&w->win, k->fd, k->seg->seq, k->off, REC_HEADER_SIZE, k->seg->end, &k->h);
 
     if (rc == 1)
         return damaged(w, k->seg->seq, k->off, "expected an entry, found the segment's end");
@@ -168,8 +169,8 @@ static int walk_record(struct wal *w, struct walk *k, size_t want)
         return damaged(w, k->seg->seq, k->off, "record runs past the segment's end");
     if (want > k->len)
         want = k->len;
-    rc =
-        window_get(&w->win, k->fd, k->seg->seq, k->off, REC_HEADER_SIZE + want, k->seg->end, &k->h);
+    rc = wal_window_get(&w->win, k->fd, k->seg->seq, k->off, REC_HEADER_SIZE + want, k->seg->end,
+                        &k->h);
     return rc < 0 ? io_failed(w, k->seg->seq, k->off, rc) : 0;
 }
 
@@ -182,7 +183,7 @@ static int walk_meta(struct wal *w, struct walk *k, struct entry_view *v)
     for (;;) {
         size_t avail = want < k->len ? want : k->len;
 
-        if (take_entry_meta(k->h + REC_HEADER_SIZE, avail, k->len, v, &need) > 0)
+        if (rec_take_entry_meta(k->h + REC_HEADER_SIZE, avail, k->len, v, &need) > 0)
             return 0;
         if (need == 0)
             return damaged(w, k->seg->seq, k->off, "malformed entry record");
@@ -199,7 +200,7 @@ static int walk_full(struct wal *w, struct walk *k, struct entry_view *v)
 
     if (why)
         return damaged(w, k->seg->seq, k->off, why);
-    if (!take_entry(&c, v))
+    if (!rec_take_entry(&c, v))
         return damaged(w, k->seg->seq, k->off, "malformed entry record");
     return 0;
 }
@@ -264,7 +265,6 @@ static int lend(struct wal *w, struct lent *l, const struct entry_view *v, bool 
     memcpy(p, v->primary, v->plen);
     p[v->plen] = '\0';
     l->arena_len = need;
-    l->bytes += meta_only ? sizeof *e + v->clen + v->plen + 2 : v->dlen;
     return 0;
 }
 
@@ -293,7 +293,7 @@ static void shrink_read_buffers(struct wal *w)
         w->arena = NULL;
         w->arena_cap = 0;
     }
-    window_shrink(&w->win);
+    wal_window_shrink(&w->win);
 }
 
 /* ------------------------------------------------------------------------
@@ -416,10 +416,11 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, bool met
         if (wanted && (rc = check_agrees(w, &a, &k, &v)) < 0)
             return rc;
         if (wanted) {
-            size_t cost = meta_only ? sizeof(struct core_entry) + v.clen + v.plen + 2 : v.dlen;
+            size_t cost = (size_t)v.dlen + CORE_ENTRY_OVERHEAD;
 
             if (l.n > 0 && l.bytes + cost > max_bytes)
                 break;
+            l.bytes += cost;
             if (lend(w, &l, &v, meta_only) < 0) {
                 wal_set_err(w, "out of memory reading entries %llu..", (unsigned long long)lo);
                 return -ENOMEM;

@@ -64,7 +64,7 @@ int wal_drop_before(struct wal *w, uint64_t index)
             w->rd_fd = -1;
             w->rd_seq = UINT64_MAX;
         }
-        segment_name(name, seq, false);
+        wal_segment_name(name, seq, false);
         if (unlinkat(w->dir_fd, name, 0) != 0 && errno != ENOENT) {
             rc = -errno;
             wal_set_err(w, "cannot delete %s/%s: %s", w->dir, name, strerror(errno));
@@ -76,8 +76,8 @@ int wal_drop_before(struct wal *w, uint64_t index)
     ix_forget_before(&w->ix, w->segs[gone].seq);
     memmove(w->segs, w->segs + gone, (w->n_segs - gone) * sizeof *w->segs);
     w->n_segs -= gone;
-    window_forget(&w->win);
-    if (rc == 0 && (rc = fsync_fd(w->dir_fd, false)) < 0)
+    wal_window_forget(&w->win);
+    if (rc == 0 && (rc = wal_fsync_fd(w->dir_fd, false)) < 0)
         wal_set_err(w, "cannot sync directory %s: %s", w->dir, strerror(-rc));
     return rc;
 }
@@ -104,7 +104,7 @@ int wal_reset(struct wal *w, uint64_t next)
         w->rd_seq = UINT64_MAX;
     }
     while (w->n_segs > 0) {
-        segment_name(name, w->segs[w->n_segs - 1].seq, false);
+        wal_segment_name(name, w->segs[w->n_segs - 1].seq, false);
         if (unlinkat(w->dir_fd, name, 0) != 0 && errno != ENOENT) {
             rc = -errno;
             wal_set_err(w, "cannot delete %s/%s: %s", w->dir, name, strerror(errno));
@@ -115,7 +115,7 @@ int wal_reset(struct wal *w, uint64_t next)
     ix_free(&w->ix);
     ix_init(&w->ix, next);
     w->buf_last = next - 1;
-    window_forget(&w->win);
+    wal_window_forget(&w->win);
     /* The hard state lived in the segments: it goes into the next one
      * (written by the sync that follows), before anything buffered. */
     size_t pending = w->buf_len;
@@ -131,7 +131,7 @@ int wal_reset(struct wal *w, uint64_t next)
         memcpy(w->buf, moved, len);
         free(moved);
     }
-    if ((rc = fsync_fd(w->dir_fd, false)) < 0)
+    if ((rc = wal_fsync_fd(w->dir_fd, false)) < 0)
         wal_set_err(w, "cannot sync directory %s: %s", w->dir, strerror(-rc));
     return rc;
 }
@@ -167,11 +167,11 @@ int wal_save_snapshot(struct wal *w, uint64_t index, uint64_t epoch, const void 
         wal_set_err(w, "cannot create %s/%s: %s", w->dir, tmp, strerror(errno));
         return rc;
     }
-    rc = pwrite_all(fd, h, sizeof h, 0);
+    rc = wal_pwrite_all(fd, h, sizeof h, 0);
     if (rc == 0 && len > 0)
-        rc = pwrite_all(fd, data, len, sizeof h);
+        rc = wal_pwrite_all(fd, data, len, sizeof h);
     if (rc == 0)
-        rc = fsync_fd(fd, false);
+        rc = wal_fsync_fd(fd, false);
     close(fd);
     if (rc == 0 && renameat(w->dir_fd, tmp, w->dir_fd, WAL_SNAPSHOT_NAME) != 0)
         rc = -errno;
@@ -180,7 +180,7 @@ int wal_save_snapshot(struct wal *w, uint64_t index, uint64_t epoch, const void 
         unlinkat(w->dir_fd, tmp, 0);
         return rc;
     }
-    rc = fsync_fd(w->dir_fd, false);
+    rc = wal_fsync_fd(w->dir_fd, false);
     if (rc < 0)
         wal_set_err(w, "cannot sync directory %s: %s", w->dir, strerror(-rc));
     return rc;
@@ -204,12 +204,12 @@ static int read_all(int fd, uint8_t *buf, size_t len, uint64_t off)
 
 static int snapshot_damaged(struct wal *w, const char *why, char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s/" WAL_SNAPSHOT_NAME ": %s; refusing to start. " WAL_ADVICE, w->dir,
-            why);
+    wal_errf(err, errlen, "%s/" WAL_SNAPSHOT_NAME ": %s; refusing to start. " WAL_ADVICE, w->dir,
+             why);
     return -EILSEQ;
 }
 
-int snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen)
+int wal_snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen)
 {
     uint8_t h[SNAPSHOT_HEADER];
     struct stat st;
@@ -222,7 +222,7 @@ int snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen
         return 0;
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = -errno;
-        set_err(err, errlen, "cannot open %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(errno));
+        wal_errf(err, errlen, "cannot open %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;
@@ -232,7 +232,7 @@ int snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen
         goto out;
     }
     if ((rc = read_all(fd, h, sizeof h, 0)) < 0) {
-        set_err(err, errlen, "cannot read %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(-rc));
+        wal_errf(err, errlen, "cannot read %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(-rc));
         goto out;
     }
     len = get_u64(h + 24);
@@ -248,11 +248,11 @@ int snapshot_load(struct wal *w, struct snapshot *snap, char *err, size_t errlen
     snap->data = malloc(len ? len : 1);
     if (!snap->data) {
         rc = -ENOMEM;
-        set_err(err, errlen, "out of memory reading %s/" WAL_SNAPSHOT_NAME, w->dir);
+        wal_errf(err, errlen, "out of memory reading %s/" WAL_SNAPSHOT_NAME, w->dir);
         goto out;
     }
     if ((rc = read_all(fd, snap->data, len, SNAPSHOT_HEADER)) < 0)
-        set_err(err, errlen, "cannot read %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(-rc));
+        wal_errf(err, errlen, "cannot read %s/" WAL_SNAPSHOT_NAME ": %s", w->dir, strerror(-rc));
     else if (get_u32(h + 32) != crc32c(0, snap->data, len))
         rc = snapshot_damaged(w, "data checksum mismatch", err, errlen);
     if (rc < 0) {

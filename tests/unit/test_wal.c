@@ -363,7 +363,7 @@ static void check_log(struct wal *w, const struct model *m, uint64_t first)
             assert_true(n >= 1);
             for (size_t i = 0; i < n; i++) {
                 assert_entry_equal(&e[i], &m->e[lo + i]);
-                bytes += e[i].len;
+                bytes += e[i].len + CORE_ENTRY_OVERHEAD;
             }
             assert_true(n == 1 || bytes <= budgets[b]);
             assert_true(lo + n - 1 <= m->last);
@@ -1608,11 +1608,16 @@ static void test_read_ranges(void **state)
     assert_int_equal(wal_read(w, 77, 300, 0, false, &e, &n), 0);
     assert_int_equal(n, 1);
     assert_entry_equal(&e[0], &m->e[77]);
-    /* Exactly as many as fit. */
-    three = m->e[100].len + m->e[101].len + m->e[102].len;
+    /* Exactly as many as fit, each counting CORE_ENTRY_OVERHEAD too
+     * (core_store's rule), with or without the data. */
+    three = m->e[100].len + m->e[101].len + m->e[102].len + 3 * CORE_ENTRY_OVERHEAD;
     assert_int_equal(wal_read(w, 100, 300, three, false, &e, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(wal_read(w, 100, 300, three - 1, false, &e, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(wal_read(w, 100, 300, three, true, &e, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(wal_read(w, 100, 300, three - 1, true, &e, &n), 0);
     assert_int_equal(n, 2);
     assert_int_equal(wal_read(w, 100, 101, SIZE_MAX, false, &e, &n), 0);
     assert_int_equal(n, 2);
