@@ -28,11 +28,15 @@ void idmap_free(struct idmap *m)
     idmap_init(m);
 }
 
-static size_t find(const struct idmap *m, const char *key)
+/* The slot holding key (hash h), or the empty one where it would go. A
+ * catch-up notes every entry's id: comparing stored hashes first keeps a
+ * probe from chasing every key string through memory. */
+static size_t find(const struct idmap *m, const char *key, uint64_t h)
 {
     size_t mask = m->cap - 1;
-    size_t i = hash(key) & mask;
-    while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0) {
+    size_t i = h & mask;
+    while (m->slots[i].key != NULL &&
+           (m->slots[i].hash != h || strcmp(m->slots[i].key, key) != 0)) {
         i = (i + 1) & mask;
     }
     return i;
@@ -51,7 +55,7 @@ static int grow(struct idmap *m)
     m->cap = cap;
     for (size_t i = 0; i < old_cap; i++) {
         if (old[i].key != NULL) {
-            m->slots[find(m, old[i].key)] = old[i];
+            m->slots[find(m, old[i].key, old[i].hash)] = old[i];
         }
     }
     free(old);
@@ -64,10 +68,12 @@ int idmap_put(struct idmap *m, const char *key, uint64_t value)
     if ((m->len + 1) * 2 > m->cap && grow(m) != 0) {
         return -1;
     }
-    size_t i = find(m, key);
+    uint64_t h = hash(key);
+    size_t i = find(m, key, h);
     if (m->slots[i].key == NULL) {
         m->len++;
     }
+    m->slots[i].hash = h;
     m->slots[i].key = key; /* an existing key's entry now borrows this string */
     m->slots[i].value = value;
     return 0;
@@ -78,7 +84,7 @@ uint64_t idmap_get(const struct idmap *m, const char *key)
     if (m->cap == 0) {
         return 0;
     }
-    size_t i = find(m, key);
+    size_t i = find(m, key, hash(key));
     return m->slots[i].key ? m->slots[i].value : 0;
 }
 
@@ -93,7 +99,7 @@ void idmap_del_if(struct idmap *m, const char *key, uint64_t value)
         return;
     }
     size_t mask = m->cap - 1;
-    size_t i = find(m, key);
+    size_t i = find(m, key, hash(key));
     if (m->slots[i].key == NULL || (value != 0 && m->slots[i].value != value)) {
         return;
     }
@@ -107,7 +113,7 @@ void idmap_del_if(struct idmap *m, const char *key, uint64_t value)
         if (m->slots[j].key == NULL) {
             return;
         }
-        size_t home = hash(m->slots[j].key) & mask;
+        size_t home = m->slots[j].hash & mask;
         /* Can slot j's entry live at i? Only if i lies cyclically in [home, j). */
         int movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
         if (movable) {

@@ -13,6 +13,7 @@
 struct idmap_slot {
     const char *key; /* NULL: empty */
     uint64_t value;
+    uint64_t hash; /* of key: probes compare it before touching the string */
 };
 
 struct idmap {
