@@ -116,6 +116,19 @@ int wal_reset(struct wal *w, uint64_t next)
     ix_init(&w->ix, next);
     w->buf_last = next - 1;
     wal_window_forget(&w->win);
+    /* Buffered log records (entries, truncations) belong to the log that
+     * is gone: drop them, keep the hard states and checkpoints. */
+    size_t kept = 0;
+    for (size_t off = 0; off + REC_HEADER_SIZE <= w->buf_len;) {
+        const uint8_t *h = w->buf + off;
+        size_t len = REC_HEADER_SIZE + get_u32(h + 8);
+        if (h[4] != REC_ENTRY && h[4] != REC_TRUNCATE) {
+            memmove(w->buf + kept, h, len);
+            kept += len;
+        }
+        off += len;
+    }
+    w->buf_len = kept;
     /* The hard state lived in the segments: it goes into the next one
      * (written by the sync that follows), before anything buffered. */
     size_t pending = w->buf_len;
