@@ -17,6 +17,8 @@
  */
 #include "internal.h"
 
+#define FORCED_EPOCH_LEAP 1000 /* see core_force_config */
+
 #include <stdio.h> /* snprintf only */
 #include <string.h>
 
@@ -298,7 +300,13 @@ void core_force_config(struct core *c, int64_t now, uint64_t token, const char *
     if (c->role == CORE_PRIMARY) {
         role_change(c, now, CORE_BACKUP, "configuration forced");
     }
-    persist_epoch(c, c->hs.epoch + 1, c->id);
+    /* Far ahead of the old epoch: voters left out that come back (the
+     * operator was told not to) may still form a majority of the old
+     * configuration and elect among themselves, in an epoch or two, before
+     * they hear from us; at the same epoch neither side would ever follow
+     * the other. This way the first message from us wins them over. */
+    uint64_t epoch = c->hs.epoch + FORCED_EPOCH_LEAP;
+    persist_epoch(c, epoch < LIMIT_COUNTER_MAX ? epoch : LIMIT_COUNTER_MAX, c->id);
     c->cfg = next;
     append_config(c);
     out_event(c, EVENT_FORCED_CONFIG, c->id, last_index(c),
