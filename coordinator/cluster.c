@@ -190,7 +190,7 @@ struct cluster {
     unsigned n_retiring;
     uint64_t next_call_id;
     uint64_t acked_index; /* the highest index a request was acknowledged at */
-    struct job *active; /* jobs the loop is working on */
+    struct job *active;   /* jobs the loop is working on */
     uint64_t next_incarnation;
 
     /* Failover timing: from the primary's loss to the first election of a

@@ -23,9 +23,9 @@
 
 struct peer {
     char id[CORE_ID_MAX];
-    bool up;               /* connected, per core_peer_up / core_peer_down */
-    bool listed;           /* discovery still lists it (core_peer_listed) */
-    int64_t last_heard;    /* any message from it; -1 never */
+    bool up;                    /* connected, per core_peer_up / core_peer_down */
+    bool listed;                /* discovery still lists it (core_peer_listed) */
+    int64_t last_heard;         /* any message from it; -1 never */
     int64_t snapshot_sent;      /* when it was last sent our snapshot; 0 never */
     int64_t snapshot_heartbeat; /* ... or a heartbeat while it installs it */
     /* Primary's replication state for this peer. */
