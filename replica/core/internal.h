@@ -55,6 +55,7 @@ struct session {
     uint64_t data_hash;
     uint64_t data_len;
     uint64_t epoch; /* the entry's, for the answer */
+    bool hashed;    /* data_hash is known (rebuilt at start: on first retry) */
 };
 
 struct pending_reply {
@@ -210,6 +211,7 @@ void snap_free(struct core *c);
 /* sessions.c */
 const struct session *session_at(const struct core *c, size_t i);
 void sessions_reset(struct core *c, uint64_t horizon);
+int sessions_hash_upto(struct core *c, uint64_t index);
 uint64_t session_hash(const uint8_t *data, size_t len);
 void session_note(struct core *c, const struct session *s);
 void sessions_truncate(struct core *c, uint64_t from);

@@ -160,7 +160,7 @@ int log_push(struct core *c, const struct core_entry *e)
     }
     if (e->type == CORE_ENTRY_DATA && cid[0] != '\0') {
         struct session s = {index,  e->time_ms, (char *)cid, session_hash(e->data, e->len),
-                            e->len, e->epoch};
+                            e->len, e->epoch,   true};
         session_note(c, &s);
     }
     if (c->cache_len == 0) {

@@ -23,6 +23,7 @@
 #include "validate.h"
 
 #include <stdio.h> /* snprintf only */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,24 @@ static struct session *ring_at(const struct core *c, size_t i)
 const struct session *session_at(const struct core *c, size_t i)
 {
     return ring_at(c, i);
+}
+
+/* Every remembered id up to index gets its data's hash (those rebuilt at
+ * start have none yet): a snapshot must carry them. 0, or storage's error. */
+int sessions_hash_upto(struct core *c, uint64_t index)
+{
+    for (size_t i = 0; i < c->sessions_len && ring_at(c, i)->index <= index; i++) {
+        struct session *s = ring_at(c, i);
+        if (!s->hashed) {
+            const struct core_entry *e = log_entry(c, s->index);
+            if (e == NULL) {
+                return -EIO;
+            }
+            s->data_hash = session_hash(e->data, e->len);
+            s->hashed = true;
+        }
+    }
+    return 0;
 }
 
 static void forget(struct core *c, struct session *s)
@@ -114,12 +133,12 @@ void session_note(struct core *c, const struct session *s)
 }
 
 /* The session of the entry at index (the ring is in index order). */
-static const struct session *session_find(const struct core *c, uint64_t index)
+static struct session *session_find(const struct core *c, uint64_t index)
 {
     size_t lo = 0, hi = c->sessions_len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const struct session *s = ring_at(c, mid);
+        struct session *s = ring_at(c, mid);
         if (s->index == index) {
             return s;
         }
@@ -156,18 +175,20 @@ int sessions_rebuild(struct core *c)
     for (uint64_t i = from; i <= c->last;) {
         const struct core_entry *es;
         size_t n;
-        int rc = log_read(c, i, c->last, 4u << 20, false, &es, &n);
+        /* Without data: a restart must not read the newest entries' data
+         * (with 4 KiB entries, hundreds of MB); a retry hashes its own. */
+        int rc = log_read(c, i, c->last, 64u << 20, true, &es, &n);
         if (rc < 0) {
             return rc;
         }
         for (size_t k = 0; k < n; k++) {
             if (es[k].type == CORE_ENTRY_DATA && es[k].client_id[0] != '\0') {
-                struct session s = {es[k].index,
-                                    es[k].time_ms,
-                                    (char *)es[k].client_id,
-                                    session_hash(es[k].data, es[k].len),
-                                    es[k].len,
-                                    es[k].epoch};
+                struct session s = {.index = es[k].index,
+                                    .time_ms = es[k].time_ms,
+                                    .key = (char *)es[k].client_id,
+                                    .data_len = es[k].len,
+                                    .epoch = es[k].epoch,
+                                    .hashed = false};
                 session_note(c, &s);
             }
         }
@@ -222,9 +243,18 @@ static int add_pending(struct core *c, uint64_t token, uint64_t index)
 static void answer_retry(struct core *c, uint64_t token, uint64_t index, const uint8_t *data,
                          size_t len)
 {
-    const struct session *s = session_find(c, index);
+    struct session *s = session_find(c, index);
     const struct core_entry *e = index >= c->first_index ? log_entry(c, index) : NULL;
     const char *primary = e ? e->primary : "";
+    if (s != NULL && !s->hashed) {
+        if (e == NULL) {
+            out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id,
+                      "cannot read the log to check this retry; try again");
+            return;
+        }
+        s->data_hash = session_hash(e->data, e->len);
+        s->hashed = true;
+    }
     uint64_t epoch = s ? s->epoch : epoch_at(c, index);
     /* A retry must carry what the id was first used for: answering with
      * the original index for other data would claim a write that never

@@ -163,6 +163,9 @@ int snap_take(struct core *c)
     if (!config_at(c, s, &cfg, &cfg_index)) {
         return -1; /* no configuration yet: nothing worth compacting */
     }
+    if (sessions_hash_upto(c, s) != 0) {
+        return -1; /* storage could not read them: not this time */
+    }
     char *text = malloc(CORE_CONFIG_TEXT_MAX);
     if (text == NULL) {
         return -1;
@@ -291,6 +294,7 @@ int snap_load(struct core *c, const uint8_t *data, size_t len, bool apply)
         ss.epoch = take_u64(&cur);
         ss.data_hash = take_u64(&cur);
         ss.data_len = take_u64(&cur);
+        ss.hashed = true;
         take_str(&cur, key, sizeof(key));
         session_note(c, &ss);
     }
