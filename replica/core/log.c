@@ -137,6 +137,9 @@ static struct core_entry *cached(const struct core *c, uint64_t index)
 /* Copy e into the log at its end; the index must be last_index + 1. */
 int log_push(struct core *c, const struct core_entry *e)
 {
+    if (c->last >= LIMIT_COUNTER_MAX) {
+        return -1; /* the wire carries no index past it: the log is full */
+    }
     if (grow_array((void **)&c->cache, &c->cache_cap, c->cache_len, sizeof(*c->cache)) != 0) {
         return -1;
     }
