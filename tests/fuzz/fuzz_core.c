@@ -1024,6 +1024,22 @@ static void check_node(struct node *n)
             (unsigned long long)commit, (unsigned long long)count);
     }
 
+    /* Every DATA entry from the session horizon on has its id remembered
+     * (below the first index, only the honest run's committed log says). */
+    uint64_t ids_from = st.session_horizon, n_ids = 0;
+    for (uint64_t i = ids_from; i < first && i <= W.n_committed && W.honest; i++) {
+        const struct core_entry *e = committed_at(i);
+        n_ids += e != NULL && e->type == CORE_ENTRY_DATA && e->client_id[0] != '\0';
+    }
+    for (uint64_t i = ids_from > first ? ids_from : first; i <= last; i++) {
+        const struct core_entry *e = entry_at(n, i);
+        n_ids += e->type == CORE_ENTRY_DATA && e->client_id[0] != '\0';
+    }
+    FUZZ_CHECK(st.sessions >= n_ids,
+               "%s remembers %u client ids, but its log has %llu DATA entries from its session "
+               "horizon %llu",
+               n->opts.id, st.sessions, (unsigned long long)n_ids, (unsigned long long)ids_from);
+
     /* One committed log for the cluster. */
     if (W.honest && commit <= MAX_COMMITTED) {
         for (uint64_t i = n->checked + 1; i <= commit; i++) {
