@@ -633,32 +633,52 @@ static void op(struct buf *b, enum fuzz_core_op o, bool flush)
     add_u8(b, (uint8_t)(o | (flush ? FOP_FLUSH_BIT : 0)));
 }
 
+/* An input's seed: random numbers, and options in its top 16 bits
+ * (FUZZ_SEED_OPTIONS in fuzz_core_ops.h). */
+static void core_begin(struct buf *b, uint64_t seed, unsigned options)
+{
+    seed |= (uint64_t)options << 48;
+    add(b, &seed, sizeof(seed));
+}
+
+/* seen_index choices (gen_seen in fuzz_core.c). */
+#define SEEN_UNKNOWN 0
+#define SEEN(k)      (uint8_t)(2 | (k) << 2) /* exactly k (< 64) */
+
+static void client(struct buf *b, uint8_t node, uint8_t cid, uint8_t data, uint8_t seen, bool flush)
+{
+    op(b, FOP_CLIENT, flush);
+    add_u8(b, node);
+    add_u8(b, cid);  /* 0 c1, 1 c2, 2 c3 */
+    add_u8(b, data); /* 0 "a", 1 "b" */
+    add_u8(b, seen);
+}
+
+static void deliver_all(struct buf *b, int times)
+{
+    for (int i = 0; i < times; i++) {
+        op(b, FOP_DELIVER_ALL, false);
+    }
+}
+
+/* r1 times out: pre-vote, vote, elected; replication settles. */
+static void elect_r1(struct buf *b)
+{
+    op(b, FOP_TICK_DEADLINE, true);
+    add_u8(b, 0);
+    deliver_all(b, 6);
+}
+
 static void core_seed(const char *name, uint64_t seed, int variant)
 {
     struct buf b = {0};
-    add(&b, &seed, sizeof(seed));
-    /* r1 times out: pre-vote, vote, elected; replication settles. */
-    op(&b, FOP_TICK_DEADLINE, true);
-    add_u8(&b, 0);
-    for (int i = 0; i < 6; i++) {
-        op(&b, FOP_DELIVER_ALL, false);
-    }
+    core_begin(&b, seed, 0);
+    elect_r1(&b);
     /* Two requests in one batch, one retry. */
-    op(&b, FOP_CLIENT, false);
-    add_u8(&b, 0); /* r1 */
-    add_u8(&b, 0); /* c1 */
-    add_u8(&b, 0); /* "a" */
-    op(&b, FOP_CLIENT, false);
-    add_u8(&b, 0);
-    add_u8(&b, 1); /* c2 */
-    add_u8(&b, 1); /* "b" */
-    op(&b, FOP_CLIENT, true);
-    add_u8(&b, 0);
-    add_u8(&b, 0);
-    add_u8(&b, 0);
-    for (int i = 0; i < 4; i++) {
-        op(&b, FOP_DELIVER_ALL, false);
-    }
+    client(&b, 0, 0, 0, SEEN_UNKNOWN, false);
+    client(&b, 0, 1, 1, SEEN(1), false);
+    client(&b, 0, 0, 0, SEEN(1), true);
+    deliver_all(&b, 4);
     if (variant == 1) {
         /* The primary's process goes away: r2 elects at once. */
         op(&b, FOP_PEER_DOWN, false);
@@ -666,17 +686,13 @@ static void core_seed(const char *name, uint64_t seed, int variant)
         add_u8(&b, 0); /* sees r1 down */
         op(&b, FOP_TICK_DEADLINE, true);
         add_u8(&b, 1);
-        for (int i = 0; i < 6; i++) {
-            op(&b, FOP_DELIVER_ALL, false);
-        }
+        deliver_all(&b, 6);
         op(&b, FOP_RESTART, false);
         add_u8(&b, 0);
         op(&b, FOP_TICK, true);
         add_u8(&b, 1);
         add_u16(&b, 60);
-        for (int i = 0; i < 4; i++) {
-            op(&b, FOP_DELIVER_ALL, false);
-        }
+        deliver_all(&b, 4);
     } else if (variant == 2) {
         /* A forged append from r3 with a higher epoch reaches r2. */
         op(&b, FOP_FORGE, true);
@@ -697,10 +713,86 @@ static void core_seed(const char *name, uint64_t seed, int variant)
         add_u8(&b, 2); /* client c3 */
         add_u8(&b, 3); /* 3 bytes of data */
         add_str(&b, "xyz");
-        for (int i = 0; i < 4; i++) {
-            op(&b, FOP_DELIVER_ALL, false);
-        }
+        deliver_all(&b, 4);
     }
+    put("fuzz_core", name, b.p, b.len);
+    free(b.p);
+}
+
+/* Retention: r3's disk fails while r1 and r2 commit writes (one session
+ * expires on the way: session_max 1); r1 compacts everything; r3 comes
+ * back and is sent the snapshot, installs it and catches up; then r2
+ * compacts and everybody restarts from a snapshot. r1 caches 600 bytes,
+ * r2 one byte: their reads go to the store. */
+static void core_seed_retention(const char *name, uint64_t seed, bool forge)
+{
+    struct buf b = {0};
+    core_begin(&b, seed, 2 | 1 << 2 | 1 << 6);
+    elect_r1(&b);
+    op(&b, FOP_DISK, false);
+    add_u8(&b, 2); /* r3 */
+    add_u8(&b, 1); /* fails */
+    client(&b, 0, 0, 0, SEEN_UNKNOWN, false);
+    client(&b, 0, 1, 1, SEEN(1), true);
+    deliver_all(&b, 4);
+    client(&b, 0, 0, 0, SEEN(0), true); /* c1 forgotten: expired */
+    client(&b, 0, 2, 0, SEEN(3), true);
+    deliver_all(&b, 4);
+    op(&b, FOP_COMPACT, false);
+    add_u8(&b, 0); /* r1 */
+    add_u8(&b, 0); /* keep nothing */
+    if (forge) {
+        /* A snapshot from the primary's id at r2's commit index, encoded
+         * with every field near a real one's. */
+        op(&b, FOP_FORGE, true);
+        add_u8(&b, 1); /* to r2 */
+        add_u8(&b, 0); /* from r1 */
+        add_u8(&b, 5); /* snapshot */
+        add_u8(&b, 1); /* epoch: r2's */
+        add_u8(&b, 1); /* index near r2's commit */
+        add_u8(&b, 1); /* ... exactly */
+        add_u8(&b, 1); /* epoch near the entry's there */
+        add_u8(&b, 1); /* ... exactly */
+        add_u8(&b, 1); /* encoded */
+        add_u8(&b, 1); /* body index: the header's */
+        add_u8(&b, 1); /* body epoch: the header's */
+        add_u8(&b, 1); /* configuration index 1 */
+        add_u8(&b, 7); /* members r1 r2 r3 */
+        add_u8(&b, 7); /* voters */
+        add_u8(&b, 0); /* none removed */
+        add_u8(&b, 1); /* horizon 1 */
+        add_u8(&b, 1); /* one session */
+        add_u8(&b, 1); /* its index: the horizon + ... */
+        add_u8(&b, 1); /* ... 1: entry 2, c1's */
+        add_u8(&b, 0); /* c1 */
+        for (int i = 0; i < 4; i++) {
+            add_u8(&b, 0); /* time */
+        }
+        add_u8(&b, 1); /* epoch: the snapshot's */
+        add_u8(&b, 1); /* length 1 */
+        add_u8(&b, 2); /* one DATA entry */
+        add_u8(&b, 0); /* taken by r1 */
+        add_u8(&b, 0); /* own 0 */
+        deliver_all(&b, 2);
+    }
+    op(&b, FOP_DISK, false);
+    add_u8(&b, 2);
+    add_u8(&b, 0); /* resumed */
+    op(&b, FOP_TICK_DEADLINE, true);
+    add_u8(&b, 0); /* r1's heartbeat: r3 needs the snapshot */
+    deliver_all(&b, 4);
+    client(&b, 0, 0, 1, SEEN(4), true);
+    deliver_all(&b, 4);
+    op(&b, FOP_COMPACT, false);
+    add_u8(&b, 1); /* r2 */
+    add_u8(&b, 1); /* keep 1 */
+    for (uint8_t i = 0; i < 3; i++) {
+        op(&b, FOP_RESTART, false);
+        add_u8(&b, i);
+    }
+    op(&b, FOP_TICK_DEADLINE, true);
+    add_u8(&b, 1);
+    deliver_all(&b, 6);
     put("fuzz_core", name, b.p, b.len);
     free(b.p);
 }
@@ -726,5 +818,7 @@ int main(int argc, char **argv)
     core_seed("elect_and_write", 1, 0);
     core_seed("failover_restart", 2, 1);
     core_seed("forged_append", 3, 2);
+    core_seed_retention("compact_install_snapshot", 4, false);
+    core_seed_retention("forged_snapshot", 5, true);
     return 0;
 }
