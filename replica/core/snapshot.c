@@ -262,7 +262,7 @@ int snap_load(struct core *c, const uint8_t *data, size_t len, bool apply)
     char by[CORE_ID_MAX];
     ok = ok && take_str(&cur, by, sizeof(by)) && validate_id(by);
     uint64_t own = take_u64(&cur);
-    ok = ok && cur.ok && cur.left == 0 && total <= s && own <= total;
+    ok = ok && cur.ok && cur.left == 0 && total <= s && own <= total && n <= total;
     if (!ok) {
         return -1;
     }
