@@ -761,27 +761,6 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     conn_queue(c, &env);
 }
 
-/* A copy whose client id, primary and data live in one allocation that
- * starts at client_id. */
-static int entry_copy(const struct core_entry *e, struct core_entry *out)
-{
-    size_t lc = strlen(e->client_id) + 1, lp = strlen(e->primary) + 1;
-    char *blob = malloc(lc + lp + e->len + 1);
-    if (blob == NULL) {
-        return -1;
-    }
-    memcpy(blob, e->client_id, lc);
-    memcpy(blob + lc, e->primary, lp);
-    if (e->len > 0) {
-        memcpy(blob + lc + lp, e->data, e->len);
-    }
-    *out = *e;
-    out->client_id = blob;
-    out->primary = blob + lc;
-    out->data = (const uint8_t *)(blob + lc + lp);
-    return 0;
-}
-
 static bool read_matches(struct node *n, const struct core_entry *e, int filter)
 {
     if (e->type != CORE_ENTRY_DATA) {
@@ -834,7 +813,7 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
     /* Entries come in pages from the cache or the log files, lent until
      * the next page: the ones that match are copied. */
     size_t count = 0;
-    struct core_entry *copies = calloc(limit + 1, sizeof(*copies));
+    struct core_entry **copies = calloc(limit + 1, sizeof(*copies));
     for (uint64_t i = first; copies != NULL && i <= commit && count < limit;) {
         const struct core_entry *es;
         size_t k;
@@ -842,8 +821,9 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
             break; /* counted in storage_errors; the page ends here */
         }
         for (size_t j = 0; j < k && count < limit; j++) {
-            if (read_matches(n, &es[j], rp->filter) && entry_copy(&es[j], &copies[count]) == 0) {
-                codec_entry_to_pb(&copies[count], &entries[count]);
+            if (read_matches(n, &es[j], rp->filter) &&
+                (copies[count] = core_entries_copy(&es[j], 1)) != NULL) {
+                codec_entry_to_pb(copies[count], &entries[count]);
                 ptrs[count] = &entries[count];
                 count++;
             }
@@ -875,7 +855,7 @@ static void send_read_reply(struct node *n, struct conn *c, const struct read_pa
     env.read_reply = &r;
     conn_queue(c, &env);
     for (size_t i = 0; copies != NULL && i < count; i++) {
-        free((void *)copies[i].client_id);
+        free(copies[i]);
     }
     free(copies);
     free(entries);

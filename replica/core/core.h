@@ -464,6 +464,10 @@ const char *core_cluster_id(const struct core *c); /* "" until the first configu
  * 0, -ERANGE outside the log, or storage's error. */
 int core_read_entries(struct core *c, uint64_t lo, uint64_t hi, size_t max_bytes,
                       const struct core_entry **out, size_t *n);
+/* Entries es[0..n) copied whole (array, client ids, primaries, data) into
+ * one allocation that free() releases; NULL when out of memory. For what
+ * must outlive a lent entry. */
+struct core_entry *core_entries_copy(const struct core_entry *es, size_t n);
 /* The entry at index, from memory or storage; lent until the next call or
  * input. NULL outside the log or when storage cannot read it. */
 const struct core_entry *core_entry_at(struct core *c, uint64_t index);

@@ -37,7 +37,7 @@ static void *grow(void **items, size_t *cap, size_t n, size_t size)
 
 /* Entries read back from storage are lent only until the next read: copy
  * them whole (array, strings and data) into one allocation. */
-static struct core_entry *copy_entries_deep(const struct core_entry *es, size_t n)
+struct core_entry *core_entries_copy(const struct core_entry *es, size_t n)
 {
     size_t bytes = n * sizeof(*es);
     for (size_t i = 0; i < n; i++) {
@@ -87,7 +87,7 @@ void out_send(struct core *c, const char *to, const struct core_msg *m)
         if (in_cache && (om->own = malloc(bytes)) != NULL) {
             memcpy(om->own, es, bytes);
         } else if (!in_cache) {
-            om->own = copy_entries_deep(es, m->append.n_entries);
+            om->own = core_entries_copy(es, m->append.n_entries);
         }
         if (om->own == NULL) {
             return;
