@@ -322,9 +322,14 @@ const char *wire_validate(const Envelope *env)
     return body_invalid(env);
 }
 
-Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen)
+Envelope *wire_unpack_in(struct arena *a, const uint8_t *payload, size_t len, char *err,
+                         size_t errlen)
 {
-    Envelope *env = replicacao__envelope__unpack(NULL, len, payload);
+    ProtobufCAllocator in_arena;
+    if (a != NULL) {
+        in_arena = arena_protobuf(a);
+    }
+    Envelope *env = replicacao__envelope__unpack(a ? &in_arena : NULL, len, payload);
     if (env == NULL) {
         snprintf(err, errlen, "malformed protobuf (%zu bytes)", len);
         return NULL;
@@ -332,10 +337,17 @@ Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errl
     const char *why = wire_validate(env);
     if (why != NULL) {
         snprintf(err, errlen, "%s (version %u, body %s)", why, env->version, wire_body_name(env));
-        replicacao__envelope__free_unpacked(env, NULL);
+        if (a == NULL) {
+            replicacao__envelope__free_unpacked(env, NULL);
+        }
         return NULL;
     }
     return env;
+}
+
+Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen)
+{
+    return wire_unpack_in(NULL, payload, len, err, errlen);
 }
 
 void wire_free(Envelope *env)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "replicacao.pb-c.h"
 
 typedef Replicacao__Envelope Envelope;
@@ -26,6 +27,10 @@ const char *wire_validate(const Envelope *env);
 /* Unpack one frame's payload and validate it (wire_validate). NULL with a reason on error;
  * free a result with wire_free. */
 Envelope *wire_unpack(const uint8_t *payload, size_t len, char *err, size_t errlen);
+/* The same, allocating in arena a: no wire_free; the envelope lives until
+ * the arena is reset. */
+Envelope *wire_unpack_in(struct arena *a, const uint8_t *payload, size_t len, char *err,
+                         size_t errlen);
 void wire_free(Envelope *env);
 const char *wire_body_name(const Envelope *env);
 

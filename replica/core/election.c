@@ -39,6 +39,7 @@ void role_change(struct core *c, int64_t now, enum core_role to, const char *why
     c->pre_vote = false;
     if (from == CORE_PRIMARY && to != CORE_PRIMARY) {
         sessions_fail(c, CORE_REPLY_UNKNOWN);
+        sessions_unindex(c);
         reads_fail(c);
         out_event(c, EVENT_STEPPED_DOWN, c->id, last_index(c), why);
     }

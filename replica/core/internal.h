@@ -160,8 +160,12 @@ struct core {
     unsigned n_peers;
 
     /* Client sessions (sessions.c): a ring of the remembered ids, oldest
-     * first, and the map from id to entry. */
+     * first, and the map from id to entry. Only a primary looks ids up, so
+     * the map is built when one first does (ids_indexed) and dropped when
+     * it steps down: a backup, above all one catching up on a million
+     * entries, keeps just the ring. */
     struct idmap client_ids;
+    bool ids_indexed;
     struct session *sessions;
     size_t sessions_head;
     size_t sessions_len;
@@ -217,6 +221,7 @@ void session_note(struct core *c, const struct session *s);
 void sessions_truncate(struct core *c, uint64_t from);
 int sessions_rebuild(struct core *c);
 void sessions_free(struct core *c);
+void sessions_unindex(struct core *c);
 void session_request(struct core *c, uint64_t token, const char *client_id, const uint8_t *data,
                      size_t len, uint64_t seen_index);
 void sessions_answer_committed(struct core *c);

@@ -62,7 +62,9 @@ int sessions_hash_upto(struct core *c, uint64_t index)
 static void forget(struct core *c, struct session *s)
 {
     /* A later use of the same id (after this one expired) owns the entry. */
-    idmap_del_if(&c->client_ids, s->key, s->index);
+    if (c->ids_indexed) {
+        idmap_del_if(&c->client_ids, s->key, s->index);
+    }
     free(s->key);
     s->key = NULL;
 }
@@ -112,7 +114,7 @@ void session_note(struct core *c, const struct session *s)
     if (key == NULL || (c->sessions_len == c->sessions_cap && ring_grow(c) != 0) ||
         /* An expired use of the same id may still be in the ring: the map
          * now borrows the new copy, and forgetting the old one leaves it. */
-        idmap_put(&c->client_ids, key, s->index) != 0) {
+        (c->ids_indexed && idmap_put(&c->client_ids, key, s->index) != 0)) {
         free(key);
         while (c->sessions_len > 0) {
             forget_oldest(c);
@@ -130,6 +132,33 @@ void session_note(struct core *c, const struct session *s)
            ring_at(c, 0)->time_ms < s->time_ms - (int64_t)c->o.session_ttl_ms) {
         forget_oldest(c);
     }
+}
+
+/* The map from id to entry, as session_note would have built it: the ring
+ * in order, a later use of an id replacing an earlier one. Out of memory,
+ * every id is forgotten (a retry is then refused as expired, never applied
+ * twice) and -1 returned. */
+static int ids_index(struct core *c)
+{
+    if (c->ids_indexed) {
+        return 0;
+    }
+    for (size_t i = 0; i < c->sessions_len; i++) {
+        struct session *s = ring_at(c, i);
+        if (idmap_put(&c->client_ids, s->key, s->index) != 0) {
+            idmap_free(&c->client_ids);
+            sessions_reset(c, c->last + 1);
+            return -1;
+        }
+    }
+    c->ids_indexed = true;
+    return 0;
+}
+
+void sessions_unindex(struct core *c)
+{
+    idmap_free(&c->client_ids);
+    c->ids_indexed = false;
 }
 
 /* The session of the entry at index (the ring is in index order). */
@@ -215,7 +244,7 @@ void sessions_free(struct core *c)
     free(c->sessions);
     c->sessions = NULL;
     c->sessions_cap = 0;
-    idmap_free(&c->client_ids);
+    sessions_unindex(c);
 }
 
 /* ========================================================================
@@ -285,6 +314,10 @@ void session_request(struct core *c, uint64_t token, const char *client_id, cons
     }
     if (len > c->o.max_request_bytes) {
         out_reply(c, token, CORE_REPLY_REJECTED, 0, c->hs.epoch, c->id, "request too large");
+        return;
+    }
+    if (ids_index(c) != 0) {
+        out_reply(c, token, CORE_REPLY_UNKNOWN, 0, c->hs.epoch, c->id, "out of memory");
         return;
     }
     uint64_t index = idmap_get(&c->client_ids, client_id);

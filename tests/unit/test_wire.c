@@ -279,6 +279,65 @@ static void test_trip_append(void **state)
     wire_free(out);
 }
 
+/* An Append of many entries unpacked into an arena, as the transport does:
+ * identical to the heap unpack, aligned, and the arena's memory reused
+ * message after message, the oversized chunk given back. */
+static void test_unpack_in_arena(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static Replicacao__Entry e[N];
+    static Replicacao__Entry *ep[N];
+    static uint8_t data[100];
+    memset(data, 'x', sizeof data);
+    Envelope env;
+    Replicacao__Append a;
+    wire_init(&env, "r1", 7);
+    replicacao__append__init(&a);
+    a.prev_index = 9;
+    a.prev_epoch = 7;
+    for (size_t i = 0; i < N; i++) {
+        entry_make(&e[i], 10 + i, REPLICACAO__ENTRY_TYPE__ENTRY_DATA, "client-1:17", data,
+                   1 + i % sizeof data);
+        ep[i] = &e[i];
+    }
+    a.n_entries = N;
+    a.entries = ep;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_APPEND;
+    env.append = &a;
+    size_t frame_len = 0;
+    uint8_t *frame = wire_pack(&env, &frame_len);
+    assert_non_null(frame);
+    const uint8_t *payload = frame + FRAME_HEADER_BYTES;
+    size_t len = frame_len - FRAME_HEADER_BYTES;
+
+    struct arena arena = {.keep_max = 256 * 1024};
+    char err[160] = "";
+    for (int round = 0; round < 3; round++) {
+        Envelope *out = wire_unpack_in(&arena, payload, len, err, sizeof err);
+        assert_non_null(out);
+        assert_int_equal(out->append->n_entries, N);
+        for (size_t i = 0; i < N; i++) {
+            assert_entry_equal(out->append->entries[i], &e[i]);
+            assert_int_equal((uintptr_t)out->append->entries[i] % _Alignof(max_align_t), 0);
+        }
+        assert_true(arena.peak > len);
+        arena_reset(&arena);
+        assert_int_equal(arena.peak, 0);
+    }
+    /* A refused message leaves nothing to free. */
+    assert_null(wire_unpack_in(&arena, (const uint8_t *)"\xff\xff", 2, err, sizeof err));
+    arena_reset(&arena);
+    /* Small allocations after a reset fit the one chunk kept. */
+    void *p = arena_alloc(&arena, 1);
+    void *q = arena_alloc(&arena, 1);
+    assert_non_null(p);
+    assert_int_equal((uint8_t *)q - (uint8_t *)p, _Alignof(max_align_t));
+    assert_null(arena_alloc(&arena, SIZE_MAX));
+    arena_free(&arena);
+    free(frame);
+}
+
 static void test_trip_append_response(void **state)
 {
     Envelope env;
@@ -965,6 +1024,7 @@ int main(void)
         cmocka_unit_test(test_trip_vote_request),
         cmocka_unit_test(test_trip_vote_response),
         cmocka_unit_test(test_trip_append),
+        cmocka_unit_test(test_unpack_in_arena),
         cmocka_unit_test(test_trip_append_response),
         cmocka_unit_test(test_trip_client_request),
         cmocka_unit_test(test_trip_client_reply),
