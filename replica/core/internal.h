@@ -16,6 +16,7 @@
 
 #include "core.h"
 #include "idmap.h"
+#include "pool.h"
 
 #include <assert.h>
 
@@ -106,9 +107,10 @@ struct core {
 
     /* The log (log.c): entries 1..last. cache[i] holds index
      * cache_first + i; each cached entry's client_id, primary and data
-     * live in one allocation that starts at client_id. */
+     * live in one block of entry_pool that starts at client_id. */
     uint64_t last;
     struct core_entry *cache;
+    struct pool entry_pool;
     size_t cache_len;
     size_t cache_cap;
     uint64_t cache_first;
@@ -166,6 +168,7 @@ struct core {
      * entries, keeps just the ring. */
     struct idmap client_ids;
     bool ids_indexed;
+    struct pool key_pool; /* the ring's client ids */
     struct session *sessions;
     size_t sessions_head;
     size_t sessions_len;

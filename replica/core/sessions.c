@@ -65,7 +65,7 @@ static void forget(struct core *c, struct session *s)
     if (c->ids_indexed) {
         idmap_del_if(&c->client_ids, s->key, s->index);
     }
-    free(s->key);
+    pool_free(s->key);
     s->key = NULL;
 }
 
@@ -110,12 +110,16 @@ uint64_t session_hash(const uint8_t *data, size_t len)
  * as expired rather than applied twice. */
 void session_note(struct core *c, const struct session *s)
 {
-    char *key = strdup(s->key);
+    size_t key_len = strlen(s->key) + 1;
+    char *key = pool_alloc(&c->key_pool, key_len);
+    if (key != NULL) {
+        memcpy(key, s->key, key_len);
+    }
     if (key == NULL || (c->sessions_len == c->sessions_cap && ring_grow(c) != 0) ||
         /* An expired use of the same id may still be in the ring: the map
          * now borrows the new copy, and forgetting the old one leaves it. */
         (c->ids_indexed && idmap_put(&c->client_ids, key, s->index) != 0)) {
-        free(key);
+        pool_free(key);
         while (c->sessions_len > 0) {
             forget_oldest(c);
         }
@@ -245,6 +249,7 @@ void sessions_free(struct core *c)
     c->sessions = NULL;
     c->sessions_cap = 0;
     sessions_unindex(c);
+    pool_destroy(&c->key_pool);
 }
 
 /* ========================================================================
