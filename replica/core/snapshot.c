@@ -281,8 +281,12 @@ int snap_load(struct core *c, const uint8_t *data, size_t len, bool apply)
     c->snap_epoch = epoch;
     c->snap_cfg = cfg;
     c->snap_cfg_index = cfg_index;
+    /* Another's snapshot says only how many its taker appended. What this
+     * replica appended and counted before is in the prefix the snapshot
+     * replaces, unless it was never committed (a deposed primary's last
+     * few), so its count stands, within the total. */
     bool mine = strcmp(by, c->id) == 0;
-    c->processed = mine ? own : 0;
+    c->processed = mine ? own : c->processed < total ? c->processed : total;
     c->synced = total - c->processed;
     sessions_reset(c, horizon);
     cur = (struct cursor){sessions, (size_t)(data + len - sessions), true};

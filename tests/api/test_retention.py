@@ -7,7 +7,8 @@ others commit far more than that; thawed, it is behind the retained range
 and must be brought up to date from the primary's snapshot plus the
 retained segments. Checked: reads below the retained range answer 410 with
 the first retained index; the thawed replica reaches the others' commit
-index and serves the same retained entries; every acknowledged write is in
+index and serves the same retained entries; a thawed old primary keeps
+counting what it processed; every acknowledged write is in
 the log once; a retry of an old request is not applied again; after a
 restart of every replica (kill) the cluster comes back with its history.
 """
@@ -130,6 +131,34 @@ class RetentionTests(CoordinatorTestCase):
                                        - 1)
         ids = [e["id"] for e in kept_after]
         self.assertEqual(len(ids), len(set(ids)), "an entry applied twice after the restart")
+
+    def test_old_primary_brought_back_by_snapshot_keeps_its_count(self):
+        """A primary frozen after processing writes is deposed, left behind
+        the retained range, then thawed: it installs the new primary's
+        snapshot, and the writes it processed still count as its own."""
+        co = self.co
+        cluster = co.wait_primary(timeout=20, all_up=True)
+        old = cluster["primary"]
+        for i in range(20):
+            self.write(f"own-{i}-{uuid.uuid4().hex[:6]}", f"by the first primary {i}")
+        co.wait_for(lambda c: self.replica(old)["processed"] >= 20, 30,
+                    f"{old}'s status counts the writes it processed")
+        before = self.replica(old)["processed"]
+        pid = co.replica_pids()[old]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            co.wait_for(lambda c: c.get("primary") not in (None, old), 30, "a new primary")
+            for i in range(WRITES):
+                self.write(f"new-{i}-{uuid.uuid4().hex[:6]}", f"by the next primary {i}")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        target = co.cluster()["commit_index"]
+        co.wait_for(lambda c: any(x["id"] == old and x["commit_index"] >= target
+                                  for x in c["replicas"]), 60, f"{old} caught up to {target}")
+        detail = self.replica(old)
+        self.assertGreater(detail["storage"]["first_index"], 1, "it was brought back by a snapshot")
+        self.assertEqual(detail["processed"], before,
+                         "the writes it processed before it fell behind are still its own")
 
 
 if __name__ == "__main__":
