@@ -4,7 +4,8 @@
  * Sections: instrumentation (fsync durations, Append round trips), the
  * core's io (send, persist, reply, event), the flush that keeps the
  * durability contract, client calls (request, membership, status, read,
- * subscribe, fail), transport callbacks, life cycle.
+ * subscribe, fail, the fault lab's faults and timing), transport
+ * callbacks, life cycle.
  *
  * One loop iteration = one batch: every frame read in it is fed to the
  * core, then the prepare handle (which runs right before the loop blocks)
@@ -15,6 +16,7 @@
 #include "logging.h"
 #include "net/codec.h"
 #include "discovery.h"
+#include "faults.h"
 #include "transport.h"
 #include "storage/wal.h"
 
@@ -554,6 +556,9 @@ static void disk_failed(struct node *n)
 static void tick_cb(uv_timer_t *timer)
 {
     struct node *n = timer->data;
+    if (transport_paused(n->t)) {
+        return; /* a paused replica's timers fire nothing */
+    }
     update_listed(n);
     core_tick(n->core, now_ms());
 }
@@ -578,6 +583,13 @@ static void flush_cb(uv_prepare_t *prep)
 {
     struct node *n = prep->data;
     int64_t now = now_ms();
+    if (transport_paused(n->t) && !n->stopping) {
+        /* Frozen: only what passes a pause (status answers) leaves. The
+         * core sees the time jump when the pause ends, as after SIGCONT. */
+        uv_timer_stop(&n->tick_timer);
+        transport_flush(n->t);
+        return;
+    }
     core_flush(n->core, now);
     core_run_updates(n->core, now, &n->sink);
     if (n->disk_failed_now) {
@@ -756,9 +768,73 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.storage_errors = st.storage_errors;
     s.disk = n->disk;
     s.resident_bytes = resident_bytes();
+    const struct faults *fs = transport_faults(n->t);
+    Replicacao__FaultRule *rules = calloc(fs->n ? fs->n : 1, sizeof(*rules));
+    Replicacao__FaultRule **rule_ptrs = calloc(fs->n ? fs->n : 1, sizeof(*rule_ptrs));
+    for (unsigned i = 0; rules != NULL && rule_ptrs != NULL && i < fs->n; i++) {
+        const struct fault_rule *fr = &fs->rules[i];
+        replicacao__fault_rule__init(&rules[i]);
+        rules[i].fault_id = fr->fault_id;
+        rules[i].peer = (char *)fr->peer;
+        rules[i].loss = fr->loss;
+        rules[i].delay_ms = fr->delay_ms;
+        rules[i].expires_in_ms = fr->expires_at == 0    ? 0
+                                 : fr->expires_at > now ? (uint32_t)(fr->expires_at - now)
+                                                        : 1;
+        rule_ptrs[i] = &rules[i];
+        s.n_faults = i + 1;
+    }
+    s.faults = rule_ptrs;
+    s.paused_ms = faults_pause_left(fs, now);
+    s.pause_fault_id = s.paused_ms ? fs->pause_fault_id : 0;
+    s.heartbeat_ms = st.heartbeat_ms;
+    s.election_min_ms = st.election_min_ms;
+    s.election_max_ms = st.election_max_ms;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
+    free(rules);
+    free(rule_ptrs);
+}
+
+/* The fault lab: the coordinator's rules for this replica replace those it
+ * held (wire_unpack checked their bounds), and a pause starts, goes on or
+ * ends. The transport carries them out; the next Status shows them. */
+static void handle_set_faults(struct node *n, struct conn *c, const Replicacao__SetFaults *sf)
+{
+    struct faults *fs = transport_faults(n->t);
+    int64_t now = now_ms();
+    faults_clear(fs);
+    for (size_t i = 0; i < sf->n_rules; i++) {
+        const Replicacao__FaultRule *r = sf->rules[i];
+        faults_add(fs, now, r->fault_id, r->peer, r->loss, r->delay_ms, r->expires_in_ms);
+    }
+    faults_pause(fs, now, sf->pause_ms, sf->pause_fault_id);
+    log_info("fault lab: %s sets %zu rule(s)%s", conn_describe(c), sf->n_rules,
+             sf->pause_ms ? ", and a pause" : "");
+    transport_faults_changed(n->t);
+}
+
+/* Slow motion: explicit timeouts, or this replica's own flags times a
+ * factor (1 restores them), in force at once (core_set_timing). */
+static void handle_set_timing(struct node *n, struct conn *c, const Replicacao__SetTiming *st)
+{
+    unsigned hb = st->heartbeat_ms, emin = st->election_min_ms, emax = st->election_max_ms;
+    if (hb == 0) {
+        uint64_t k = st->slow_motion;
+        uint64_t base_hb = n->o.heartbeat_ms ? n->o.heartbeat_ms : 50;
+        uint64_t base_min = n->o.election_min_ms ? n->o.election_min_ms : 300;
+        uint64_t base_max = n->o.election_max_ms > base_min ? n->o.election_max_ms : 2 * base_min;
+        uint64_t cap = LIMIT_RUNTIME_TIMING_MS;
+        hb = (unsigned)(base_hb * k < cap ? base_hb * k : cap);
+        emin = (unsigned)(base_min * k < cap ? base_min * k : cap);
+        emax = (unsigned)(base_max * k < cap ? base_max * k : cap);
+    }
+    core_set_timing(n->core, now_ms(), hb, emin, emax);
+    struct core_status s;
+    core_get_status(n->core, now_ms(), &s);
+    log_info("fault lab: %s sets the timing: heartbeat %u ms, election timeout [%u, %u) ms",
+             conn_describe(c), s.heartbeat_ms, s.election_min_ms, s.election_max_ms);
 }
 
 static bool read_matches(struct node *n, const struct core_entry *e, int filter)
@@ -955,6 +1031,20 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
         break;
     case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE:
         ((struct conn_state *)conn_get_data(c))->subscribed = true;
+        break;
+    case REPLICACAO__ENVELOPE__BODY_SET_FAULTS:
+        if (!conn_is_client(c)) {
+            conn_reject(c, "fault rules from a replica");
+            break;
+        }
+        handle_set_faults(n, c, env->set_faults);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_SET_TIMING:
+        if (!conn_is_client(c)) {
+            conn_reject(c, "timing from a replica");
+            break;
+        }
+        handle_set_timing(n, c, env->set_timing);
         break;
     case REPLICACAO__ENVELOPE__BODY_FAIL:
         /* A simulated crash: no flush, no goodbye. What was not fsynced is
