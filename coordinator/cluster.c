@@ -2379,7 +2379,9 @@ void cluster_timing(struct cluster *c, const struct lab_timing *t, unsigned time
         v = cluster_view(c);
     }
     cJSON *o = cJSON_CreateObject();
-    cJSON *lab = cJSON_Parse(v ? view_faults_json(v) : "{}");
+    char *text = v ? view_faults_json(v) : NULL;
+    cJSON *lab = cJSON_Parse(text ? text : "{}");
+    free(text);
     cJSON_AddItemReferenceToObject(o, "timing", cJSON_GetObjectItem(lab, "timing"));
     cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
     for (size_t i = 0; v != NULL && i < v->n_replicas; i++) {
