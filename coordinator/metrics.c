@@ -374,10 +374,13 @@ char *metrics_render(struct metrics *m, const struct view *v)
         {"quorum", "Voters a majority needs."},
         {"reachable_voters", "Voters the coordinator is connected to."},
         {"config_index", "Log index of the configuration in effect."},
+        {"faults", "Faults of the fault lab in force (partitions, links, pauses)."},
+        {"heartbeat_ms", "Heartbeat interval in force (the fault lab's slow motion changes it)."},
     };
     uint64_t config_values[] = {
         v ? v->n_voters : 0,         v ? v->n_learners : 0,   v ? v->quorum : 0,
-        v ? v->reachable_voters : 0, v ? v->config_index : 0,
+        v ? v->reachable_voters : 0, v ? v->config_index : 0, v ? v->n_faults : 0,
+        v ? v->heartbeat_ms : 0,
     };
     for (size_t g = 0; g < sizeof(config_gauges) / sizeof(config_gauges[0]); g++) {
         put(&t,

@@ -285,6 +285,29 @@ static void envelopes(struct buf *stream)
     env.fail = &fail;
     put_envelope("fail", &env, NULL);
 
+    Replicacao__FaultRule rule = REPLICACAO__FAULT_RULE__INIT, *rules[] = {&rule};
+    rule.fault_id = 1;
+    rule.peer = "r2";
+    rule.loss = 0.3;
+    rule.delay_ms = 200;
+    rule.expires_in_ms = 5000;
+    Replicacao__SetFaults sf = REPLICACAO__SET_FAULTS__INIT;
+    sf.rules = rules;
+    sf.n_rules = 1;
+    sf.pause_ms = 3000;
+    sf.pause_fault_id = 2;
+    wire_init(&env, "coordinator", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_FAULTS;
+    env.set_faults = &sf;
+    put_envelope("set_faults", &env, NULL);
+
+    Replicacao__SetTiming timing = REPLICACAO__SET_TIMING__INIT;
+    timing.slow_motion = 10;
+    wire_init(&env, "coordinator", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_TIMING;
+    env.set_timing = &timing;
+    put_envelope("set_timing", &env, NULL);
+
     Replicacao__Error error = REPLICACAO__ERROR__INIT;
     error.message = "wrong protocol version";
     wire_init(&env, "r1", 0);
