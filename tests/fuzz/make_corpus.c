@@ -618,6 +618,17 @@ static void http_inputs(void)
     http("write_unicode", "{\"data\":\"caf\xc3\xa9 \\u00e9\\ud83d\\ude00\", \"id\":null}\n", "",
          "r3");
     http("write_bad", "{\"data\":[1,{\"x\":\"\\\"\"}]}", "after=1&after=2", "bad id");
+    /* The fault lab's bodies (POST /api/faults, PUT /api/timing). */
+    http("fault_partition", "{\"kind\":\"partition\",\"groups\":[[\"r1\"],[\"r2\",\"r3\"]]}", "",
+         "r1");
+    http("fault_link",
+         "{\"kind\":\"link\",\"between\":[\"r1\",\"r2\"],\"delay_ms\":200,\"loss\":0.3,"
+         "\"duration_ms\":5000}",
+         "", "r2");
+    http("fault_pause", "{\"kind\":\"pause\",\"replica\":\"r2\",\"ms\":3000}", "", "r2");
+    http("timing_explicit",
+         "{\"heartbeat_ms\":100,\"election_min_ms\":900,\"election_max_ms\":1800}", "", "r1");
+    http("timing_slow", "{\"slow_motion\":10}", "", "r1");
 }
 
 /* ========================================================================
