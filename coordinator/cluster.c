@@ -2480,8 +2480,11 @@ static struct view *build_view(struct cluster *c)
     v->spawn = c->sup != NULL;
     fill_config(c, cfg, v);
     const struct replica *p = primary(c);
-    v->n_faults = c->n_faults;
-    memcpy(v->faults, c->faults, c->n_faults * sizeof(c->faults[0]));
+    v->faults = c->n_faults ? malloc(c->n_faults * sizeof(c->faults[0])) : NULL;
+    if (v->faults != NULL) {
+        v->n_faults = c->n_faults;
+        memcpy(v->faults, c->faults, c->n_faults * sizeof(c->faults[0]));
+    }
     v->timing_asked = c->timing;
     for (unsigned i = 0; i < n; i++) {
         replica_fill(sorted[i], now, v->commit_index, cfg, &reps[i], peers);

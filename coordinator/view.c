@@ -42,6 +42,7 @@ void view_release(struct view *v)
     }
     free(atomic_load(&v->json));
     free(atomic_load(&v->message));
+    free(v->faults);
     free(v);
 }
 

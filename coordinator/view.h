@@ -135,7 +135,7 @@ struct view {
      * asked for, and the timing in force (the primary's, else any
      * reachable replica's; zeros before any status). */
     unsigned n_faults;
-    struct lab_fault faults[LIMIT_FAULTS];
+    struct lab_fault *faults; /* n_faults, malloc'ed, freed with the view */
     struct lab_timing timing_asked;
     unsigned heartbeat_ms, election_min_ms, election_max_ms;
 

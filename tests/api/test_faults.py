@@ -62,6 +62,14 @@ class FaultLabTests(CoordinatorTestCase):
     def view_replica(self, view, rid):
         return next(x for x in view["replicas"] if x["id"] == rid)
 
+    def wait_snapshot(self, ws, pred, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, msg = ws.next(timeout=max(0.01, deadline - time.monotonic()))
+            if isinstance(msg, dict) and msg.get("type") == "cluster" and pred(msg["cluster"]):
+                return msg["cluster"]
+        self.fail("no WebSocket snapshot as expected")
+
     def check_acked(self):
         """Every acknowledged write is in the log exactly once, in order."""
         entries = self.co.all_entries()
@@ -90,6 +98,8 @@ class FaultLabTests(CoordinatorTestCase):
             _, ev = ws.wait_event(lambda e: e["type"] == "fault_added", timeout=5,
                                   what="fault_added")
             self.assertEqual(ev["fault"]["id"], f["id"])
+            # What the dashboard draws from: the snapshot lists the fault.
+            self.wait_snapshot(ws, lambda c: f["id"] in [x["id"] for x in c["faults"]])
             # The old primary, cut off from the majority, steps down by
             # itself (check-quorum), and the majority elects a new one.
             self.co.wait_for(lambda c: self.view_replica(c, old)["role"] != "primary",
