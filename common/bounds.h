@@ -62,6 +62,7 @@
 #define LIMIT_FAULT_PAUSE_MS    600000u   /* ten minutes */
 #define LIMIT_FAULT_LIFE_MS     86400000u /* a day */
 #define LIMIT_SLOW_MOTION       100u
+#define LIMIT_TRAFFIC_ITEMS     256     /* items of one Traffic batch */
 #define LIMIT_RUNTIME_TIMING_MS 600000u /* heartbeat and election timeouts set at run time */
 
 /* A replica asked to fail exits with this status (EX_TEMPFAIL), which tells

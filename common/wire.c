@@ -350,6 +350,20 @@ static const char *body_invalid(const Envelope *env)
     }
     case REPLICACAO__ENVELOPE__BODY_SET_TIMING:
         return timing_invalid(env->set_timing);
+    case REPLICACAO__ENVELOPE__BODY_TRAFFIC: {
+        const Replicacao__Traffic *t = env->traffic;
+        if (t->n_items > LIMIT_TRAFFIC_ITEMS) {
+            return "traffic with more items than the limit";
+        }
+        for (size_t i = 0; i < t->n_items; i++) {
+            const Replicacao__TrafficItem *it = t->items[i];
+            if (!validate_id(it->to) || !counter_ok(it->epoch) || !counter_ok(it->bytes) ||
+                !validate_text(it->type, strlen(it->type), LIMIT_ID_BYTES) || it->type[0] == '\0') {
+                return "traffic item with an invalid type, peer, epoch or size";
+            }
+        }
+        return NULL;
+    }
     default:
         return NULL; /* status request, subscribe, fail, error: nothing beyond strings */
     }

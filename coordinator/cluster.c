@@ -711,6 +711,7 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     conn_set_data(conn, r);
     Envelope env;
     Replicacao__Subscribe sub = REPLICACAO__SUBSCRIBE__INIT;
+    sub.traffic = true; /* the dashboard animates the protocol's messages */
     wire_init(&env, SELF_ID, 0);
     env.body_case = REPLICACAO__ENVELOPE__BODY_SUBSCRIBE;
     env.subscribe = &sub;
@@ -899,6 +900,43 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
 
 static void handle_reply(struct cluster *c, struct replica *r, const Envelope *env);
 static void route_error(struct cluster *c, struct replica *r, const Replicacao__Error *e);
+static bool listening(struct cluster *c);
+
+/* A replica's protocol messages, forwarded to the WebSocket as they come
+ * (batched and, at normal speed, aggregated by the replica):
+ * {"type":"messages","replica","messages":[{"type","from","to",...}]}. */
+static void publish_traffic(struct cluster *c, struct replica *r, const Replicacao__Traffic *t)
+{
+    if (c->o.publish == NULL || !listening(c)) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "messages");
+    cJSON_AddStringToObject(o, "replica", r->id);
+    cJSON *items = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; i < t->n_items; i++) {
+        const Replicacao__TrafficItem *it = t->items[i];
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "type", it->type);
+        cJSON_AddStringToObject(m, "from", r->id);
+        cJSON_AddStringToObject(m, "to", it->to);
+        cJSON_AddNumberToObject(m, "epoch", (double)it->epoch);
+        cJSON_AddNumberToObject(m, "bytes", (double)it->bytes);
+        cJSON_AddNumberToObject(m, "count", it->count);
+        cJSON_AddNumberToObject(m, "time_ms", (double)it->time_ms);
+        cJSON_AddNumberToObject(m, "entries", it->entries);
+        cJSON_AddBoolToObject(m, "pre_vote", it->pre_vote);
+        cJSON_AddBoolToObject(m, "granted", it->granted);
+        cJSON_AddItemToArray(items, m);
+    }
+    cJSON_AddNumberToObject(o, "dropped", t->dropped);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s != NULL) {
+        c->o.publish(c->o.publish_arg, s, strlen(s));
+    }
+    free(s);
+}
 
 static void on_message(struct transport *t, struct conn *conn, const Envelope *env)
 {
@@ -922,6 +960,9 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
         break;
     case REPLICACAO__ENVELOPE__BODY_EVENT:
         handle_event(c, r, env->event);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_TRAFFIC:
+        publish_traffic(c, r, env->traffic);
         break;
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY:
     case REPLICACAO__ENVELOPE__BODY_READ_REPLY:

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "logging.h"
 #include "net/codec.h"
+#include "net/traffic.h"
 #include "discovery.h"
 #include "faults.h"
 #include "transport.h"
@@ -79,6 +80,7 @@ struct peer_rtt {
 /* What the node keeps per connection. */
 struct conn_state {
     bool subscribed;
+    bool traffic; /* ... to the protocol messages too */
     struct call *calls;
 };
 
@@ -111,6 +113,13 @@ struct node {
     struct histogram fsync;
     struct peer_rtt rtt[CORE_MAX_MEMBERS];
     uint64_t requests_waiting; /* client requests the core has not answered */
+    /* Protocol messages sent, for subscribers that asked (traffic.h). */
+    struct traffic traffic;
+    unsigned traffic_subs;
+    uv_timer_t traffic_timer;
+    Replicacao__TrafficItem traffic_pb[LIMIT_TRAFFIC_ITEMS];
+    Replicacao__TrafficItem *traffic_ptrs[LIMIT_TRAFFIC_ITEMS];
+    struct traffic_item traffic_keep[LIMIT_TRAFFIC_ITEMS];
 };
 
 static int64_t now_ms(void)
@@ -260,6 +269,9 @@ static void sink_send(struct core_sink *s, const char *to, const struct core_msg
     struct codec_out out;
     if (codec_from_core(&out, n->o.id, m) == 0) {
         conn_queue(c, &out.env);
+        if (n->traffic_subs > 0) {
+            traffic_note(&n->traffic, &out.env, to, clock_wall_ms());
+        }
         codec_out_release(&out);
         if (m->type == CORE_MSG_APPEND) {
             rtt_sent(n, to, m);
@@ -450,6 +462,36 @@ static void queue_if_subscribed(struct conn *c, void *env)
     }
 }
 
+static void queue_if_traffic(struct conn *c, void *env)
+{
+    struct conn_state *cs = conn_get_data(c);
+    if (cs != NULL && cs->traffic) {
+        conn_queue(c, env);
+    }
+}
+
+/* The messages noted since the last batch, to those who asked for them. */
+static void traffic_flush(struct node *n)
+{
+    Replicacao__Traffic t;
+    if (n->traffic_subs == 0 ||
+        !traffic_take(&n->traffic, &t, n->traffic_pb, n->traffic_ptrs, n->traffic_keep)) {
+        return;
+    }
+    Envelope env;
+    wire_init(&env, n->o.id, core_epoch(n->core));
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &t;
+    transport_each_conn(n->t, queue_if_traffic, &env);
+}
+
+static void traffic_timer_cb(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    traffic_flush(n);
+    transport_flush(n->t);
+}
+
 static void sink_event(struct core_sink *s, const struct core_event *ev)
 {
     struct node *n = node_of(s);
@@ -598,6 +640,9 @@ static void flush_cb(uv_prepare_t *prep)
     }
     maybe_compact(n, now);
     update_cluster_id(n);
+    if (n->traffic.every) {
+        traffic_flush(n); /* slow motion: every message as it goes */
+    }
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
@@ -831,6 +876,9 @@ static void handle_set_timing(struct node *n, struct conn *c, const Replicacao__
         emax = (unsigned)(base_max * k < cap ? base_max * k : cap);
     }
     core_set_timing(n->core, now_ms(), hb, emin, emax);
+    /* Slower than its own flags: subscribers see every message. */
+    unsigned own = n->o.heartbeat_ms ? n->o.heartbeat_ms : 50;
+    n->traffic.every = hb > own;
     struct core_status s;
     core_get_status(n->core, now_ms(), &s);
     log_info("fault lab: %s sets the timing: heartbeat %u ms, election timeout [%u, %u) ms",
@@ -1029,9 +1077,15 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_READ_REQUEST:
         handle_read(n, c, env->read_request);
         break;
-    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE:
-        ((struct conn_state *)conn_get_data(c))->subscribed = true;
+    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE: {
+        struct conn_state *cs = conn_get_data(c);
+        cs->subscribed = true;
+        if (env->subscribe->traffic && !cs->traffic) {
+            cs->traffic = true;
+            n->traffic_subs++;
+        }
         break;
+    }
     case REPLICACAO__ENVELOPE__BODY_SET_FAULTS:
         if (!conn_is_client(c)) {
             conn_reject(c, "fault rules from a replica");
@@ -1070,6 +1124,9 @@ static void on_closed(struct transport *t, struct conn *c)
     if (!conn_is_client(c)) {
         rtt_cancel(transport_data(t), conn_peer_id(c));
     }
+    if (cs->traffic) {
+        ((struct node *)transport_data(t))->traffic_subs--;
+    }
     while (cs->calls) {
         call_unlink(cs->calls); /* the core still owns the call; freed at reply */
     }
@@ -1099,6 +1156,7 @@ static void transport_closed(struct transport *t)
     struct node *n = transport_data(t);
     close_handle((uv_handle_t *)&n->tick_timer);
     close_handle((uv_handle_t *)&n->disk_timer);
+    close_handle((uv_handle_t *)&n->traffic_timer);
     close_handle((uv_handle_t *)&n->flush_prep);
     close_handle((uv_handle_t *)&n->sig_term);
     close_handle((uv_handle_t *)&n->sig_int);
@@ -1122,6 +1180,7 @@ static void signal_cb(uv_signal_t *sig, int signum)
     flush_cb(&n->flush_prep);
     uv_timer_stop(&n->tick_timer);
     uv_timer_stop(&n->disk_timer);
+    uv_timer_stop(&n->traffic_timer);
     discovery_stop(n->disc, discovery_stopped, NULL);
     transport_close(n->t, transport_closed);
 }
@@ -1219,6 +1278,9 @@ int node_run(const struct node_options *o)
     n->tick_timer.data = n;
     uv_timer_init(&n->loop, &n->disk_timer);
     n->disk_timer.data = n;
+    uv_timer_init(&n->loop, &n->traffic_timer);
+    n->traffic_timer.data = n;
+    uv_timer_start(&n->traffic_timer, traffic_timer_cb, TRAFFIC_EVERY_MS, TRAFFIC_EVERY_MS);
     snprintf(n->disk, sizeof(n->disk), "ok");
     uv_prepare_init(&n->loop, &n->flush_prep);
     n->flush_prep.data = n;

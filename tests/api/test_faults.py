@@ -284,6 +284,67 @@ class FaultLabTests(CoordinatorTestCase):
         self.assertEqual(r.json["timing"]["heartbeat_ms"], 50)
         self.assertEqual(r.json["timing"]["election_min_ms"], 300)
 
+    # -- protocol messages on the WebSocket --------------------------------
+    def messages(self, ws, pred, timeout, what):
+        """Items of "messages" frames until pred(items so far) holds."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                _, msg = ws.next(timeout=max(0.01, deadline - time.monotonic()))
+            except AssertionError:
+                break
+            if isinstance(msg, dict) and msg.get("type") == "messages":
+                self.assertIsInstance(msg["dropped"], int)
+                for m in msg["messages"]:
+                    self.assertEqual(m["from"], msg["replica"])
+                    seen.append(m)
+                if pred(seen):
+                    return seen
+        self.fail(f"no {what} on the WebSocket within {timeout} s; saw {seen[-20:]}")
+
+    def test_messages_stream(self):
+        before = self.co.wait_primary()
+        p, epoch = before["primary"], before["epoch"]
+        ws = WebSocket(self.port)
+        try:
+            # Normal speed: aggregated; a write shows as an Append that
+            # carries an entry, and its acknowledgements.
+            self.write("watch me")
+            seen = self.messages(
+                ws, lambda s: any(m["type"] == "append" and m["entries"] > 0 for m in s) and
+                any(m["type"] == "append_response" and m["granted"] for m in s),
+                timeout=5, what="the write's Append and its answer")
+            for m in seen:
+                self.assertIn(m["type"], {"append", "append_response", "vote_request",
+                                          "vote_response", "timeout_now", "install_snapshot"})
+                self.assertIn(m["to"], IDS)
+                self.assertNotEqual(m["to"], m["from"])
+                self.assertGreater(m["bytes"], 0)
+                self.assertGreaterEqual(m["count"], 1)
+            beats = [m for m in seen if m["type"] == "append" and m["from"] == p]
+            self.assertTrue(beats and all(m["epoch"] == epoch for m in beats), beats)
+            self.assertTrue(any(m["count"] > 1 for m in seen), "aggregated at normal speed")
+            # Slow motion: every message on its own, and an election shows
+            # its (pre-)votes.
+            r = self.co.request("PUT", "/api/timing", {"slow_motion": 4})
+            self.assertEqual(r.status, 200, r)
+            ws.drain()
+            seen = self.messages(ws, lambda s: len(s) >= 4, timeout=10, what="slow motion traffic")
+            self.assertTrue(all(m["count"] == 1 for m in seen), seen)
+            self.assertEqual(self.co.post("/api/primary/fail").status, 202)
+            seen = self.messages(
+                ws, lambda s: any(m["type"] == "vote_request" and not m["pre_vote"] and
+                                  m["epoch"] > epoch for m in s) and
+                any(m["type"] == "vote_response" and m["granted"] for m in s),
+                timeout=20, what="an election's votes")
+            self.assertTrue(any(m["type"] == "vote_request" and m["pre_vote"] for m in seen),
+                            "a pre-vote before the vote")
+        finally:
+            ws.close()
+        self.co.request("PUT", "/api/timing", {"slow_motion": 1})
+        self.co.wait_converged(timeout=30)
+
     # -- bad input -------------------------------------------------------------
     def test_bad_input(self):
         before = self.co.wait_converged()

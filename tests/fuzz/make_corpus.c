@@ -308,6 +308,22 @@ static void envelopes(struct buf *stream)
     env.set_timing = &timing;
     put_envelope("set_timing", &env, NULL);
 
+    Replicacao__TrafficItem titem = REPLICACAO__TRAFFIC_ITEM__INIT, *titems[] = {&titem};
+    titem.type = "append";
+    titem.to = "r2";
+    titem.epoch = 2;
+    titem.bytes = 180;
+    titem.count = 3;
+    titem.entries = 2;
+    titem.granted = 1;
+    Replicacao__Traffic traffic = REPLICACAO__TRAFFIC__INIT;
+    traffic.items = titems;
+    traffic.n_items = 1;
+    wire_init(&env, "r1", 2);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &traffic;
+    put_envelope("traffic", &env, NULL);
+
     Replicacao__Error error = REPLICACAO__ERROR__INIT;
     error.message = "wrong protocol version";
     wire_init(&env, "r1", 0);

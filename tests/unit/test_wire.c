@@ -780,6 +780,52 @@ static void test_set_timing(void **state)
     }
 }
 
+/* The protocol messages a replica reports: bounded batch, valid peers. */
+static void test_traffic(void **state)
+{
+    Envelope env;
+    Replicacao__Traffic t;
+    Replicacao__TrafficItem it, *ip = &it;
+
+    wire_init(&env, "r1", 3);
+    replicacao__traffic__init(&t);
+    replicacao__traffic_item__init(&it);
+    it.type = "append";
+    it.to = "r2";
+    it.epoch = 3;
+    it.bytes = 120;
+    it.count = 2;
+    it.entries = 1;
+    t.items = &ip;
+    t.n_items = 1;
+    t.dropped = 4;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &t;
+    Envelope *out = trip(&env, "traffic");
+    assert_int_equal(out->traffic->n_items, 1);
+    assert_string_equal(out->traffic->items[0]->to, "r2");
+    assert_int_equal(out->traffic->dropped, 4);
+    wire_free(out);
+
+    it.to = "";
+    expect_env_refused(&env, "traffic item");
+    it.to = "r2";
+    it.type = "";
+    expect_env_refused(&env, "traffic item");
+    it.type = "append";
+    it.epoch = LIMIT_COUNTER_MAX + 1;
+    expect_env_refused(&env, "traffic item");
+    it.epoch = 3;
+    Replicacao__TrafficItem **many = calloc(LIMIT_TRAFFIC_ITEMS + 1, sizeof(*many));
+    for (size_t i = 0; i <= LIMIT_TRAFFIC_ITEMS; i++) {
+        many[i] = &it;
+    }
+    t.items = many;
+    t.n_items = LIMIT_TRAFFIC_ITEMS + 1;
+    expect_env_refused(&env, "limit");
+    free(many);
+}
+
 /* Runs after the round trips: a message type added to the proto without a
  * round trip here fails this test rather than going untested. */
 static void test_every_body_type_tripped(void **state)
@@ -797,7 +843,7 @@ static void test_every_body_type_tripped(void **state)
             fail_msg("body %s (field %u) has no round-trip test", f->name, f->id);
         }
     }
-    assert_int_equal(oneof_fields, 21);
+    assert_int_equal(oneof_fields, 22);
 }
 
 /* ------------------------------------------------------------------------
@@ -951,7 +997,7 @@ static void test_unknown_message_type_refused(void **state)
     expect_refused(buf, n, "message type");
 
     /* The first free number after the oneof, and a varint-typed one. */
-    n = encode_unknown_body(buf, 35, 2);
+    n = encode_unknown_body(buf, 36, 2);
     expect_refused(buf, n, "message type");
     n = encode_unknown_body(buf, 16, 0);
     expect_refused(buf, n, "message type");
@@ -1093,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_trip_install_snapshot),
         cmocka_unit_test(test_set_faults),
         cmocka_unit_test(test_set_timing),
+        cmocka_unit_test(test_traffic),
         cmocka_unit_test(test_every_body_type_tripped),
         cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_truncated_envelope_refused),
