@@ -2191,11 +2191,13 @@ static void lab_push_faults(struct cluster *c, struct replica *r)
     status_after(r, 0);
 }
 
-/* r's timing, once any was asked for (until then every replica keeps its
- * own flags). */
+/* r's timing. Also at every connection, so that what the coordinator shows
+ * is what is in force: a coordinator that restarts (slow motion 1, no
+ * faults) brings the replicas back to their flags and heals what its
+ * predecessor left, rather than leave faults nobody lists. */
 static void lab_push_timing(struct cluster *c, struct replica *r)
 {
-    if (r->conn == NULL || c->timing_seq == 0) {
+    if (r->conn == NULL) {
         return;
     }
     Replicacao__SetTiming st = REPLICACAO__SET_TIMING__INIT;
