@@ -62,13 +62,22 @@ class FaultLabTests(CoordinatorTestCase):
     def view_replica(self, view, rid):
         return next(x for x in view["replicas"] if x["id"] == rid)
 
-    def wait_snapshot(self, ws, pred, timeout=5):
+    def stream(self, ws, wanted, timeout):
+        """The first WebSocket message matching each of wanted's predicates,
+        in any order: {name: message}."""
+        got = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            _, msg = ws.next(timeout=max(0.01, deadline - time.monotonic()))
-            if isinstance(msg, dict) and msg.get("type") == "cluster" and pred(msg["cluster"]):
-                return msg["cluster"]
-        self.fail("no WebSocket snapshot as expected")
+        while len(got) < len(wanted) and time.monotonic() < deadline:
+            try:
+                _, msg = ws.next(timeout=max(0.01, deadline - time.monotonic()))
+            except AssertionError:
+                break
+            for name, pred in wanted.items():
+                if name not in got and isinstance(msg, dict) and pred(msg):
+                    got[name] = msg
+        missing = sorted(set(wanted) - set(got))
+        self.assertFalse(missing, f"no WebSocket message for {missing} within {timeout} s")
+        return got
 
     def check_acked(self):
         """Every acknowledged write is in the log exactly once, in order."""
@@ -95,11 +104,25 @@ class FaultLabTests(CoordinatorTestCase):
             t0 = time.monotonic()
             f = self.add({"kind": "partition", "groups": [[old], rest]})
             self.assertEqual(f["groups"], [[old], rest])
-            _, ev = ws.wait_event(lambda e: e["type"] == "fault_added", timeout=5,
-                                  what="fault_added")
-            self.assertEqual(ev["fault"]["id"], f["id"])
-            # What the dashboard draws from: the snapshot lists the fault.
-            self.wait_snapshot(ws, lambda c: f["id"] in [x["id"] for x in c["faults"]])
+            # On the WebSocket, in whatever order: fault_added, a snapshot
+            # that lists the fault (what the dashboard draws from), and the
+            # old primary's stepped_down (its wall clock and the
+            # coordinator's are this machine's).
+            got = self.stream(ws, {
+                "added": lambda m: m.get("type") == "event" and
+                m["event"]["type"] == "fault_added" and m["event"]["fault"]["id"] == f["id"],
+                "snapshot": lambda m: m.get("type") == "cluster" and
+                f["id"] in [x["id"] for x in m["cluster"]["faults"]],
+                "down": lambda m: m.get("type") == "event" and
+                m["event"]["type"] == "stepped_down" and m["event"]["replica"] == old,
+            }, timeout=10)
+            down = got["down"]["event"]
+            took_ms = down["time_ms"] - f["started_ms"]
+            figure("faults", "partitioned primary's stepped_down after the fault began",
+                   f"{took_ms} ms")
+            # Check-quorum: one election timeout (300..600 ms) after its last
+            # acknowledgement; twice the longest, for a loaded machine.
+            self.assertLess(took_ms, 1200, down)
             # The old primary, cut off from the majority, steps down by
             # itself (check-quorum), and the majority elects a new one.
             self.co.wait_for(lambda c: self.view_replica(c, old)["role"] != "primary",
