@@ -876,8 +876,10 @@ static void handle_set_timing(struct node *n, struct conn *c, const Replicacao__
         emax = (unsigned)(base_max * k < cap ? base_max * k : cap);
     }
     core_set_timing(n->core, now_ms(), hb, emin, emax);
-    /* Slower than its own flags: subscribers see every message. */
+    /* Slower than its own flags: subscribers see every message. What was
+     * summed so far goes first, ahead of the answers to this change. */
     unsigned own = n->o.heartbeat_ms ? n->o.heartbeat_ms : 50;
+    traffic_flush(n);
     n->traffic.every = hb > own;
     struct core_status s;
     core_get_status(n->core, now_ms(), &s);
