@@ -400,7 +400,8 @@ static void conn_process(struct conn *c)
 {
     struct transport *t = c->t;
     while (!c->closing) {
-        bool paused = faults_paused(&t->faults, clock_mono_ms());
+        /* (No clock read on the hot path unless a fault is in force.) */
+        bool paused = t->faults.paused_until != 0 && faults_paused(&t->faults, clock_mono_ms());
         if ((paused && c->hello_done && !c->is_client) || c->n_held >= HELD_MAX) {
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->read_stopped = true;
@@ -427,7 +428,8 @@ static void conn_process(struct conn *c)
         }
         if (!c->hello_done) {
             handle_hello(c, env);
-        } else if (!c->is_client && faults_cut(&t->faults, c->peer_id, clock_mono_ms())) {
+        } else if (!c->is_client && t->faults.n > 0 &&
+                   faults_cut(&t->faults, c->peer_id, clock_mono_ms())) {
             t->faults.dropped++; /* the link is cut: nothing from it either */
         } else if (c->is_client && paused && !passes_pause(env)) {
             hold(c, env);
@@ -791,7 +793,7 @@ struct faults *transport_faults(struct transport *t)
 
 bool transport_paused(struct transport *t)
 {
-    return faults_paused(&t->faults, clock_mono_ms());
+    return t->faults.paused_until != 0 && faults_paused(&t->faults, clock_mono_ms());
 }
 
 void transport_faults_changed(struct transport *t)
