@@ -53,6 +53,18 @@
 #define LIMIT_FRAME_BYTES_MAX (1u << 30)
 #define LIMIT_BODY_BYTES_MAX  (64u << 20)
 
+/* The fault lab (issue 14). Faults active at once in the cluster, and so
+ * rules one replica holds (a fault gives a replica at most one rule per
+ * peer); a link's delay, a pause, a fault's life; slow motion's factor. */
+#define LIMIT_FAULTS            16
+#define LIMIT_FAULT_RULES       (LIMIT_FAULTS * LIMIT_MEMBERS)
+#define LIMIT_FAULT_DELAY_MS    60000u    /* a minute */
+#define LIMIT_FAULT_PAUSE_MS    600000u   /* ten minutes */
+#define LIMIT_FAULT_LIFE_MS     86400000u /* a day */
+#define LIMIT_SLOW_MOTION       100u
+#define LIMIT_TRAFFIC_ITEMS     256     /* items of one Traffic batch */
+#define LIMIT_RUNTIME_TIMING_MS 600000u /* heartbeat and election timeouts set at run time */
+
 /* A replica asked to fail exits with this status (EX_TEMPFAIL), which tells
  * a supervisor "restart me" apart from a crash. */
 #define EXIT_FAILED_ON_REQUEST 75

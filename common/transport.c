@@ -1,10 +1,13 @@
 /*
  * common/transport.c — see transport.h.
  *
- * Sections: connections (read, hello, queue, flush, close), outbound targets
+ * Sections: connections (read, hello, queue, flush, close), faults (drop,
+ * delay, pause: the fault lab's rules carried out), outbound targets
  * (connect, reconnect with backoff), listener, life cycle.
  */
 #include "transport.h"
+#include "clock.h"
+#include "faults.h"
 #include "frame.h"
 #include "logging.h"
 
@@ -19,6 +22,29 @@
  * container that was killed takes its address with it, so the reconnect
  * hangs (ARP) instead of being refused. Past this it counts as gone. */
 #define GONE_AFTER_MS 100
+/* Frames a link delay holds per connection, at most; beyond, they are lost
+ * (as a router's full queue would lose them), so memory stays bounded. */
+#define DELAY_QUEUE_MAX_BYTES (64u << 20)
+/* Client calls held while paused, per connection; beyond, the connection
+ * is not read until the pause ends (which it always does: it expires). */
+#define HELD_MAX 4096
+
+/* A frame a link delay holds until `due`. */
+struct delayed {
+    struct delayed *next;
+    int64_t due;
+    size_t len;
+    uint8_t bytes[];
+};
+
+/* A client's call that arrived while paused, handed over when it ends:
+ * its frame's payload, unpacked again then (the arena it was first
+ * unpacked into is reused meanwhile). */
+struct held {
+    struct held *next;
+    size_t len;
+    uint8_t payload[];
+};
 
 struct outbuf {
     uint8_t *data;
@@ -42,6 +68,12 @@ struct conn {
     bool hello_done;
     bool closing;
     bool is_client;
+    bool read_stopped; /* paused: its frames wait in the reader */
+    bool resume;       /* the pause ended: to be drained */
+    struct delayed *delayed_head, *delayed_tail;
+    size_t delayed_bytes;
+    struct held *held_head, *held_tail;
+    unsigned n_held;
     char peer_id[WIRE_ID_MAX];
     char peer_name[LIMIT_NAME_BYTES];
     char peer_address[LIMIT_NAME_BYTES];
@@ -88,7 +120,14 @@ struct transport {
     unsigned open_handles;
     bool closing;
     void (*closed_cb)(struct transport *t);
-    struct arena arena; /* each received message is unpacked into it */
+    /* Each received message is unpacked into the arena, which is reset
+     * once no handler runs: a handler may resume a pause, which hands
+     * held and buffered messages over from inside it. */
+    struct arena arena;
+    unsigned handling;
+    struct faults faults;
+    uv_timer_t fault_timer; /* the next delayed frame or expiry */
+    bool was_paused;
     char readbuf[64 * 1024];
 };
 
@@ -96,6 +135,7 @@ static void target_schedule(struct target *tg, unsigned delay_ms);
 static void target_connect(struct target *tg);
 static void target_timer_cb(uv_timer_t *timer);
 static void report_gone(struct target *tg, const char *why);
+static void faults_arm(struct transport *t, int64_t now);
 
 /* ========================================================================
  * Connections
@@ -132,6 +172,16 @@ static void conn_free_cb(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct transport *t = c->t;
+    while (c->delayed_head) {
+        struct delayed *d = c->delayed_head;
+        c->delayed_head = d->next;
+        free(d);
+    }
+    while (c->held_head) {
+        struct held *hd = c->held_head;
+        c->held_head = hd->next;
+        free(hd);
+    }
     frame_reader_free(&c->reader);
     free(c->out.data);
     free(c);
@@ -350,21 +400,45 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->t->readbuf);
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static bool passes_pause(const Envelope *env);
+static void hold(struct conn *c, const uint8_t *payload, size_t len);
+
+/* A message to its handler. */
+static void deliver(struct conn *c, const Envelope *env)
 {
-    struct conn *c = s->data;
-    if (nread < 0) {
-        conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
-        return;
+    struct transport *t = c->t;
+    if (t->cb.on_message) {
+        t->handling++;
+        t->cb.on_message(t, c, env);
+        t->handling--;
     }
-    if (c->closing || nread == 0) {
-        return;
+}
+
+/* The message just handled (or refused) is done with: unless a handler is
+ * still running further up the stack, nothing points into the arena. */
+static void arena_done(struct transport *t)
+{
+    if (t->handling == 0) {
+        arena_reset(&t->arena);
     }
-    if (frame_reader_feed(&c->reader, buf->base, (size_t)nread) != 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
+}
+
+/* What is buffered in c's reader, frame by frame, as far as a pause lets
+ * it: a paused replica reads nothing from peers (their frames wait in the
+ * reader and the kernel, as under SIGSTOP) and holds clients' calls, but
+ * takes the coordinator's fault and timing commands, status requests and
+ * fail at once, so it can always be healed and watched. */
+static void conn_process(struct conn *c)
+{
+    struct transport *t = c->t;
     while (!c->closing) {
+        /* (No clock read on the hot path unless a fault is in force.) */
+        bool paused = t->faults.paused_until != 0 && faults_paused(&t->faults, clock_mono_ms());
+        if ((paused && c->hello_done && !c->is_client) || c->n_held >= HELD_MAX) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->read_stopped = true;
+            return;
+        }
         const uint8_t *payload;
         size_t len;
         enum frame_result fr = frame_reader_next(&c->reader, &payload, &len);
@@ -379,26 +453,64 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         char err[160];
-        struct arena *arena = &c->t->arena;
-        Envelope *env = wire_unpack_in(arena, payload, len, err, sizeof(err));
+        Envelope *env = wire_unpack_in(&t->arena, payload, len, err, sizeof(err));
         if (env == NULL) {
-            arena_reset(arena);
+            arena_done(t);
             conn_reject(c, err);
             return;
         }
         if (!c->hello_done) {
+            t->handling++;
             handle_hello(c, env);
-        } else if (c->t->cb.on_message) {
-            c->t->cb.on_message(c->t, c, env);
+            t->handling--;
+        } else if (!c->is_client && t->faults.n > 0 &&
+                   faults_cut(&t->faults, c->peer_id, clock_mono_ms())) {
+            t->faults.dropped++; /* the link is cut: nothing from it either */
+        } else if (c->is_client && paused && !passes_pause(env)) {
+            hold(c, payload, len);
+        } else {
+            deliver(c, env);
         }
-        arena_reset(arena); /* nothing keeps a pointer into a handled message */
+        arena_done(t);
     }
 }
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (c->closing || nread == 0) {
+        return;
+    }
+    if (frame_reader_feed(&c->reader, buf->base, (size_t)nread) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    conn_process(c);
+}
+
+static bool delay_frame(struct conn *c, const Envelope *env, unsigned delay_ms, int64_t now);
 
 void conn_queue(struct conn *c, const Envelope *env)
 {
     if (c->closing) {
         return;
+    }
+    struct transport *t = c->t;
+    if (c->hello_done && !c->is_client && faults_any(&t->faults)) {
+        int64_t now = clock_mono_ms();
+        unsigned delay_ms;
+        if (faults_outbound(&t->faults, c->peer_id, now, &delay_ms) == FAULT_DROP) {
+            return;
+        }
+        /* Once some frame waits, later ones wait behind it: a link keeps
+         * its order whatever its delay does. */
+        if ((delay_ms > 0 || c->delayed_head != NULL) && delay_frame(c, env, delay_ms, now)) {
+            return;
+        }
     }
     size_t need = replicacao__envelope__get_packed_size(env) + FRAME_HEADER_BYTES;
     struct outbuf *o = &c->out;
@@ -534,6 +646,214 @@ static void conn_start(struct conn *c)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 10);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+}
+
+/* ========================================================================
+ * Faults: the fault lab's rules carried out (faults.h)
+ * ====================================================================== */
+
+/* Calls a paused replica still takes at once: what heals or watches it,
+ * and fail (SIGKILL stops a stopped process too). */
+static bool passes_pause(const Envelope *env)
+{
+    switch (env->body_case) {
+    case REPLICACAO__ENVELOPE__BODY_SET_FAULTS:
+    case REPLICACAO__ENVELOPE__BODY_SET_TIMING:
+    case REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST:
+    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE:
+    case REPLICACAO__ENVELOPE__BODY_FAIL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void hold(struct conn *c, const uint8_t *payload, size_t len)
+{
+    struct held *hd = malloc(sizeof(*hd) + len);
+    if (hd == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    hd->next = NULL;
+    hd->len = len;
+    memcpy(hd->payload, payload, len);
+    if (c->held_tail) {
+        c->held_tail->next = hd;
+    } else {
+        c->held_head = hd;
+    }
+    c->held_tail = hd;
+    c->n_held++;
+}
+
+/* Pack the frame into c's delay queue, due delay_ms from now (and never
+ * before the frame ahead of it). False when it must go now instead: out of
+ * memory. A full queue loses the frame (true: handled). */
+static bool delay_frame(struct conn *c, const Envelope *env, unsigned delay_ms, int64_t now)
+{
+    size_t len = replicacao__envelope__get_packed_size(env);
+    if (c->delayed_bytes + len > DELAY_QUEUE_MAX_BYTES) {
+        c->t->faults.dropped++;
+        return true;
+    }
+    struct delayed *d = malloc(sizeof(*d) + FRAME_HEADER_BYTES + len);
+    if (d == NULL) {
+        return false;
+    }
+    d->next = NULL;
+    d->due = now + delay_ms;
+    if (c->delayed_tail != NULL && c->delayed_tail->due > d->due) {
+        d->due = c->delayed_tail->due;
+    }
+    d->len = FRAME_HEADER_BYTES + len;
+    frame_put_header(d->bytes, (uint32_t)len);
+    replicacao__envelope__pack(env, d->bytes + FRAME_HEADER_BYTES);
+    if (c->delayed_tail) {
+        c->delayed_tail->next = d;
+    } else {
+        c->delayed_head = d;
+    }
+    c->delayed_tail = d;
+    c->delayed_bytes += len;
+    if (!uv_is_active((uv_handle_t *)&c->t->fault_timer) ||
+        uv_timer_get_due_in(&c->t->fault_timer) > delay_ms) {
+        faults_arm(c->t, now);
+    }
+    return true;
+}
+
+/* Move c's frames that are due into its output, and write them. */
+static void release_delayed(struct conn *c, int64_t now)
+{
+    bool any = false;
+    while (c->delayed_head != NULL && c->delayed_head->due <= now && !c->closing) {
+        struct delayed *d = c->delayed_head;
+        struct outbuf *o = &c->out;
+        if (o->len + d->len > o->cap) {
+            size_t cap = o->cap ? o->cap : 4096;
+            while (cap < o->len + d->len) {
+                cap *= 2;
+            }
+            uint8_t *b = realloc(o->data, cap);
+            if (b == NULL) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            o->data = b;
+            o->cap = cap;
+        }
+        memcpy(o->data + o->len, d->bytes, d->len);
+        o->len += d->len;
+        c->delayed_head = d->next;
+        if (c->delayed_head == NULL) {
+            c->delayed_tail = NULL;
+        }
+        c->delayed_bytes -= d->len - FRAME_HEADER_BYTES;
+        free(d);
+        any = true;
+    }
+    if (any) {
+        conn_flush(c);
+    }
+}
+
+/* The pause ended: every connection is read again, clients' held calls
+ * are handed over in order, then whatever waited in the readers. */
+static void resume_all(struct transport *t)
+{
+    for (struct conn *c = t->conns; c; c = c->next) {
+        c->resume = true;
+    }
+    for (;;) {
+        struct conn *c = t->conns;
+        while (c != NULL && (!c->resume || c->closing)) {
+            c = c->next;
+        }
+        if (c == NULL) {
+            return;
+        }
+        c->resume = false;
+        while (c->held_head != NULL && !c->closing) {
+            struct held *hd = c->held_head;
+            c->held_head = hd->next;
+            if (c->held_head == NULL) {
+                c->held_tail = NULL;
+            }
+            c->n_held--;
+            char err[160];
+            Envelope *env = wire_unpack_in(&t->arena, hd->payload, hd->len, err, sizeof(err));
+            if (env != NULL) { /* it was unpacked once already */
+                deliver(c, env);
+            }
+            arena_done(t);
+            free(hd);
+        }
+        if (c->read_stopped && !c->closing) {
+            c->read_stopped = false;
+            uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+            conn_process(c);
+        }
+    }
+}
+
+static void fault_timer_cb(uv_timer_t *timer)
+{
+    struct transport *t = timer->data;
+    transport_faults_changed(t);
+}
+
+/* The timer at the next thing due: a delayed frame or an expiry. */
+static void faults_arm(struct transport *t, int64_t now)
+{
+    if (t->closing) {
+        return;
+    }
+    int64_t next = faults_next_deadline(&t->faults);
+    for (struct conn *c = t->conns; c; c = c->next) {
+        if (c->delayed_head != NULL && (next == 0 || c->delayed_head->due < next)) {
+            next = c->delayed_head->due;
+        }
+    }
+    if (next == 0) {
+        uv_timer_stop(&t->fault_timer);
+        return;
+    }
+    uv_timer_start(&t->fault_timer, fault_timer_cb, next > now ? (uint64_t)(next - now) : 0, 0);
+}
+
+struct faults *transport_faults(struct transport *t)
+{
+    return &t->faults;
+}
+
+bool transport_paused(struct transport *t)
+{
+    return t->faults.paused_until != 0 && faults_paused(&t->faults, clock_mono_ms());
+}
+
+void transport_faults_changed(struct transport *t)
+{
+    int64_t now = clock_mono_ms();
+    unsigned before = t->faults.n;
+    if (faults_expire(&t->faults, now)) {
+        log_info("fault lab: %u rule(s) expired; %u left%s", before - t->faults.n, t->faults.n,
+                 t->was_paused && !faults_paused(&t->faults, now) ? "; pause over" : "");
+    }
+    struct conn *next;
+    for (struct conn *c = t->conns; c; c = next) {
+        next = c->next; /* release_delayed may close (unlink) c */
+        release_delayed(c, now);
+    }
+    bool paused = faults_paused(&t->faults, now);
+    if (paused != t->was_paused) {
+        log_warn("fault lab: %s", paused ? "paused: not reading peers, no timers" : "resumed");
+        t->was_paused = paused;
+        if (!paused) {
+            resume_all(t);
+        }
+    }
+    faults_arm(t, now);
 }
 
 /* ========================================================================
@@ -834,6 +1154,10 @@ struct transport *transport_new(uv_loop_t *loop, const struct transport_options 
         t->o.max_output_bytes = 256u << 20;
     }
     t->cb = *cb;
+    faults_init(&t->faults, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)t);
+    uv_timer_init(loop, &t->fault_timer);
+    t->fault_timer.data = t;
+    t->open_handles++;
     return t;
 }
 
@@ -850,6 +1174,7 @@ void transport_close(struct transport *t, void (*done)(struct transport *t))
     if (t->listening) {
         uv_close((uv_handle_t *)&t->listener, listener_closed_cb);
     }
+    uv_close((uv_handle_t *)&t->fault_timer, listener_closed_cb);
     while (t->conns) {
         conn_close(t->conns, NULL);
     }

@@ -14,6 +14,11 @@
  * the id in its Hello; an outbound connection whose Hello names ourselves
  * (our own address came back from DNS) or a replica we already reach by
  * another address is closed and not retried.
+ *
+ * The fault lab (issue 14) is carried out here: the rules of faults.h drop
+ * or delay frames to and from peer replicas, and a pause stops reading
+ * peers and holds clients' calls (see conn_process in transport.c). Hellos
+ * and client connections are never dropped or delayed.
  */
 #ifndef COMMON_TRANSPORT_H
 #define COMMON_TRANSPORT_H
@@ -85,6 +90,14 @@ struct conn *transport_peer(struct transport *t, const char *id);
 /* Peer details for status: the address and name from its Hello. */
 bool transport_peer_info(struct transport *t, const char *id, const char **address,
                          const char **name);
+
+/* The fault lab's rules this transport carries out. Change them through
+ * the pointer, then call transport_faults_changed (it also expires rules,
+ * releases delayed frames and ends a pause that is over, on its own timer).
+ * While paused, the owner must fire no timers of its own either. */
+struct faults *transport_faults(struct transport *t);
+void transport_faults_changed(struct transport *t);
+bool transport_paused(struct transport *t);
 
 /* Queue one envelope (held until transport_flush). Silently dropped on a
  * closing connection. */

@@ -31,6 +31,9 @@ static const char *const event_names[EVENT_COUNT] = {
     [EVENT_REQUEST_COMMITTED] = "request_committed",
     [EVENT_REQUEST_FAILED] = "request_failed",
     [EVENT_START_FAILED] = "start_failed",
+    [EVENT_FAULT_ADDED] = "fault_added",
+    [EVENT_FAULT_HEALED] = "fault_healed",
+    [EVENT_TIMING_CHANGED] = "timing_changed",
 };
 
 const char *role_name(enum role r)

@@ -40,6 +40,9 @@ enum event_type {
     EVENT_REQUEST_COMMITTED, /* ... and was acknowledged */
     EVENT_REQUEST_FAILED,    /* ... or refused */
     EVENT_START_FAILED,      /* a --spawn replica keeps exiting at start: given up */
+    EVENT_FAULT_ADDED,       /* the fault lab: a fault began */
+    EVENT_FAULT_HEALED,      /* ... was healed or expired */
+    EVENT_TIMING_CHANGED,    /* ... heartbeat and election timeouts changed (slow motion) */
     EVENT_COUNT,
 };
 

@@ -147,6 +147,44 @@ static bool histogram_ok(const Replicacao__Histogram *h)
     return true;
 }
 
+/* A fault rule within the fault lab's bounds; NaN fails every comparison,
+ * so it is refused with the rest. */
+static bool fault_rule_ok(const Replicacao__FaultRule *r)
+{
+    return validate_id(r->peer) && counter_ok(r->fault_id) && r->loss >= 0.0 && r->loss <= 1.0 &&
+           r->delay_ms <= LIMIT_FAULT_DELAY_MS && r->expires_in_ms <= LIMIT_FAULT_LIFE_MS;
+}
+
+static const char *fault_rules_invalid(Replicacao__FaultRule *const *rules, size_t n)
+{
+    if (n > LIMIT_FAULT_RULES) {
+        return "more fault rules than the limit";
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!fault_rule_ok(rules[i])) {
+            return "fault rule with an invalid peer, loss, delay or expiry";
+        }
+    }
+    return NULL;
+}
+
+/* Explicit timeouts (heartbeat < election min < election max), or a slow
+ * motion factor over the replica's own flags; never both, never neither. */
+static const char *timing_invalid(const Replicacao__SetTiming *t)
+{
+    if (t->heartbeat_ms != 0) {
+        return t->slow_motion == 0 && t->heartbeat_ms < t->election_min_ms &&
+                       t->election_min_ms < t->election_max_ms &&
+                       t->election_max_ms <= LIMIT_RUNTIME_TIMING_MS
+                   ? NULL
+                   : "set timing with timeouts out of order or range";
+    }
+    return t->election_min_ms == 0 && t->election_max_ms == 0 && t->slow_motion >= 1 &&
+                   t->slow_motion <= LIMIT_SLOW_MOTION
+               ? NULL
+               : "set timing with neither timeouts nor a slow motion factor in range";
+}
+
 static const char *body_invalid(const Envelope *env)
 {
     switch (env->body_case) {
@@ -259,6 +297,13 @@ static const char *body_invalid(const Envelope *env)
         if (!histogram_ok(s->wal_fsync) || !counter_ok(s->pending_requests)) {
             return "status with an invalid fsync histogram or pending count";
         }
+        if (fault_rules_invalid(s->faults, s->n_faults) != NULL ||
+            s->paused_ms > LIMIT_FAULT_PAUSE_MS || !counter_ok(s->pause_fault_id) ||
+            s->heartbeat_ms > LIMIT_RUNTIME_TIMING_MS ||
+            s->election_min_ms > LIMIT_RUNTIME_TIMING_MS ||
+            s->election_max_ms > LIMIT_RUNTIME_TIMING_MS) {
+            return "status with invalid fault rules or timing";
+        }
         if (!id_or_empty(s->cluster_id) || s->n_members > LIMIT_MEMBERS ||
             s->n_removed > LIMIT_MEMBERS || !counter_ok(s->config_index)) {
             return "status with an invalid configuration";
@@ -292,6 +337,29 @@ static const char *body_invalid(const Envelope *env)
         for (size_t i = 0; i < f->n_keep; i++) {
             if (!validate_id(f->keep[i])) {
                 return "force config with an invalid id";
+            }
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_SET_FAULTS: {
+        const Replicacao__SetFaults *f = env->set_faults;
+        if (f->pause_ms > LIMIT_FAULT_PAUSE_MS || !counter_ok(f->pause_fault_id)) {
+            return "set faults with a pause out of range";
+        }
+        return fault_rules_invalid(f->rules, f->n_rules);
+    }
+    case REPLICACAO__ENVELOPE__BODY_SET_TIMING:
+        return timing_invalid(env->set_timing);
+    case REPLICACAO__ENVELOPE__BODY_TRAFFIC: {
+        const Replicacao__Traffic *t = env->traffic;
+        if (t->n_items > LIMIT_TRAFFIC_ITEMS) {
+            return "traffic with more items than the limit";
+        }
+        for (size_t i = 0; i < t->n_items; i++) {
+            const Replicacao__TrafficItem *it = t->items[i];
+            if (!validate_id(it->to) || !counter_ok(it->epoch) || !counter_ok(it->bytes) ||
+                !validate_text(it->type, strlen(it->type), LIMIT_ID_BYTES) || it->type[0] == '\0') {
+                return "traffic item with an invalid type, peer, epoch or size";
             }
         }
         return NULL;

@@ -90,12 +90,10 @@ static int check_fields(const cJSON *data, const cJSON *id, const cJSON *fault,
     return 0;
 }
 
-int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct api_write *out,
-                    struct api_error *err)
+struct cJSON *api_parse_object(const char *body, size_t len, struct api_error *err)
 {
-    memset(out, 0, sizeof(*out));
     if (check_raw(body, len, err) < 0) {
-        return -1;
+        return NULL;
     }
     /* Whole body or nothing: only white space may follow the object. */
     const char *end = body;
@@ -110,7 +108,19 @@ int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct 
     }
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
-        return fail(err, 400, "bad_json", "the body must be one JSON object");
+        fail(err, 400, "bad_json", "the body must be one JSON object");
+        return NULL;
+    }
+    return json;
+}
+
+int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct api_write *out,
+                    struct api_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    cJSON *json = api_parse_object(body, len, err);
+    if (json == NULL) {
+        return -1;
     }
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(json, "data");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "id");

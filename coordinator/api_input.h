@@ -40,6 +40,13 @@ int api_parse_write(const char *body, size_t len, size_t max_data_bytes, struct 
                     struct api_error *err);
 void api_write_free(struct api_write *w);
 
+/* Any body that must be one JSON object: the raw checks (NUL bytes, depth,
+ * UTF-8, \u0000), then the whole body parsed, white space only after it.
+ * The object (cJSON_Delete it), or NULL with *err filled (400 bad_json,
+ * bad_encoding). */
+struct cJSON;
+struct cJSON *api_parse_object(const char *body, size_t len, struct api_error *err);
+
 /* ?after=N&limit=M (either may be absent): after any u64, limit 1..max. */
 struct api_page {
     uint64_t after;

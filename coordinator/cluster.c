@@ -4,11 +4,13 @@
  * Sections: jobs (the thread boundary), replicas (connections, status,
  * events, the one notion of primary), request forwarding, reads and
  * failure injection, membership (remove, add, replace, retiring removed
- * --spawn replicas), publishing (the view and events), the loop thread.
+ * --spawn replicas), the fault lab (faults and timing pushed to replicas),
+ * publishing (the view and events), the loop thread.
  */
 #include "cluster.h"
 #include "clock.h"
 #include "discovery.h"
+#include "lab.h"
 #include "logging.h"
 #include "metrics.h"
 #include "supervisor.h"
@@ -139,6 +141,7 @@ struct replica {
     struct view_storage storage;
     bool voter;
     char believes_primary[LIMIT_ID_BYTES];
+    struct view_lab lab; /* the fault lab, from its status */
     size_t n_peers;
     struct view_peer *peers; /* n_peers, malloc'ed */
     /* The configuration it holds (from its status). */
@@ -208,6 +211,15 @@ struct cluster {
 
     /* The newest committed event not yet published. */
     cJSON *pending_commit;
+
+    /* The fault lab: faults in force (oldest first), the timing asked for
+     * (and how many times it changed), the timer at the next expiry. */
+    struct lab_fault faults[LIMIT_FAULTS];
+    unsigned n_faults;
+    uint64_t next_fault_id;
+    struct lab_timing timing;
+    uint64_t timing_seq;
+    uv_timer_t lab_timer;
 
     pthread_mutex_t mu; /* guards queue, stopping */
     struct job *queue;
@@ -616,23 +628,32 @@ static void failover_begin(struct cluster *c, struct replica *r)
     }
 }
 
-static void request_status(struct replica *r)
+/* A status asked now, whatever was asked before; its call id (0, or the
+ * timing change it follows: see cluster_timing) comes back in it. Status
+ * replies are otherwise matched by replica, not call. */
+static void status_after(struct replica *r, uint64_t call_id)
 {
-    if (r->conn == NULL || r->status_pending) {
-        return;
-    }
     Envelope env;
     Replicacao__StatusRequest req = REPLICACAO__STATUS_REQUEST__INIT;
     wire_init(&env, SELF_ID, 0);
-    req.call_id = 0; /* status replies are matched by replica, not call */
+    req.call_id = call_id;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS_REQUEST;
     env.status_request = &req;
     conn_queue(r->conn, &env);
     r->status_pending = true;
 }
 
+static void request_status(struct replica *r)
+{
+    if (r->conn != NULL && !r->status_pending) {
+        status_after(r, 0);
+    }
+}
+
 static void refresh_targets(struct cluster *c);
 static void check_retiring(struct cluster *c);
+static void lab_push_faults(struct cluster *c, struct replica *r);
+static void lab_push_timing(struct cluster *c, struct replica *r);
 static const struct replica *config_source(struct cluster *c);
 static bool listed(struct cluster *c, const struct replica *r, const struct replica *cfg);
 
@@ -690,10 +711,14 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     conn_set_data(conn, r);
     Envelope env;
     Replicacao__Subscribe sub = REPLICACAO__SUBSCRIBE__INIT;
+    sub.traffic = true; /* the dashboard animates the protocol's messages */
     wire_init(&env, SELF_ID, 0);
     env.body_case = REPLICACAO__ENVELOPE__BODY_SUBSCRIBE;
     env.subscribe = &sub;
     conn_queue(conn, &env);
+    /* A restarted or new replica honours what is in force. */
+    lab_push_timing(c, r);
+    lab_push_faults(c, r);
     request_status(r);
     log_info("replica %s (%s) connected", r->id, r->address);
     publish_event(c, event_new(c, was_gone ? "up" : "joined_view", r->id, r->id, 0, 0,
@@ -842,6 +867,14 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     snprintf(r->storage.disk, sizeof(r->storage.disk), "%s", s->disk[0] ? s->disk : "ok");
     r->voter = s->voter;
     snprintf(r->believes_primary, sizeof(r->believes_primary), "%s", s->primary);
+    r->lab.paused_ms = s->paused_ms;
+    r->lab.n_fault_rules = (unsigned)s->n_faults;
+    r->lab.heartbeat_ms = s->heartbeat_ms;
+    r->lab.election_min_ms = s->election_min_ms;
+    r->lab.election_max_ms = s->election_max_ms;
+    if (s->call_id > r->lab.timing_seq) {
+        r->lab.timing_seq = s->call_id; /* answers the status asked after a timing change */
+    }
     /* Held to the Hello's rules (the wire checks those only there): a name
      * cut short could end inside a UTF-8 sequence. */
     if (s->name[0] != '\0' && validate_text(s->name, strlen(s->name), LIMIT_NAME_BYTES)) {
@@ -867,6 +900,43 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
 
 static void handle_reply(struct cluster *c, struct replica *r, const Envelope *env);
 static void route_error(struct cluster *c, struct replica *r, const Replicacao__Error *e);
+static bool listening(struct cluster *c);
+
+/* A replica's protocol messages, forwarded to the WebSocket as they come
+ * (batched and, at normal speed, aggregated by the replica):
+ * {"type":"messages","replica","messages":[{"type","from","to",...}]}. */
+static void publish_traffic(struct cluster *c, struct replica *r, const Replicacao__Traffic *t)
+{
+    if (c->o.publish == NULL || !listening(c)) {
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", "messages");
+    cJSON_AddStringToObject(o, "replica", r->id);
+    cJSON *items = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; i < t->n_items; i++) {
+        const Replicacao__TrafficItem *it = t->items[i];
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "type", it->type);
+        cJSON_AddStringToObject(m, "from", r->id);
+        cJSON_AddStringToObject(m, "to", it->to);
+        cJSON_AddNumberToObject(m, "epoch", (double)it->epoch);
+        cJSON_AddNumberToObject(m, "bytes", (double)it->bytes);
+        cJSON_AddNumberToObject(m, "count", it->count);
+        cJSON_AddNumberToObject(m, "time_ms", (double)it->time_ms);
+        cJSON_AddNumberToObject(m, "entries", it->entries);
+        cJSON_AddBoolToObject(m, "pre_vote", it->pre_vote);
+        cJSON_AddBoolToObject(m, "granted", it->granted);
+        cJSON_AddItemToArray(items, m);
+    }
+    cJSON_AddNumberToObject(o, "dropped", t->dropped);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (s != NULL) {
+        c->o.publish(c->o.publish_arg, s, strlen(s));
+    }
+    free(s);
+}
 
 static void on_message(struct transport *t, struct conn *conn, const Envelope *env)
 {
@@ -890,6 +960,9 @@ static void on_message(struct transport *t, struct conn *conn, const Envelope *e
         break;
     case REPLICACAO__ENVELOPE__BODY_EVENT:
         handle_event(c, r, env->event);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_TRAFFIC:
+        publish_traffic(c, r, env->traffic);
         break;
     case REPLICACAO__ENVELOPE__BODY_CLIENT_REPLY:
     case REPLICACAO__ENVELOPE__BODY_READ_REPLY:
@@ -1270,6 +1343,7 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     out->storage = r->storage;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
+    out->lab = r->lab;
     if (r->n_peers > 0) {
         memcpy(peers, r->peers, r->n_peers * sizeof(*peers));
     }
@@ -2060,6 +2134,318 @@ static void replace_start(struct cluster *c, struct job *j, struct replica *r)
 }
 
 /* ========================================================================
+ * The fault lab: faults and timing, pushed to the replicas that carry
+ * them out (docs/fault-lab.md)
+ * ====================================================================== */
+
+/* Every replica the coordinator knows (ISOLATE cuts one from all of them). */
+static unsigned known_ids(struct cluster *c, const char *ids[MAX_REPLICAS])
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        if (c->replicas[i].id[0] != '\0') {
+            ids[n++] = c->replicas[i].id;
+        }
+    }
+    return n;
+}
+
+/* r's rules for every fault in force, replacing what it holds. */
+static void lab_push_faults(struct cluster *c, struct replica *r)
+{
+    if (r->conn == NULL) {
+        return; /* pushed when it connects */
+    }
+    const char *all[MAX_REPLICAS];
+    unsigned n_all = known_ids(c, all);
+    int64_t now = clock_mono_ms();
+    static Replicacao__FaultRule rules[LIMIT_FAULT_RULES];
+    static Replicacao__FaultRule *ptrs[LIMIT_FAULT_RULES];
+    struct lab_rule lr[LIMIT_MEMBERS];
+    Replicacao__SetFaults sf = REPLICACAO__SET_FAULTS__INIT;
+    for (unsigned i = 0; i < c->n_faults; i++) {
+        const struct lab_fault *f = &c->faults[i];
+        unsigned k = lab_rules(f, r->id, all, n_all, now, lr);
+        for (unsigned j = 0; j < k && sf.n_rules < LIMIT_FAULT_RULES; j++) {
+            Replicacao__FaultRule *fr = &rules[sf.n_rules];
+            replicacao__fault_rule__init(fr);
+            fr->fault_id = lr[j].fault_id;
+            fr->peer = (char *)lr[j].peer;
+            fr->loss = lr[j].loss;
+            fr->delay_ms = lr[j].delay_ms;
+            fr->expires_in_ms = lr[j].expires_in_ms;
+            ptrs[sf.n_rules++] = fr;
+        }
+        unsigned pause = lab_pause_left(f, r->id, now);
+        if (pause > sf.pause_ms) {
+            sf.pause_ms = pause;
+            sf.pause_fault_id = f->id;
+        }
+    }
+    sf.rules = ptrs;
+    Envelope env;
+    wire_init(&env, SELF_ID, 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_FAULTS;
+    env.set_faults = &sf;
+    conn_queue(r->conn, &env);
+    status_after(r, 0);
+}
+
+/* r's timing. Also at every connection, so that what the coordinator shows
+ * is what is in force: a coordinator that restarts (slow motion 1, no
+ * faults) brings the replicas back to their flags and heals what its
+ * predecessor left, rather than leave faults nobody lists. */
+static void lab_push_timing(struct cluster *c, struct replica *r)
+{
+    if (r->conn == NULL) {
+        return;
+    }
+    Replicacao__SetTiming st = REPLICACAO__SET_TIMING__INIT;
+    st.slow_motion = c->timing.slow_motion;
+    st.heartbeat_ms = c->timing.heartbeat_ms;
+    st.election_min_ms = c->timing.election_min_ms;
+    st.election_max_ms = c->timing.election_max_ms;
+    Envelope env;
+    wire_init(&env, SELF_ID, 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_TIMING;
+    env.set_timing = &st;
+    conn_queue(r->conn, &env);
+    status_after(r, c->timing_seq);
+}
+
+static void lab_push_all(struct cluster *c)
+{
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        lab_push_faults(c, &c->replicas[i]);
+    }
+    transport_flush(c->t);
+}
+
+static void lab_timer_cb(uv_timer_t *timer);
+
+static void lab_arm(struct cluster *c)
+{
+    int64_t next = 0, now = clock_mono_ms();
+    for (unsigned i = 0; i < c->n_faults; i++) {
+        int64_t at = c->faults[i].expires_at;
+        if (at != 0 && (next == 0 || at < next)) {
+            next = at;
+        }
+    }
+    if (next == 0) {
+        uv_timer_stop(&c->lab_timer);
+    } else {
+        uv_timer_start(&c->lab_timer, lab_timer_cb, next > now ? (uint64_t)(next - now) : 0, 0);
+    }
+}
+
+static void lab_event(struct cluster *c, enum event_type type, const struct lab_fault *f,
+                      const char *why)
+{
+    char detail[256];
+    lab_describe(f, detail, sizeof(detail));
+    if (why != NULL) {
+        size_t n = strlen(detail);
+        snprintf(detail + n, sizeof(detail) - n, ": %s", why);
+    }
+    log_info("fault lab: %s %s", event_name(type), detail);
+    cJSON *ev = event_new(c, event_name(type), "", f->n_ids ? f->ids[0] : "", 0, 0, detail);
+    cJSON_AddItemToObject(ev, "fault", lab_fault_json(f, clock_mono_ms()));
+    publish_event(c, ev);
+}
+
+/* Remove fault i (healed or expired); the caller pushes and publishes. */
+static void lab_remove(struct cluster *c, unsigned i, const char *why)
+{
+    struct lab_fault f = c->faults[i];
+    memmove(&c->faults[i], &c->faults[i + 1], (c->n_faults - i - 1) * sizeof(c->faults[0]));
+    c->n_faults--;
+    lab_event(c, EVENT_FAULT_HEALED, &f, why);
+}
+
+/* Replicas drop expired rules by themselves; the coordinator forgets the
+ * fault and pushes what is left. */
+static void lab_timer_cb(uv_timer_t *timer)
+{
+    struct cluster *c = timer->data;
+    int64_t now = clock_mono_ms();
+    bool any = false;
+    for (unsigned i = 0; i < c->n_faults;) {
+        if (c->faults[i].expires_at != 0 && c->faults[i].expires_at <= now) {
+            lab_remove(c, i, "expired");
+            any = true;
+        } else {
+            i++;
+        }
+    }
+    if (any) {
+        lab_push_all(c);
+        mark_changed(c);
+    }
+    lab_arm(c);
+}
+
+struct lab_call {
+    const struct lab_fault *fault;
+    const struct lab_timing *timing;
+    uint64_t id;
+    uint64_t seq; /* out: the timing change */
+    struct cluster_reply *out;
+};
+
+static int fault_add_fn(struct cluster *c, void *arg)
+{
+    struct lab_call *a = arg;
+    for (unsigned i = 0; i < a->fault->n_ids; i++) {
+        if (replica_find(c, a->fault->ids[i]) == NULL) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "no replica with id %s", a->fault->ids[i]);
+            set_error(a->out, 404, "unknown_replica", msg);
+            return 0;
+        }
+    }
+    if (c->n_faults >= LIMIT_FAULTS) {
+        set_error(a->out, 409, "too_many_faults",
+                  "too many faults in force (at most 16): heal one first");
+        return 0;
+    }
+    struct lab_fault *f = &c->faults[c->n_faults++];
+    *f = *a->fault;
+    lab_start(f, ++c->next_fault_id, clock_mono_ms(), clock_wall_ms());
+    lab_event(c, EVENT_FAULT_ADDED, f, NULL);
+    lab_push_all(c);
+    lab_arm(c);
+    mark_changed(c);
+    a->out->status = 201;
+    cJSON *o = lab_fault_json(f, clock_mono_ms());
+    a->out->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static int fault_heal_fn(struct cluster *c, void *arg)
+{
+    struct lab_call *a = arg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *healed = cJSON_AddArrayToObject(o, "healed");
+    for (unsigned i = 0; i < c->n_faults;) {
+        if (a->id == 0 || c->faults[i].id == a->id) {
+            cJSON_AddItemToArray(healed, cJSON_CreateNumber((double)c->faults[i].id));
+            lab_remove(c, i, a->id == 0 ? "healed (all)" : "healed");
+        } else {
+            i++;
+        }
+    }
+    if (a->id != 0 && cJSON_GetArraySize(healed) == 0) {
+        cJSON_Delete(o);
+        set_error(a->out, 404, "not_found", "no fault with that id is in force");
+        return 0;
+    }
+    lab_push_all(c);
+    lab_arm(c);
+    mark_changed(c);
+    a->out->status = 200;
+    a->out->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static int timing_fn(struct cluster *c, void *arg)
+{
+    struct lab_call *a = arg;
+    c->timing = *a->timing;
+    a->seq = ++c->timing_seq;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        lab_push_timing(c, &c->replicas[i]);
+    }
+    transport_flush(c->t);
+    char detail[160];
+    if (c->timing.slow_motion) {
+        snprintf(detail, sizeof(detail), "slow motion x%u", c->timing.slow_motion);
+    } else {
+        snprintf(detail, sizeof(detail), "heartbeat %u ms, election timeout [%u, %u) ms",
+                 c->timing.heartbeat_ms, c->timing.election_min_ms, c->timing.election_max_ms);
+    }
+    log_info("fault lab: timing: %s", detail);
+    publish_event(c, event_new(c, event_name(EVENT_TIMING_CHANGED), "", "", 0, 0, detail));
+    mark_changed(c);
+    return 0;
+}
+
+void cluster_fault_add(struct cluster *c, const struct lab_fault *f, struct cluster_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct lab_call a = {.fault = f, .out = out};
+    if (cluster_call(c, fault_add_fn, &a) != 0 && out->body == NULL) {
+        set_error(out, 503, "shutting_down", "the coordinator is shutting down");
+    }
+}
+
+void cluster_fault_heal(struct cluster *c, uint64_t id, struct cluster_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct lab_call a = {.id = id, .out = out};
+    if (cluster_call(c, fault_heal_fn, &a) != 0 && out->body == NULL) {
+        set_error(out, 503, "shutting_down", "the coordinator is shutting down");
+    }
+}
+
+/* Whether every reachable replica of v confirmed timing change seq. */
+static bool timing_confirmed(const struct view *v, uint64_t seq)
+{
+    for (size_t i = 0; i < v->n_replicas; i++) {
+        const struct view_replica *r = &v->replicas[i];
+        if (r->status == REACH_UP && r->lab.timing_seq < seq) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void cluster_timing(struct cluster *c, const struct lab_timing *t, unsigned timeout_ms,
+                    struct cluster_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct lab_call a = {.timing = t, .out = out};
+    if (cluster_call(c, timing_fn, &a) != 0) {
+        set_error(out, 503, "shutting_down", "the coordinator is shutting down");
+        return;
+    }
+    /* The replicas answer a status asked right after the change: wait for
+     * those answers (a replica that is down gets it when it is back). */
+    int64_t until = clock_mono_ms() + timeout_ms;
+    struct view *v = cluster_view(c);
+    while (v != NULL && !timing_confirmed(v, a.seq) && clock_mono_ms() < until) {
+        view_release(v);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+        nanosleep(&ts, NULL);
+        v = cluster_view(c);
+    }
+    cJSON *o = cJSON_CreateObject();
+    char *text = v ? view_faults_json(v) : NULL;
+    cJSON *lab = cJSON_Parse(text ? text : "{}");
+    free(text);
+    cJSON_AddItemReferenceToObject(o, "timing", cJSON_GetObjectItem(lab, "timing"));
+    cJSON *reps = cJSON_AddArrayToObject(o, "replicas");
+    for (size_t i = 0; v != NULL && i < v->n_replicas; i++) {
+        const struct view_replica *r = &v->replicas[i];
+        cJSON *ro = cJSON_CreateObject();
+        cJSON_AddStringToObject(ro, "id", r->id);
+        cJSON_AddStringToObject(ro, "status", reach_name(r->status));
+        cJSON_AddBoolToObject(ro, "confirmed", r->lab.timing_seq >= a.seq);
+        cJSON_AddNumberToObject(ro, "heartbeat_ms", r->lab.heartbeat_ms);
+        cJSON_AddNumberToObject(ro, "election_min_ms", r->lab.election_min_ms);
+        cJSON_AddNumberToObject(ro, "election_max_ms", r->lab.election_max_ms);
+        cJSON_AddItemToArray(reps, ro);
+    }
+    view_release(v);
+    out->status = 200;
+    out->body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cJSON_Delete(lab);
+}
+
+/* ========================================================================
  * Publishing
  * ====================================================================== */
 
@@ -2137,8 +2523,20 @@ static struct view *build_view(struct cluster *c)
     v->spawn = c->sup != NULL;
     fill_config(c, cfg, v);
     const struct replica *p = primary(c);
+    v->faults = c->n_faults ? malloc(c->n_faults * sizeof(c->faults[0])) : NULL;
+    if (v->faults != NULL) {
+        v->n_faults = c->n_faults;
+        memcpy(v->faults, c->faults, c->n_faults * sizeof(c->faults[0]));
+    }
+    v->timing_asked = c->timing;
     for (unsigned i = 0; i < n; i++) {
         replica_fill(sorted[i], now, v->commit_index, cfg, &reps[i], peers);
+        const struct replica *r = sorted[i];
+        if (r->has_status && r->conn && r->lab.heartbeat_ms && (r == p || v->heartbeat_ms == 0)) {
+            v->heartbeat_ms = r->lab.heartbeat_ms; /* the primary's, else anybody's */
+            v->election_min_ms = r->lab.election_min_ms;
+            v->election_max_ms = r->lab.election_max_ms;
+        }
         peers += reps[i].n_peers;
         if (sorted[i]->epoch > v->epoch) {
             v->epoch = sorted[i]->epoch;
@@ -2321,6 +2719,7 @@ static void transport_closed(struct transport *t)
     uv_close((uv_handle_t *)&c->commit_timer, close_cb);
     uv_close((uv_handle_t *)&c->snapshot_timer, close_cb);
     uv_close((uv_handle_t *)&c->kick_timer, close_cb);
+    uv_close((uv_handle_t *)&c->lab_timer, close_cb);
     uv_close((uv_handle_t *)&c->flush_prep, close_cb);
     uv_close((uv_handle_t *)&c->wake, close_cb);
 }
@@ -2355,6 +2754,7 @@ static void begin_shutdown(struct cluster *c)
     uv_timer_stop(&c->poll_timer);
     uv_timer_stop(&c->snapshot_timer);
     uv_timer_stop(&c->kick_timer);
+    uv_timer_stop(&c->lab_timer);
     if (c->sup) {
         supervisor_stop(c->sup, supervisor_stopped, c);
     } else {
@@ -2437,6 +2837,9 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
     c->snapshot_timer.data = c;
     uv_timer_init(&c->loop, &c->kick_timer);
     c->kick_timer.data = c;
+    uv_timer_init(&c->loop, &c->lab_timer);
+    c->lab_timer.data = c;
+    c->timing.slow_motion = 1;
     uv_prepare_init(&c->loop, &c->flush_prep);
     c->flush_prep.data = c;
     uv_prepare_start(&c->flush_prep, flush_cb);

@@ -92,6 +92,21 @@ void cluster_remove(struct cluster *c, const char *id, unsigned timeout_ms,
  * not_spawn without --spawn, 409 cannot_spawn at the limit. */
 void cluster_add(struct cluster *c, unsigned timeout_ms, struct cluster_reply *out);
 
+/* The fault lab (docs/fault-lab.md). f is checked for shape (lab_parse_*);
+ * here: 404 unknown_replica, 409 too_many_faults, else 201 with the fault
+ * as GET /api/faults lists it. The coordinator pushes every replica its
+ * rules now and again whenever one (re)connects. */
+struct lab_fault;
+struct lab_timing;
+void cluster_fault_add(struct cluster *c, const struct lab_fault *f, struct cluster_reply *out);
+/* id 0: every fault. 200 {"healed":[ids]}, or 404 for an unknown id. */
+void cluster_fault_heal(struct cluster *c, uint64_t id, struct cluster_reply *out);
+/* The timing for every replica, now and when one (re)connects; waits up to
+ * timeout_ms for the reachable ones to confirm it. 200 with the timing in
+ * force on each. */
+void cluster_timing(struct cluster *c, const struct lab_timing *t, unsigned timeout_ms,
+                    struct cluster_reply *out);
+
 /* Loop thread only (the front door): the same as cluster_request without
  * blocking: `done` is called on the loop thread with the reply (its body is
  * freed after the call unless taken), never before this returns except when

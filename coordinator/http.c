@@ -12,9 +12,11 @@
 #include "http.h"
 #include "api_input.h"
 #include "cluster.h"
+#include "lab.h"
 #include "logging.h"
 #include "metrics.h"
 #include "respond.h"
+#include "validate.h"
 #include "view.h"
 
 #include <civetweb.h>
@@ -303,6 +305,76 @@ static int replica_route(struct http *h, struct mg_connection *conn, const char 
     return send_reply(conn, &r);
 }
 
+/* The fault lab (docs/fault-lab.md): /api/faults, /api/faults/{id},
+ * /api/timing. */
+static int faults_route(struct http *h, struct mg_connection *conn, const char *path)
+{
+    const char *m = mg_get_request_info(conn)->request_method;
+    struct cluster_reply r;
+    if (strcmp(path, "/api/timing") == 0) {
+        if (strcmp(m, "PUT") != 0) {
+            return method_not_allowed(conn, "PUT");
+        }
+        size_t len;
+        int status = 400;
+        char *body = read_body(conn, h->o.max_body_bytes, &len, &status);
+        if (body == NULL) {
+            return status;
+        }
+        struct lab_timing t;
+        struct api_error e;
+        int rc = lab_parse_timing(body, len, &t, &e);
+        free(body);
+        if (rc < 0) {
+            return send_api_error(conn, &e);
+        }
+        cluster_timing(h->cluster, &t, 3000, &r);
+        return send_reply(conn, &r);
+    }
+    if (strcmp(path, "/api/faults") == 0) {
+        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+            struct view *v = cluster_view(h->cluster);
+            char *json = v ? view_faults_json(v) : NULL;
+            view_release(v);
+            int rc = send_json(conn, 200, json ? json : "{\"faults\":[]}");
+            free(json);
+            return rc;
+        }
+        if (strcmp(m, "DELETE") == 0) {
+            cluster_fault_heal(h->cluster, 0, &r);
+            return send_reply(conn, &r);
+        }
+        if (strcmp(m, "POST") != 0) {
+            return method_not_allowed(conn, "GET, POST, DELETE");
+        }
+        size_t len;
+        int status = 400;
+        char *body = read_body(conn, h->o.max_body_bytes, &len, &status);
+        if (body == NULL) {
+            return status;
+        }
+        struct lab_fault f;
+        struct api_error e;
+        int rc = lab_parse_fault(body, len, &f, &e);
+        free(body);
+        if (rc < 0) {
+            return send_api_error(conn, &e);
+        }
+        cluster_fault_add(h->cluster, &f, &r);
+        return send_reply(conn, &r);
+    }
+    /* /api/faults/{id}: the id exactly as GET /api/faults lists it. */
+    uint64_t id;
+    if (parse_u64(path + strlen("/api/faults/"), 1, LIMIT_COUNTER_MAX, &id) < 0) {
+        return send_error(conn, 404, "not_found", "no fault with that id is in force", NULL);
+    }
+    if (strcmp(m, "DELETE") != 0) {
+        return method_not_allowed(conn, "DELETE");
+    }
+    cluster_fault_heal(h->cluster, id, &r);
+    return send_reply(conn, &r);
+}
+
 /* GET /readyz: 200 with the primary while a reachable one exists, else 503
  * no_primary saying why (from the view: no call to the replicas). */
 static int readyz(struct http *h, struct mg_connection *conn)
@@ -366,6 +438,10 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
     }
     if (strncmp(path, "/api/replicas/", 14) == 0) {
         return replica_route(h, conn, path + 14);
+    }
+    if (strcmp(path, "/api/faults") == 0 || strncmp(path, "/api/faults/", 12) == 0 ||
+        strcmp(path, "/api/timing") == 0) {
+        return faults_route(h, conn, path);
     }
     return send_error(conn, 404, "not_found", "no such API endpoint", NULL);
 }

@@ -374,10 +374,11 @@ char *metrics_render(struct metrics *m, const struct view *v)
         {"quorum", "Voters a majority needs."},
         {"reachable_voters", "Voters the coordinator is connected to."},
         {"config_index", "Log index of the configuration in effect."},
+        {"faults", "Faults of the fault lab in force (partitions, links, pauses)."},
     };
     uint64_t config_values[] = {
         v ? v->n_voters : 0,         v ? v->n_learners : 0,   v ? v->quorum : 0,
-        v ? v->reachable_voters : 0, v ? v->config_index : 0,
+        v ? v->reachable_voters : 0, v ? v->config_index : 0, v ? v->n_faults : 0,
     };
     for (size_t g = 0; g < sizeof(config_gauges) / sizeof(config_gauges[0]); g++) {
         put(&t,
@@ -413,6 +414,12 @@ char *metrics_render(struct metrics *m, const struct view *v)
     }
     /* In seconds, the base unit; no sample while unknown (no status yet, or
      * it never heard from a primary) rather than a magic -1. */
+    put(&t,
+        "# HELP replicacao_cluster_heartbeat_interval_seconds Heartbeat interval in force (the "
+        "fault lab's slow motion changes it).\n"
+        "# TYPE replicacao_cluster_heartbeat_interval_seconds gauge\n"
+        "replicacao_cluster_heartbeat_interval_seconds %.3f\n",
+        v ? v->heartbeat_ms / 1000.0 : 0.0);
     put(&t, "# HELP replicacao_replica_heartbeat_age_seconds Seconds since the replica last heard "
             "from its primary (0 on the primary).\n"
             "# TYPE replicacao_replica_heartbeat_age_seconds gauge\n");

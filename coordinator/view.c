@@ -2,6 +2,7 @@
  * coordinator/view.c — see view.h.
  */
 #include "view.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ void view_release(struct view *v)
     }
     free(atomic_load(&v->json));
     free(atomic_load(&v->message));
+    free(v->faults);
     free(v);
 }
 
@@ -117,6 +119,12 @@ cJSON *view_replica_json(const struct view_replica *r)
         cJSON_AddBoolToObject(o, "start_failed", true);
     }
     cJSON_AddStringToObject(o, "believes_primary", r->believes_primary);
+    cJSON_AddNumberToObject(o, "paused_ms", r->lab.paused_ms);
+    cJSON_AddNumberToObject(o, "fault_rules", r->lab.n_fault_rules);
+    cJSON *t = cJSON_AddObjectToObject(o, "timing");
+    cJSON_AddNumberToObject(t, "heartbeat_ms", r->lab.heartbeat_ms);
+    cJSON_AddNumberToObject(t, "election_min_ms", r->lab.election_min_ms);
+    cJSON_AddNumberToObject(t, "election_max_ms", r->lab.election_max_ms);
     cJSON_AddNumberToObject(o, "uptime_ms", (double)r->uptime_ms);
     cJSON *peers = cJSON_AddArrayToObject(o, "peers");
     for (size_t i = 0; i < r->n_peers; i++) {
@@ -133,6 +141,35 @@ cJSON *view_replica_json(const struct view_replica *r)
         cJSON_AddItemToArray(peers, po);
     }
     return o;
+}
+
+/* The faults in force and the timing, as /api/faults, /api/cluster and
+ * the WebSocket's snapshots show them. */
+static void add_lab(cJSON *o, const struct view *v)
+{
+    int64_t now = clock_mono_ms();
+    cJSON *faults = cJSON_AddArrayToObject(o, "faults");
+    for (unsigned i = 0; i < v->n_faults; i++) {
+        cJSON_AddItemToArray(faults, lab_fault_json(&v->faults[i], now));
+    }
+    cJSON *t = cJSON_AddObjectToObject(o, "timing");
+    cJSON_AddNumberToObject(t, "heartbeat_ms", v->heartbeat_ms);
+    cJSON_AddNumberToObject(t, "election_min_ms", v->election_min_ms);
+    cJSON_AddNumberToObject(t, "election_max_ms", v->election_max_ms);
+    if (v->timing_asked.slow_motion) {
+        cJSON_AddNumberToObject(t, "slow_motion", v->timing_asked.slow_motion);
+    } else {
+        cJSON_AddNullToObject(t, "slow_motion"); /* explicit timeouts */
+    }
+}
+
+char *view_faults_json(const struct view *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_lab(o, v);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
 }
 
 static char *render(const struct view *v)
@@ -158,6 +195,7 @@ static char *render(const struct view *v)
     cJSON_AddNumberToObject(o, "quorum", v->quorum);
     cJSON_AddNumberToObject(o, "reachable_voters", v->reachable_voters);
     cJSON_AddBoolToObject(o, "spawn", v->spawn);
+    add_lab(o, v);
     cJSON *arr = cJSON_AddArrayToObject(o, "replicas");
     for (size_t i = 0; i < v->n_replicas; i++) {
         cJSON_AddItemToArray(arr, view_replica_json(&v->replicas[i]));

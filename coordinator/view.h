@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "bounds.h"
+#include "lab.h"
 #include "vocab.h"
 
 /* Whether the coordinator reaches a replica. */
@@ -71,6 +72,16 @@ struct view_storage {
     char disk[128];           /* "ok", or why its log cannot be written */
 };
 
+/* The fault lab as a replica's status reports it: how much longer it is
+ * paused, how many fault rules it carries out, the timing in force, and
+ * the last timing change it confirmed (cluster_timing). */
+struct view_lab {
+    unsigned paused_ms;
+    unsigned n_fault_rules;
+    unsigned heartbeat_ms, election_min_ms, election_max_ms;
+    uint64_t timing_seq;
+};
+
 struct view_replica {
     char id[LIMIT_ID_BYTES];
     char name[LIMIT_NAME_BYTES];
@@ -92,6 +103,7 @@ struct view_replica {
     bool member; /* in the cluster's configuration, voter or learner */
     bool start_failed; /* --spawn gave it up: it kept exiting right after starting */
     char believes_primary[LIMIT_ID_BYTES];
+    struct view_lab lab;
     int64_t uptime_ms;
     size_t n_peers;
     const struct view_peer *peers;
@@ -119,6 +131,14 @@ struct view {
     unsigned reachable_voters; /* voters the coordinator is connected to */
     bool spawn;                /* a --spawn supervisor runs: POST /api/replicas works */
 
+    /* The fault lab: the faults in force (oldest first), the timing last
+     * asked for, and the timing in force (the primary's, else any
+     * reachable replica's; zeros before any status). */
+    unsigned n_faults;
+    struct lab_fault *faults; /* n_faults, malloc'ed, freed with the view */
+    struct lab_timing timing_asked;
+    unsigned heartbeat_ms, election_min_ms, election_max_ms;
+
     /* Private: the reference count and the lazily rendered JSON. */
     atomic_int refs;
     _Atomic(char *) json;
@@ -139,6 +159,10 @@ void view_release(struct view *v);
 const char *view_json(struct view *v);
 /* The same wrapped for the WebSocket: {"type":"cluster","cluster":...}. */
 const char *view_message(struct view *v);
+
+/* GET /api/faults: {"faults":[...],"timing":{...}} (malloc'ed; NULL only
+ * out of memory). */
+char *view_faults_json(const struct view *v);
 
 /* A replica of the view by id, or NULL. */
 const struct view_replica *view_find(const struct view *v, const char *id);

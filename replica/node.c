@@ -4,7 +4,8 @@
  * Sections: instrumentation (fsync durations, Append round trips), the
  * core's io (send, persist, reply, event), the flush that keeps the
  * durability contract, client calls (request, membership, status, read,
- * subscribe, fail), transport callbacks, life cycle.
+ * subscribe, fail, the fault lab's faults and timing), transport
+ * callbacks, life cycle.
  *
  * One loop iteration = one batch: every frame read in it is fed to the
  * core, then the prepare handle (which runs right before the loop blocks)
@@ -14,7 +15,9 @@
 #include "clock.h"
 #include "logging.h"
 #include "net/codec.h"
+#include "net/traffic.h"
 #include "discovery.h"
+#include "faults.h"
 #include "transport.h"
 #include "storage/wal.h"
 
@@ -77,6 +80,7 @@ struct peer_rtt {
 /* What the node keeps per connection. */
 struct conn_state {
     bool subscribed;
+    bool traffic; /* ... to the protocol messages too */
     struct call *calls;
 };
 
@@ -109,6 +113,13 @@ struct node {
     struct histogram fsync;
     struct peer_rtt rtt[CORE_MAX_MEMBERS];
     uint64_t requests_waiting; /* client requests the core has not answered */
+    /* Protocol messages sent, for subscribers that asked (traffic.h). */
+    struct traffic traffic;
+    unsigned traffic_subs;
+    uv_timer_t traffic_timer;
+    Replicacao__TrafficItem traffic_pb[LIMIT_TRAFFIC_ITEMS];
+    Replicacao__TrafficItem *traffic_ptrs[LIMIT_TRAFFIC_ITEMS];
+    struct traffic_item traffic_keep[LIMIT_TRAFFIC_ITEMS];
 };
 
 static int64_t now_ms(void)
@@ -258,6 +269,9 @@ static void sink_send(struct core_sink *s, const char *to, const struct core_msg
     struct codec_out out;
     if (codec_from_core(&out, n->o.id, m) == 0) {
         conn_queue(c, &out.env);
+        if (n->traffic_subs > 0) {
+            traffic_note(&n->traffic, &out.env, to, clock_wall_ms());
+        }
         codec_out_release(&out);
         if (m->type == CORE_MSG_APPEND) {
             rtt_sent(n, to, m);
@@ -448,6 +462,36 @@ static void queue_if_subscribed(struct conn *c, void *env)
     }
 }
 
+static void queue_if_traffic(struct conn *c, void *env)
+{
+    struct conn_state *cs = conn_get_data(c);
+    if (cs != NULL && cs->traffic) {
+        conn_queue(c, env);
+    }
+}
+
+/* The messages noted since the last batch, to those who asked for them. */
+static void traffic_flush(struct node *n)
+{
+    Replicacao__Traffic t;
+    if (n->traffic_subs == 0 ||
+        !traffic_take(&n->traffic, &t, n->traffic_pb, n->traffic_ptrs, n->traffic_keep)) {
+        return;
+    }
+    Envelope env;
+    wire_init(&env, n->o.id, core_epoch(n->core));
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &t;
+    transport_each_conn(n->t, queue_if_traffic, &env);
+}
+
+static void traffic_timer_cb(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    traffic_flush(n);
+    transport_flush(n->t);
+}
+
 static void sink_event(struct core_sink *s, const struct core_event *ev)
 {
     struct node *n = node_of(s);
@@ -554,6 +598,9 @@ static void disk_failed(struct node *n)
 static void tick_cb(uv_timer_t *timer)
 {
     struct node *n = timer->data;
+    if (transport_paused(n->t)) {
+        return; /* a paused replica's timers fire nothing */
+    }
     update_listed(n);
     core_tick(n->core, now_ms());
 }
@@ -578,6 +625,13 @@ static void flush_cb(uv_prepare_t *prep)
 {
     struct node *n = prep->data;
     int64_t now = now_ms();
+    if (transport_paused(n->t) && !n->stopping) {
+        /* Frozen: only what passes a pause (status answers) leaves. The
+         * core sees the time jump when the pause ends, as after SIGCONT. */
+        uv_timer_stop(&n->tick_timer);
+        transport_flush(n->t);
+        return;
+    }
     core_flush(n->core, now);
     core_run_updates(n->core, now, &n->sink);
     if (n->disk_failed_now) {
@@ -586,6 +640,9 @@ static void flush_cb(uv_prepare_t *prep)
     }
     maybe_compact(n, now);
     update_cluster_id(n);
+    if (n->traffic.every) {
+        traffic_flush(n); /* slow motion: every message as it goes */
+    }
     transport_flush(n->t);
     if (!n->stopping) {
         int64_t delay = core_next_deadline(n->core) - now;
@@ -756,9 +813,78 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     s.storage_errors = st.storage_errors;
     s.disk = n->disk;
     s.resident_bytes = resident_bytes();
+    const struct faults *fs = transport_faults(n->t);
+    Replicacao__FaultRule *rules = calloc(fs->n ? fs->n : 1, sizeof(*rules));
+    Replicacao__FaultRule **rule_ptrs = calloc(fs->n ? fs->n : 1, sizeof(*rule_ptrs));
+    for (unsigned i = 0; rules != NULL && rule_ptrs != NULL && i < fs->n; i++) {
+        const struct fault_rule *fr = &fs->rules[i];
+        replicacao__fault_rule__init(&rules[i]);
+        rules[i].fault_id = fr->fault_id;
+        rules[i].peer = (char *)fr->peer;
+        rules[i].loss = fr->loss;
+        rules[i].delay_ms = fr->delay_ms;
+        rules[i].expires_in_ms = fr->expires_at == 0    ? 0
+                                 : fr->expires_at > now ? (uint32_t)(fr->expires_at - now)
+                                                        : 1;
+        rule_ptrs[i] = &rules[i];
+        s.n_faults = i + 1;
+    }
+    s.faults = rule_ptrs;
+    s.paused_ms = faults_pause_left(fs, now);
+    s.pause_fault_id = s.paused_ms ? fs->pause_fault_id : 0;
+    s.heartbeat_ms = st.heartbeat_ms;
+    s.election_min_ms = st.election_min_ms;
+    s.election_max_ms = st.election_max_ms;
     env.body_case = REPLICACAO__ENVELOPE__BODY_STATUS;
     env.status = &s;
     conn_queue(c, &env);
+    free(rules);
+    free(rule_ptrs);
+}
+
+/* The fault lab: the coordinator's rules for this replica replace those it
+ * held (wire_unpack checked their bounds), and a pause starts, goes on or
+ * ends. The transport carries them out; the next Status shows them. */
+static void handle_set_faults(struct node *n, struct conn *c, const Replicacao__SetFaults *sf)
+{
+    struct faults *fs = transport_faults(n->t);
+    int64_t now = now_ms();
+    faults_clear(fs);
+    for (size_t i = 0; i < sf->n_rules; i++) {
+        const Replicacao__FaultRule *r = sf->rules[i];
+        faults_add(fs, now, r->fault_id, r->peer, r->loss, r->delay_ms, r->expires_in_ms);
+    }
+    faults_pause(fs, now, sf->pause_ms, sf->pause_fault_id);
+    log_info("fault lab: %s sets %zu rule(s)%s", conn_describe(c), sf->n_rules,
+             sf->pause_ms ? ", and a pause" : "");
+    transport_faults_changed(n->t);
+}
+
+/* Slow motion: explicit timeouts, or this replica's own flags times a
+ * factor (1 restores them), in force at once (core_set_timing). */
+static void handle_set_timing(struct node *n, struct conn *c, const Replicacao__SetTiming *st)
+{
+    unsigned hb = st->heartbeat_ms, emin = st->election_min_ms, emax = st->election_max_ms;
+    if (hb == 0) {
+        uint64_t k = st->slow_motion;
+        uint64_t base_hb = n->o.heartbeat_ms ? n->o.heartbeat_ms : 50;
+        uint64_t base_min = n->o.election_min_ms ? n->o.election_min_ms : 300;
+        uint64_t base_max = n->o.election_max_ms > base_min ? n->o.election_max_ms : 2 * base_min;
+        uint64_t cap = LIMIT_RUNTIME_TIMING_MS;
+        hb = (unsigned)(base_hb * k < cap ? base_hb * k : cap);
+        emin = (unsigned)(base_min * k < cap ? base_min * k : cap);
+        emax = (unsigned)(base_max * k < cap ? base_max * k : cap);
+    }
+    core_set_timing(n->core, now_ms(), hb, emin, emax);
+    /* Slower than its own flags: subscribers see every message. What was
+     * summed so far goes first, ahead of the answers to this change. */
+    unsigned own = n->o.heartbeat_ms ? n->o.heartbeat_ms : 50;
+    traffic_flush(n);
+    n->traffic.every = hb > own;
+    struct core_status s;
+    core_get_status(n->core, now_ms(), &s);
+    log_info("fault lab: %s sets the timing: heartbeat %u ms, election timeout [%u, %u) ms",
+             conn_describe(c), s.heartbeat_ms, s.election_min_ms, s.election_max_ms);
 }
 
 static bool read_matches(struct node *n, const struct core_entry *e, int filter)
@@ -953,8 +1079,28 @@ static void on_message(struct transport *t, struct conn *c, const Envelope *env)
     case REPLICACAO__ENVELOPE__BODY_READ_REQUEST:
         handle_read(n, c, env->read_request);
         break;
-    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE:
-        ((struct conn_state *)conn_get_data(c))->subscribed = true;
+    case REPLICACAO__ENVELOPE__BODY_SUBSCRIBE: {
+        struct conn_state *cs = conn_get_data(c);
+        cs->subscribed = true;
+        if (env->subscribe->traffic && !cs->traffic) {
+            cs->traffic = true;
+            n->traffic_subs++;
+        }
+        break;
+    }
+    case REPLICACAO__ENVELOPE__BODY_SET_FAULTS:
+        if (!conn_is_client(c)) {
+            conn_reject(c, "fault rules from a replica");
+            break;
+        }
+        handle_set_faults(n, c, env->set_faults);
+        break;
+    case REPLICACAO__ENVELOPE__BODY_SET_TIMING:
+        if (!conn_is_client(c)) {
+            conn_reject(c, "timing from a replica");
+            break;
+        }
+        handle_set_timing(n, c, env->set_timing);
         break;
     case REPLICACAO__ENVELOPE__BODY_FAIL:
         /* A simulated crash: no flush, no goodbye. What was not fsynced is
@@ -979,6 +1125,9 @@ static void on_closed(struct transport *t, struct conn *c)
     }
     if (!conn_is_client(c)) {
         rtt_cancel(transport_data(t), conn_peer_id(c));
+    }
+    if (cs->traffic) {
+        ((struct node *)transport_data(t))->traffic_subs--;
     }
     while (cs->calls) {
         call_unlink(cs->calls); /* the core still owns the call; freed at reply */
@@ -1009,6 +1158,7 @@ static void transport_closed(struct transport *t)
     struct node *n = transport_data(t);
     close_handle((uv_handle_t *)&n->tick_timer);
     close_handle((uv_handle_t *)&n->disk_timer);
+    close_handle((uv_handle_t *)&n->traffic_timer);
     close_handle((uv_handle_t *)&n->flush_prep);
     close_handle((uv_handle_t *)&n->sig_term);
     close_handle((uv_handle_t *)&n->sig_int);
@@ -1032,6 +1182,7 @@ static void signal_cb(uv_signal_t *sig, int signum)
     flush_cb(&n->flush_prep);
     uv_timer_stop(&n->tick_timer);
     uv_timer_stop(&n->disk_timer);
+    uv_timer_stop(&n->traffic_timer);
     discovery_stop(n->disc, discovery_stopped, NULL);
     transport_close(n->t, transport_closed);
 }
@@ -1129,6 +1280,9 @@ int node_run(const struct node_options *o)
     n->tick_timer.data = n;
     uv_timer_init(&n->loop, &n->disk_timer);
     n->disk_timer.data = n;
+    uv_timer_init(&n->loop, &n->traffic_timer);
+    n->traffic_timer.data = n;
+    uv_timer_start(&n->traffic_timer, traffic_timer_cb, TRAFFIC_EVERY_MS, TRAFFIC_EVERY_MS);
     snprintf(n->disk, sizeof(n->disk), "ok");
     uv_prepare_init(&n->loop, &n->flush_prep);
     n->flush_prep.data = n;

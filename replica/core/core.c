@@ -177,6 +177,27 @@ void core_flush(struct core *c, int64_t now)
     }
 }
 
+/* The one place timeouts are chosen from options, at start and at run time. */
+static void timing_from(struct core_options *o, unsigned hb, unsigned emin, unsigned emax)
+{
+    o->heartbeat_ms = hb ? hb : 50;
+    o->election_min_ms = emin ? emin : 300;
+    o->election_max_ms = emax > o->election_min_ms ? emax : o->election_min_ms * 2;
+}
+
+void core_set_timing(struct core *c, int64_t now, unsigned heartbeat_ms, unsigned election_min_ms,
+                     unsigned election_max_ms)
+{
+    c->now = now;
+    timing_from(&c->o, heartbeat_ms, election_min_ms, election_max_ms);
+    c->timing_since = now;
+    if (c->role == CORE_PRIMARY) {
+        c->heartbeat_deadline = now;
+    } else {
+        reset_election_timer(c, now);
+    }
+}
+
 int64_t core_next_deadline(const struct core *c)
 {
     if (c->role == CORE_PRIMARY) {
@@ -208,10 +229,7 @@ static struct core *core_alloc(const struct core_options *o, int64_t now)
     }
     c->o = *o;
     c->o.random = o->random ? o->random : no_random;
-    c->o.heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 50;
-    c->o.election_min_ms = o->election_min_ms ? o->election_min_ms : 300;
-    c->o.election_max_ms =
-        o->election_max_ms > c->o.election_min_ms ? o->election_max_ms : c->o.election_min_ms * 2;
+    timing_from(&c->o, o->heartbeat_ms, o->election_min_ms, o->election_max_ms);
     c->o.initial_size = o->initial_size ? o->initial_size : 3;
     if (c->o.initial_size > CORE_MAX_MEMBERS) {
         c->o.initial_size = CORE_MAX_MEMBERS;
@@ -457,6 +475,9 @@ void core_get_status(const struct core *c, int64_t now, struct core_status *out)
     out->sessions = (unsigned)c->sessions_len;
     out->cache_bytes = c->cache_bytes;
     out->storage_errors = c->storage_errors;
+    out->heartbeat_ms = c->o.heartbeat_ms;
+    out->election_min_ms = c->o.election_min_ms;
+    out->election_max_ms = c->o.election_max_ms;
     if (c->role == CORE_PRIMARY) {
         out->heartbeat_age_ms = 0;
     } else {

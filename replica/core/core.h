@@ -360,6 +360,9 @@ struct core_status {
     unsigned sessions;         /* client ids remembered */
     size_t cache_bytes;        /* recent entries held in memory */
     uint64_t storage_errors;   /* reads of old entries that failed */
+    unsigned heartbeat_ms;     /* the timing in force */
+    unsigned election_min_ms;
+    unsigned election_max_ms;
 };
 
 struct core;
@@ -446,6 +449,14 @@ void core_storage_resumed(struct core *c, int64_t now);
 bool core_compact(struct core *c, int64_t now, uint64_t keep);
 /* The first entry the log still holds (1 until retention dropped some). */
 uint64_t core_first_index(const struct core *c);
+
+/* New heartbeat and election timeouts (the fault lab's slow motion), in
+ * force at once: a primary heartbeats now and then at the new pace, a
+ * backup's election timer starts over with the new range, and check-quorum
+ * gives acks paced by the old timing one new timeout's grace. 0 for any:
+ * the default (50, 300, 2 x min). */
+void core_set_timing(struct core *c, int64_t now, unsigned heartbeat_ms, unsigned election_min_ms,
+                     unsigned election_max_ms);
 
 /* When core_tick must next be called, at the latest. */
 int64_t core_next_deadline(const struct core *c);

@@ -103,6 +103,7 @@ struct core {
     int64_t election_deadline;
     int64_t heartbeat_deadline;
     int64_t primary_since;
+    int64_t timing_since;       /* the timing last changed (core_set_timing) */
     uint64_t epoch_start_index; /* primary: first entry of its epoch */
 
     /* The log (log.c): entries 1..last. cache[i] holds index

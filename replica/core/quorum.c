@@ -310,7 +310,10 @@ bool votes_won(const struct core *c)
  * election timeout? (dissertation 6.2) */
 bool quorum_fresh(const struct core *c, int64_t now)
 {
-    if (now - c->primary_since < (int64_t)c->o.election_min_ms) {
+    /* A new primary, or a new timing (acks paced by the old heartbeat
+     * cannot be held to a shorter timeout), gets one timeout's grace. */
+    int64_t since = c->primary_since > c->timing_since ? c->primary_since : c->timing_since;
+    if (now - since < (int64_t)c->o.election_min_ms) {
         return true;
     }
     return voters_alive(c, now, NULL) >= quorum(c);

@@ -14,11 +14,17 @@
  *   api_parse_page   == a reference parse of after=/limit=; accepted
  *                    limits within 1..max.
  *   api_parse_replica_id == 1..63 bytes of [A-Za-z0-9._:-], copied.
+ *   lab_parse_fault  (POST /api/faults) accepted: a known kind, valid
+ *                    distinct ids, every number within its bound; refused:
+ *                    a 400 of the API's shape.
+ *   lab_parse_timing (PUT /api/timing) accepted: a factor in range, or
+ *                    heartbeat < election min < max within bounds.
  */
 #include "fuzz_util.h"
 
 #include "api_input.h"
 #include "bounds.h"
+#include "lab.h"
 #include "validate.h"
 
 static void check_error(const struct api_error *err, const char *what)
@@ -110,6 +116,50 @@ static bool ref_id(const char *s, size_t len)
     return true;
 }
 
+/* The fault lab's bodies, on the same bytes. */
+static void check_lab(const char *body, size_t body_len)
+{
+    struct lab_fault f;
+    struct api_error err;
+    memset(&err, 0, sizeof(err));
+    if (lab_parse_fault(body, body_len, &f, &err) == 0) {
+        FUZZ_CHECK(f.kind <= LAB_PAUSE, "fault of kind %d", (int)f.kind);
+        FUZZ_CHECK(f.n_ids >= 1 && f.n_ids <= LIMIT_MEMBERS, "fault naming %u ids", f.n_ids);
+        for (unsigned i = 0; i < f.n_ids; i++) {
+            FUZZ_CHECK(validate_id(f.ids[i]), "fault names \"%s\"", f.ids[i]);
+            for (unsigned j = 0; j < i; j++) {
+                FUZZ_CHECK(strcmp(f.ids[i], f.ids[j]) != 0, "fault names %s twice", f.ids[i]);
+            }
+        }
+        FUZZ_CHECK(f.loss >= 0.0 && f.loss <= 1.0, "loss %g", f.loss);
+        FUZZ_CHECK(f.delay_ms <= LIMIT_FAULT_DELAY_MS, "delay %u", f.delay_ms);
+        FUZZ_CHECK(f.pause_ms <= LIMIT_FAULT_PAUSE_MS, "pause %u", f.pause_ms);
+        FUZZ_CHECK(f.kind != LAB_PAUSE || f.pause_ms >= 1, "pause of 0 ms");
+        FUZZ_CHECK(f.kind != LAB_PARTITION || f.n_groups >= 2, "partition of %u groups",
+                   f.n_groups);
+        FUZZ_CHECK(f.kind != LAB_LINK || f.delay_ms > 0 || f.loss > 0, "a link fault of nothing");
+        FUZZ_CHECK(f.duration_ms <= LIMIT_FAULT_LIFE_MS, "duration %u", f.duration_ms);
+    } else {
+        check_error(&err, "lab_parse_fault");
+        FUZZ_CHECK(err.status == 400 || err.status == 503, "fault refused with %d", err.status);
+    }
+    struct lab_timing t;
+    memset(&err, 0, sizeof(err));
+    if (lab_parse_timing(body, body_len, &t, &err) == 0) {
+        if (t.slow_motion != 0) {
+            FUZZ_CHECK(t.slow_motion <= LIMIT_SLOW_MOTION && t.heartbeat_ms == 0,
+                       "slow motion %u with heartbeat %u", t.slow_motion, t.heartbeat_ms);
+        } else {
+            FUZZ_CHECK(t.heartbeat_ms >= 1 && t.heartbeat_ms < t.election_min_ms &&
+                           t.election_min_ms < t.election_max_ms &&
+                           t.election_max_ms <= LIMIT_RUNTIME_TIMING_MS,
+                       "timing %u %u %u", t.heartbeat_ms, t.election_min_ms, t.election_max_ms);
+        }
+    } else {
+        check_error(&err, "lab_parse_timing");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
@@ -157,6 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(body_len < API_HEAD_MAX + max_data + 1, "still waiting after %zu bytes",
                    body_len);
     }
+
+    check_lab(body, body_len);
 
     /* POST /api/requests */
     struct api_write w;

@@ -285,6 +285,45 @@ static void envelopes(struct buf *stream)
     env.fail = &fail;
     put_envelope("fail", &env, NULL);
 
+    Replicacao__FaultRule rule = REPLICACAO__FAULT_RULE__INIT, *rules[] = {&rule};
+    rule.fault_id = 1;
+    rule.peer = "r2";
+    rule.loss = 0.3;
+    rule.delay_ms = 200;
+    rule.expires_in_ms = 5000;
+    Replicacao__SetFaults sf = REPLICACAO__SET_FAULTS__INIT;
+    sf.rules = rules;
+    sf.n_rules = 1;
+    sf.pause_ms = 3000;
+    sf.pause_fault_id = 2;
+    wire_init(&env, "coordinator", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_FAULTS;
+    env.set_faults = &sf;
+    put_envelope("set_faults", &env, NULL);
+
+    Replicacao__SetTiming timing = REPLICACAO__SET_TIMING__INIT;
+    timing.slow_motion = 10;
+    wire_init(&env, "coordinator", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_TIMING;
+    env.set_timing = &timing;
+    put_envelope("set_timing", &env, NULL);
+
+    Replicacao__TrafficItem titem = REPLICACAO__TRAFFIC_ITEM__INIT, *titems[] = {&titem};
+    titem.type = "append";
+    titem.to = "r2";
+    titem.epoch = 2;
+    titem.bytes = 180;
+    titem.count = 3;
+    titem.entries = 2;
+    titem.granted = 1;
+    Replicacao__Traffic traffic = REPLICACAO__TRAFFIC__INIT;
+    traffic.items = titems;
+    traffic.n_items = 1;
+    wire_init(&env, "r1", 2);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &traffic;
+    put_envelope("traffic", &env, NULL);
+
     Replicacao__Error error = REPLICACAO__ERROR__INIT;
     error.message = "wrong protocol version";
     wire_init(&env, "r1", 0);
@@ -595,6 +634,17 @@ static void http_inputs(void)
     http("write_unicode", "{\"data\":\"caf\xc3\xa9 \\u00e9\\ud83d\\ude00\", \"id\":null}\n", "",
          "r3");
     http("write_bad", "{\"data\":[1,{\"x\":\"\\\"\"}]}", "after=1&after=2", "bad id");
+    /* The fault lab's bodies (POST /api/faults, PUT /api/timing). */
+    http("fault_partition", "{\"kind\":\"partition\",\"groups\":[[\"r1\"],[\"r2\",\"r3\"]]}", "",
+         "r1");
+    http("fault_link",
+         "{\"kind\":\"link\",\"between\":[\"r1\",\"r2\"],\"delay_ms\":200,\"loss\":0.3,"
+         "\"duration_ms\":5000}",
+         "", "r2");
+    http("fault_pause", "{\"kind\":\"pause\",\"replica\":\"r2\",\"ms\":3000}", "", "r2");
+    http("timing_explicit",
+         "{\"heartbeat_ms\":100,\"election_min_ms\":900,\"election_max_ms\":1800}", "", "r1");
+    http("timing_slow", "{\"slow_motion\":10}", "", "r1");
 }
 
 /* ========================================================================

@@ -1626,6 +1626,54 @@ static void test_check_quorum_on_request_between_ticks(void **state)
     assert_int_equal(core_role(a->core), CORE_BACKUP);
 }
 
+/* Slow motion (core_set_timing): a primary heartbeats at once and then at
+ * the new pace, gets one new timeout's grace before check-quorum holds
+ * acks to it, and steps down when that runs out without acks. */
+static void test_set_timing_primary(void **state)
+{
+    struct world *w = *state;
+    struct harness *a = primary_a(w, 1000);
+    tick(a, 1000 + HB);
+    size_t m = mark(a);
+    core_set_timing(a->core, 1100, 10 * HB, 10 * EMIN, 10 * EMAX);
+    assert_int_equal(core_next_deadline(a->core), 1100);
+    tick(a, 1100);
+    assert_non_null(sent(a, m, CORE_MSG_APPEND, "b"));
+    assert_int_equal(core_next_deadline(a->core), 1100 + 10 * HB);
+    struct core_status st;
+    core_get_status(a->core, 1100, &st);
+    assert_int_equal(st.heartbeat_ms, 10 * HB);
+    assert_int_equal(st.election_min_ms, 10 * EMIN);
+    assert_int_equal(st.election_max_ms, 10 * EMAX);
+    /* No ack since 1000: the old window would have ended at 1000 + EMIN. */
+    for (int64_t t = 1100; t < 1100 + 10 * EMIN; t += 10 * HB) {
+        tick(a, t);
+        assert_int_equal(core_role(a->core), CORE_PRIMARY);
+    }
+    tick(a, 1100 + 10 * EMIN);
+    assert_int_equal(core_role(a->core), CORE_BACKUP);
+}
+
+/* A backup's election timer starts over in the new range; 0 restores the
+ * defaults. */
+static void test_set_timing_backup(void **state)
+{
+    struct world *w = *state;
+    struct harness *b = backup_b(w, 0, 1000);
+    core_set_timing(b->core, 2000, 100, 1000, 2000);
+    int64_t d = core_next_deadline(b->core);
+    assert_in_range(d, 3000, 3999);
+    tick(b, 2000 + EMAX); /* the old timeout would have fired by now */
+    assert_int_equal(core_role(b->core), CORE_BACKUP);
+    core_set_timing(b->core, 2000 + EMAX, 0, 0, 0);
+    struct core_status st;
+    core_get_status(b->core, 2000 + EMAX, &st);
+    assert_int_equal(st.heartbeat_ms, 50);
+    assert_int_equal(st.election_min_ms, 300);
+    assert_int_equal(st.election_max_ms, 600);
+    assert_in_range(core_next_deadline(b->core), 2000 + EMAX + 300, 2000 + EMAX + 599);
+}
+
 /* ========================================================================
  * 8. Client requests
  * ====================================================================== */
@@ -2632,6 +2680,8 @@ int main(void)
         T(test_check_quorum_steps_down),
         T(test_check_quorum_counts_from_last_ack),
         T(test_check_quorum_on_request_between_ticks),
+        T(test_set_timing_primary),
+        T(test_set_timing_backup),
         T(test_request_on_backup_names_primary),
         T(test_request_rejected),
         T(test_retry_while_pending_appends_once),

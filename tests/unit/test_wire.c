@@ -9,6 +9,7 @@
  * not know, no body at all, an over-long sender id. Leaks on the refusal
  * paths are caught by LeakSanitizer in the sanitizer build.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "bounds.h"
 #include "frame.h"
 #include "wire.h"
 
@@ -728,6 +730,161 @@ static void test_trip_install_snapshot(void **state)
     }
 }
 
+/* Packed env must be refused with a reason naming `part`. */
+static void expect_env_refused(Envelope *env, const char *part)
+{
+    size_t len;
+    uint8_t *buf = pack_payload(env, &len);
+    expect_refused(buf, len, part);
+    free(buf);
+}
+
+/* The fault lab's rules: bounds on every field, NaN loss and too many
+ * rules refused. */
+static void test_set_faults(void **state)
+{
+    Envelope env;
+    Replicacao__SetFaults sf;
+    Replicacao__FaultRule r, *rp = &r;
+
+    wire_init(&env, "coordinator", 0);
+    replicacao__set_faults__init(&sf);
+    replicacao__fault_rule__init(&r);
+    r.fault_id = 3;
+    r.peer = "r2";
+    r.loss = 0.25;
+    r.delay_ms = LIMIT_FAULT_DELAY_MS;
+    r.expires_in_ms = LIMIT_FAULT_LIFE_MS;
+    sf.rules = &rp;
+    sf.n_rules = 1;
+    sf.pause_ms = LIMIT_FAULT_PAUSE_MS;
+    sf.pause_fault_id = 4;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_FAULTS;
+    env.set_faults = &sf;
+
+    Envelope *out = trip(&env, "set_faults");
+    assert_int_equal(out->set_faults->n_rules, 1);
+    assert_string_equal(out->set_faults->rules[0]->peer, "r2");
+    assert_true(out->set_faults->rules[0]->loss == 0.25);
+    assert_int_equal(out->set_faults->pause_ms, LIMIT_FAULT_PAUSE_MS);
+    wire_free(out);
+
+    double losses[] = {-0.1, 1.5, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof losses / sizeof losses[0]; i++) {
+        r.loss = losses[i];
+        expect_env_refused(&env, "fault rule");
+    }
+    r.loss = 1;
+    r.delay_ms = LIMIT_FAULT_DELAY_MS + 1;
+    expect_env_refused(&env, "fault rule");
+    r.delay_ms = 0;
+    r.peer = "no spaces";
+    expect_env_refused(&env, "fault rule");
+    r.peer = "r2";
+    r.expires_in_ms = LIMIT_FAULT_LIFE_MS + 1;
+    expect_env_refused(&env, "fault rule");
+    r.expires_in_ms = 0;
+    sf.pause_ms = LIMIT_FAULT_PAUSE_MS + 1;
+    expect_env_refused(&env, "pause");
+    sf.pause_ms = 0;
+
+    /* One rule too many. */
+    Replicacao__FaultRule **many = calloc(LIMIT_FAULT_RULES + 1, sizeof(*many));
+    for (size_t i = 0; i <= LIMIT_FAULT_RULES; i++) {
+        many[i] = &r;
+    }
+    sf.rules = many;
+    sf.n_rules = LIMIT_FAULT_RULES + 1;
+    expect_env_refused(&env, "limit");
+    sf.n_rules = LIMIT_FAULT_RULES;
+    out = trip(&env, "set_faults");
+    wire_free(out);
+    free(many);
+}
+
+static void test_set_timing(void **state)
+{
+    Envelope env;
+    Replicacao__SetTiming t;
+
+    wire_init(&env, "coordinator", 0);
+    replicacao__set_timing__init(&t);
+    t.slow_motion = 10;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_SET_TIMING;
+    env.set_timing = &t;
+    Envelope *out = trip(&env, "set_timing");
+    assert_int_equal(out->set_timing->slow_motion, 10);
+    wire_free(out);
+
+    t.slow_motion = 0;
+    t.heartbeat_ms = 100;
+    t.election_min_ms = 1000;
+    t.election_max_ms = 2000;
+    out = trip(&env, "set_timing");
+    assert_int_equal(out->set_timing->election_max_ms, 2000);
+    wire_free(out);
+
+    /* Out of order, out of range, both kinds, or neither. */
+    unsigned bad[][4] = {
+        {100, 100, 2000, 0},  {100, 1000, 1000, 0}, {100, 1000, LIMIT_RUNTIME_TIMING_MS + 1, 0},
+        {100, 1000, 2000, 2}, {0, 0, 0, 0},         {0, 0, 0, LIMIT_SLOW_MOTION + 1},
+        {0, 1000, 0, 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t.heartbeat_ms = bad[i][0];
+        t.election_min_ms = bad[i][1];
+        t.election_max_ms = bad[i][2];
+        t.slow_motion = bad[i][3];
+        expect_env_refused(&env, "set timing");
+    }
+}
+
+/* The protocol messages a replica reports: bounded batch, valid peers. */
+static void test_traffic(void **state)
+{
+    Envelope env;
+    Replicacao__Traffic t;
+    Replicacao__TrafficItem it, *ip = &it;
+
+    wire_init(&env, "r1", 3);
+    replicacao__traffic__init(&t);
+    replicacao__traffic_item__init(&it);
+    it.type = "append";
+    it.to = "r2";
+    it.epoch = 3;
+    it.bytes = 120;
+    it.count = 2;
+    it.entries = 1;
+    t.items = &ip;
+    t.n_items = 1;
+    t.dropped = 4;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_TRAFFIC;
+    env.traffic = &t;
+    Envelope *out = trip(&env, "traffic");
+    assert_int_equal(out->traffic->n_items, 1);
+    assert_string_equal(out->traffic->items[0]->to, "r2");
+    assert_int_equal(out->traffic->dropped, 4);
+    wire_free(out);
+
+    it.to = "";
+    expect_env_refused(&env, "traffic item");
+    it.to = "r2";
+    it.type = "";
+    expect_env_refused(&env, "traffic item");
+    it.type = "append";
+    it.epoch = LIMIT_COUNTER_MAX + 1;
+    expect_env_refused(&env, "traffic item");
+    it.epoch = 3;
+    Replicacao__TrafficItem **many = calloc(LIMIT_TRAFFIC_ITEMS + 1, sizeof(*many));
+    for (size_t i = 0; i <= LIMIT_TRAFFIC_ITEMS; i++) {
+        many[i] = &it;
+    }
+    t.items = many;
+    t.n_items = LIMIT_TRAFFIC_ITEMS + 1;
+    expect_env_refused(&env, "limit");
+    free(many);
+}
+
 /* Runs after the round trips: a message type added to the proto without a
  * round trip here fails this test rather than going untested. */
 static void test_every_body_type_tripped(void **state)
@@ -745,7 +902,7 @@ static void test_every_body_type_tripped(void **state)
             fail_msg("body %s (field %u) has no round-trip test", f->name, f->id);
         }
     }
-    assert_int_equal(oneof_fields, 19);
+    assert_int_equal(oneof_fields, 22);
 }
 
 /* ------------------------------------------------------------------------
@@ -899,7 +1056,7 @@ static void test_unknown_message_type_refused(void **state)
     expect_refused(buf, n, "message type");
 
     /* The first free number after the oneof, and a varint-typed one. */
-    n = encode_unknown_body(buf, 33, 2);
+    n = encode_unknown_body(buf, 36, 2);
     expect_refused(buf, n, "message type");
     n = encode_unknown_body(buf, 16, 0);
     expect_refused(buf, n, "message type");
@@ -1040,6 +1197,9 @@ int main(void)
         cmocka_unit_test(test_trip_remove_member),
         cmocka_unit_test(test_trip_force_config),
         cmocka_unit_test(test_trip_install_snapshot),
+        cmocka_unit_test(test_set_faults),
+        cmocka_unit_test(test_set_timing),
+        cmocka_unit_test(test_traffic),
         cmocka_unit_test(test_every_body_type_tripped),
         cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_truncated_envelope_refused),
