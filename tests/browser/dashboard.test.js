@@ -7,7 +7,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { Coordinator, getJson, launchBrowser, openDashboard, screenshot, waitFor } = require('./lib/harness');
+const { Coordinator, getJson, launchBrowser, openDashboard, pageErrors, screenshot, waitFor } = require('./lib/harness');
 
 const coord = new Coordinator('dashboard');
 let browser;
@@ -235,7 +235,7 @@ describe('dashboard against a live coordinator', { timeout: 240000 }, () => {
     assert.ok(boxes[1].top >= boxes[0].bottom, 'details stack under the cluster');
     await page.setViewportSize({ width: 1280, height: 800 });
 
-    assert.deepEqual(page.errors, [], 'no page errors');
+    assert.deepEqual(pageErrors(page), [], 'no page errors');
     assert.deepEqual(page.external, [], 'no request leaves the coordinator');
   });
 });
