@@ -374,7 +374,7 @@
     const name = `${shortName(d, cap, strip)} · ${gone ? incidentText(inc) : roleWord(d, kind)}`;
     let meta;
     const pz = state.past === null ? pausedFault(d.id) : null;
-    if (pz) meta = `⏸ paused${pz.ms ? ` ${fmtDuration(pz.ms)}` : ''}`;
+    if (pz) meta = `paused${pz.ms ? ` for ${fmtDuration(pz.ms)}` : ''}`;
     else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
     else if (gone && d.start_failed) meta = 'crashed at start · not restarted';
     else if (gone) meta = inc.since ? `since ${fmtClock(inc.since)}${inc.what === 'frozen' ? ' · not answering' : d.status === 'failed' ? ' · restarting…' : ''}` : inc.what;
@@ -1507,6 +1507,9 @@
     removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
     disk_full: ['⛁', 'bad'], disk_ok: ['⛁', 'good'],
     joined_view: ['◌', 'info'],
+    fault_started: ['⚡', 'warn'], fault_added: ['⚡', 'warn'], fault: ['⚡', 'warn'],
+    fault_healed: ['✓', 'good'], fault_expired: ['✓', 'good'], fault_removed: ['✓', 'good'],
+    timing: ['⏱', 'info'], timing_changed: ['⏱', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));
@@ -1558,6 +1561,12 @@
       case 'request_committed': return [b(rq.data), ' committed at ', b(`#${show(rq.index ?? ev.index)}`), ' by ', b(rq.primary ? replicaName(rq.primary) : rep)];
       case 'request_failed': return ['request ', b(rq.data), ' failed'];
       case 'local_lost': return ['connection to the coordinator lost'];
+      case 'fault_started': case 'fault_added': case 'fault':
+        return ['fault: ', b(ev.fault && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : ev.type)];
+      case 'fault_healed': case 'fault_expired': case 'fault_removed':
+        return [ev.type === 'fault_expired' ? 'fault expired: ' : 'fault healed: ',
+          b(ev.fault && ev.fault.kind && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : (ev.fault && ev.fault.id) || '')];
+      case 'timing': case 'timing_changed': return ['timing: ', b(ev.timing && ev.timing.heartbeat_ms ? `heartbeat ${ev.timing.heartbeat_ms} ms` : ev.detail || 'changed')];
       case 'local_back': return ['reconnected; state resynced from a fresh snapshot'];
       default: return [b(ev.type), who ? ` · ${who}` : ''];
     }

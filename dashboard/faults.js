@@ -174,5 +174,5 @@
    * the list is asked for again rather than patched. */
   function fromStream() { refresh(); }
 
-  window.ReplFaults = { init, refresh, fromStream, active: () => faults };
+  window.ReplFaults = { init, refresh, fromStream, describe: (f) => (o ? describe(f) : f.kind), active: () => faults };
 })();

@@ -141,11 +141,12 @@
     }
     const fresh = [];
     for (const e of h.entries) {
+      // Events and snapshots share one numbering: what is not above the last seen, we have.
+      if (typeof e.seq === 'number') { if (e.seq <= lastSeq) continue; lastSeq = e.seq; }
       if (e.type === 'snapshot') {
-        if (marks.some((m) => m.snap && m.seq === e.seq)) continue;
         push({ t: e.time_ms, seq: e.seq, snap: e });
         observe(e, e.time_ms);
-      } else if (e.type === 'event' && ingestEvent(e.event, e.seq)) {
+      } else if (e.type === 'event' && ingestEvent(e.event)) {
         fresh.push(e.event);
       }
     }
@@ -171,7 +172,11 @@
     const id = ev.subject || ev.replica;
     const r = id && st.byId.get(id);
     const what = failureOf(ev);
-    if (r && what) { r.status = ev.type === 'failed' || what === 'failed' ? 'failed' : 'down'; r.what = what; }
+    if (r && what) {
+      if (!r.what) r.wasRole = r.role;   // what it was when it went: a killed primary stays "primary, killed"
+      r.status = ev.type === 'failed' || what === 'failed' ? 'failed' : 'down';
+      r.what = weight(what) >= weight(r.what || '') ? what : r.what;
+    }
     if (r && ev.type === 'up') { r.status = 'up'; r.what = null; }
     if (ev.type === 'elected' && r) {
       for (const o of st.byId.values()) if (o !== r && o.role === 'primary' && (o.epoch || 0) < ev.epoch) o.role = 'backup';
@@ -200,7 +205,11 @@
     const st = fromSnapshot(marks[si].snap);
     for (let i = si + 1; i < marks.length && marks[i].t <= t; i++) {
       if (marks[i].ev) applyEvent(st, marks[i].ev);
-      else if (marks[i].snap) { const n = fromSnapshot(marks[i].snap); Object.assign(st, n); }
+      else if (marks[i].snap) {
+        const n = fromSnapshot(marks[i].snap);
+        for (const [id, r] of n.byId) { const o = st.byId.get(id); if (o && o.what && r.status !== 'up') { r.what = o.what; r.wasRole = o.wasRole; } }
+        Object.assign(st, n);
+      }
     }
     const voters = st.voters || [];
     const replicas = [...st.byId.values()];
@@ -229,7 +238,7 @@
         const key = `${cls}|${r.epoch}|${r.what || ''}`;
         const last = lane.segs[lane.segs.length - 1];
         if (last && last.key === key && last.t1 >= a) last.t1 = b;
-        else lane.segs.push({ key, t0: a, t1: b, cls, role: r.role, status: r.status, epoch: r.epoch, what: r.what });
+        else lane.segs.push({ key, t0: a, t1: b, cls, role: r.what ? r.wasRole || r.role : r.role, status: r.status, epoch: r.epoch, what: r.what });
       }
     };
     for (const m of marks) {
@@ -238,7 +247,7 @@
       if (m.snap) {
         const n = fromSnapshot(m.snap);
         // What events said about a replica that is still not up (why it went) stays.
-        if (st) for (const [id, r] of n.byId) { const o = st.byId.get(id); if (o && o.what && r.status !== 'up') r.what = o.what; }
+        if (st) for (const [id, r] of n.byId) { const o = st.byId.get(id); if (o && o.what && r.status !== 'up') { r.what = o.what; r.wasRole = o.wasRole; } }
         st = n;
       } else if (st) applyEvent(st, m.ev);
       at = m.t;
