@@ -91,14 +91,35 @@ describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, (
     const backup = c.replicas.find((r) => r.id !== c.primary).id;
     const pid = coord.replicaPid(backup);
     assert.ok(pid, `pid of ${backup}`);
+    // Its details first, while it answers.
+    await page.click(`${node(backup)} .body`);
+    await waitFor('its synced list', async () => /^\d/.test(await page.textContent('#details [data-k="scount"]')));
+    // A backup tracks no match index and hears only from the primary: no "0 / never".
+    const peers = await waitFor('its peers', async () => {
+      const rows = await page.$$eval('#details [data-k="peers"] tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+      return rows.length === 2 ? rows : null;
+    });
+    for (const row of peers) {
+      assert.equal(row[3], '—', `match of ${row[0]}`);
+      assert.notEqual(row[4], 'never', `last seen of ${row[0]}`);
+    }
     process.kill(pid, 'SIGSTOP');
     try {
       await waitFor('"2/3 up · 1 frozen"', async () => /^2\/3 up · 1 frozen$/.test(await page.textContent('#stat-replicas')), { timeoutMs: 10000 });
       assert.match(await page.textContent('#stat-majority'), /needs 2 of 3 — has 2/);
       await waitFor('the frozen circle labelled', async () => /frozen/.test(await page.getAttribute(node(backup), 'data-incident') || ''));
+      // The details say what is known and from when, and the tiles agree with the lists.
+      await waitFor('the details note', () => page.isVisible('#details [data-k="known"]'));
+      assert.match(await page.textContent('#details [data-k="known"]'), new RegExp(`${backup} is backup, frozen since .*what it reported last, at`));
+      for (const [tile, count] of [['synced', 'scount'], ['processed', 'pcount']]) {
+        const t = await page.textContent(`#details dd[data-k="${tile}"]`);
+        const c = await page.textContent(`#details [data-k="${count}"]`);
+        assert.equal(t, c.replace(/^\d+ of /, ''), `${tile}: tile ${t}, list ${c}`);
+      }
     } finally {
       process.kill(pid, 'SIGCONT');
     }
+    await page.click('#details button[aria-label="Close details"]');
     await waitFor('3/3 up again', async () => (await page.textContent('#stat-replicas')) === '3/3 up', { timeoutMs: 10000 });
   });
 
