@@ -129,18 +129,27 @@ describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, (
     await sleep(1200);   // a stretch of "first is primary" on the timeline to scrub back to
     const pid = coord.replicaPid(first);
     assert.ok(pid);
-    process.kill(pid, 'SIGKILL');
     const sel = node(first);
-    await waitFor('the killed primary labelled', async () => (await page.getAttribute(sel, 'data-incident')) === 'primary, killed', { timeoutMs: 10000 });
-    assert.match(await page.textContent(`${sel} .label-name`), /primary, killed/);
-    // red (--failed) once the fill's transition is over, while it is down
-    await waitFor('a red circle', async () => (await page.$eval(`${sel} .body`, (e) => getComputedStyle(e).fill)) === 'rgb(185, 28, 28)', { timeoutMs: 3000 });
+    // Every state its circle goes through (the red stretch lasts under a second: the
+    // supervisor restarts it), recorded in the page so no poll can miss it.
+    await page.$eval(sel, (g) => {
+      window.__seen = [];
+      new MutationObserver(() => window.__seen.push([g.dataset.incident, getComputedStyle(g.querySelector('.body')).fill,
+        g.querySelector('.label-name').textContent])).observe(g, { attributes: true, subtree: true, childList: true, characterData: true });
+    });
+    process.kill(pid, 'SIGKILL');
+    const seen = await waitFor('the killed primary red and labelled', () => page.evaluate(() => {
+      const hit = window.__seen.find(([inc, fill]) => inc === 'primary, killed' && fill === 'rgb(185, 28, 28)');
+      return hit ? hit[2] : null;
+    }), { timeoutMs: 10000 });
+    assert.match(seen, /primary, killed/);
     const c2 = await coord.waitForPrimary();
     second = c2.primary;
     assert.notEqual(second, first);
     // The supervisor restarts it within a second: it is shown as having been killed for a while longer.
     await waitFor(`${first} up again`, async () => (await getJson(`${coord.url}/api/cluster`)).replicas.some((r) => r.id === first && r.status === 'up' && r.answering !== false));
     assert.ok(/killed/.test(await page.getAttribute(sel, 'data-incident') || ''), 'still marked just after it is back');
+    await waitFor('"was killed" once back', async () => /was killed · back in/.test(await page.textContent(`${sel} .label-meta`)));
     await screenshot(page, 'lab-killed-1280x800');
     // The timeline keeps the red band, labelled in its tooltip.
     const bands = await page.$$eval(`#scrub-card g.lane[data-id="${first}"] g.band.cls-failed title`, (ts) => ts.map((t) => t.textContent));
