@@ -1344,7 +1344,7 @@
       li.dataset.index = info.index; li.dataset.epoch = info.epoch; li.dataset.primary = info.primary;
       parts.push(h('span', { class: 'chip-where' }, 'committed at ', h('b', null, `#${show(info.index)}`), ` · epoch ${show(info.epoch)} · by `,
         h('b', { title: info.primary ? `id ${info.primary}` : null }, show(info.primary ? replicaName(info.primary) : info.primary)),
-        info.failed ? h('span', { class: 'chip-fault' }, ` (${info.failed} failed first)`) : null));
+        info.failed ? h('span', { class: 'chip-fault' }, ` (${replicaName(info.failed)} failed first)`) : null));
     } else {
       parts.push(h('span', { class: 'chip-where', title: info.error }, info.error));
       if (info.retry) {
@@ -1381,7 +1381,7 @@
     const res = await api('POST', '/api/requests', body, CFG.requestTimeoutMs);
     if (res.ok && res.body) {
       paintChip(li, req, 'committed', res.body);
-      if (res.body.failed) toast(`${res.body.failed} failed; ${res.body.primary} processed ${req.data} at #${res.body.index}`);
+      if (res.body.failed) toast(`${replicaName(res.body.failed)} failed; ${replicaName(res.body.primary)} processed ${req.data} at #${res.body.index}`);
     } else {
       const m = (res.body && res.body.error && res.body.error.message) || res.error;
       let error = `${res.status ? `${res.status}: ` : ''}${m}`;
@@ -1405,8 +1405,8 @@
   async function failReplica(id) {
     if (!id) return;
     const res = await api('POST', `/api/replicas/${encodeURIComponent(id)}/fail`);
-    if (res.ok) toast(`${(res.body && res.body.failed) || id} failed on purpose; the supervisor restarts it`);
-    else toast(`Could not fail ${id}: ${res.error}`, true);
+    if (res.ok) toast(`${replicaName((res.body && res.body.failed) || id)} failed on purpose; the supervisor restarts it`);
+    else toast(`Could not fail ${replicaName(id)}: ${res.error}`, true);
   }
 
   /* The API's own words for a refused call: "message (409 no_quorum)". */
@@ -1492,7 +1492,7 @@
 
   async function failPrimary() {
     const res = await api('POST', '/api/primary/fail');
-    if (res.ok) toast(`primary ${(res.body && res.body.failed) || ''} failed on purpose; watch the election`);
+    if (res.ok) toast(`primary ${res.body && res.body.failed ? replicaName(res.body.failed) : ''} failed on purpose; watch the election`);
     else toast(`Could not fail the primary: ${res.error}`, true);
   }
 

@@ -212,6 +212,7 @@
       ? `live · ${H.size()} recorded events and snapshots · drag on the lanes to go back`
       : `showing ${fmtMs(cursor)} (${dur(Date.now() - cursor)} ago)`;
     if (status.textContent !== txt) status.textContent = txt;
+    svg.attr('aria-valuetext', cursor === null ? 'live' : fmtMs(cursor));
     svg.attr('aria-label', `Timeline from ${fmt(new Date(from))} to ${fmt(new Date(to))}: ${lanes.length} replicas; ${fos.length} failovers. ${txt}. Arrow keys move the cursor, End returns to live.`);
   }
 
