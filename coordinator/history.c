@@ -108,8 +108,14 @@ static char *recorded_event(const char *msg, size_t len)
     cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "event");
     cJSON *req = cJSON_GetObjectItemCaseSensitive(ev, "request");
     cJSON *data = cJSON_GetObjectItemCaseSensitive(req, "data");
-    if (cJSON_IsString(data) && strlen(data->valuestring) > HISTORY_DATA_CHARS) {
-        data->valuestring[HISTORY_DATA_CHARS] = '\0';
+    if (cJSON_IsString(data) && strlen(data->valuestring) > HISTORY_DATA_BYTES) {
+        /* At a character's first byte: a WebSocket text frame must be valid
+         * UTF-8, or the browser drops the connection. */
+        size_t cut = HISTORY_DATA_BYTES;
+        while (cut > 0 && ((unsigned char)data->valuestring[cut] & 0xC0) == 0x80) {
+            cut--;
+        }
+        data->valuestring[cut] = '\0';
         cJSON_AddBoolToObject(req, "data_cut", true);
     }
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;

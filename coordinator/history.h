@@ -14,7 +14,8 @@
  * connect and the live stream can drop what it already has.
  *
  * Memory: at most `capacity` entries of at most HISTORY_ENTRY_MAX_BYTES
- * each (a request's data is cut to HISTORY_DATA_CHARS characters), plus
+ * each (a request's data is cut to at most HISTORY_DATA_BYTES bytes, whole
+ * characters), plus
  * the last failover kept apart so that a flood of requests cannot push it
  * out.
  */
@@ -29,7 +30,7 @@
 #define HISTORY_DEFAULT_EVENTS    4000
 #define HISTORY_MAX_EVENTS        1000000
 #define HISTORY_ENTRY_MAX_BYTES   16384
-#define HISTORY_DATA_CHARS        200
+#define HISTORY_DATA_BYTES        200
 #define HISTORY_SNAPSHOT_EVERY_MS 5000
 #define HISTORY_SNAPSHOT_MIN_MS   100
 

@@ -1,6 +1,8 @@
 """The coordinator's bounded history of events and snapshots
 (GET /api/history, and the `history` message a WebSocket client gets on
 connect): what a reloaded dashboard rebuilds its timeline from."""
+import os
+import signal
 import time
 import unittest
 import uuid
@@ -74,6 +76,41 @@ class HistoryTests(CoordinatorTestCase):
         self.assertTrue(got)
         self.assertLess(len(got[-1]["event"]["request"]["data"]), 1000)
         self.assertTrue(got[-1]["event"]["request"].get("data_cut"))
+
+    def test_cut_keeps_whole_characters(self):
+        """Cut at a byte count, data in two-byte characters must stay valid
+        UTF-8 (the history is a WebSocket text frame too)."""
+        data = "x" + "é" * 3000   # odd: the byte limit falls inside a character
+        self.post(data)
+        time.sleep(0.3)
+        raw = self.co.get("/api/history").body
+        raw.decode("utf-8")  # strict: raises on a split character
+        got = [e for e in entries_of(self.history(), "event", "request_committed")
+               if e["event"]["request"].get("data", "").startswith("xé")]
+        self.assertTrue(got)
+        cut = got[-1]["event"]["request"]["data"]
+        self.assertTrue(set(cut[1:]) == {"é"} and len(cut.encode()) <= 200, cut)
+
+    def test_frozen_replica_is_not_answering(self):
+        """A SIGSTOPped replica keeps its connection (status "up") but stops
+        answering: `answering` turns false and `status_age_ms` grows, which
+        is what the dashboard counts as up."""
+        c = self.co.cluster()
+        backup = next(r["id"] for r in c["replicas"] if r["id"] != c["primary"])
+        pid = self.co.replica_pids()[backup]
+        for r in c["replicas"]:
+            self.assertTrue(r["answering"], r)
+            self.assertLess(r["status_age_ms"], 1000, r)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            def frozen(c):
+                return next((r for r in c["replicas"] if r["id"] == backup and r["status"] == "up"
+                             and not r["answering"]), None)
+            r = frozen(self.co.wait_for(frozen, 5, f"{backup} up but not answering"))
+            self.assertGreater(r["status_age_ms"], 900)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.co.wait_for(lambda c: all(r["answering"] for r in c["replicas"]), 5, "all answering again")
 
     def test_websocket_gets_history_then_numbered_live_events(self):
         data = f"before-{uuid.uuid4().hex[:8]}"
