@@ -166,7 +166,7 @@ static char *snapshot_of(struct history *h, const char *json, size_t len, int64_
         cJSON_Delete(root);
         return NULL;
     }
-    /* The shape: primary, then id/role/status/epoch of each. */
+    /* The shape: primary, then id/role/status/epoch/answering of each. */
     size_t cap = 256, used = 0;
     char *shape = malloc(cap);
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(c, "primary");
@@ -183,7 +183,8 @@ static char *snapshot_of(struct history *h, const char *json, size_t len, int64_
     cJSON_ArrayForEach(r, reps)
     {
         cJSON *o = cJSON_CreateObject();
-        const char *keep[] = {"id", "name", "role", "status", "epoch", "commit_index", "voter"};
+        const char *keep[] = {"id",    "name",         "role",  "status",
+                              "epoch", "commit_index", "voter", "answering"};
         for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
             copy_field(o, r, keep[i]);
         }
@@ -192,11 +193,13 @@ static char *snapshot_of(struct history *h, const char *json, size_t len, int64_
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(r, "role");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "status");
         const cJSON *ep = cJSON_GetObjectItemCaseSensitive(r, "epoch");
+        const cJSON *ans = cJSON_GetObjectItemCaseSensitive(r, "answering");
         char one[LIMIT_ID_BYTES + 64];
-        int k = snprintf(
-            one, sizeof(one), "%s/%s/%s/%.0f;", cJSON_IsString(id) ? id->valuestring : "",
-            cJSON_IsString(role) ? role->valuestring : "",
-            cJSON_IsString(st) ? st->valuestring : "", cJSON_IsNumber(ep) ? ep->valuedouble : 0);
+        int k = snprintf(one, sizeof(one), "%s/%s/%s/%.0f/%d;",
+                         cJSON_IsString(id) ? id->valuestring : "",
+                         cJSON_IsString(role) ? role->valuestring : "",
+                         cJSON_IsString(st) ? st->valuestring : "",
+                         cJSON_IsNumber(ep) ? ep->valuedouble : 0, !cJSON_IsFalse(ans));
         if (k > 0 && shape != NULL) {
             size_t add = (size_t)k < sizeof(one) ? (size_t)k : sizeof(one) - 1;
             if (used + add + 1 > cap) {

@@ -7,8 +7,8 @@
  * WebSocket: every message published passes through history_publish, which
  * keeps every event (whatever its type: new kinds are recorded without a
  * change here) and a compact snapshot of the cluster whenever a replica's
- * role, status or epoch changes (at most every HISTORY_SNAPSHOT_MIN_MS) or
- * HISTORY_SNAPSHOT_EVERY_MS passed, in one ring of at most `capacity`
+ * role, status, epoch or answering changes (at most every
+ * HISTORY_SNAPSHOT_MIN_MS) or HISTORY_SNAPSHOT_EVERY_MS passed, in one ring of at most `capacity`
  * entries, oldest dropped first. Each entry is numbered (`seq`); the live
  * message carries the same number, so a client that gets the history on
  * connect and the live stream can drop what it already has.

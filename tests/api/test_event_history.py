@@ -108,6 +108,13 @@ class HistoryTests(CoordinatorTestCase):
                              and not r["answering"]), None)
             r = frozen(self.co.wait_for(frozen, 5, f"{backup} up but not answering"))
             self.assertGreater(r["status_age_ms"], 900)
+            # The history keeps it, so a reloaded timeline shows the frozen stretch.
+            # (published with the next cluster message: paced, so not at once)
+            deadline = time.monotonic() + 3
+            while not any(x["id"] == backup and x["answering"] is False
+                          for sn in entries_of(self.history(), "snapshot") for x in sn["replicas"]):
+                self.assertLess(time.monotonic(), deadline, "no snapshot with it frozen")
+                time.sleep(0.05)
         finally:
             os.kill(pid, signal.SIGCONT)
         self.co.wait_for(lambda c: all(r["answering"] for r in c["replicas"]), 5, "all answering again")

@@ -65,6 +65,7 @@ async function pageProblems() {
 describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, () => {
   let first;      // the first primary
   let second;     // the one elected after it was killed
+  let frozen;     // the backup that was SIGSTOPped
 
   before(async () => {
     await coord.start();
@@ -89,6 +90,7 @@ describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, (
     await waitFor('majority with 3', async () => /needs 2 of 3 — has 3/.test(await page.textContent('#stat-majority')));
     const c = await getJson(`${coord.url}/api/cluster`);
     const backup = c.replicas.find((r) => r.id !== c.primary).id;
+    frozen = backup;
     const pid = coord.replicaPid(backup);
     assert.ok(pid, `pid of ${backup}`);
     // Its details first, while it answers.
@@ -169,6 +171,8 @@ describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, (
     assert.ok(after.some((t) => /curl-/.test(t)), 'the curl request is listed');
     const red = await page.$$(`#scrub-card g.lane[data-id="${first}"] g.band.cls-failed`);
     assert.ok(red.length > 0, 'the red band survives the reload');
+    const frozenBands = await page.$$eval(`#scrub-card g.lane[data-id="${frozen}"] g.band.cls-failed title`, (ts) => ts.map((t) => t.textContent));
+    assert.ok(frozenBands.some((t) => /frozen/.test(t)), `the frozen stretch of ${frozen} after the reload: ${frozenBands.join(' | ')}`);
   });
 
   it('scrubs back to before the failover: the ring shows the earlier primary', async () => {
