@@ -183,8 +183,8 @@ static char *snapshot_of(struct history *h, const char *json, size_t len, int64_
     cJSON_ArrayForEach(r, reps)
     {
         cJSON *o = cJSON_CreateObject();
-        const char *keep[] = {"id",    "name",         "role",  "status",
-                              "epoch", "commit_index", "voter", "answering"};
+        const char *keep[] = {"id",           "name",  "role",      "status",       "epoch",
+                              "commit_index", "voter", "answering", "status_age_ms"};
         for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
             copy_field(o, r, keep[i]);
         }

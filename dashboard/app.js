@@ -136,7 +136,7 @@
   function isUp(r) { return r && r.status === 'up'; }
   /* Up and answering its status polls: a frozen (SIGSTOPped) replica keeps its
    * connection open ("up") but answers nothing. */
-  function isAnswering(r) { return isUp(r) && r.answering !== false; }
+  function isAnswering(r) { return isUp(r) && (r.answering !== false || r.status_age_ms === -1); }   // -1: just connected, not asked yet
 
   /* The failure to show on a replica: while scrubbed back, what the recorded past
    * says; live, the latest failure while it lasts and a few seconds after it ends

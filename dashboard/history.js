@@ -89,6 +89,9 @@
   }
 
   function answering(r) { return r.status === 'up' && r.answering !== false; }
+  /* Connected, answered before, and no longer answers (SIGSTOP, a pause). One that
+   * just connected and has not answered yet (status_age_ms -1) is not frozen. */
+  function frozen(r) { return r.status === 'up' && r.answering === false && r.status_age_ms !== -1; }
 
   /* A cluster (a live snapshot, or a recorded compact one) at time t: what the
    * incidents and last roles learn from it. */
@@ -98,15 +101,17 @@
         const cur = incidents.get(r.id);
         if (cur && !cur.back) cur.back = t;
         if (r.role && r.role !== 'candidate') lastRole.set(r.id, r.role);
-      } else if (r.status === 'up') {
+      } else if (frozen(r)) {
         openIncident(r.id, 'frozen', t, 'connected but not answering');
+      } else if (r.status === 'up') {
+        // connected, not answered yet: neither failed nor back
       } else {
         openIncident(r.id, r.status === 'failed' ? 'failed' : 'down', t);
       }
     }
   }
 
-  const shapeOf = (c) => `${c.primary || ''};${(c.replicas || []).map((r) => `${r.id}/${r.role}/${r.status}/${r.epoch}/${r.answering !== false}`).join(';')}`;
+  const shapeOf = (c) => `${c.primary || ''};${(c.replicas || []).map((r) => `${r.id}/${r.role}/${r.status}/${r.epoch}/${!frozen(r)}`).join(';')}`;
 
   function compact(c, t) {
     return {
@@ -114,7 +119,7 @@
       quorum: c.quorum, voters: c.voters, learners: c.learners,
       replicas: (c.replicas || []).map((r) => ({
         id: r.id, name: r.name, role: r.role, status: r.status, epoch: r.epoch,
-        commit_index: r.commit_index, voter: r.voter, answering: r.answering,
+        commit_index: r.commit_index, voter: r.voter, answering: r.answering, status_age_ms: r.status_age_ms,
       })),
     };
   }
@@ -191,7 +196,7 @@
 
   function fromSnapshot(s) {
     const byId = new Map();
-    for (const r of s.replicas || []) byId.set(r.id, { ...r, what: r.status === 'up' && r.answering === false ? 'frozen' : null });
+    for (const r of s.replicas || []) byId.set(r.id, { ...r, what: frozen(r) ? 'frozen' : null });
     return { epoch: s.epoch, primary: s.primary, commit_index: s.commit_index, quorum: s.quorum,
       voters: s.voters, learners: s.learners, byId };
   }

@@ -209,9 +209,11 @@ describe('the dashboard as a fault lab (real processes)', { timeout: 240000 }, (
   for (const [w, h] of [[1024, 768], [1280, 800], [1920, 1080]]) {
     it(`lays out at ${w}x${h} with nothing cut off or overlapping`, async () => {
       await page.setViewportSize({ width: w, height: h });
+      await page.evaluate(() => window.scrollTo(0, 0));
       await sleep(900);
       const problems = [...await layoutProblems(page), ...await pageProblems()];
       await screenshot(page, `lab-${w}x${h}`);
+      await screenshot(page, `lab-${w}x${h}-full`, { fullPage: true });
       assert.deepEqual(problems, []);
     });
   }
