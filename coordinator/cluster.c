@@ -907,7 +907,8 @@ static bool listening(struct cluster *c);
  * {"type":"messages","replica","messages":[{"type","from","to",...}]}. */
 static void publish_traffic(struct cluster *c, struct replica *r, const Replicacao__Traffic *t)
 {
-    if (c->o.publish == NULL || !listening(c)) {
+    if (c->o.publish == NULL || !listening(c) ||
+        (c->o.live_listening != NULL && !c->o.live_listening(c->o.live_arg))) {
         return;
     }
     cJSON *o = cJSON_CreateObject();
@@ -1306,9 +1307,9 @@ static const struct view_member *config_member(const struct replica *r, const ch
 /* A replica as the view shows it, at `now` (ages are counted from its last
  * status), with `commit` the cluster's commit index and `cfg` the replica
  * whose configuration is the cluster's (NULL: none known). Its peers go to
- * `peers` (room for r->n_peers). */
-static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
-                         const struct replica *cfg, struct view_replica *out,
+ * `peers` (room for r->n_peers). c: only for its poll period. */
+static void replica_fill(const struct cluster *c, const struct replica *r, int64_t now,
+                         uint64_t commit, const struct replica *cfg, struct view_replica *out,
                          struct view_peer *peers)
 {
     memset(out, 0, sizeof(*out));
@@ -1326,6 +1327,9 @@ static void replica_fill(const struct replica *r, int64_t now, uint64_t commit,
     uint64_t ci = r->has_status ? r->commit_index : 0;
     out->lag = commit > ci ? commit - ci : 0;
     out->heartbeat_age_ms = -1;
+    out->status_age_ms = r->has_status ? now - r->status_at : -1;
+    out->answering = r->conn != NULL && r->has_status &&
+                     now - r->status_at <= ANSWERING_STATUS_POLLS * c->poll_every_ms;
     if (!r->has_status) {
         return;
     }
@@ -1414,7 +1418,7 @@ static void job_start(struct cluster *c, struct job *j)
             job_finish(c, j, 503, cluster_error_json("unavailable", "out of memory"));
             return;
         }
-        replica_fill(r, now, cluster_commit(c), config_source(c), &vr, peers);
+        replica_fill(c, r, now, cluster_commit(c), config_source(c), &vr, peers);
         j->partial = view_replica_json(&vr);
         /* Its data is that replica's own committed log, as it is now. */
         cJSON_AddStringToObject(j->partial, "consistency", "serializable");
@@ -2530,7 +2534,7 @@ static struct view *build_view(struct cluster *c)
     }
     v->timing_asked = c->timing;
     for (unsigned i = 0; i < n; i++) {
-        replica_fill(sorted[i], now, v->commit_index, cfg, &reps[i], peers);
+        replica_fill(c, sorted[i], now, v->commit_index, cfg, &reps[i], peers);
         const struct replica *r = sorted[i];
         if (r->has_status && r->conn && r->lab.heartbeat_ms && (r == p || v->heartbeat_ms == 0)) {
             v->heartbeat_ms = r->lab.heartbeat_ms; /* the primary's, else anybody's */

@@ -46,6 +46,10 @@ struct cluster_options {
     cluster_publish_fn publish;
     cluster_listening_fn listening; /* NULL: always */
     void *publish_arg;
+    /* Whether a live client (a dashboard) is connected, for what only it
+     * uses and nothing records: the protocol message stream. NULL: always. */
+    cluster_listening_fn live_listening;
+    void *live_arg;
     struct metrics *metrics;
     /* With --spawn: run a local supervisor on the loop thread too. */
     const struct supervisor_options *spawn;

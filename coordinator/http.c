@@ -12,6 +12,7 @@
 #include "http.h"
 #include "api_input.h"
 #include "cluster.h"
+#include "history.h"
 #include "lab.h"
 #include "logging.h"
 #include "metrics.h"
@@ -415,6 +416,17 @@ static int api_route(struct http *h, struct mg_connection *conn, const char *pat
         view_release(v);
         return rc;
     }
+    if (strcmp(path, "/api/history") == 0) {
+        if (!get) {
+            return method_not_allowed(conn, "GET");
+        }
+        char *json = h->o.history ? history_json(h->o.history) : NULL;
+        int rc = json ? send_json(conn, 200, json)
+                      : send_error(conn, 404, "not_found",
+                                   "the history is off (--history-events 0)", NULL);
+        free(json);
+        return rc;
+    }
     if (strcmp(path, "/api/requests") == 0) {
         return post  ? post_request(h, conn)
                : get ? get_requests(h, conn)
@@ -668,6 +680,14 @@ static void ws_ready(struct mg_connection *conn, void *cbdata)
         ws_push(wc, snap, strlen(snap));
     }
     view_release(v);
+    /* Then what happened before: the entries numbered as the live events
+     * that follow, which the client uses to drop the ones it gets twice
+     * (one recorded between this copy and its live publication). */
+    char *past = h->o.history ? history_json(h->o.history) : NULL;
+    if (past) {
+        ws_push(wc, past, strlen(past));
+        free(past);
+    }
     wc->next = h->clients;
     h->clients = wc;
     atomic_fetch_add(&h->n_clients, 1);

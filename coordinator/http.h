@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 struct cluster;
+struct history;
 struct metrics;
 struct http;
 
@@ -23,6 +24,7 @@ struct http_options {
     size_t max_data_bytes;    /* a request's "data": larger is 400 too_large */
     unsigned request_timeout_ms;
     unsigned threads;
+    struct history *history; /* sent to each WebSocket client on connect; NULL: none */
 };
 
 /* Created before the cluster (which publishes into it), started after. */

@@ -7,6 +7,7 @@
 #include "bounds.h"
 #include "flags.h"
 #include "front.h"
+#include "history.h"
 #include "http.h"
 #include "logging.h"
 #include "metrics.h"
@@ -45,6 +46,9 @@ static const struct flag flags[] = {
      "largest \"data\", else 400 (default 1048576)"},
     {"status-interval-ms", "COORDINATOR_STATUS_INTERVAL_MS", "MS",
      "replica status poll period (default 200)"},
+    {"history-events", "COORDINATOR_HISTORY_EVENTS", "N",
+     "events and snapshots kept for GET /api/history and new dashboards (default 4000; 0: "
+     "none)"},
     {"log-level", "COORDINATOR_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
 };
 
@@ -53,6 +57,7 @@ struct config {
     struct supervisor_options spawn;
     const char *replicas;
     unsigned status_interval_ms;
+    size_t history_events;
     int level;
 };
 
@@ -74,6 +79,11 @@ static int apply(void *ctx, const char *name, const char *v)
     } else if (strcmp(name, "log-level") == 0) {
         c->level = log_level_parse(v);
         return c->level < 0 ? -1 : 0;
+    } else if (strcmp(name, "history-events") == 0) {
+        if (flags_uint(v, 0, HISTORY_MAX_EVENTS, &u) != 0) {
+            return -1;
+        }
+        c->history_events = (size_t)u;
     } else if (strcmp(name, "spawn") == 0) {
         if (flags_uint(v, 0, LIMIT_MEMBERS, &u) != 0) {
             return -1;
@@ -177,6 +187,7 @@ int main(int argc, char **argv)
         .spawn = {.base_port = 7101, .restart_delay_ms = 300},
         .replicas = "",
         .status_interval_ms = 200,
+        .history_events = HISTORY_DEFAULT_EVENTS,
         .level = LOG_INFO,
     };
     snprintf(cfg.http.listen, sizeof(cfg.http.listen), "0.0.0.0:8080");
@@ -244,10 +255,22 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct metrics *metrics = metrics_new();
+    /* The history sits between the cluster's publisher and the WebSocket
+     * clients; while it records, every event is built, listened to or not. */
+    struct history *history = NULL;
+    if (cfg.history_events > 0) {
+        history = history_new(cfg.history_events, http_publish, NULL);
+        cfg.http.history = history;
+    }
     struct http *http = http_new(&cfg.http, metrics);
-    co.publish = http_publish;
-    co.listening = http_listening;
-    co.publish_arg = http;
+    if (history != NULL) {
+        history_set_next(history, http);
+    }
+    co.publish = history ? history_publish : http_publish;
+    co.listening = history ? NULL : http_listening;
+    co.publish_arg = history ? (void *)history : (void *)http;
+    co.live_listening = http_listening;
+    co.live_arg = http;
     co.metrics = metrics;
     struct cluster *cluster = cluster_start(&co, err, sizeof(err));
     if (cluster == NULL) {
@@ -270,6 +293,7 @@ int main(int argc, char **argv)
         http_stop(http);
         cluster_stop(cluster);
         http_free(http);
+        history_free(history);
         return 1;
     }
     log_info("listening on http://%s (dashboard from %s)%s", cfg.http.listen,
@@ -282,6 +306,7 @@ int main(int argc, char **argv)
     http_stop(http);
     cluster_stop(cluster);
     http_free(http);
+    history_free(history);
     metrics_free(metrics);
     if (lock_fd >= 0) {
         close(lock_fd);

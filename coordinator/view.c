@@ -126,6 +126,8 @@ cJSON *view_replica_json(const struct view_replica *r)
     cJSON_AddNumberToObject(t, "election_min_ms", r->lab.election_min_ms);
     cJSON_AddNumberToObject(t, "election_max_ms", r->lab.election_max_ms);
     cJSON_AddNumberToObject(o, "uptime_ms", (double)r->uptime_ms);
+    cJSON_AddNumberToObject(o, "status_age_ms", (double)r->status_age_ms);
+    cJSON_AddBoolToObject(o, "answering", r->answering);
     cJSON *peers = cJSON_AddArrayToObject(o, "peers");
     for (size_t i = 0; i < r->n_peers; i++) {
         const struct view_peer *p = &r->peers[i];

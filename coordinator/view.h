@@ -105,6 +105,11 @@ struct view_replica {
     char believes_primary[LIMIT_ID_BYTES];
     struct view_lab lab;
     int64_t uptime_ms;
+    /* Since its last status reply (-1: none yet), and whether that is
+     * recent enough to count it as answering (as reachable_voters does): a
+     * SIGSTOPped replica keeps its connection but stops answering. */
+    int64_t status_age_ms;
+    bool answering;
     size_t n_peers;
     const struct view_peer *peers;
     /* Not shown: changes each time the coordinator connects to it again

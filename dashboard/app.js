@@ -7,6 +7,11 @@
  *
  * Sections: utilities · HTTP · cluster view (D3) · table · details panel ·
  * requests · timeline · WebSocket · boot.
+ *
+ * The recorded past lives in history.js (what happened, and the cluster at
+ * any moment), the scrubbable timeline in timeline.js and the fault lab's
+ * controls in faults.js; this file renders the present (or, while the
+ * timeline is scrubbed back, the past it is given).
  */
 (function () {
   'use strict';
@@ -29,6 +34,7 @@
     requestTimeoutMs: 60000,
   };
 
+  const H = window.ReplHistory;
   const ROLE_GLYPH = { primary: 'P', backup: 'B', candidate: 'C', learner: 'L', removed: '−' };
 
   const state = {
@@ -46,6 +52,10 @@
     actionError: null,      // {id, text}: the last refused action, shown in the details panel
     adding: new Set(),      // ids POST /api/replicas started, announced when they become voters
     removedIds: new Set(),  // ids seen leaving the configuration (a remove from here, or a "removed" event)
+    live: null,             // the newest live snapshot (state.cluster is a recorded one while scrubbing)
+    past: null,             // the time the timeline is scrubbed to; null: live
+    faults: [],             // active faults (GET /api/faults or the WebSocket), for the ring and the timeline
+    replaying: false,       // replaying the history on connect: no bursts, toasts or announcements
   };
 
   // ================================================================ utilities
@@ -124,6 +134,21 @@
   }
 
   function isUp(r) { return r && r.status === 'up'; }
+  /* Up and answering its status polls: a frozen (SIGSTOPped) replica keeps its
+   * connection open ("up") but answers nothing. */
+  function isAnswering(r) { return isUp(r) && (r.answering !== false || r.status_age_ms === -1); }   // -1: just connected, not asked yet
+
+  /* The failure to show on a replica: while scrubbed back, what the recorded past
+   * says; live, the latest failure while it lasts and a few seconds after it ends
+   * (so that a replica the supervisor restarts in 300 ms is still seen to have
+   * failed). {what, role, since, back} or null. */
+  function incidentOf(r) {
+    if (!r) return null;
+    if (state.past !== null) return r.what ? { what: r.what, role: r.wasRole || r.role, since: null, back: null } : null;
+    return H ? H.incidentShown(r.id) : null;
+  }
+  function pausedFault(id) { return state.faults.find((f) => f.kind === 'pause' && f.replica === id) || null; }
+  function incidentText(i) { return `${i.role || 'replica'}, ${i.what}`; }
   /* Its log cannot be written (a full disk): it takes no writes until space returns. */
   function diskFull(r) { return !!(r && r.storage && r.storage.disk && r.storage.disk !== 'ok'); }
   function fmtBytes(n) {
@@ -138,6 +163,8 @@
 
   /* What a replica's circle says, in words: used for labels and aria. */
   function roleText(r) {
+    const inc = incidentOf(r);
+    if (inc && !inc.back && !r.start_failed) return `${incidentText(inc)}${inc.since ? ` since ${fmtClock(inc.since)}` : ''}`;
     if (r.status === 'failed') return r.start_failed ? 'failed, given up: it kept crashing at start' : 'failed';
     const kind = memberKind(r);
     let w = r.role || 'unknown';
@@ -331,6 +358,7 @@
   const wrap = document.getElementById('cluster-wrap');
   const gWater = svg.append('g').attr('class', 'water').attr('aria-hidden', 'true');
   const gLinks = svg.append('g').attr('class', 'links').attr('aria-hidden', 'true');
+  const gFaults = svg.append('g').attr('class', 'faults');
   const gPulses = svg.append('g').attr('class', 'pulses').attr('aria-hidden', 'true');
   const gNodes = svg.append('g').attr('class', 'nodes');
   const gFx = svg.append('g').attr('class', 'fx').attr('aria-hidden', 'true');
@@ -340,9 +368,18 @@
   /* The two label lines of a circle: "name · role", then index and lag (or why not). */
   function labelLines(d, c, r, cap, strip) {
     const kind = memberKind(d);
-    const name = `${shortName(d, cap, strip)} · ${roleWord(d, kind)}`;
+    const inc = incidentOf(d);
+    // Still failed, killed, down or frozen (one given up at start keeps its own words).
+    const gone = inc && !inc.back && !d.start_failed;
+    const name = `${shortName(d, cap, strip)} · ${gone ? incidentText(inc) : roleWord(d, kind)}`;
     let meta;
-    if (d.status === 'failed') meta = d.start_failed ? 'crashed at start · not restarted' : 'restarting…';
+    const pz = state.past === null ? pausedFault(d.id) : null;
+    if (pz) meta = `paused${pz.ms ? ` for ${fmtDuration(pz.ms)}` : ''}`;
+    else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
+    else if (gone && d.start_failed) meta = 'crashed at start · not restarted';
+    else if (gone) meta = inc.since ? `since ${fmtClock(inc.since)}${inc.what === 'frozen' ? ' · not answering' : d.status === 'failed' ? ' · restarting…' : ''}` : inc.what;
+    else if (inc) meta = `was ${inc.what} · back in ${fmtDuration(inc.back - inc.since)}`;
+    else if (d.status === 'failed') meta = d.start_failed ? 'crashed at start · not restarted' : 'restarting…';
     else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
     else if (outsider(kind)) meta = d.status === 'up' ? 'not a member' : `${d.status} · not a member`;
     else if (d.status === 'down') meta = `down · #${show(d.commit_index)}`;
@@ -511,6 +548,7 @@
     const t = moved ? svg.transition().duration(450).ease(d3.easeCubicOut) : null;
     renderWatermark(c);
     renderLinks(c, reps, moved, t);
+    renderFaults(reps);
     renderNodes(c, reps, moved, t);
     diffEffects(state.prev, c);
   }
@@ -570,6 +608,54 @@
     state.links = links.map((d) => ({ ...geom(d), id: d.id, up: isUp(d.t) }));
   }
 
+  /* What the active faults do to each pair of replicas: cut (nothing passes) or
+   * slow (delay, loss). Scrubbed back, the faults of that moment are not known
+   * in this detail: none are drawn. */
+  function pairFaults(reps) {
+    const out = new Map();
+    const key = (a, b) => (a < b ? `${a}|${b}` : `${b}|${a}`);
+    const put = (a, b, what) => {
+      if (a === b) return;
+      const k = key(a, b), cur = out.get(k) || { a, b, cut: false, delay: 0, loss: 0 };
+      if (what.cut) cur.cut = true;
+      cur.delay = Math.max(cur.delay, what.delay || 0);
+      cur.loss = Math.max(cur.loss, what.loss || 0);
+      out.set(k, cur);
+    };
+    const ids = reps.map((r) => r.id);
+    for (const f of state.past === null ? state.faults : []) {
+      if (f.kind === 'partition' && Array.isArray(f.groups)) {
+        const g = new Map();
+        f.groups.forEach((grp, i) => grp.forEach((id) => g.set(id, i)));
+        for (const a of ids) for (const b of ids) if (g.has(a) && g.has(b) && g.get(a) !== g.get(b)) put(a, b, { cut: true });
+      } else if (f.kind === 'isolate') {
+        for (const b of ids) put(f.replica, b, { cut: true });
+      } else if (f.kind === 'link' && Array.isArray(f.between)) {
+        const loss = Number(f.loss) || 0;
+        put(f.between[0], f.between[1], loss >= 1 ? { cut: true } : { delay: Number(f.delay_ms) || 0, loss });
+      }
+    }
+    return [...out.values()].filter((p) => layout.pos.has(p.a) && layout.pos.has(p.b));
+  }
+
+  function renderFaults(reps) {
+    const pairs = pairFaults(reps);
+    const g = gFaults.selectAll('g.fault-link').data(pairs, (p) => `${p.a}|${p.b}`).join((enter) => {
+      const e = enter.append('g').attr('class', 'fault-link');
+      e.append('line'); e.append('text');
+      return e;
+    });
+    g.attr('class', (p) => `fault-link ${p.cut ? 'cut' : 'slow'}`).attr('data-a', (p) => p.a).attr('data-b', (p) => p.b)
+      .each(function (p) {
+        const a = layout.pos.get(p.a), b = layout.pos.get(p.b);
+        const mx = (a.x + b.x) / 2, my = (a.y + b.y) / 2;
+        const sel = d3.select(this);
+        sel.select('line').attr('x1', a.x).attr('y1', a.y).attr('x2', b.x).attr('y2', b.y);
+        sel.select('text').attr('x', mx).attr('y', my - 4).attr('text-anchor', 'middle')
+          .text(p.cut ? '✕ cut' : [p.delay ? `+${p.delay} ms` : '', p.loss ? `${Math.round(p.loss * 100)}% lost` : ''].filter(Boolean).join(' · '));
+      });
+  }
+
   /* One focusable circle per replica, with its rings, glyph, labels and badge. */
   function renderNodes(c, reps, moved, t) {
     const nodes = gNodes.selectAll('g.node').data(reps, (d) => d.id).join(
@@ -611,6 +697,9 @@
       .attr('class', (d) => {
         const kind = memberKind(d, m);
         let k = `node role-${d.role || 'unknown'} status-${d.status || 'unknown'} member-${kind}`;
+        const inc = incidentOf(d);
+        if (inc) k += inc.back ? ' incident incident-back' : ' incident';
+        if (state.past === null && pausedFault(d.id)) k += ' paused';
         if (outsider(kind)) k += ' outsider';
         if (d.id === state.selected) k += ' selected';
         if (catchingUp(d, c)) k += ' catching-up';
@@ -620,6 +709,8 @@
       .attr('data-id', (d) => d.id)
       .attr('data-role', (d) => d.role)
       .attr('data-status', (d) => d.status)
+      .attr('data-incident', (d) => { const i = incidentOf(d); return i ? incidentText(i) : null; })
+      .attr('data-paused', (d) => (pausedFault(d.id) ? 'true' : null))
       .attr('data-member', (d) => memberKind(d, m))
       .attr('data-voter', (d) => (memberKind(d, m) === 'voter' ? 'true' : 'false'))
       .attr('data-primary', (d) => (isPrimary(d) ? 'true' : null))
@@ -648,7 +739,7 @@
     nodes.select('.glyph')
       .attr('y', r >= 22 ? -r * 0.14 : 0)
       .attr('font-size', Math.round(r * (r >= 22 ? 0.78 : 0.95)))
-      .text((d) => (d.status === 'failed' ? '✕' : outsider(memberKind(d)) ? '−' : ROLE_GLYPH[d.role] || '?'));
+      .text((d) => (d.status === 'failed' || (incidentOf(d) && !incidentOf(d).back) ? '✕' : outsider(memberKind(d)) ? '−' : ROLE_GLYPH[d.role] || '?'));
     nodes.select('.inner')
       .attr('y', r * 0.52)
       .attr('font-size', Math.max(9, Math.min(12, r * 0.3)))
@@ -668,7 +759,7 @@
     nodes.select('.badge')
       .attr('transform', `translate(${r * 0.74},${-r * 0.74})`)
       .style('display', (d) => (splitView(d, c) ? null : 'none'))
-      .select('title').text((d) => `${d.id} believes the primary is ${d.believes_primary || 'none'}`);
+      .select('title').text((d) => `${d.name || d.id} believes the primary is ${d.believes_primary ? replicaName(d.believes_primary) : 'none'}`);
     nodes.select('title.tip').text((d) => nodeAria(d, c).replace(', press Enter for details', ''));
   }
 
@@ -720,8 +811,16 @@
     $('#stat-epoch').textContent = c ? show(c.epoch) : '–';
     $('#stat-commit').textContent = c ? show(c.commit_index) : '–';
     if (c) {
-      const up = c.replicas.filter(isUp).length;
-      $('#stat-replicas').textContent = `${up}/${c.replicas.length} up`;
+      const up = c.replicas.filter(isAnswering).length;
+      const frozen = c.replicas.filter((r) => isUp(r) && !isAnswering(r)).length;
+      const sr = $('#stat-replicas');
+      sr.textContent = `${up}/${c.replicas.length} up${frozen ? ` · ${frozen} frozen` : ''}`;
+      sr.title = frozen ? 'frozen: connected but not answering (paused or SIGSTOPped); not counted as up' : '';
+      const nv = (c.voters || []).length, q = num(c.quorum), has = num(c.reachable_voters);
+      const mj = $('#stat-majority');
+      mj.textContent = nv && q !== null ? `needs ${q} of ${nv} — has ${show(has)}` : '–';
+      mj.className = nv && q !== null ? (has >= q ? 'ok' : 'bad') : '';
+      mj.title = nv ? `a primary needs the votes (and acknowledgements) of ${q} of the ${nv} voters; ${show(has)} are reachable and answering` : '';
     }
     if (c) {
       document.title = `${c.primary ? `${replicaName(c.primary)} primary` : 'no primary'} · epoch ${show(c.epoch)} · replicacao`;
@@ -849,6 +948,7 @@
   const detailsBody = $('#details-body');
 
   function select(id) {
+    if (id !== state.selected) state.detailAt = null;
     if (state.selected !== id) {
       state.selected = id;
       state.detail = null;
@@ -914,6 +1014,7 @@
       h('p', { class: 'alert', 'data-k': 'member-note', hidden: true }),
       h('p', { class: 'alert', 'data-k': 'split', hidden: true }),
       h('p', { class: 'alert bad', 'data-k': 'err', hidden: true }),
+      h('p', { class: 'alert', 'data-k': 'known', role: 'status', hidden: true }),
       h('dl', { class: 'kv' },
         kvItem('epoch', 'epoch'), kvItem('last_index', 'last index'), kvItem('commit_index', 'commit index'),
         kvItem('lag', 'lag'), kvItem('heartbeat', 'heartbeat'), kvItem('uptime', 'uptime'),
@@ -956,8 +1057,10 @@
     sw.className = `sw sw-${status === 'failed' ? 'failed' : status === 'down' ? 'down' : role}`;
     sw.textContent = status === 'failed' ? '✕' : ROLE_GLYPH[role] || '?';
     const rp = dk('role');
-    rp.className = `pill role-${role}${status !== 'up' ? ' stale' : ''}`;
-    rp.textContent = status !== 'up' ? `last seen as ${role}` : role + (isPrimary(r) ? ' ★' : '');
+    const inc = live ? incidentOf(live) : null;
+    rp.className = `pill role-${inc ? inc.role : role}${status !== 'up' || (inc && !inc.back) ? ' stale' : ''}`;
+    rp.textContent = inc && !inc.back ? incidentText(inc)
+      : status !== 'up' ? `last seen as ${role}` : role + (isPrimary(r) ? ' ★' : '');
     const sp = dk('status'); sp.className = `pill status-${status}`; sp.textContent = status;
     sp.hidden = !live;                 // a replica no longer listed has no status, only its last details
     dk('actions').hidden = !live;
@@ -999,8 +1102,8 @@
     const sa = dk('split');
     sa.hidden = !split;
     if (split) {
-      sa.textContent = `Split view: ${id} believes the primary is ${r.believes_primary || 'nobody'}, ` +
-        `but the cluster's primary is ${c.primary || 'nobody'} (epoch ${show(c.epoch)}).`;
+      sa.textContent = `Split view: ${name} believes the primary is ${r.believes_primary ? replicaName(r.believes_primary) : 'nobody'}, ` +
+        `but the cluster's primary is ${c.primary ? replicaName(c.primary) : 'nobody'} (epoch ${show(c.epoch)}).`;
     }
     const set = (k, v, cls) => { const e = dk(k); e.textContent = v; e.className = cls || ''; };
     set('epoch', show(r.epoch));
@@ -1035,9 +1138,24 @@
     }
 
     const d = state.detail;
-    renderList('#processed-list', d && d.processed_data, 'pcount', 'processed');
-    renderList('#synced-list', d && d.synced_data, 'scount', 'synced');
-    renderPeers(d && d.peers);
+    // The tiles count what the lists below hold (their totals), so the two never disagree.
+    const pd = d && d.processed_data, sd = d && d.synced_data;
+    if (pd && num(pd.total) !== null) set('processed', show(pd.total));
+    if (sd && num(sd.total) !== null) set('synced', show(sd.total));
+    const known = dk('known');
+    const down = !!live && (!isAnswering(live) || (inc && !inc.back));
+    known.hidden = !down;
+    if (down) {
+      const since = inc && inc.since ? ` since ${fmtClock(inc.since)}` : '';
+      const what = inc ? incidentText(inc) : status;
+      const txt = state.detailAt
+        ? `${name} is ${what}${since}. Shown: what it reported last, at ${fmtClock(state.detailAt)}; it answers nothing now.`
+        : `${name} is ${what}${since}. It answers nothing now, and nothing was fetched from it before.`;
+      if (known.textContent !== txt) known.textContent = txt;
+    }
+    renderList('#processed-list', pd, 'pcount', 'processed');
+    renderList('#synced-list', sd, 'scount', 'synced');
+    renderPeers(d && d.peers, r);
   }
 
   /* The "Remove from cluster" confirmation, with what the majority becomes. */
@@ -1119,12 +1237,13 @@
       .call((li) => {
         li.select('.ix').text((e) => `#${e.index}`);
         li.select('.d').text((e) => e.data).attr('title', (e) => `${e.data}${e.id ? ` (client id ${e.id})` : ''}`);
-        li.select('.by').text((e) => `e${show(e.epoch)} · ${show(e.primary)}`);
+        li.select('.by').text((e) => `e${show(e.epoch)} · ${show(e.primary ? replicaName(e.primary) : e.primary)}`);
       })
       .order();
   }
 
-  function renderPeers(peers) {
+  function renderPeers(peers, owner) {
+    const tracks = !!owner && owner.role === 'primary';
     const tb = d3.select(dk('peers'));
     const list = Array.isArray(peers) ? [...peers].sort(byId) : [];
     tb.selectAll('tr').data(list, (p) => p.id).join((enter) => {
@@ -1133,12 +1252,18 @@
       return tr;
     }).each(function (p) {
       const tds = this.children;
-      tds[0].replaceChildren(h('span', { class: `dot ${p.connected ? 'on' : 'off'}`, 'aria-hidden': 'true' }), p.id);
-      tds[0].setAttribute('aria-label', `${p.id}, ${p.connected ? 'connected' : 'not connected'}`);
+      tds[0].replaceChildren(h('span', { class: `dot ${p.connected ? 'on' : 'off'}`, 'aria-hidden': 'true' }), replicaName(p.id));
+      tds[0].title = `${replicaName(p.id)} (id ${p.id})`;
+      tds[0].setAttribute('aria-label', `${replicaName(p.id)}, ${p.connected ? 'connected' : 'not connected'}`);
       tds[1].textContent = show(p.address);
       tds[2].textContent = p.voter === false ? 'no' : 'yes';
-      tds[3].textContent = show(p.match_index);
-      tds[4].textContent = num(p.last_seen_ms) === null || p.last_seen_ms < 0 ? 'never' : `${fmtDuration(p.last_seen_ms)} ago`;
+      // Only a primary tracks how far each peer's log matches, and a backup hears
+      // from its primary only: for the others there is nothing to show, not "0" or "never".
+      tds[3].textContent = tracks ? show(p.match_index) : '—';
+      tds[3].title = tracks ? '' : 'only the primary tracks how much of each log matches';
+      const seen = num(p.last_seen_ms);
+      tds[4].textContent = seen !== null && seen >= 0 ? `${fmtDuration(seen)} ago` : tracks ? 'never' : '—';
+      tds[4].title = seen !== null && seen >= 0 ? '' : tracks ? '' : 'backups exchange nothing with each other; each hears from the primary';
     });
   }
 
@@ -1175,8 +1300,10 @@
     detailsInflight = false;
     if (state.selected !== id) { scheduleDetailsFetch(true); return; }
     const err = dk('err');
-    if (res.ok && res.body) {
+    const liveNow = state.cluster && state.cluster.replicas.find((x) => x.id === id);
+    if (res.ok && res.body && !(state.detail && state.detail.id === id && liveNow && !isAnswering(liveNow))) {
       state.detail = res.body;
+      state.detailAt = Date.now();
       state.detailSig = sig;
       err.hidden = true;
     } else {
@@ -1216,8 +1343,8 @@
     } else if (phase === 'committed') {
       li.dataset.index = info.index; li.dataset.epoch = info.epoch; li.dataset.primary = info.primary;
       parts.push(h('span', { class: 'chip-where' }, 'committed at ', h('b', null, `#${show(info.index)}`), ` · epoch ${show(info.epoch)} · by `,
-        h('b', null, show(info.primary)),
-        info.failed ? h('span', { class: 'chip-fault' }, ` (${info.failed} failed first)`) : null));
+        h('b', { title: info.primary ? `id ${info.primary}` : null }, show(info.primary ? replicaName(info.primary) : info.primary)),
+        info.failed ? h('span', { class: 'chip-fault' }, ` (${replicaName(info.failed)} failed first)`) : null));
     } else {
       parts.push(h('span', { class: 'chip-where', title: info.error }, info.error));
       if (info.retry) {
@@ -1228,6 +1355,25 @@
     li.replaceChildren(...parts);
   }
 
+  /* A request this page did not send (curl, another dashboard, this one before a
+   * reload), from its events: a chip like ours, marked with where it came from. */
+  function foreignRequest(ev) {
+    const rq = ev.request;
+    if (!rq || !rq.id || String(rq.id).startsWith(`web-${sessionTag}-`)) return;
+    const ul = $('#requests');
+    let li = [...ul.children].find((x) => x.dataset.requestId === rq.id);
+    if (!li) {
+      if (ev.type === 'request_sent' && state.replaying) return;   // its outcome follows in the history
+      li = addChip({ id: rq.id });
+      li.dataset.foreign = 'true';
+    }
+    const req = { id: rq.id, data: rq.data, fault: rq.fault };
+    if (ev.type === 'request_committed') paintChip(li, req, 'committed', { index: rq.index ?? ev.index, epoch: rq.epoch ?? ev.epoch, primary: rq.primary || ev.replica });
+    else if (ev.type === 'request_failed') paintChip(li, req, 'error', { error: ev.detail || 'failed' });
+    else paintChip(li, req, 'pending');
+    li.title = `sent by another client (id ${rq.id})`;
+  }
+
   async function sendRequest(req) {
     const li = addChip(req);
     paintChip(li, req, 'pending');
@@ -1235,7 +1381,7 @@
     const res = await api('POST', '/api/requests', body, CFG.requestTimeoutMs);
     if (res.ok && res.body) {
       paintChip(li, req, 'committed', res.body);
-      if (res.body.failed) toast(`${res.body.failed} failed; ${res.body.primary} processed ${req.data} at #${res.body.index}`);
+      if (res.body.failed) toast(`${replicaName(res.body.failed)} failed; ${replicaName(res.body.primary)} processed ${req.data} at #${res.body.index}`);
     } else {
       const m = (res.body && res.body.error && res.body.error.message) || res.error;
       let error = `${res.status ? `${res.status}: ` : ''}${m}`;
@@ -1259,8 +1405,8 @@
   async function failReplica(id) {
     if (!id) return;
     const res = await api('POST', `/api/replicas/${encodeURIComponent(id)}/fail`);
-    if (res.ok) toast(`${(res.body && res.body.failed) || id} failed on purpose; the supervisor restarts it`);
-    else toast(`Could not fail ${id}: ${res.error}`, true);
+    if (res.ok) toast(`${replicaName((res.body && res.body.failed) || id)} failed on purpose; the supervisor restarts it`);
+    else toast(`Could not fail ${replicaName(id)}: ${res.error}`, true);
   }
 
   /* The API's own words for a refused call: "message (409 no_quorum)". */
@@ -1346,7 +1492,7 @@
 
   async function failPrimary() {
     const res = await api('POST', '/api/primary/fail');
-    if (res.ok) toast(`primary ${(res.body && res.body.failed) || ''} failed on purpose; watch the election`);
+    if (res.ok) toast(`primary ${res.body && res.body.failed ? replicaName(res.body.failed) : ''} failed on purpose; watch the election`);
     else toast(`Could not fail the primary: ${res.error}`, true);
   }
 
@@ -1361,6 +1507,9 @@
     removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
     disk_full: ['⛁', 'bad'], disk_ok: ['⛁', 'good'],
     joined_view: ['◌', 'info'],
+    fault_started: ['⚡', 'warn'], fault_added: ['⚡', 'warn'], fault: ['⚡', 'warn'],
+    fault_healed: ['✓', 'good'], fault_expired: ['✓', 'good'], fault_removed: ['✓', 'good'],
+    timing: ['⏱', 'info'], timing_changed: ['⏱', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));
@@ -1412,6 +1561,12 @@
       case 'request_committed': return [b(rq.data), ' committed at ', b(`#${show(rq.index ?? ev.index)}`), ' by ', b(rq.primary ? replicaName(rq.primary) : rep)];
       case 'request_failed': return ['request ', b(rq.data), ' failed'];
       case 'local_lost': return ['connection to the coordinator lost'];
+      case 'fault_started': case 'fault_added': case 'fault':
+        return ['fault: ', b(ev.fault && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : ev.type)];
+      case 'fault_healed': case 'fault_expired': case 'fault_removed':
+        return [ev.type === 'fault_expired' ? 'fault expired: ' : 'fault healed: ',
+          b(ev.fault && ev.fault.kind && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : (ev.fault && ev.fault.id) || '')];
+      case 'timing': case 'timing_changed': return ['timing: ', b(ev.timing && ev.timing.heartbeat_ms ? `heartbeat ${ev.timing.heartbeat_ms} ms` : ev.detail || 'changed')];
       case 'local_back': return ['reconnected; state resynced from a fresh snapshot'];
       default: return [b(ev.type), who ? ` · ${who}` : ''];
     }
@@ -1497,7 +1652,10 @@
     }
     if (!(ev.type === 'committed' && requestIndices.has(num(ev.index)))) addEvent(ev);
     const rq = ev.request;
-    if (rq) bumpSeq(rq.data);
+    if (rq) { bumpSeq(rq.data); foreignRequest(ev); }
+    if (ev.type === 'elected' && num(ev.failover_ms) !== null) $('#stat-failover').textContent = fmtDuration(ev.failover_ms);
+    if (state.replaying) return;   // the past: no bursts, toasts or announcements
+    if (/^(fault|timing)/.test(ev.type) && window.ReplFaults) window.ReplFaults.refresh();
     switch (ev.type) {
       case 'elected': {
         const who = evWho(ev);
@@ -1552,8 +1710,54 @@
     });
   }
 
+  /* The coordinator's history, on connect: the events list, the request chips and
+   * the last failover as they were, whatever this page saw before (a reload). */
+  function applyHistory(h) {
+    const fresh = H ? H.ingestHistory(h) : [];
+    state.replaying = true;
+    try {
+      const list = fresh.slice(-CFG.timelineMax * 3);
+      for (const ev of list) onEvent(ev);
+    } finally {
+      state.replaying = false;
+    }
+    const lf = H && H.lastFailover();
+    if (lf) {
+      const f = $('#stat-failover');
+      f.textContent = fmtDuration(lf.failover_ms);
+      f.title = `${replicaName(lf.previous_primary)} → ${replicaName(lf.subject || lf.replica)} at ${fmtClock(lf.time_ms)}, epoch ${show(lf.epoch)}`;
+    }
+    renderAll();
+  }
+
+  /* The timeline was scrubbed to t (null: back to live): the ring, header and
+   * table show the cluster as it was, rebuilt from the recorded past. */
+  function scrubTo(t) {
+    if (t === null) {
+      state.past = null;
+      document.body.dataset.past = '';
+      $('#past-banner').hidden = true;
+      if (state.live) state.cluster = state.live;
+      renderAll();
+      return;
+    }
+    const c = H.stateAt(t);
+    if (state.past === null && state.selected) closeDetails();
+    state.past = t;
+    document.body.dataset.past = 'true';
+    const b = $('#past-banner');
+    b.hidden = false;
+    $('#past-text').textContent = c
+      ? `The cluster as it was at ${fmtClock(t)}${c.primary ? `: ${replicaName(c.primary)} primary in epoch ${show(c.epoch)}` : ': no primary'} (rebuilt from the recorded events).`
+      : `Nothing recorded that far back (${fmtClock(t)}).`;
+    if (c) { for (const r of c.replicas) if (!r.name) r.name = replicaName(r.id); state.cluster = c; }
+    renderAll();
+  }
+
   function applyCluster(c) {
     if (!c || !Array.isArray(c.replicas)) return;
+    state.live = c;
+    if (state.past !== null) return;   // scrubbed back: the live view waits for "Live"
     state.cluster = c;
     for (const r of c.replicas) state.names.set(r.id, r.name || r.id);
     trackMembership(c);
@@ -1626,8 +1830,13 @@
     sock.onmessage = (m) => {
       let msg;
       try { msg = JSON.parse(m.data); } catch (_) { return; }
-      if (msg.type === 'cluster') applyCluster(msg.cluster);
-      else if (msg.type === 'event') onEvent(msg.event);
+      if (msg.type === 'cluster') { if (H) H.ingestLive(msg.cluster); applyCluster(msg.cluster); }
+      else if (msg.type === 'history') applyHistory(msg);
+      else if (msg.type === 'event') {
+        if (H && !H.ingestEvent(msg.event, msg.seq)) return;   // had it from the history
+        onEvent(msg.event);
+      }
+      else if (msg.type === 'faults' || msg.type === 'timing') { if (window.ReplFaults) window.ReplFaults.fromStream(msg); }
     };
     sock.onclose = () => {
       if (ws !== sock) return;
@@ -1682,6 +1891,27 @@
   });
   new ResizeObserver(() => { if (state.cluster) renderAll(); }).observe(wrap);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) renderAll(); });
+
+  if (window.ReplTimeline) {
+    window.ReplTimeline.init({
+      card: $('#scrub-card'),
+      onScrub: scrubTo,
+      nameOf: (id) => (id ? replicaName(id) : '?'),
+      shortName: (id, name) => shortName({ id, name: replicaName(id) || name }, 11),
+      activeFaults: () => state.faults,
+    });
+  }
+  $('#past-live').addEventListener('click', () => window.ReplTimeline && window.ReplTimeline.scrub(null));
+  // A failure shown for a few seconds after its replica is back must also go
+  // when nothing else changes.
+  setInterval(() => { if (state.cluster && state.past === null && !document.hidden) renderAll(); }, 1000);
+  if (window.ReplFaults) {
+    window.ReplFaults.init({
+      api, toast, announce, replicaName,
+      replicas: () => (state.live || state.cluster || { replicas: [] }).replicas,
+      onFaults: (faults) => { state.faults = faults; renderAll(); if (window.ReplTimeline) window.ReplTimeline.render(); },
+    });
+  }
 
   setConn('connecting', 'connecting…');
   connect();

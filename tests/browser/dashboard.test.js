@@ -7,7 +7,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { Coordinator, getJson, launchBrowser, openDashboard, screenshot, waitFor } = require('./lib/harness');
+const { Coordinator, getJson, launchBrowser, openDashboard, pageErrors, screenshot, waitFor } = require('./lib/harness');
 
 const coord = new Coordinator('dashboard');
 let browser;
@@ -77,7 +77,14 @@ describe('dashboard against a live coordinator', { timeout: 240000 }, () => {
         ns.filter((n) => n.primary).length === 1;
     });
     await waitFor('the live indicator', async () => (await page.getAttribute('#conn', 'data-state')) === 'live');
-    const ns = await nodes();
+    // Colours fade over 0.35 s when a role changes: take them once settled.
+    let ns = await nodes();
+    await waitFor('settled colours', async () => {
+      const a = await nodes();
+      await new Promise((r) => setTimeout(r, 400));
+      ns = await nodes();
+      return a.every((n, i) => n.fill === ns[i].fill);
+    }, { timeoutMs: 5000 });
     const prim = ns.find((n) => n.primary);
     assert.equal(prim.glyph, 'P');
     assert.match(prim.label, /primary/);
@@ -235,7 +242,7 @@ describe('dashboard against a live coordinator', { timeout: 240000 }, () => {
     assert.ok(boxes[1].top >= boxes[0].bottom, 'details stack under the cluster');
     await page.setViewportSize({ width: 1280, height: 800 });
 
-    assert.deepEqual(page.errors, [], 'no page errors');
+    assert.deepEqual(pageErrors(page), [], 'no page errors');
     assert.deepEqual(page.external, [], 'no request leaves the coordinator');
   });
 });

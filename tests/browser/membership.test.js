@@ -14,8 +14,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const { Coordinator, getJson, launchBrowser, layoutProblems, openDashboard, screenshot, sleep, waitFor } = require('./lib/harness');
+const { Coordinator, getJson, launchBrowser, layoutProblems, openDashboard, pageErrors, screenshot, sleep, waitFor } = require('./lib/harness');
 
 const coord = new Coordinator('membership', { sparePorts: 4 });
 let browser;
@@ -31,19 +30,7 @@ async function nodes() {
 
 const summary = () => page.textContent('#config-text');
 
-/* The pid of replica `id` that this test's coordinator spawned (its command line
- * names the coordinator as --parent-pid), or null. */
-function replicaPid(id) {
-  const parent = String(coord.proc.pid);
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let argv;
-    try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch (_) { continue; }
-    const at = (flag) => argv[argv.indexOf(flag) + 1];
-    if (argv.includes('--parent-pid') && at('--parent-pid') === parent && at('--id') === id) return Number(d);
-  }
-  return null;
-}
+const replicaPid = (id) => coord.replicaPid(id);
 
 async function openDetails(id) {
   await page.click(`#cluster-svg g.node[data-id="${id}"] .body`);
@@ -207,7 +194,7 @@ describe('membership in the dashboard, against a live coordinator --spawn 3', { 
     await page.setViewportSize({ width: 1280, height: 800 });
     assert.deepEqual(problems, []);
     // the refused removal's 409 is logged by the browser; nothing else may be
-    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource: .* 409/.test(e)), [], 'no page errors');
+    assert.deepEqual(pageErrors(page).filter((e) => !/Failed to load resource: .* 409/.test(e)), [], 'no page errors');
     assert.deepEqual(page.external, [], 'no request leaves the coordinator');
   });
 });

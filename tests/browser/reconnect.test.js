@@ -5,7 +5,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { Coordinator, launchBrowser, openDashboard, screenshot, waitFor } = require('./lib/harness');
+const { Coordinator, launchBrowser, openDashboard, screenshot, teardown, waitFor } = require('./lib/harness');
 
 const coord = new Coordinator('reconnect');
 let browser;
@@ -19,14 +19,7 @@ describe('WebSocket reconnect', { timeout: 180000 }, () => {
     page = await openDashboard(browser, `${coord.url}/`);
   });
 
-  after(async () => {
-    try {
-      if (browser) await browser.close();
-    } finally {
-      await coord.stop();
-      coord.cleanup();
-    }
-  });
+  after(() => teardown(browser, coord));
 
   it('shows a reconnecting banner while the coordinator is down and resyncs when it is back', async () => {
     await waitFor('live', async () => (await page.getAttribute('#conn', 'data-state')) === 'live');

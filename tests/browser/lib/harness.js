@@ -151,6 +151,20 @@ class Coordinator {
     }, { timeoutMs });
   }
 
+  /* The pid of replica `id` this coordinator spawned (its command line names the
+   * coordinator as --parent-pid), or null. */
+  replicaPid(id) {
+    const parent = String(this.proc.pid);
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let argv;
+      try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch (_) { continue; }
+      const at = (flag) => argv[argv.indexOf(flag) + 1];
+      if (argv.includes('--parent-pid') && at('--parent-pid') === parent && at('--id') === id) return Number(d);
+    }
+    return null;
+  }
+
   /* SIGTERM, then SIGKILL (to the whole process group) after `graceMs`. */
   async stop(graceMs = 5000) {
     const proc = this.proc;
@@ -199,9 +213,36 @@ async function openDashboard(browser, url, viewport = { width: 1280, height: 800
     if (u.host !== new URL(url).host) { page.external.push(u.href); return route.abort(); }
     return route.continue();
   });
+  // A coordinator without the fault lab answers 404 to /api/faults, which the
+  // dashboard asks for and reports on the page; Chromium logs each such 404 as a
+  // console error without its URL, so they are counted to be told apart.
+  page.faultApi404 = 0;
+  page.on('response', (r) => {
+    if (r.status() === 404 && /^\/api\/(faults|timing)/.test(new URL(r.url()).pathname)) page.faultApi404 += 1;
+  });
   if (beforeGoto) await beforeGoto(page);
   await page.goto(url);
   return page;
+}
+
+/* The end of a suite against a real coordinator: the browser, then the
+ * coordinator and its replicas, then its data. */
+async function teardown(browser, coord) {
+  try {
+    if (browser) await browser.close();
+  } finally {
+    await coord.stop();
+    coord.cleanup();
+  }
+}
+
+/* page.errors without the console lines of the fault API's 404s (see above). */
+function pageErrors(page) {
+  let allowed = page.faultApi404;
+  return page.errors.filter((e) => {
+    if (allowed > 0 && /status of 404/.test(e)) { allowed -= 1; return false; }
+    return true;
+  });
 }
 
 /* What overlaps or is cut off in the dashboard as shown: circles and their two
@@ -252,5 +293,5 @@ async function screenshot(page, name, opts = {}) {
 
 module.exports = {
   ARTIFACTS_DIR, COORDINATOR_BIN, DASHBOARD_DIR, Coordinator, getJson, launchBrowser,
-  layoutProblems, openDashboard, screenshot, sleep, waitFor,
+  layoutProblems, openDashboard, pageErrors, screenshot, sleep, teardown, waitFor,
 };
