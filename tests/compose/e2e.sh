@@ -37,16 +37,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 api_py=$here/api.py
 
-log() { printf '%s compose e2e: %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
-skip() {
-  log "SKIP: $*"
-  exit 77
-}
-die() {
-  log "FAIL: $*" >&2
-  exit 1
-}
-now_ms() { date +%s%3N; }
+e2e_name="compose e2e"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # --- can we run here? -------------------------------------------------------
 if [ -n "${REPLICACAO_COMPOSE_SKIP:-}" ]; then skip "$REPLICACAO_COMPOSE_SKIP"; fi
@@ -141,16 +134,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'log "interrupted (watchdog or signal)"; exit 124' TERM
-# Stay inside ctest's TIMEOUT so the teardown still runs. Its output goes
-# nowhere: a sleep holding ctest's pipe open would keep the test "running".
-(
-  trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
-  sleep "${E2E_WATCHDOG_S:-840}" &
-  sleep_pid=$!
-  wait "$sleep_pid"
-  kill -TERM $$
-) >/dev/null 2>&1 &
-watchdog_pid=$!
+start_watchdog "${E2E_WATCHDOG_S:-840}"
 
 t_start=$(now_ms)
 log "project $project, coordinator on $base, $("${compose[@]}" version --short 2>/dev/null || echo compose)"
