@@ -293,8 +293,11 @@ done
 # --- 5. rolling update, one task at a time -------------------------------------------------
 t=$(now_ms)
 max_down=0
-dn "$survivor" service update -d --image "$image2" "${stack}_replica" >/dev/null ||
+# (It warns that the tag has no registry digest: there is no registry.)
+dn "$survivor" service update -d --image "$image2" "${stack}_replica" >"$work/update.log" 2>&1 || {
+  cat "$work/update.log"
   die "service update failed"
+}
 while :; do
   state=$(dn "$survivor" service inspect -f '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
     "${stack}_replica")
