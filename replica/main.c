@@ -342,7 +342,9 @@ int main(int argc, char **argv)
     }
     char err[256];
     bool generated;
-    if (identity_bind(o.data_dir, o.id, host, o.id, sizeof(o.id), &generated, err, sizeof(err)) !=
+    char given[sizeof(o.id)]; /* identity_bind's input and output must not overlap */
+    memcpy(given, o.id, sizeof(given));
+    if (identity_bind(o.data_dir, given, host, o.id, sizeof(o.id), &generated, err, sizeof(err)) !=
         0) {
         fprintf(stderr, "replica: %s\n", err);
         return 1;

@@ -25,7 +25,8 @@
  * It is then stored (synced) before it is returned, so it is the same on
  * every later start. Fails (negative errno, message in err) when dir
  * cannot be read or written, its id file is not a valid id, or explicit_id
- * differs from the stored id. *generated says a new id was made. */
+ * differs from the stored id. *generated says a new id was made. out must
+ * not overlap explicit_id or host. */
 int identity_bind(const char *dir, const char *explicit_id, const char *host, char *out,
                   size_t outlen, bool *generated, char *err, size_t errlen);
 
