@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154,SC2034  # e2e_name comes from the caller, watchdog_pid goes to it
 # tests/compose/lib.sh — what the Docker end-to-end scripts (compose/e2e.sh,
 # swarm/swarm.sh) share: logging, skip/fail, a millisecond clock, and a
 # watchdog that stays inside ctest's TIMEOUT so the caller's teardown trap

@@ -107,7 +107,8 @@ sw_node_down() {
 }
 
 sw_daemon_kill() {
-  local n=$1 pid=${sw_pid[$n]:-}
+  local n=$1
+  local pid=${sw_pid[$n]:-}
   [ -n "$pid" ] || return 0
   # The containers' processes sit in the node's cgroups; dockerd, containerd
   # and the shims in its namespace. SIGKILL all: nothing is shut down
