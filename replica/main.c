@@ -3,6 +3,7 @@
  * environment-variable twin for compose, then node_run.
  */
 #include "flags.h"
+#include "storage/identity.h"
 #include "logging.h"
 #include "node.h"
 #include "validate.h"
@@ -27,7 +28,8 @@
 /* The one table --help, getopt and the environment are all read from. */
 static const struct flag flags[] = {
     {"id", "REPLICA_ID", "ID",
-     "replica id, stable across restarts: 1-63 of A-Z a-z 0-9 . _ : - (default: hostname)"},
+     "replica id: 1-63 of A-Z a-z 0-9 . _ : - (default: the id stored in the data dir; a new "
+     "data dir gets HOSTNAME-RANDOM, so a replica that lost its data joins as a new member)"},
     {"name", "REPLICA_NAME", "NAME", "display name (default: reverse DNS of own address, or id)"},
     {"listen", "REPLICA_LISTEN", "IP:PORT",
      "where peers and clients connect (default 0.0.0.0:5000)"},
@@ -35,7 +37,9 @@ static const struct flag flags[] = {
      "address others should use (default hostname:port)"},
     {"peers", "REPLICA_PEERS", "LIST", "host:port,... or one DNS name resolving to every replica"},
     {"initial-size", "REPLICA_INITIAL_SIZE", "N", "size of the first configuration (default 3)"},
-    {"data-dir", "REPLICA_DATA_DIR", "DIR", "durable log directory (default ./data/ID)"},
+    {"data-dir", "REPLICA_DATA_DIR", "DIR",
+     "durable log directory, holding the id too (default ./data/ID, or ./data/HOSTNAME without "
+     "--id)"},
     {"heartbeat-ms", "REPLICA_HEARTBEAT_MS", "MS", "primary heartbeat interval (default 50)"},
     {"election-min-ms", "REPLICA_ELECTION_MIN_MS", "MS",
      "election timeout lower bound (default 300)"},
@@ -325,18 +329,29 @@ int main(int argc, char **argv)
     char host[256] = "localhost";
     gethostname(host, sizeof(host));
     host[sizeof(host) - 1] = '\0';
-    if (o.id[0] == '\0') {
-        if (!validate_id(host)) {
-            fprintf(stderr,
-                    "replica: the hostname '%s' is not a valid id; give --id (1 to %d "
-                    "characters of A-Z a-z 0-9 . _ : -)\n",
-                    host, LIMIT_ID_BYTES - 1);
-            return 2;
-        }
-        memcpy(o.id, host, strlen(host) + 1); /* validate_id bounds it */
+    /* Without --id the id comes from the data dir (identity.h), whose
+     * default is named after the hostname, as the id once was. */
+    bool explicit_id = o.id[0] != '\0';
+    if (o.data_dir[0] == '\0') {
+        snprintf(o.data_dir, sizeof(o.data_dir), "data/%s", explicit_id ? o.id : host);
+    }
+    if (make_parents(o.data_dir) != 0) {
+        fprintf(stderr, "replica: cannot create the parents of %s: %s\n", o.data_dir,
+                strerror(errno));
+        return 1;
+    }
+    char err[256];
+    bool generated;
+    char given[sizeof(o.id)]; /* identity_bind's input and output must not overlap */
+    memcpy(given, o.id, sizeof(given));
+    if (identity_bind(o.data_dir, given, host, o.id, sizeof(o.id), &generated, err, sizeof(err)) !=
+        0) {
+        fprintf(stderr, "replica: %s\n", err);
+        return 1;
     }
     if (o.name[0] == '\0') {
-        default_name(host, o.name, sizeof(o.name), o.id);
+        /* A stored id is not a name: without reverse DNS, show the host. */
+        default_name(host, o.name, sizeof(o.name), explicit_id ? o.id : host);
         if (!validate_text(o.name, strlen(o.name), sizeof(o.name))) {
             snprintf(o.name, sizeof(o.name), "%s", o.id); /* what DNS said is not a name */
         }
@@ -349,19 +364,13 @@ int main(int argc, char **argv)
     if (o.advertise[0] == '\0') {
         snprintf(o.advertise, sizeof(o.advertise), "%s%s", host, port);
     }
-    if (o.data_dir[0] == '\0') {
-        snprintf(o.data_dir, sizeof(o.data_dir), "data/%s", o.id);
-    }
-    if (make_parents(o.data_dir) != 0) {
-        fprintf(stderr, "replica: cannot create the parents of %s: %s\n", o.data_dir,
-                strerror(errno));
-        return 1;
-    }
-    char err[256];
     if (addr_list_parse(peers, port + 1, &o.peers, err, sizeof(err)) != 0) {
         fprintf(stderr, "replica: --peers: %s\n", err);
         return 2;
     }
     log_setup(o.id, (enum log_level)level);
+    if (generated) {
+        log_info("new data dir %s: this replica is the new member %s", o.data_dir, o.id);
+    }
     return node_run(&o);
 }

@@ -37,16 +37,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 api_py=$here/api.py
 
-log() { printf '%s compose e2e: %s\n' "$(date +%H:%M:%S.%3N)" "$*"; }
-skip() {
-  log "SKIP: $*"
-  exit 77
-}
-die() {
-  log "FAIL: $*" >&2
-  exit 1
-}
-now_ms() { date +%s%3N; }
+e2e_name="compose e2e"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 # --- can we run here? -------------------------------------------------------
 if [ -n "${REPLICACAO_COMPOSE_SKIP:-}" ]; then skip "$REPLICACAO_COMPOSE_SKIP"; fi
@@ -93,14 +86,17 @@ for r in c["replicas"]:
     print("    %s %-9s %-6s epoch=%s commit_index=%s voter=%s" % (r["id"], r["role"], r["status"],
           r["epoch"], r["commit_index"], r["voter"]))' "$1"
 }
+# A replica's container: its id is "<hostname>-<random>" (docs/membership.md,
+# identity), and compose names a container's host after its short id.
+ctr() { printf '%s\n' "${1%-*}"; }
 # Make sure a replica id names a container of OUR project before touching it.
 ours() {
   local label
-  label=$(docker container inspect -f '{{index .Config.Labels "com.docker.compose.project"}}' "$1" 2>/dev/null) ||
-    die "no container $1"
-  [ "$label" = "$project" ] || die "container $1 belongs to project '$label', not $project"
+  label=$(docker container inspect -f '{{index .Config.Labels "com.docker.compose.project"}}' "$(ctr "$1")" 2>/dev/null) ||
+    die "no container for $1"
+  [ "$label" = "$project" ] || die "container of $1 belongs to project '$label', not $project"
 }
-ip_of() { docker container inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$1"; }
+ip_of() { docker container inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(ctr "$1")"; }
 
 # --- teardown, always ---------------------------------------------------------
 started=0
@@ -138,16 +134,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'log "interrupted (watchdog or signal)"; exit 124' TERM
-# Stay inside ctest's TIMEOUT so the teardown still runs. Its output goes
-# nowhere: a sleep holding ctest's pipe open would keep the test "running".
-(
-  trap 'kill "$sleep_pid" 2>/dev/null; exit 0' TERM
-  sleep "${E2E_WATCHDOG_S:-840}" &
-  sleep_pid=$!
-  wait "$sleep_pid"
-  kill -TERM $$
-) >/dev/null 2>&1 &
-watchdog_pid=$!
+start_watchdog "${E2E_WATCHDOG_S:-840}"
 
 t_start=$(now_ms)
 log "project $project, coordinator on $base, $("${compose[@]}" version --short 2>/dev/null || echo compose)"
@@ -179,7 +166,7 @@ for round in $(seq 1 10); do
   c=$(api wait --replicas 3 --voters --caught-up --timeout 90)
   read -r old old_epoch < <(jf "$c" primary epoch)
   ours "$old"
-  r=$(api kill-put "$old" "$project-failover-$round" "after kill $round" --timeout 30)
+  r=$(api kill-put "$(ctr "$old")" "$project-failover-$round" "after kill $round" --timeout 30)
   echo "$r" >>"$acks"
   read -r ms kill_ms killed_at new epoch index attempts < <(jf "$r" elapsed_ms kill_ms killed_at primary epoch index attempts)
   log "kill $round: killed primary $old (epoch $old_epoch) at $killed_at (docker kill took $kill_ms ms);" \
@@ -193,7 +180,7 @@ for round in $(seq 1 10); do
     die "kill $round: failover took $ms ms after docker kill returned, $total ms with it (limit 2000 ms)"
   times+=("$ms")
   totals+=("$total")
-  docker start "$old" >/dev/null
+  docker start "$(ctr "$old")" >/dev/null
   t_rejoin=$(now_ms)
   c=$(api wait --replicas 3 --backup "$old" --epoch "$epoch" --caught-up --timeout 90)
   log "kill $round: $old back as a backup in epoch $epoch and caught up" \
@@ -252,7 +239,7 @@ print([r["id"] for r in c["replicas"] if r["id"] != c["primary"] and r["status"]
 ours "$other"
 log "pausing primary $old ($old_ip, epoch $old_epoch, last_index $old_last)"
 t_pause=$(now_ms)
-docker pause "$old" >/dev/null
+docker pause "$(ctr "$old")" >/dev/null
 r=$(api put "$project-paused-1" "while $old is paused" --timeout 30 --t0 "$t_pause")
 echo "$r" >>"$acks"
 read -r new new_epoch index ms attempts < <(jf "$r" primary epoch index elapsed_ms attempts)
@@ -272,16 +259,16 @@ log "sending $direct_id directly to the paused $old_ip:5000 (replctl in $other),
 python3 "$api_py" x raw-put "$old_ip:5000" "$raw_id" "raw, sent to the paused primary" --timeout 10 \
   >"$work/raw.out" 2>&1 &
 raw_pid=$!
-docker exec "$other" replctl -a "$old_ip:5000" -t 8000 put -i "$direct_id" "sent to the paused primary" \
+docker exec "$(ctr "$other")" replctl -a "$old_ip:5000" -t 8000 put -i "$direct_id" "sent to the paused primary" \
   >"$work/direct.out" 2>"$work/direct.err" &
 bg_pid=$!
 sleep 0.5
-docker unpause "$old" >/dev/null
+docker unpause "$(ctr "$old")" >/dev/null
 t_unpause=$(now_ms)
 log "unpaused $old after $((t_unpause - t_pause)) ms paused"
 c=$(api wait --replicas 5 --backup "$old" --epoch "$new_epoch" --timeout 10)
 log "old primary $old is a backup in epoch $new_epoch $(($(now_ms) - t_unpause)) ms after unpause"
-st=$(docker exec "$old" replctl -a 127.0.0.1:5000 -t 3000 status | head -n 1)
+st=$(docker exec "$(ctr "$old")" replctl -a 127.0.0.1:5000 -t 3000 status | head -n 1)
 log "its own status: $st"
 case "$st" in
 *" role=backup epoch=$new_epoch "*) ;;
@@ -353,11 +340,11 @@ c = json.loads(sys.argv[1])
 print([r["id"] for r in c["replicas"] if r["id"] != c["primary"]][0])' "$c")
 ours "$victim"
 log "killing backup $victim after 3 -> 2 -> 3"
-docker kill "$victim" >/dev/null
+docker kill "$(ctr "$victim")" >/dev/null
 r=$(api put "$project-after-backup-kill" "one backup of three killed" --timeout 30)
 echo "$r" >>"$acks"
 log "write after killing backup $victim: $(jf "$r" elapsed_ms) ms, committed by $(jf "$r" primary)"
-docker start "$victim" >/dev/null
+docker start "$(ctr "$victim")" >/dev/null
 c=$(api wait --replicas 3 --members 3 --caught-up --timeout 120)
 log "$victim back, the configuration is 3 voters again: $(jf "$c" voters)"
 touch "$stop_file"
@@ -380,10 +367,10 @@ print("\n".join(r["id"] for r in c["replicas"] if r["id"] != c["primary"]))' "$c
 for o in "${others[@]}"; do ours "$o"; done
 ours "$survivor"
 log "killing ${others[*]}: a majority of three"
-docker kill "${others[@]}" >/dev/null
+for o in "${others[@]}"; do ctr "$o"; done | xargs docker kill >/dev/null
 # The health check (replctl ready) turns unready: no primary can be elected.
 t_unready=$(now_ms)
-until ! ready=$(docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 2000 ready); do
+until ! ready=$(docker exec "$(ctr "$survivor")" replctl -a 127.0.0.1:5000 -t 2000 ready); do
   [ $(($(now_ms) - t_unready)) -lt 15000 ] || die "$survivor still ready 15 s after losing the majority: $ready"
   sleep 0.5
 done
@@ -396,15 +383,15 @@ except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())' "$base")
 log "coordinator /readyz: $readyz"
 [ "${readyz%% *}" = 503 ] || die "/readyz answered $readyz without a primary"
-out=$(docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 5000 force-config 2>&1) ||
+out=$(docker exec "$(ctr "$survivor")" replctl -a 127.0.0.1:5000 -t 5000 force-config 2>&1) ||
   die "replctl force-config on $survivor failed: $out"
 log "replctl force-config on $survivor: $(tr '\n' ' ' <<<"$out")"
 r=$(api put "$project-after-force" "after the forced recovery" --timeout 30)
-docker exec "$survivor" replctl -a 127.0.0.1:5000 -t 2000 ready >/dev/null ||
+docker exec "$(ctr "$survivor")" replctl -a 127.0.0.1:5000 -t 2000 ready >/dev/null ||
   die "$survivor is not ready after the forced recovery"
 echo "$r" >>"$acks"
 [ "$(jf "$r" primary)" = "$survivor" ] || die "after the recovery the primary is $(jf "$r" primary), not $survivor"
-docker start "${others[@]}" >/dev/null
+for o in "${others[@]}"; do ctr "$o"; done | xargs docker start >/dev/null
 c=$(api wait --replicas 3 --members 3 --caught-up --timeout 120)
 log "the killed two rejoined: voters $(jf "$c" voters), epoch $(jf "$c" epoch)"
 r=$(api check-log "$acks")
