@@ -1520,7 +1520,7 @@
     joined_view: ['◌', 'info'],
     fault_started: ['⚡', 'warn'], fault_added: ['⚡', 'warn'], fault: ['⚡', 'warn'],
     fault_healed: ['✓', 'good'], fault_expired: ['✓', 'good'], fault_removed: ['✓', 'good'],
-    timing: ['⏱', 'info'], timing_changed: ['⏱', 'info'],
+    timing: ['◷', 'info'], timing_changed: ['◷', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));

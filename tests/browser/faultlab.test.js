@@ -160,7 +160,12 @@ describe('fault lab on real processes (coordinator --spawn 3)', { timeout: 18000
     for (const [w, h] of [[1024, 768], [1280, 800], [1920, 1080]]) {
       await page.setViewportSize({ width: w, height: h });
       await waitFor(`dots in flight at ${w}x${h}`, () => page.$('#cluster-svg g.msg.one:not([style*="none"])'), { timeoutMs: 15000 });
-      assert.deepEqual(await layoutProblems(page), [], `layout at ${w}x${h}`);
+      // The ring moves to its new size in a 450 ms transition: poll until it has settled.
+      let last = null;
+      await waitFor(`no layout problem at ${w}x${h}`, async () => (last = await layoutProblems(page)).length === 0, { timeoutMs: 10000 })
+        .catch((e) => { throw new Error(`${e.message}: ${last.join('; ')}`); });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.waitForTimeout(150);   // let a dot move on after the scroll
       await screenshot(page, `faultlab-slow-partition-${w}x${h}`);
     }
     await page.setViewportSize({ width: 1280, height: 800 });
