@@ -1247,7 +1247,8 @@
       .attr('data-data', (e) => e.data)
       .call((li) => {
         li.select('.ix').text((e) => `#${e.index}`);
-        li.select('.d').text((e) => e.data).attr('title', (e) => `${e.data}${e.id ? ` (client id ${e.id})` : ''}`);
+        li.select('.d').text((e) => e.data).attr('title', (e) => `${e.data}${e.id ? ` (client id ${e.id})` : ''}`)
+          .attr('tabindex', (e) => (String(e.data).length > 24 ? 0 : null));   // focus shows a long value whole
         li.select('.by').text((e) => `e${show(e.epoch)} · ${show(e.primary ? replicaName(e.primary) : e.primary)}`);
       })
       .order();

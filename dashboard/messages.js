@@ -92,7 +92,8 @@
     const k = kindOf(m);
     const hb = o.heartbeat() || 50;
     let dur = slow ? Math.max(CFG.slowMinMs, Math.min(CFG.slowMaxMs, hb * 1.6)) : CFG.normalMs;
-    const delay = o.delay(m.from, m.to) || 0;
+    const cut = o.cut(m.from, m.to);
+    const delay = cut ? 0 : o.delay(m.from, m.to) || 0;
     if (slow) dur += Math.min(3000, delay * slowFactor());   // a slowed link is slower still
     const count = Number(m.count) || 1;
     // Ends on the circles' edges, on the right of the line from a to b, so the
@@ -100,7 +101,7 @@
     const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
     const ux = dx / len, uy = dy / len, off = 5, rr = o.radius() + 4;
     Object.assign(d, {
-      busy: true, start: now, dur, cut: o.cut(m.from, m.to),
+      busy: true, start: now, dur, cut,
       x1: a.x + ux * rr - uy * off, y1: a.y + uy * rr + ux * off,
       x2: b.x - ux * rr - uy * off, y2: b.y - uy * rr + ux * off,
     });

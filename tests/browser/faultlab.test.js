@@ -150,6 +150,26 @@ describe('fault lab on real processes (coordinator --spawn 3)', { timeout: 18000
     await waitFor('aggregated flow dots again', () => page.$('#cluster-svg g.msg.flow'));
   });
 
+  it('shows a long data value whole on focus (two lines otherwise, not cut to one line)', async () => {
+    const data = `long-${'0123456789abcdef'.repeat(10)}-end`;
+    const res = await fetch(`${coord.url}/api/requests`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data, id: `long-${Date.now()}` }), signal: AbortSignal.timeout(30000) });
+    assert.equal(res.status, 201);
+    const [p] = await primaries();
+    await page.click(`${node(p)} .body`);
+    const sel = `#processed-list li[data-data="${data}"] .d`;
+    await waitFor('the long value in the primary\'s processed list', () => page.$(sel), { timeoutMs: 15000 });
+    const before = await page.$eval(sel, (e) => ({ h: e.getBoundingClientRect().height, clipped: e.scrollHeight > e.clientHeight + 1, lh: parseFloat(getComputedStyle(e).lineHeight) || 16 }));
+    assert.ok(before.clipped && before.h >= 1.5 * before.lh, `two clamped lines (${JSON.stringify(before)})`);
+    await page.focus(sel);
+    const after = await page.$eval(sel, (e) => ({ h: e.getBoundingClientRect().height, clipped: e.scrollHeight > e.clientHeight + 1,
+      scrolls: getComputedStyle(e).overflowY === 'auto', text: e.textContent }));
+    assert.equal(after.text, data);
+    // All of it: unclipped, or (a very long one) in a box that scrolls.
+    assert.ok(after.h > before.h && (!after.clipped || after.scrolls), `whole on focus (${JSON.stringify(after)})`);
+    await page.click('#details button[aria-label="Close details"]');
+  });
+
   it('partition in slow motion at three sizes (screenshots), then heal all', async () => {
     await page.click('#lab-slow');
     await waitFor('slow timing', async () => /slow motion ×10/.test(await text('#lab-timing')));
