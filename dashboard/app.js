@@ -555,6 +555,7 @@
     const moved = layoutKey !== state.layoutKey;
     state.layoutKey = layoutKey;
     const t = moved ? svg.transition().duration(450).ease(d3.easeCubicOut) : null;
+    if (moved && window.ReplMessages) window.ReplMessages.clear();   // dots in flight were on the old ring
     renderWatermark(c);
     renderLinks(c, reps, moved, t);
     renderFaults(reps);

@@ -179,6 +179,7 @@ describe('fault lab on real processes (coordinator --spawn 3)', { timeout: 18000
     await waitFor('cut links', async () => (await page.$$('#cluster-svg g.fault-link.cut')).length >= 2);
     for (const [w, h] of [[1024, 768], [1280, 800], [1920, 1080]]) {
       await page.setViewportSize({ width: w, height: h });
+      await page.waitForTimeout(700);   // the ring's 450 ms move to the new size
       await waitFor(`dots in flight at ${w}x${h}`, () => page.$('#cluster-svg g.msg.one:not([style*="none"])'), { timeoutMs: 15000 });
       // The ring moves to its new size in a 450 ms transition: poll until it has settled.
       let last = null;
