@@ -70,7 +70,8 @@
     let first = null;
     for (const m of batch.messages) {
       if (!m || !m.from || !m.to) continue;
-      if (slow) {
+      // A sum made before slow motion reached the replica is still a flow.
+      if (slow && (Number(m.count) || 1) === 1) {
         // One dot per message, in the pace the sender sent them (a batch can hold a few).
         const t = Number(m.time_ms) || 0;
         if (first === null) first = t;
@@ -112,6 +113,7 @@
     d.g.dataset.from = m.from; d.g.dataset.to = m.to;
     d.g.dataset.epoch = m.epoch;
     d.g.dataset.count = count;
+    d.g.dataset.n = shown + 1;   // which launch this is (a pooled group is reused)
     d.t.textContent = slow ? `${k.word(m)} e${m.epoch}` : '';
     // The words beside the dot, on its own side of the link (the other direction's are across).
     const px = -uy, py = ux;

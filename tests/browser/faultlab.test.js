@@ -116,7 +116,7 @@ describe('fault lab on real processes (coordinator --spawn 3)', { timeout: 18000
     assert.deepEqual(f.map((x) => [x.kind, x.between, x.delay_ms, x.loss]), [['link', ['r1', 'r3'], 200, 0.3]]);
   });
 
-  it('slow motion x10: the timing, one labelled dot per real message, bounded DOM; and back', async () => {
+  it('slow motion x10: the timing, one labelled dot per real message, bounded DOM, still with reduced motion; and back', async () => {
     await page.click('#lab-slow');
     await waitFor('slow timing', async () => /heartbeat 500 ms · election 3000–6000 ms \(slow motion ×10\)/.test(await text('#lab-timing')));
     await waitFor('"slow motion ×10" in the events', async () => /timing: slow motion ×10/.test(await text('#timeline')));
@@ -145,6 +145,19 @@ describe('fault lab on real processes (coordinator --spawn 3)', { timeout: 18000
     assert.equal(burst.after, burst.before, 'no DOM node added for a burst');
     assert.ok(burst.dropped >= 500 - burst.pool, `dropped ${burst.dropped}`);
     assert.ok(burst.inFlight <= burst.pool);
+    // prefers-reduced-motion: a dot shows where it is, without travelling.
+    await page.emulateMedia({ reducedMotion: 'reduce' });
+    const n0 = await page.evaluate(() => window.ReplMessages.stats().shown);   // dots started from now on
+    const still = await waitFor('a dot that stays put', () => page.evaluate((n0) => new Promise((res) => {
+      const on = () => [...document.querySelectorAll('#cluster-svg g.msg.one')].filter((g) => g.style.display !== 'none' && Number(g.dataset.n) > n0);
+      const g = on()[0];
+      if (!g) { res(null); return; }
+      const t0 = g.getAttribute('transform'), n = g.dataset.n;
+      setTimeout(() => res(g.style.display !== 'none' && g.dataset.n === n
+        ? { same: g.getAttribute('transform') === t0, t0, t1: g.getAttribute('transform') } : null), 150);
+    }), n0), { timeoutMs: 15000 });
+    assert.ok(still.same, `the dot moved with reduced motion (${still.t0} → ${still.t1})`);
+    await page.emulateMedia({ reducedMotion: 'no-preference' });
     await page.click('#lab-normal');
     await waitFor('normal timing', async () => /^heartbeat 50 ms · election 300–600 ms$/.test(await text('#lab-timing')));
     await waitFor('aggregated flow dots again', () => page.$('#cluster-svg g.msg.flow'));
