@@ -147,7 +147,15 @@
     if (state.past !== null) return r.what ? { what: r.what, role: r.wasRole || r.role, since: null, back: null } : null;
     return H ? H.incidentShown(r.id) : null;
   }
-  function pausedFault(id) { return state.faults.find((f) => f.kind === 'pause' && f.replica === id) || null; }
+  /* A replica paused by the fault lab: its pause fault, and how long it has left
+   * (the replica's own paused_ms, else the fault's expiry). */
+  function pausedFault(id) {
+    const f = state.faults.find((x) => x.kind === 'pause' && x.replica === id) || null;
+    const r = state.live && state.live.replicas.find((x) => x.id === id);
+    const left = r && num(r.paused_ms) > 0 ? num(r.paused_ms) : f && num(f.expires_in_ms);
+    if (!f && !(r && num(r.paused_ms) > 0)) return null;
+    return { ms: f ? f.ms : null, left };
+  }
   function incidentText(i) { return `${i.role || 'replica'}, ${i.what}`; }
   /* Its log cannot be written (a full disk): it takes no writes until space returns. */
   function diskFull(r) { return !!(r && r.storage && r.storage.disk && r.storage.disk !== 'ok'); }
@@ -360,6 +368,7 @@
   const gLinks = svg.append('g').attr('class', 'links').attr('aria-hidden', 'true');
   const gFaults = svg.append('g').attr('class', 'faults');
   const gPulses = svg.append('g').attr('class', 'pulses').attr('aria-hidden', 'true');
+  const gMsgs = svg.append('g').attr('class', 'msgs').attr('aria-hidden', 'true');
   const gNodes = svg.append('g').attr('class', 'nodes');
   const gFx = svg.append('g').attr('class', 'fx').attr('aria-hidden', 'true');
 
@@ -374,7 +383,7 @@
     const name = `${shortName(d, cap, strip)} · ${gone ? incidentText(inc) : roleWord(d, kind)}`;
     let meta;
     const pz = state.past === null ? pausedFault(d.id) : null;
-    if (pz) meta = `paused${pz.ms ? ` for ${fmtDuration(pz.ms)}` : ''}`;
+    if (pz) meta = `paused${pz.left > 0 ? ` · ${fmtDuration(pz.left)} left` : pz.ms ? ` for ${fmtDuration(pz.ms)}` : ''}`;
     else if (state.removing.has(d.id) && kind !== 'removed') meta = 'removing…';
     else if (gone && d.start_failed) meta = 'crashed at start · not restarted';
     else if (gone) meta = inc.since ? `since ${fmtClock(inc.since)}${inc.what === 'frozen' ? ' · not answering' : d.status === 'failed' ? ' · restarting…' : ''}` : inc.what;
@@ -546,6 +555,7 @@
     const moved = layoutKey !== state.layoutKey;
     state.layoutKey = layoutKey;
     const t = moved ? svg.transition().duration(450).ease(d3.easeCubicOut) : null;
+    if (moved && window.ReplMessages) window.ReplMessages.clear();   // dots in flight were on the old ring
     renderWatermark(c);
     renderLinks(c, reps, moved, t);
     renderFaults(reps);
@@ -640,6 +650,7 @@
 
   function renderFaults(reps) {
     const pairs = pairFaults(reps);
+    state.pairFaults = new Map(pairs.map((p) => [p.a < p.b ? `${p.a}|${p.b}` : `${p.b}|${p.a}`, p]));
     const g = gFaults.selectAll('g.fault-link').data(pairs, (p) => `${p.a}|${p.b}`).join((enter) => {
       const e = enter.append('g').attr('class', 'fault-link');
       e.append('line'); e.append('text');
@@ -787,9 +798,10 @@
   }
 
   let lastPulse = 0;
+  let lastMessages = -1e9;   // when the last protocol message batch came: real dots replace the pulses
   function pulse() {
     const now = performance.now();
-    if (now - lastPulse < CFG.pulseGapMs || document.hidden) return;
+    if (now - lastPulse < CFG.pulseGapMs || document.hidden || now - lastMessages < 2000) return;
     lastPulse = now;
     for (const l of state.links || []) {
       if (!l.up) continue;
@@ -1236,7 +1248,8 @@
       .attr('data-data', (e) => e.data)
       .call((li) => {
         li.select('.ix').text((e) => `#${e.index}`);
-        li.select('.d').text((e) => e.data).attr('title', (e) => `${e.data}${e.id ? ` (client id ${e.id})` : ''}`);
+        li.select('.d').text((e) => e.data).attr('title', (e) => `${e.data}${e.id ? ` (client id ${e.id})` : ''}`)
+          .attr('tabindex', (e) => (String(e.data).length > 24 ? 0 : null));   // focus shows a long value whole
         li.select('.by').text((e) => `e${show(e.epoch)} · ${show(e.primary ? replicaName(e.primary) : e.primary)}`);
       })
       .order();
@@ -1509,7 +1522,7 @@
     joined_view: ['◌', 'info'],
     fault_started: ['⚡', 'warn'], fault_added: ['⚡', 'warn'], fault: ['⚡', 'warn'],
     fault_healed: ['✓', 'good'], fault_expired: ['✓', 'good'], fault_removed: ['✓', 'good'],
-    timing: ['⏱', 'info'], timing_changed: ['⏱', 'info'],
+    timing: ['◷', 'info'], timing_changed: ['◷', 'info'],
   };
 
   const b = (x) => h('b', null, show(x, '?'));
@@ -1564,9 +1577,13 @@
       case 'fault_started': case 'fault_added': case 'fault':
         return ['fault: ', b(ev.fault && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : ev.type)];
       case 'fault_healed': case 'fault_expired': case 'fault_removed':
-        return [ev.type === 'fault_expired' ? 'fault expired: ' : 'fault healed: ',
+        return [ev.type === 'fault_expired' || /: expired$/.test(ev.detail || '') ? 'fault expired: ' : 'fault healed: ',
           b(ev.fault && ev.fault.kind && window.ReplFaults ? window.ReplFaults.describe(ev.fault) : (ev.fault && ev.fault.id) || '')];
-      case 'timing': case 'timing_changed': return ['timing: ', b(ev.timing && ev.timing.heartbeat_ms ? `heartbeat ${ev.timing.heartbeat_ms} ms` : ev.detail || 'changed')];
+      case 'timing': case 'timing_changed': {
+        const k = /^slow motion x(\d+)$/.exec(ev.detail || '');
+        return ['timing: ', b(k ? (k[1] === '1' ? 'normal speed' : `slow motion ×${k[1]}`)
+          : ev.timing && ev.timing.heartbeat_ms ? `heartbeat ${ev.timing.heartbeat_ms} ms` : ev.detail || 'changed')];
+      }
       case 'local_back': return ['reconnected; state resynced from a fresh snapshot'];
       default: return [b(ev.type), who ? ` · ${who}` : ''];
     }
@@ -1627,6 +1644,7 @@
     const text = describe(ev);
     let detail = ev.detail || (ev.type === 'request_failed' && ev.request && ev.request.detail);
     if (detail && redundantDetail(ev.type, detail, text)) detail = '';
+    if (/^(fault|timing)/.test(ev.type) && (ev.fault || /^slow motion x\d+$/.test(detail || ''))) detail = '';   // said in the text
     const li = h('li', { class: `tl k-${kind}`, 'data-type': ev.type, role: ev.type === 'forced_config' ? 'alert' : null },
       h('span', { class: 'tl-icon', 'aria-hidden': 'true' }, icon),
       h('div', { class: 'tl-text' }, ...text, detail ? h('span', { class: 'tl-detail' }, ` — ${detail}`) : null),
@@ -1743,6 +1761,7 @@
     }
     const c = H.stateAt(t);
     if (state.past === null && state.selected) closeDetails();
+    if (window.ReplMessages) window.ReplMessages.clear();
     state.past = t;
     document.body.dataset.past = 'true';
     const b = $('#past-banner');
@@ -1757,6 +1776,7 @@
   function applyCluster(c) {
     if (!c || !Array.isArray(c.replicas)) return;
     state.live = c;
+    if (window.ReplFaults) window.ReplFaults.fromCluster(c);
     if (state.past !== null) return;   // scrubbed back: the live view waits for "Live"
     state.cluster = c;
     for (const r of c.replicas) state.names.set(r.id, r.name || r.id);
@@ -1836,6 +1856,7 @@
         if (H && !H.ingestEvent(msg.event, msg.seq)) return;   // had it from the history
         onEvent(msg.event);
       }
+      else if (msg.type === 'messages') { lastMessages = performance.now(); if (window.ReplMessages) window.ReplMessages.ingest(msg); }
       else if (msg.type === 'faults' || msg.type === 'timing') { if (window.ReplFaults) window.ReplFaults.fromStream(msg); }
     };
     sock.onclose = () => {
@@ -1910,6 +1931,20 @@
       api, toast, announce, replicaName,
       replicas: () => (state.live || state.cluster || { replicas: [] }).replicas,
       onFaults: (faults) => { state.faults = faults; renderAll(); if (window.ReplTimeline) window.ReplTimeline.render(); },
+    });
+  }
+
+  if (window.ReplMessages) {
+    const pairOf = (a, b) => (state.pairFaults || new Map()).get(a < b ? `${a}|${b}` : `${b}|${a}`);
+    window.ReplMessages.init({
+      layer: gMsgs.node(),
+      pos: (id) => layout.pos.get(id),
+      radius: () => layout.r,
+      live: () => state.past === null,
+      cut: (a, b) => { const p = pairOf(a, b); return !!(p && p.cut); },
+      delay: (a, b) => { const p = pairOf(a, b); return p ? p.delay : 0; },
+      slow: () => (window.ReplFaults ? window.ReplFaults.slowFactor() : 1),
+      heartbeat: () => { const t = window.ReplFaults && window.ReplFaults.timing(); return t ? num(t.heartbeat_ms) : null; },
     });
   }
 

@@ -68,6 +68,12 @@
     }
   }
 
+  function timingText(t) {
+    if (!t) return '';
+    const k = Number(t.slow_motion);
+    return `heartbeat ${t.heartbeat_ms} ms · election ${t.election_min_ms}–${t.election_max_ms} ms${k > 1 ? ` (slow motion ×${k})` : t.slow_motion === null ? ' (set by hand)' : ''}`;
+  }
+
   function render() {
     const ul = $('#lab-faults');
     ul.replaceChildren(...faults.map((f) => {
@@ -83,9 +89,9 @@
       return li;
     }));
     const tm = $('#lab-timing');
-    tm.textContent = timing
-      ? `heartbeat ${timing.heartbeat_ms} ms · election ${timing.election_min_ms}–${timing.election_max_ms} ms${timing.slow_motion && timing.slow_motion !== 1 ? ` (slow motion ×${timing.slow_motion})` : ''}`
-      : '';
+    tm.textContent = timingText(timing);
+    card().dataset.slow = String(slowFactor());
+    $('#lab-slow').setAttribute('aria-pressed', slowFactor() > 1 ? 'true' : 'false');
   }
 
   async function act(method, path, body, done) {
@@ -174,5 +180,26 @@
    * the list is asked for again rather than patched. */
   function fromStream() { refresh(); }
 
-  window.ReplFaults = { init, refresh, fromStream, describe: (f) => (o ? describe(f) : f.kind), active: () => faults };
+  /* Every live snapshot carries the faults in force and the timing ("faults",
+   * "timing" in /api/cluster): taken from there as they change, so the ring,
+   * the list and the timing need no polling and an expiry shows at once. */
+  let clusterSig = '';
+  function fromCluster(c) {
+    if (!c || !Array.isArray(c.faults)) return;
+    const sig = JSON.stringify([c.faults.map((f) => f.id), c.timing]);
+    if (sig === clusterSig) return;
+    clusterSig = sig;
+    if (available !== true) setAvailable(true);
+    faults = c.faults;
+    if (c.timing) timing = c.timing;
+    render();
+    o.onFaults(faults);
+  }
+
+  const slowFactor = () => (timing && Number(timing.slow_motion) > 1 ? Number(timing.slow_motion) : 1);
+
+  window.ReplFaults = {
+    init, refresh, fromStream, fromCluster, describe: (f) => (o ? describe(f) : f.kind), active: () => faults,
+    timing: () => timing, slowFactor,
+  };
 })();
