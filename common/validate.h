@@ -26,6 +26,9 @@ bool validate_text(const char *s, size_t len, size_t max);
 
 /* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool utf8_valid(const uint8_t *s, size_t len);
+/* The longest prefix of s[0..len) of at most max bytes that ends at a
+ * character boundary (a cut inside a character is not valid UTF-8). */
+size_t utf8_cut(const char *s, size_t len, size_t max);
 /* A NUL-terminated malloc'ed copy with every ill-formed sequence and every
  * NUL replaced by U+FFFD, so arbitrary bytes can go into JSON. NULL when
  * out of memory. */

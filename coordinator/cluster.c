@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "supervisor.h"
 #include "transport.h"
+#include "history.h" /* HISTORY_DATA_BYTES: what an event shows of a request */
 #include "validate.h"
 #include "view.h"
 #include "vocab.h"
@@ -1010,9 +1011,17 @@ static void request_event(struct cluster *c, const struct req *q, enum event_typ
     cJSON *ev = event_new(c, event_name(type), primary, primary, epoch, index, detail);
     cJSON *req = cJSON_AddObjectToObject(ev, "request");
     cJSON_AddStringToObject(req, "id", q->client_id);
-    char *data = strndup(q->data, q->len);
+    /* An event shows what a request was, not all of it (GET /api/requests
+     * has it whole): building, printing and recording 4 KiB twice per
+     * request cost the HTTP path about 45 % of its writes/s at 64
+     * connections. */
+    size_t keep = utf8_cut(q->data, q->len, HISTORY_DATA_BYTES);
+    char *data = strndup(q->data, keep);
     cJSON_AddStringToObject(req, "data", data ? data : "");
     free(data);
+    if (keep < q->len) {
+        cJSON_AddBoolToObject(req, "data_cut", true);
+    }
     cJSON_AddBoolToObject(req, "fault", q->fault);
     if (index) {
         cJSON_AddNumberToObject(req, "index", (double)index);

@@ -2,6 +2,7 @@
  * coordinator/history.c — see history.h.
  */
 #include "history.h"
+#include "validate.h"
 
 #include "bounds.h"
 #include "clock.h"
@@ -111,11 +112,8 @@ static char *recorded_event(const char *msg, size_t len)
     if (cJSON_IsString(data) && strlen(data->valuestring) > HISTORY_DATA_BYTES) {
         /* At a character's first byte: a WebSocket text frame must be valid
          * UTF-8, or the browser drops the connection. */
-        size_t cut = HISTORY_DATA_BYTES;
-        while (cut > 0 && ((unsigned char)data->valuestring[cut] & 0xC0) == 0x80) {
-            cut--;
-        }
-        data->valuestring[cut] = '\0';
+        size_t n = strlen(data->valuestring);
+        data->valuestring[utf8_cut(data->valuestring, n, HISTORY_DATA_BYTES)] = '\0';
         cJSON_AddBoolToObject(req, "data_cut", true);
     }
     char *s = root ? cJSON_PrintUnformatted(root) : NULL;

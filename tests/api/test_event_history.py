@@ -76,6 +76,22 @@ class HistoryTests(CoordinatorTestCase):
         self.assertTrue(got)
         self.assertLess(len(got[-1]["event"]["request"]["data"]), 1000)
         self.assertTrue(got[-1]["event"]["request"].get("data_cut"))
+        # The live event is cut as well (events show what a request was;
+        # the log has it whole).
+        w = WebSocket(self.port)
+        try:
+            self.post("y" * 5000)
+            deadline = time.monotonic() + 10
+            while True:
+                _t, m = w.next(timeout=5)
+                if m.get("type") == "event" and m["event"]["type"] == "request_committed" \
+                        and m["event"]["request"]["data"].startswith("yyyy"):
+                    break
+                self.assertLess(time.monotonic(), deadline, "no live request_committed")
+            self.assertEqual(len(m["event"]["request"]["data"]), 200)
+            self.assertTrue(m["event"]["request"].get("data_cut"))
+        finally:
+            w.close()
 
     def test_cut_keeps_whole_characters(self):
         """Cut at a byte count, data in two-byte characters must stay valid
