@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # tests/swarm/cluster.sh — a three-machine Docker Swarm on one Linux host,
-# sourced by swarm.sh (../shared notes: "A multi-node Docker Swarm on one
-# machine"). Each node is a network namespace with its own dockerd (own
+# sourced by swarm.sh. Each node is a network namespace with its own dockerd (own
 # data root, exec root, socket, hostname), wired by a veth to a bridge that
 # lives in a namespace of its own (so the host's iptables never see the
 # traffic); a client namespace on the same bridge plays the user's machine.
