@@ -8,6 +8,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
       libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcivetweb-dev libcjson-dev \
+      libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -22,7 +23,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DREPLICACAO_TESTS=OFF \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libuv1 libprotobuf-c1 libcivetweb1 libcjson1 \
+ && apt-get install -y --no-install-recommends libuv1 libprotobuf-c1 libcivetweb1 libcjson1 libsodium23 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /var/lib/replicacao --shell /usr/sbin/nologin replicacao \

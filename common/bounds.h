@@ -65,6 +65,13 @@
 #define LIMIT_TRAFFIC_ITEMS     256     /* items of one Traffic batch */
 #define LIMIT_RUNTIME_TIMING_MS 600000u /* heartbeat and election timeouts set at run time */
 
+/* Peer authentication (common/peer_auth.h): fixed sizes, anything else in
+ * a Hello's nonce or an Auth is refused. */
+#define AUTH_NONCE_BYTES     32 /* Hello.nonce */
+#define AUTH_PROOF_BYTES     32 /* HMAC-SHA256 */
+#define AUTH_KEY_BYTES       32 /* Ed25519 public key */
+#define AUTH_SIGNATURE_BYTES 64 /* Ed25519 signature */
+
 /* A replica asked to fail exits with this status (EX_TEMPFAIL), which tells
  * a supervisor "restart me" apart from a crash. */
 #define EXIT_FAILED_ON_REQUEST 75

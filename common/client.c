@@ -4,6 +4,7 @@
 #include "client.h"
 #include "addr.h"
 #include "clock.h"
+#include "peer_auth.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -61,6 +62,57 @@ static int connect_addr(const char *addr, int timeout_ms, char *err, size_t errl
     return fd;
 }
 
+static const struct peer_auth *process_auth;
+
+void client_use_auth(const struct peer_auth *auth)
+{
+    process_auth = auth;
+}
+
+/* After the Hellos, with a secret: check the replica's Auth, then give
+ * ours (peer_auth.h). 0, or -1 with the reason. */
+static int prove(struct client *c, const uint8_t nonce[AUTH_NONCE_BYTES],
+                 const Envelope *their_hello, int timeout_ms, char *err, size_t errlen)
+{
+    if (their_hello->hello->nonce.len != AUTH_NONCE_BYTES) {
+        snprintf(err, errlen, "%s does not ask for the cluster secret (started without it?)",
+                 c->peer_id);
+        return -1;
+    }
+    struct auth_party us = {c->name, true, nonce};
+    struct auth_party them = {c->peer_id,
+                              their_hello->hello->kind == REPLICACAO__HELLO__KIND__CLIENT,
+                              their_hello->hello->nonce.data};
+    uint8_t transcript[32];
+    peer_auth_transcript(&us, &them, transcript);
+    Envelope *r = client_recv(c, timeout_ms, err, errlen);
+    if (r == NULL) {
+        return -1; /* a replica that refuses our Hello closes without a word */
+    }
+    int rc = 0;
+    if (r->body_case != REPLICACAO__ENVELOPE__BODY_AUTH) {
+        snprintf(err, errlen, "expected auth, got %s", wire_body_name(r));
+        rc = -1;
+    } else if (peer_auth_check(process_auth, transcript, false, &them, r->auth, err, errlen) != 0) {
+        rc = -1;
+    }
+    wire_free(r);
+    if (rc != 0) {
+        return -1;
+    }
+    struct auth_answer a;
+    peer_auth_answer(process_auth, transcript, true, &a);
+    Envelope env;
+    wire_init(&env, c->name, 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_AUTH;
+    env.auth = &a.msg;
+    if (client_send(c, &env) != 0) {
+        snprintf(err, errlen, "send auth: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int client_connect(struct client *c, const char *addr, const char *name, int timeout_ms, char *err,
                    size_t errlen)
 {
@@ -78,6 +130,12 @@ int client_connect(struct client *c, const char *addr, const char *name, int tim
     wire_init(&env, c->name, 0);
     hello.name = c->name;
     hello.kind = REPLICACAO__HELLO__KIND__CLIENT;
+    uint8_t nonce[AUTH_NONCE_BYTES];
+    if (process_auth != NULL) {
+        peer_auth_random(nonce, sizeof(nonce));
+        hello.nonce.data = nonce;
+        hello.nonce.len = sizeof(nonce);
+    }
     env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     if (client_send(c, &env) != 0) {
@@ -89,6 +147,12 @@ int client_connect(struct client *c, const char *addr, const char *name, int tim
     if (r == NULL || r->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
         if (r != NULL) {
             snprintf(err, errlen, "expected hello, got %s", wire_body_name(r));
+        } else if (process_auth == NULL && strstr(err, "closed") != NULL) {
+            /* What a replica with a secret does to a Hello without proof. */
+            snprintf(err, errlen,
+                     "%s refused us: it may want the cluster secret "
+                     "(--cluster-secret-file)",
+                     addr);
         }
         wire_free(r);
         client_close(c);
@@ -96,8 +160,12 @@ int client_connect(struct client *c, const char *addr, const char *name, int tim
     }
     snprintf(c->peer_id, sizeof(c->peer_id), "%s", r->from);
     snprintf(c->peer_address, sizeof(c->peer_address), "%s", r->hello->address);
+    int rc = process_auth != NULL ? prove(c, nonce, r, timeout_ms, err, errlen) : 0;
     wire_free(r);
-    return 0;
+    if (rc != 0) {
+        client_close(c);
+    }
+    return rc;
 }
 
 void client_close(struct client *c)

@@ -25,6 +25,10 @@ struct client {
 int client_connect(struct client *c, const char *addr, const char *name, int timeout_ms, char *err,
                    size_t errlen);
 void client_close(struct client *c);
+/* The cluster secret every later client_connect of this process proves
+ * (common/peer_auth.h); NULL (the default): none. It must stay valid. */
+struct peer_auth;
+void client_use_auth(const struct peer_auth *auth);
 int client_send(struct client *c, const Envelope *env);
 /* Next envelope, or NULL on timeout/close/garbage (reason in err). */
 Envelope *client_recv(struct client *c, int timeout_ms, char *err, size_t errlen);

@@ -15,7 +15,8 @@ static void usage(const struct flag_set *fs, FILE *out)
     fprintf(out, "usage: %s [options]\n\n%s\n\n", fs->prog, fs->about);
     for (size_t i = 0; i < fs->n; i++) {
         char left[64];
-        snprintf(left, sizeof(left), "--%s %s", fs->flags[i].name, fs->flags[i].arg);
+        const char *arg = fs->flags[i].arg;
+        snprintf(left, sizeof(left), "--%s%s%s", fs->flags[i].name, arg ? " " : "", arg ? arg : "");
         fprintf(out, "  %-30s %s\n  %-30s [$%s]\n", left, fs->flags[i].help, "", fs->flags[i].env);
     }
     fprintf(out, "  %-30s %s\n", "--help", "this text");
@@ -78,10 +79,35 @@ int flags_text(char *dst, size_t cap, const char *v)
     return 0;
 }
 
+/* A switch's environment twin: 1/true/yes sets it, 0/false/no leaves
+ * it unset; NULL for anything else. */
+static const char *switch_value(const char *v)
+{
+    static const char *const on[] = {"1", "true", "yes"}, *const off[] = {"0", "false", "no"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(v, on[i]) == 0) {
+            return "true";
+        }
+        if (strcmp(v, off[i]) == 0) {
+            return "";
+        }
+    }
+    return NULL;
+}
+
 int flags_parse(const struct flag_set *fs, int argc, char **argv)
 {
     for (size_t i = 0; i < fs->n; i++) {
         const char *v = getenv(fs->flags[i].env);
+        if (v != NULL && fs->flags[i].arg == NULL) {
+            const char *sw = switch_value(v);
+            if (sw == NULL) {
+                fprintf(stderr, "%s: $%s wants 1/true/yes or 0/false/no, not '%s'\n", fs->prog,
+                        fs->flags[i].env, v);
+                return 2;
+            }
+            v = sw;
+        }
         if (v != NULL && *v != '\0' && fs->apply(fs->ctx, fs->flags[i].name, v) != 0) {
             fprintf(stderr, "%s: bad value '%s' in $%s\n", fs->prog, v, fs->flags[i].env);
             return 2;
@@ -92,7 +118,8 @@ int flags_parse(const struct flag_set *fs, int argc, char **argv)
         return 2;
     }
     for (size_t i = 0; i < fs->n; i++) {
-        longopts[i] = (struct option){fs->flags[i].name, required_argument, NULL, (int)i};
+        int has_arg = fs->flags[i].arg ? required_argument : no_argument;
+        longopts[i] = (struct option){fs->flags[i].name, has_arg, NULL, (int)i};
     }
     longopts[fs->n] = (struct option){"help", no_argument, NULL, 'h' + 1000};
     int rc = 0, opt;
@@ -103,7 +130,7 @@ int flags_parse(const struct flag_set *fs, int argc, char **argv)
         } else if (opt < 0 || (size_t)opt >= fs->n) {
             usage(fs, stderr);
             rc = 2;
-        } else if (fs->apply(fs->ctx, fs->flags[opt].name, optarg) != 0) {
+        } else if (fs->apply(fs->ctx, fs->flags[opt].name, optarg ? optarg : "true") != 0) {
             fprintf(stderr, "%s: bad value '%s' for --%s\n", fs->prog, optarg, fs->flags[opt].name);
             rc = 2;
         }

@@ -11,7 +11,7 @@
 struct flag {
     const char *name; /* long option, without the dashes */
     const char *env;  /* its environment twin */
-    const char *arg;  /* placeholder shown in --help */
+    const char *arg;  /* placeholder shown in --help; NULL: a switch, given "true" */
     const char *help;
 };
 

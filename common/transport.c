@@ -10,6 +10,7 @@
 #include "faults.h"
 #include "frame.h"
 #include "logging.h"
+#include "peer_auth.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,13 @@
 /* Client calls held while paused, per connection; beyond, the connection
  * is not read until the pause ends (which it always does: it expires). */
 #define HELD_MAX 4096
+/* A connection must finish its Hellos (and proofs) within this, or it is
+ * closed: a stranger cannot hold connections open by saying nothing. */
+#define HANDSHAKE_TIMEOUT_MS 10000
+/* Until the other end is known (and, with a secret, has proved it), a
+ * frame larger than this closes the connection: a Hello and an Auth take
+ * well under 1 KiB, and nobody unproven makes us buffer megabytes. */
+#define HANDSHAKE_FRAME_MAX LIMIT_FRAME_BYTES_MIN
 
 /* A frame a link delay holds until `due`. */
 struct delayed {
@@ -65,7 +73,9 @@ struct conn {
     struct frame_reader reader;
     struct outbuf out;
     bool tcp_connected; /* outbound: the connect completed */
-    bool hello_done;
+    bool hello_sent;
+    bool hello_seen; /* theirs arrived; with a secret, their Auth is next */
+    bool hello_done; /* the other end is known (and proved): messages flow */
     bool closing;
     bool is_client;
     bool read_stopped; /* paused: its frames wait in the reader */
@@ -77,6 +87,10 @@ struct conn {
     char peer_id[WIRE_ID_MAX];
     char peer_name[LIMIT_NAME_BYTES];
     char peer_address[LIMIT_NAME_BYTES];
+    char peer_cluster[WIRE_ID_MAX];
+    int64_t opened_ms;
+    uint8_t nonce[AUTH_NONCE_BYTES];       /* ours, with a secret */
+    uint8_t their_nonce[AUTH_NONCE_BYTES]; /* from their Hello */
     char desc[512];
     void *data;
     struct conn *next;
@@ -128,6 +142,8 @@ struct transport {
     struct faults faults;
     uv_timer_t fault_timer; /* the next delayed frame or expiry */
     bool was_paused;
+    uv_timer_t handshake_timer; /* closes connections that never finish their Hellos */
+    uint64_t auth_refused;
     char readbuf[64 * 1024];
 };
 
@@ -158,7 +174,11 @@ static struct conn *conn_new(struct transport *t)
     uv_tcp_init(t->loop, &c->tcp);
     t->open_handles++;
     c->tcp.data = c;
-    frame_reader_init(&c->reader, t->o.max_frame_bytes);
+    frame_reader_init(&c->reader, HANDSHAKE_FRAME_MAX);
+    c->opened_ms = clock_mono_ms();
+    if (t->o.auth != NULL) {
+        peer_auth_random(c->nonce, sizeof(c->nonce));
+    }
     snprintf(c->desc, sizeof(c->desc), "connection");
     c->next = t->conns;
     if (t->conns) {
@@ -269,9 +289,14 @@ static void queue_hello(struct conn *c)
     hello.address = t->advertise;
     hello.kind = t->o.client ? REPLICACAO__HELLO__KIND__CLIENT : REPLICACAO__HELLO__KIND__REPLICA;
     hello.cluster_id = t->cluster_id;
+    if (t->o.auth != NULL) {
+        hello.nonce.data = c->nonce;
+        hello.nonce.len = sizeof(c->nonce);
+    }
     env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     conn_queue(c, &env);
+    c->hello_sent = true;
 }
 
 static struct target *target_with_id(struct transport *t, const char *id, struct target *except)
@@ -325,30 +350,59 @@ static void learn_target(struct transport *t, const char *addr)
     }
 }
 
-/* The first frame: who is at the other end. False when the connection was
- * closed because of it. */
-static bool handle_hello(struct conn *c, const Envelope *env)
+/* The other end failed the handshake: counted, logged as a warning with
+ * the reason whoever it is, closed before any of its messages is read. */
+static void refuse(struct conn *c, const char *why)
+{
+    c->t->auth_refused++;
+    conn_reject(c, why);
+}
+
+static void parties(const struct conn *c, struct auth_party *ours, struct auth_party *theirs)
+{
+    const struct transport *t = c->t;
+    *ours = (struct auth_party){t->self_id, t->o.client, c->nonce};
+    *theirs = (struct auth_party){c->peer_id, c->is_client, c->their_nonce};
+}
+
+/* Queue this end's Auth: the answer to their nonce. */
+static void queue_auth(struct conn *c, const uint8_t transcript[32])
+{
+    struct auth_answer a;
+    peer_auth_answer(c->t->o.auth, transcript, c->target != NULL, &a);
+    Envelope env;
+    wire_init(&env, c->t->self_id, 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_AUTH;
+    env.auth = &a.msg;
+    conn_queue(c, &env);
+}
+
+static void transcript_of(const struct conn *c, uint8_t out[32])
+{
+    struct auth_party ours, theirs;
+    parties(c, &ours, &theirs);
+    if (c->target != NULL) {
+        peer_auth_transcript(&ours, &theirs, out);
+    } else {
+        peer_auth_transcript(&theirs, &ours, out);
+    }
+}
+
+/* Who is at the other end is known, and proved when we hold a secret:
+ * messages may flow. False when the connection was closed because of it. */
+static bool hello_accepted(struct conn *c)
 {
     struct transport *t = c->t;
-    if (env->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
-        conn_reject(c, "first message was not a hello");
-        return false;
-    }
-    c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
-    if (!c->is_client && env->from[0] == '\0') {
-        conn_reject(c, "replica hello without an id");
-        return false;
-    }
-    const char *theirs = env->hello->cluster_id;
+    const char *theirs = c->peer_cluster;
     if (!c->is_client && theirs[0] != '\0' && t->cluster_id[0] != '\0' &&
         strcmp(theirs, t->cluster_id) != 0) {
         /* Two clusters on one host or network must never merge. */
-        char why[160];
-        snprintf(why, sizeof(why), "replica %s belongs to cluster %s, not ours (%s)", env->from,
+        char why[256];
+        snprintf(why, sizeof(why), "replica %s belongs to cluster %s, not ours (%s)", c->peer_id,
                  theirs, t->cluster_id);
         if (c->target != NULL) {
             c->target->state = TARGET_FOREIGN;
-        } else {
+        } else if (!c->hello_sent) {
             /* Tell the dialler who we are, so it stops dialling us too. */
             queue_hello(c);
             conn_flush(c);
@@ -356,12 +410,6 @@ static bool handle_hello(struct conn *c, const Envelope *env)
         conn_reject(c, why);
         return false;
     }
-    snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
-    snprintf(c->peer_name, sizeof(c->peer_name), "%s", env->hello->name);
-    if (env->hello->address[0] != '\0') {
-        snprintf(c->peer_address, sizeof(c->peer_address), "%s", env->hello->address);
-    }
-    set_desc(c);
     struct target *tg = c->target;
     if (tg != NULL) {
         if (strcmp(c->peer_id, t->self_id) == 0) {
@@ -378,17 +426,101 @@ static bool handle_hello(struct conn *c, const Envelope *env)
         tg->backoff_ms = RETRY_MIN_MS;
         tg->retry_is_immediate = false;
     } else {
-        queue_hello(c); /* inbound: answer with ours */
+        if (!c->hello_sent) {
+            queue_hello(c); /* inbound: answer with ours */
+        }
         if (!c->is_client) {
             learn_target(t, c->peer_address);
             redial_now(t, c->peer_id, c->peer_address);
         }
     }
     c->hello_done = true;
+    c->reader.max_frame = t->o.max_frame_bytes;
     if (t->cb.on_hello) {
-        t->cb.on_hello(t, c, env);
+        t->cb.on_hello(t, c);
     }
     return !c->closing;
+}
+
+/* The first frame: who is at the other end. Without a secret that is all;
+ * with one, the acceptor answers with its Hello and its Auth at once, the
+ * dialer waits for that Auth (auth_received). False when the connection
+ * was closed because of it. */
+static bool hello_received(struct conn *c, const Envelope *env)
+{
+    struct transport *t = c->t;
+    if (env->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
+        refuse(c, "first message was not a hello");
+        return false;
+    }
+    c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
+    if (!c->is_client && env->from[0] == '\0') {
+        refuse(c, "replica hello without an id");
+        return false;
+    }
+    snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
+    snprintf(c->peer_name, sizeof(c->peer_name), "%s", env->hello->name);
+    snprintf(c->peer_cluster, sizeof(c->peer_cluster), "%s", env->hello->cluster_id);
+    if (env->hello->address[0] != '\0') {
+        snprintf(c->peer_address, sizeof(c->peer_address), "%s", env->hello->address);
+    }
+    set_desc(c);
+    c->hello_seen = true;
+    if (t->o.auth == NULL) {
+        return hello_accepted(c);
+    }
+    if (env->hello->nonce.len != AUTH_NONCE_BYTES) {
+        refuse(c, "no proof of the cluster secret offered (is it running without "
+                  "--cluster-secret-file?)");
+        return false;
+    }
+    memcpy(c->their_nonce, env->hello->nonce.data, sizeof(c->their_nonce));
+    if (c->target == NULL) {
+        uint8_t transcript[32];
+        transcript_of(c, transcript);
+        queue_hello(c);
+        queue_auth(c, transcript);
+        conn_flush(c);
+    }
+    return true;
+}
+
+/* Their answer to our nonce. The dialer answers theirs only once it has
+ * checked the acceptor's: a stranger gets no proof from a dialer. */
+static bool auth_received(struct conn *c, const Envelope *env)
+{
+    struct transport *t = c->t;
+    if (env->body_case != REPLICACAO__ENVELOPE__BODY_AUTH) {
+        refuse(c, "a message before the proof of the cluster secret");
+        return false;
+    }
+    uint8_t transcript[32];
+    transcript_of(c, transcript);
+    struct auth_party ours, theirs;
+    parties(c, &ours, &theirs);
+    char why[256];
+    if (peer_auth_check(t->o.auth, transcript, c->target == NULL, &theirs, env->auth, why,
+                        sizeof(why)) != 0) {
+        if (c->target != NULL) {
+            c->target->retry_is_immediate = false; /* refused, not gone */
+        }
+        refuse(c, why);
+        return false;
+    }
+    if (c->target != NULL) {
+        queue_auth(c, transcript);
+    }
+    return hello_accepted(c);
+}
+
+/* A frame before the other end is known: its Hello, or its Auth. */
+static void handshake_step(struct conn *c, const Envelope *env)
+{
+    if (!c->hello_seen) {
+        hello_received(c, env);
+    } else {
+        auth_received(c, env);
+    }
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -461,7 +593,7 @@ static void conn_process(struct conn *c)
         }
         if (!c->hello_done) {
             t->handling++;
-            handle_hello(c, env);
+            handshake_step(c, env);
             t->handling--;
         } else if (!c->is_client && t->faults.n > 0 &&
                    faults_cut(&t->faults, c->peer_id, clock_mono_ms())) {
@@ -624,6 +756,21 @@ bool conn_is_outbound(const struct conn *c)
 const char *conn_peer_id(const struct conn *c)
 {
     return c->peer_id;
+}
+
+const char *conn_peer_name(const struct conn *c)
+{
+    return c->peer_name;
+}
+
+const char *conn_peer_address(const struct conn *c)
+{
+    return c->peer_address;
+}
+
+uint64_t transport_handshakes_refused(const struct transport *t)
+{
+    return t->auth_refused;
 }
 
 const char *conn_describe(const struct conn *c)
@@ -1132,6 +1279,22 @@ int transport_listen(struct transport *t, const char *hostport, char *err, size_
  * Life cycle
  * ====================================================================== */
 
+/* Connections whose TCP is up but whose handshake has not finished in
+ * time: closed (an outbound one is retried with its backoff). */
+static void handshake_timer_cb(uv_timer_t *timer)
+{
+    struct transport *t = timer->data;
+    int64_t now = clock_mono_ms();
+    struct conn *next;
+    for (struct conn *c = t->conns; c; c = next) {
+        next = c->next;
+        bool tcp_up = c->target == NULL || c->tcp_connected;
+        if (!c->hello_done && tcp_up && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS) {
+            refuse(c, "no handshake within 10 s");
+        }
+    }
+}
+
 struct transport *transport_new(uv_loop_t *loop, const struct transport_options *o,
                                 const struct transport_callbacks *cb)
 {
@@ -1158,6 +1321,12 @@ struct transport *transport_new(uv_loop_t *loop, const struct transport_options 
     uv_timer_init(loop, &t->fault_timer);
     t->fault_timer.data = t;
     t->open_handles++;
+    uv_timer_init(loop, &t->handshake_timer);
+    t->handshake_timer.data = t;
+    t->open_handles++;
+    uv_timer_start(&t->handshake_timer, handshake_timer_cb, HANDSHAKE_TIMEOUT_MS / 4,
+                   HANDSHAKE_TIMEOUT_MS / 4);
+    uv_unref((uv_handle_t *)&t->handshake_timer); /* never keeps the loop alive alone */
     return t;
 }
 
@@ -1175,6 +1344,7 @@ void transport_close(struct transport *t, void (*done)(struct transport *t))
         uv_close((uv_handle_t *)&t->listener, listener_closed_cb);
     }
     uv_close((uv_handle_t *)&t->fault_timer, listener_closed_cb);
+    uv_close((uv_handle_t *)&t->handshake_timer, listener_closed_cb);
     while (t->conns) {
         conn_close(t->conns, NULL);
     }

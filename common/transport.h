@@ -10,8 +10,11 @@
  * the durable log is synced, which is how the core's durability contract is
  * kept (see replica/core/core.h).
  *
- * Every connection starts with a Hello each way. A peer replica is known by
- * the id in its Hello; an outbound connection whose Hello names ourselves
+ * Every connection starts with a Hello each way, and with a cluster secret
+ * (options.auth) an Auth each way after them: see common/peer_auth.h. A
+ * connection that fails that, or does not finish it within 10 s, is closed
+ * before any of its messages is handed on, counted and logged. A peer
+ * replica is known by the id in its Hello; an outbound connection whose Hello names ourselves
  * (our own address came back from DNS) or a replica we already reach by
  * another address is closed and not retried.
  *
@@ -32,11 +35,13 @@
 
 struct conn;
 struct transport;
+struct peer_auth;
 
 struct transport_callbacks {
     void *data;
-    /* The peer's Hello arrived (it is validated: id, kind). */
-    void (*on_hello)(struct transport *t, struct conn *c, const Envelope *hello);
+    /* The other end is known (its Hello validated: id, kind; with a secret
+     * also proved): see conn_peer_id, conn_peer_name, conn_peer_address. */
+    void (*on_hello)(struct transport *t, struct conn *c);
     /* Any later envelope; the transport frees it after the call. */
     void (*on_message)(struct transport *t, struct conn *c, const Envelope *env);
     /* The connection is going away (the conn is freed after this). */
@@ -54,6 +59,10 @@ struct transport_options {
     size_t max_frame_bytes;
     size_t max_output_bytes; /* a connection buffering more is too slow: closed */
     unsigned retry_max_ms;   /* reconnect backoff cap (default 2000) */
+    /* The cluster secret (and a replica's member key): every connection,
+     * both ways, must prove it. NULL: none asked, none given. Must outlive
+     * the transport. */
+    const struct peer_auth *auth;
 };
 
 struct transport *transport_new(uv_loop_t *loop, const struct transport_options *o,
@@ -98,6 +107,9 @@ bool transport_peer_info(struct transport *t, const char *id, const char **addre
 struct faults *transport_faults(struct transport *t);
 void transport_faults_changed(struct transport *t);
 bool transport_paused(struct transport *t);
+/* Connections closed in their handshake: no or a wrong proof of the secret,
+ * a member key another id joined with, no Hello in time, garbage first. */
+uint64_t transport_handshakes_refused(const struct transport *t);
 
 /* Queue one envelope (held until transport_flush). Silently dropped on a
  * closing connection. */
@@ -110,7 +122,9 @@ bool conn_is_client(const struct conn *c);
 /* True for connections we opened to a discovered peer. */
 bool conn_is_outbound(const struct conn *c);
 const char *conn_peer_id(const struct conn *c);
-const char *conn_describe(const struct conn *c); /* "peer r2 (10.0.0.3:5000)" */
+const char *conn_peer_name(const struct conn *c);    /* from its Hello, may be "" */
+const char *conn_peer_address(const struct conn *c); /* its advertised or remote address */
+const char *conn_describe(const struct conn *c);     /* "peer r2 (10.0.0.3:5000)" */
 /* A slot for the node's own per-connection state. */
 void *conn_get_data(const struct conn *c);
 void conn_set_data(struct conn *c, void *data);

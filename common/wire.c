@@ -199,6 +199,19 @@ static const char *body_invalid(const Envelope *env)
             !id_or_empty(h->cluster_id)) {
             return "hello with an invalid name, address or cluster id";
         }
+        if (h->nonce.len != 0 && h->nonce.len != AUTH_NONCE_BYTES) {
+            return "hello with a nonce of the wrong size";
+        }
+        return NULL;
+    }
+    case REPLICACAO__ENVELOPE__BODY_AUTH: {
+        const Replicacao__Auth *a = env->auth;
+        bool member =
+            a->member_key.len == AUTH_KEY_BYTES && a->signature.len == AUTH_SIGNATURE_BYTES;
+        bool client = a->member_key.len == 0 && a->signature.len == 0;
+        if (a->proof.len != AUTH_PROOF_BYTES || !(member || client)) {
+            return "auth with a proof, key or signature of the wrong size";
+        }
         return NULL;
     }
     case REPLICACAO__ENVELOPE__BODY_VOTE_REQUEST: {

@@ -139,6 +139,7 @@ struct replica {
     int64_t uptime_ms;
     struct view_histogram wal_fsync;
     uint64_t pending_requests;
+    uint64_t handshakes_refused;
     struct view_storage storage;
     bool voter;
     char believes_primary[LIMIT_ID_BYTES];
@@ -689,13 +690,13 @@ static void poll_cb(uv_timer_t *timer)
     transport_flush(c->t);
 }
 
-static void on_hello(struct transport *t, struct conn *conn, const Envelope *hello)
+static void on_hello(struct transport *t, struct conn *conn)
 {
     struct cluster *c = transport_data(t);
     if (conn_is_client(conn)) {
         return;
     }
-    struct replica *r = replica_get(c, hello->from);
+    struct replica *r = replica_get(c, conn_peer_id(conn));
     if (r == NULL) {
         conn_close(conn, "too many replicas");
         return;
@@ -707,8 +708,9 @@ static void on_hello(struct transport *t, struct conn *conn, const Envelope *hel
     r->down_since = 0;
     r->status_pending = false;
     r->incarnation = ++c->next_incarnation;
-    snprintf(r->name, sizeof(r->name), "%s", hello->hello->name[0] ? hello->hello->name : r->id);
-    snprintf(r->address, sizeof(r->address), "%s", hello->hello->address);
+    const char *name = conn_peer_name(conn);
+    snprintf(r->name, sizeof(r->name), "%s", name[0] ? name : r->id);
+    snprintf(r->address, sizeof(r->address), "%s", conn_peer_address(conn));
     conn_set_data(conn, r);
     Envelope env;
     Replicacao__Subscribe sub = REPLICACAO__SUBSCRIBE__INIT;
@@ -855,6 +857,7 @@ static void store_status(struct replica *r, const Replicacao__Status *s)
     r->uptime_ms = s->uptime_ms;
     histogram_copy(&r->wal_fsync, s->wal_fsync);
     r->pending_requests = s->pending_requests;
+    r->handshakes_refused = s->handshakes_refused;
     r->storage = (struct view_storage){
         .log_bytes = s->log_bytes,
         .log_segments = s->log_segments,
@@ -1353,6 +1356,7 @@ static void replica_fill(const struct cluster *c, const struct replica *r, int64
     out->synced = r->synced;
     out->wal_fsync = r->wal_fsync;
     out->pending_requests = r->pending_requests;
+    out->handshakes_refused = r->handshakes_refused;
     out->storage = r->storage;
     snprintf(out->believes_primary, sizeof(out->believes_primary), "%s", r->believes_primary);
     out->uptime_ms = r->conn ? r->uptime_ms + now - r->status_at : 0;
@@ -2534,6 +2538,7 @@ static struct view *build_view(struct cluster *c)
     int64_t now = clock_mono_ms();
     v->commit_index = cluster_commit(c);
     v->spawn = c->sup != NULL;
+    v->handshakes_refused = transport_handshakes_refused(c->t);
     fill_config(c, cfg, v);
     const struct replica *p = primary(c);
     v->faults = c->n_faults ? malloc(c->n_faults * sizeof(c->faults[0])) : NULL;
@@ -2831,6 +2836,7 @@ struct cluster *cluster_start(const struct cluster_options *o, char *err, size_t
         /* A restarted replica must be watched again at once: its events are
          * what the dashboard shows. */
         .retry_max_ms = 250,
+        .auth = o->auth,
     };
     struct transport_callbacks cb = {
         .data = c,

@@ -28,6 +28,7 @@
 
 struct cluster;
 struct metrics;
+struct peer_auth;
 struct supervisor_options;
 struct view;
 
@@ -51,6 +52,8 @@ struct cluster_options {
     cluster_listening_fn live_listening;
     void *live_arg;
     struct metrics *metrics;
+    /* The cluster secret its connections to replicas prove; NULL: none. */
+    const struct peer_auth *auth;
     /* With --spawn: run a local supervisor on the loop thread too. */
     const struct supervisor_options *spawn;
 };

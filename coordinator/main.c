@@ -11,6 +11,7 @@
 #include "http.h"
 #include "logging.h"
 #include "metrics.h"
+#include "peer_auth.h"
 #include "supervisor.h"
 #include "validate.h"
 
@@ -49,6 +50,9 @@ static const struct flag flags[] = {
     {"history-events", "COORDINATOR_HISTORY_EVENTS", "N",
      "events and snapshots kept for GET /api/history and new dashboards (default 4000; 0: "
      "none)"},
+    {"cluster-secret-file", "COORDINATOR_CLUSTER_SECRET_FILE", "PATH",
+     "the replicas' shared secret, proved on every connection to them (with --spawn: default "
+     "DIR/cluster-secret, made if missing, given to every replica)"},
     {"log-level", "COORDINATOR_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
 };
 
@@ -56,6 +60,7 @@ struct config {
     struct http_options http;
     struct supervisor_options spawn;
     const char *replicas;
+    char secret_file[512];
     unsigned status_interval_ms;
     size_t history_events;
     int level;
@@ -72,6 +77,8 @@ static int apply(void *ctx, const char *name, const char *v)
         c->replicas = v;
     } else if (strcmp(name, "replica-bin") == 0) {
         return flags_text(c->spawn.replica_bin, sizeof(c->spawn.replica_bin), v);
+    } else if (strcmp(name, "cluster-secret-file") == 0) {
+        return flags_text(c->secret_file, sizeof(c->secret_file), v);
     } else if (strcmp(name, "data-dir") == 0) {
         return flags_text(c->spawn.data_dir, sizeof(c->spawn.data_dir), v);
     } else if (strcmp(name, "dashboard-dir") == 0) {
@@ -243,6 +250,25 @@ int main(int argc, char **argv)
             return 1;
         }
         co.spawn = &cfg.spawn;
+        if (cfg.secret_file[0] == '\0') {
+            /* Spawned replicas listen on loopback only, but another user of
+             * this host could still reach them: each cluster has a secret. */
+            snprintf(cfg.secret_file, sizeof(cfg.secret_file), "%.*s/cluster-secret",
+                     (int)sizeof(cfg.secret_file) - 16, cfg.spawn.data_dir);
+            if (peer_auth_create_secret(cfg.secret_file, err, sizeof(err)) != 0) {
+                fprintf(stderr, "coordinator: %s\n", err);
+                return 1;
+            }
+        }
+        snprintf(cfg.spawn.secret_file, sizeof(cfg.spawn.secret_file), "%s", cfg.secret_file);
+    }
+    struct peer_auth auth;
+    if (cfg.secret_file[0] != '\0') {
+        if (peer_auth_load(&auth, cfg.secret_file, err, sizeof(err)) != 0) {
+            fprintf(stderr, "coordinator: %s\n", err);
+            return 1;
+        }
+        co.auth = &auth;
     }
 
     /* Block the stop signals in every thread; main waits for them below.

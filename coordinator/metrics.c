@@ -412,6 +412,22 @@ char *metrics_render(struct metrics *m, const struct view *v)
                 gauge(&v->replicas[i], g));
         }
     }
+    put(&t, "# HELP replicacao_replica_handshakes_refused_total Connections the replica closed in "
+            "their handshake: no or a wrong proof of the cluster secret, a member key another id "
+            "joined with, no Hello in time.\n"
+            "# TYPE replicacao_replica_handshakes_refused_total counter\n");
+    for (size_t i = 0; i < n; i++) {
+        char id[80];
+        label(id, sizeof(id), v->replicas[i].id);
+        put(&t, "replicacao_replica_handshakes_refused_total{replica=\"%s\"} %" PRIu64 "\n", id,
+            v->replicas[i].handshakes_refused);
+    }
+    put(&t,
+        "# HELP replicacao_coordinator_handshakes_refused_total The coordinator's connections to "
+        "replicas that failed their handshake (a replica with another secret, or none).\n"
+        "# TYPE replicacao_coordinator_handshakes_refused_total counter\n"
+        "replicacao_coordinator_handshakes_refused_total %" PRIu64 "\n",
+        v ? v->handshakes_refused : 0);
     /* In seconds, the base unit; no sample while unknown (no status yet, or
      * it never heard from a primary) rather than a magic -1. */
     put(&t,

@@ -278,7 +278,11 @@ static void spawn_child(struct child *ch)
     peer_list(s, peers, sizeof(peers));
     char *args[] = {s->o.replica_bin, "--id",         ch->id,     "--name",  ch->id, "--listen",
                     ch->listen,       "--advertise",  ch->listen, "--peers", peers,  "--data-dir",
-                    ch->data_dir,     "--parent-pid", parent,     NULL};
+                    ch->data_dir,     "--parent-pid", parent,     NULL,      NULL,   NULL};
+    if (s->o.secret_file[0] != '\0') {
+        args[15] = "--cluster-secret-file";
+        args[16] = s->o.secret_file;
+    }
     uv_stdio_container_t stdio[3];
     stdio[0].flags = UV_IGNORE;
     int log_fd = -1;

@@ -34,7 +34,8 @@ struct supervisor_options {
     char host[64];      /* 127.0.0.1 */
     unsigned base_port; /* replica i of the first n listens on base_port + i - 1 */
     unsigned restart_delay_ms;
-    char log_dir[512]; /* "" to inherit stderr; else <log_dir>/rK.log */
+    char log_dir[512];     /* "" to inherit stderr; else <log_dir>/rK.log */
+    char secret_file[512]; /* the cluster secret every replica is given ("" none) */
 };
 
 /* What became of a replica process that ended. */

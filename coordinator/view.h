@@ -98,6 +98,7 @@ struct view_replica {
     uint64_t synced;
     struct view_histogram wal_fsync; /* its log's fdatasync durations */
     uint64_t pending_requests;       /* client requests waiting for an answer there */
+    uint64_t handshakes_refused;     /* connections it closed in their handshake */
     struct view_storage storage;     /* its log on disk and in memory */
     bool voter;  /* a voter of the cluster's configuration (its own status before one is known) */
     bool member; /* in the cluster's configuration, voter or learner */
@@ -140,7 +141,8 @@ struct view {
      * asked for, and the timing in force (the primary's, else any
      * reachable replica's; zeros before any status). */
     unsigned n_faults;
-    struct lab_fault *faults; /* n_faults, malloc'ed, freed with the view */
+    uint64_t handshakes_refused; /* the coordinator's own connections to replicas */
+    struct lab_fault *faults;    /* n_faults, malloc'ed, freed with the view */
     struct lab_timing timing_asked;
     unsigned heartbeat_ms, election_min_ms, election_max_ms;
 

@@ -22,6 +22,7 @@
 #include "client.h"
 #include "clock.h"
 #include "flags.h"
+#include "peer_auth.h"
 #include "validate.h"
 
 #include <getopt.h>
@@ -33,7 +34,11 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: replctl -a ADDR[,ADDR...] [-t TIMEOUT_MS] COMMAND\n\n"
+    fprintf(out, "usage: replctl -a ADDR[,ADDR...] [-t TIMEOUT_MS] [--cluster-secret-file PATH] "
+                 "COMMAND\n\n"
+                 "The cluster's secret is read from --cluster-secret-file, else from\n"
+                 "$REPLCTL_CLUSTER_SECRET_FILE, else from $REPLICA_CLUSTER_SECRET_FILE (so it\n"
+                 "works as is inside a replica's container).\n\n"
                  "commands:\n"
                  "  status                       one replica's view (role, epoch, indices, peers)\n"
                  "  put [-i CLIENT_ID] DATA      replicate DATA; prints index, epoch, primary\n"
@@ -479,9 +484,18 @@ int main(int argc, char **argv)
     int timeout = 5000;
     unsigned long long after = 0, u;
     unsigned limit = LIMIT_READ_DEFAULT;
+    const char *secret_file = getenv("REPLCTL_CLUSTER_SECRET_FILE");
+    if (secret_file == NULL || secret_file[0] == '\0') {
+        secret_file = getenv("REPLICA_CLUSTER_SECRET_FILE");
+    }
+    static const struct option before_cmd[] = {
+        {"cluster-secret-file", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "+a:t:i:f:c:s:n:h")) != -1) {
+    while ((opt = getopt_long(argc, argv, "+a:t:i:f:c:s:n:h", before_cmd, NULL)) != -1) {
         switch (opt) {
+        case 'S':
+            secret_file = optarg;
+            break;
         case 'c':
             level = optarg;
             break;
@@ -531,6 +545,14 @@ int main(int argc, char **argv)
     if (addr_list_parse(addr_arg, "5000", &addrs, err, sizeof(err)) != 0 || addrs.n == 0) {
         fprintf(stderr, "replctl: -a: %s\n", addrs.n == 0 ? "no address" : err);
         return 2;
+    }
+    static struct peer_auth auth; /* client_use_auth keeps a pointer */
+    if (secret_file != NULL && secret_file[0] != '\0') {
+        if (peer_auth_load(&auth, secret_file, err, sizeof(err)) != 0) {
+            fprintf(stderr, "replctl: %s\n", err);
+            return 2;
+        }
+        client_use_auth(&auth);
     }
     const char *cmd = argv[optind];
     const char *keep = NULL;

@@ -4,6 +4,7 @@
  */
 #include "flags.h"
 #include "storage/identity.h"
+#include "storage/member_keys.h"
 #include "logging.h"
 #include "node.h"
 #include "validate.h"
@@ -63,6 +64,12 @@ static const struct flag flags[] = {
      "ones are replaced by a snapshot (default: keep everything)"},
     {"segment-bytes", "REPLICA_SEGMENT_BYTES", "BYTES",
      "size of one log segment file (default 67108864)"},
+    {"cluster-secret-file", "REPLICA_CLUSTER_SECRET_FILE", "PATH",
+     "the cluster's shared secret: every member, the coordinator and replctl prove it on every "
+     "connection (at least 16 bytes; see README, Security)"},
+    {"insecure", "REPLICA_INSECURE", NULL,
+     "listen on a non-loopback address without --cluster-secret-file: whoever reaches the port "
+     "can join the cluster and act as any member"},
     {"log-level", "REPLICA_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
     {"parent-pid", "REPLICA_PARENT_PID", "PID", "exit when this process (a supervisor) is gone"},
 };
@@ -172,10 +179,18 @@ static int make_parents(const char *path)
     return 0;
 }
 
+/* 127.0.0.0/8 or ::1: only this host can connect. */
+static bool listen_is_loopback(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0;
+}
+
 /* What the flags fill in. */
 struct replica_args {
     struct node_options o;
     const char *peers;
+    const char *secret_file;
+    bool insecure;
     int level;
     pid_t parent;
 };
@@ -200,6 +215,10 @@ static int apply(void *ctx, const char *name, const char *v)
         return flags_text(o->advertise, sizeof(o->advertise), v);
     } else if (strcmp(name, "peers") == 0) {
         a->peers = v;
+    } else if (strcmp(name, "cluster-secret-file") == 0) {
+        a->secret_file = v;
+    } else if (strcmp(name, "insecure") == 0) {
+        a->insecure = strcmp(v, "true") == 0;
     } else if (strcmp(name, "data-dir") == 0) {
         return flags_text(o->data_dir, sizeof(o->data_dir), v);
     } else if (strcmp(name, "parent-pid") == 0) {
@@ -372,5 +391,28 @@ int main(int argc, char **argv)
     if (generated) {
         log_info("new data dir %s: this replica is the new member %s", o.data_dir, o.id);
     }
-    return node_run(&o);
+    struct peer_auth auth;
+    struct member_keys *keys = NULL;
+    if (args.secret_file != NULL && args.secret_file[0] != '\0') {
+        if (peer_auth_load(&auth, args.secret_file, err, sizeof(err)) != 0 ||
+            member_keys_open(o.data_dir, o.id, &auth, &keys, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            return 1;
+        }
+        o.auth = &auth;
+    } else if (!listen_is_loopback(o.listen)) {
+        if (!args.insecure) {
+            log_error("refusing to listen on %s without --cluster-secret-file: whoever reaches "
+                      "it could join the cluster or speak as its members. Give the cluster a "
+                      "secret (README, Security), listen on 127.0.0.1, or pass --insecure.",
+                      o.listen);
+            return 2;
+        }
+        log_warn("--insecure: listening on %s with no cluster secret; whoever reaches it can "
+                 "join the cluster and act as any member",
+                 o.listen);
+    }
+    rc = node_run(&o);
+    member_keys_free(keys);
+    return rc;
 }

@@ -816,6 +816,7 @@ static void handle_status(struct node *n, struct conn *c, uint64_t call_id)
     hist_to_pb(&n->fsync, &fsync, bounds, fsync_counts);
     s.wal_fsync = &fsync;
     s.pending_requests = n->requests_waiting;
+    s.handshakes_refused = transport_handshakes_refused(n->t);
     s.log_bytes = wal_size(n->wal);
     s.log_segments = wal_segment_count(n->wal);
     s.first_index = wal_first_index(n->wal);
@@ -1049,7 +1050,7 @@ static void handle_core_message(struct node *n, struct conn *c, const Envelope *
  * Transport callbacks
  * ====================================================================== */
 
-static void on_hello(struct transport *t, struct conn *c, const Envelope *hello)
+static void on_hello(struct transport *t, struct conn *c)
 {
     struct node *n = transport_data(t);
     struct conn_state *cs = calloc(1, sizeof(*cs));
@@ -1274,6 +1275,7 @@ int node_run(const struct node_options *o)
         .name = o->name,
         .advertise = o->advertise,
         .max_frame_bytes = o->max_frame_bytes,
+        .auth = o->auth,
     };
     struct transport_callbacks cb = {
         .data = n,

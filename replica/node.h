@@ -32,6 +32,9 @@ struct node_options {
      * many bytes of log (0: keep everything). */
     uint64_t retain_entries;
     uint64_t retain_bytes;
+    /* The cluster secret and this replica's member key (peer_auth.h):
+     * every connection must prove it. NULL: --insecure, nobody proves. */
+    const struct peer_auth *auth;
 };
 
 /* Exit codes: 0 after SIGTERM/SIGINT, 75 when asked to fail, 1 on a fatal

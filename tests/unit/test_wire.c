@@ -885,6 +885,44 @@ static void test_traffic(void **state)
     free(many);
 }
 
+/* The handshake's sizes are fixed: a Hello's nonce is 32 bytes or absent;
+ * an Auth has a 32-byte proof, and a key and a signature of their sizes
+ * together or neither. */
+static void test_auth(void **state)
+{
+    uint8_t proof[AUTH_PROOF_BYTES] = {1}, key[AUTH_KEY_BYTES] = {2};
+    uint8_t sig[AUTH_SIGNATURE_BYTES] = {3}, nonce[AUTH_NONCE_BYTES + 1] = {4};
+    Envelope env;
+    Replicacao__Auth a = REPLICACAO__AUTH__INIT;
+    wire_init(&env, "r1", 0);
+    a.proof = (ProtobufCBinaryData){sizeof(proof), proof};
+    a.member_key = (ProtobufCBinaryData){sizeof(key), key};
+    a.signature = (ProtobufCBinaryData){sizeof(sig), sig};
+    env.body_case = REPLICACAO__ENVELOPE__BODY_AUTH;
+    env.auth = &a;
+    Envelope *out = trip(&env, "auth");
+    assert_memory_equal(out->auth->signature.data, sig, sizeof(sig));
+    wire_free(out);
+    a.member_key.len = 0; /* a client's: proof only */
+    a.signature.len = 0;
+    wire_free(trip(&env, "auth"));
+    a.signature.len = sizeof(sig); /* a signature without its key */
+    expect_env_refused(&env, "wrong size");
+    a.member_key.len = sizeof(key);
+    a.proof.len = sizeof(proof) - 1;
+    expect_env_refused(&env, "wrong size");
+    a.proof.len = 0;
+    expect_env_refused(&env, "wrong size");
+
+    Replicacao__Hello h = REPLICACAO__HELLO__INIT;
+    env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    h.nonce = (ProtobufCBinaryData){AUTH_NONCE_BYTES + 1, nonce};
+    expect_env_refused(&env, "nonce");
+    h.nonce.len = AUTH_NONCE_BYTES - 1;
+    expect_env_refused(&env, "nonce");
+}
+
 /* Runs after the round trips: a message type added to the proto without a
  * round trip here fails this test rather than going untested. */
 static void test_every_body_type_tripped(void **state)
@@ -902,7 +940,7 @@ static void test_every_body_type_tripped(void **state)
             fail_msg("body %s (field %u) has no round-trip test", f->name, f->id);
         }
     }
-    assert_int_equal(oneof_fields, 22);
+    assert_int_equal(oneof_fields, 23);
 }
 
 /* ------------------------------------------------------------------------
@@ -1056,7 +1094,7 @@ static void test_unknown_message_type_refused(void **state)
     expect_refused(buf, n, "message type");
 
     /* The first free number after the oneof, and a varint-typed one. */
-    n = encode_unknown_body(buf, 36, 2);
+    n = encode_unknown_body(buf, 37, 2);
     expect_refused(buf, n, "message type");
     n = encode_unknown_body(buf, 16, 0);
     expect_refused(buf, n, "message type");
@@ -1200,6 +1238,7 @@ int main(void)
         cmocka_unit_test(test_set_faults),
         cmocka_unit_test(test_set_timing),
         cmocka_unit_test(test_traffic),
+        cmocka_unit_test(test_auth),
         cmocka_unit_test(test_every_body_type_tripped),
         cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_truncated_envelope_refused),
