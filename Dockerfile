@@ -27,10 +27,12 @@ RUN apt-get update \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /var/lib/replicacao --shell /usr/sbin/nologin replicacao \
- && mkdir -p /var/lib/replicacao \
- && chown replicacao:replicacao /var/lib/replicacao
+ && mkdir -p /var/lib/replicacao /var/lib/replicacao-secrets \
+ && chown replicacao:replicacao /var/lib/replicacao /var/lib/replicacao-secrets \
+ && chmod 0700 /var/lib/replicacao-secrets
 COPY --from=build /usr/local/bin/replica /usr/local/bin/replctl /usr/local/bin/coordinator /usr/local/bin/
 COPY dashboard /usr/local/share/replicacao/dashboard
+COPY docker/entrypoint.sh /usr/local/bin/replicacao-entrypoint
 USER replicacao
 WORKDIR /var/lib/replicacao
 ENV REPLICA_DATA_DIR=/var/lib/replicacao/data
@@ -40,4 +42,5 @@ EXPOSE 5000 8080
 # unhealthy. The coordinator's is set in docker-compose.yml.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s \
   CMD ["replctl", "-a", "127.0.0.1:5000", "-t", "2000", "ready"]
+ENTRYPOINT ["replicacao-entrypoint"]
 CMD ["replica"]

@@ -12,6 +12,7 @@
 #include "logging.h"
 #include "peer_auth.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,7 @@ struct target {
     unsigned backoff_ms;
     unsigned missing;
     bool learned; /* from a replica's Hello, not from discovery: never missing */
+    bool told_failing; /* closed before its Hello, logged once until it works */
     uv_timer_t timer;
     struct target *next;
 };
@@ -144,6 +146,8 @@ struct transport {
     bool was_paused;
     uv_timer_t handshake_timer; /* closes connections that never finish their Hellos */
     uint64_t auth_refused;
+    int64_t refused_logged_ms;
+    uint64_t refused_unlogged;
     char readbuf[64 * 1024];
 };
 
@@ -215,7 +219,18 @@ void conn_close(struct conn *c, const char *reason)
     }
     c->closing = true;
     struct transport *t = c->t;
-    if (reason != NULL) {
+    struct target *tg = c->target;
+    if (reason != NULL && tg != NULL && !c->hello_done) {
+        /* A peer that closes before its Hello, again and again (one that
+         * wants a secret we do not prove), is news once until it works. */
+        if (tg->told_failing) {
+            log_debug("closing %s: %s", c->desc, reason);
+        } else {
+            log_info("closing %s: %s before its hello%s", c->desc, reason,
+                     t->o.auth ? "" : " (does it want a cluster secret we do not have?)");
+            tg->told_failing = true;
+        }
+    } else if (reason != NULL) {
         /* Clients come and go all the time; peers closing is news. */
         if (c->is_client) {
             log_debug("closing %s: %s", c->desc, reason);
@@ -234,7 +249,6 @@ void conn_close(struct conn *c, const char *reason)
     if (c->hello_done && t->cb.on_closed) {
         t->cb.on_closed(t, c);
     }
-    struct target *tg = c->target;
     if (tg != NULL) {
         tg->conn = NULL;
         if (tg->state == TARGET_CONNECTING && !t->closing) {
@@ -354,8 +368,25 @@ static void learn_target(struct transport *t, const char *addr)
  * the reason whoever it is, closed before any of its messages is read. */
 static void refuse(struct conn *c, const char *why)
 {
-    c->t->auth_refused++;
-    conn_reject(c, why);
+    struct transport *t = c->t;
+    t->auth_refused++;
+    /* A misconfigured peer retries several times a second: say it once a
+     * second at most, with how many were refused meanwhile. */
+    int64_t now = clock_mono_ms();
+    if (now - t->refused_logged_ms < 1000) {
+        t->refused_unlogged++;
+        log_debug("%s refused: %s", c->desc, why);
+    } else {
+        if (t->refused_unlogged > 0) {
+            log_warn("%s refused: %s (and %" PRIu64 " more refused in the last second)", c->desc,
+                     why, t->refused_unlogged);
+        } else {
+            log_warn("%s refused: %s", c->desc, why);
+        }
+        t->refused_logged_ms = now;
+        t->refused_unlogged = 0;
+    }
+    conn_close(c, NULL);
 }
 
 static void parties(const struct conn *c, struct auth_party *ours, struct auth_party *theirs)
@@ -423,6 +454,7 @@ static bool hello_accepted(struct conn *c)
             return false;
         }
         snprintf(tg->id, sizeof(tg->id), "%s", c->peer_id);
+        tg->told_failing = false;
         tg->backoff_ms = RETRY_MIN_MS;
         tg->retry_is_immediate = false;
     } else {

@@ -20,6 +20,8 @@
 
 Every failing check exits 1 with a message on stderr starting "FAIL:".
 """
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -39,6 +41,9 @@ def http(base, method, path, body=None, timeout=15.0):
     """(status, parsed JSON or None); status 0 when nothing answered."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
+    token = os.environ.get("REPLICACAO_API_TOKEN")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
@@ -234,10 +239,12 @@ def cmd_writer(base, args):
 
 
 # --- a one-shot wire-protocol client (proto/replicacao.proto, hand-encoded) ---
-# Unlike replctl, it does not wait for the replica's Hello before sending its
-# request, so a request to a paused replica really sits in that replica's
-# socket when it resumes; and it follows no hint: the answer is that
-# replica's own.
+# It follows no hint: the answer is that replica's own. With the cluster
+# secret ($REPLICACAO_CLUSTER_SECRET) it proves it first (common/peer_auth.h,
+# the same computation in Python's hashlib and hmac), so its request goes
+# only once the replica answered the Hello: to a paused replica, right after
+# it resumes. Without a secret it does not wait for the Hello, and the
+# request sits in the paused replica's socket.
 
 def _varint(n):
     out = bytearray()
@@ -293,6 +300,38 @@ def _read_varint(buf, i):
             return n, i
 
 
+def _handshake(sock, secret, name):
+    """Hello with a nonce, check nothing of the replica's answer but take
+    its nonce, and prove the secret as the dialer; returns bytes left over."""
+    secret = secret.rstrip(b"\r\n ")
+    key = hashlib.blake2b(b"replicacao cluster secret v1\0" + secret, digest_size=32).digest()
+    nonce = os.urandom(32)
+    sock.sendall(_frame(10, _field(1, name) + _field(3, 1) + _field(5, nonce)))
+    buf, hello, auth = b"", None, None
+    while auth is None:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise OSError("closed during the handshake (another secret?)")
+        buf += chunk
+        while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+            n = int.from_bytes(buf[:4], "big")
+            env, buf = _decode(buf[4:4 + n]), buf[4 + n:]
+            if 10 in env:
+                hello = (env.get(2, b""), _decode(env[10]))
+            elif 36 in env:
+                auth = env[36]
+
+    def party(ident, client, n):
+        return bytes([1 if client else 0, len(ident) >> 8, len(ident) & 255]) + ident + n
+
+    their_id, their_hello = hello
+    t = hashlib.sha256(b"replicacao/auth/1\0" + party(name.encode(), True, nonce) +
+                       party(their_id, False, their_hello.get(5, b""))).digest()
+    proof = hmac.new(key, b"D" + t, hashlib.sha256).digest()
+    sock.sendall(_frame(36, _field(1, proof)))
+    return buf
+
+
 def cmd_raw_put(args):
     """raw-put HOST:PORT CLIENT_ID DATA [--timeout S]: one JSON line, the
     replica's ClientReply ({"status": "OK"|"NOT_PRIMARY"|"UNKNOWN"|"REJECTED",
@@ -302,9 +341,18 @@ def cmd_raw_put(args):
     host, port = addr.rsplit(":", 1)
     deadline = time.monotonic() + o.get("timeout", 10.0)
     sock = socket.create_connection((host, int(port)), timeout=5)
-    sock.sendall(_frame(10, _field(1, "e2e-probe") + _field(3, 1)) +
-                 _frame(20, _field(1, 7) + _field(2, cid) + _field(3, data)))
+    secret = os.environ.get("REPLICACAO_CLUSTER_SECRET")
     buf = b""
+    if secret:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            buf = _handshake(sock, secret.encode(), "e2e-probe")
+        except OSError as e:
+            print(json.dumps({"status": "closed", "message": str(e)}))
+            return
+    else:
+        sock.sendall(_frame(10, _field(1, "e2e-probe") + _field(3, 1)))
+    sock.sendall(_frame(20, _field(1, 7) + _field(2, cid) + _field(3, data)))
     result = {"status": "timeout"}
     while time.monotonic() < deadline:
         sock.settimeout(max(0.05, deadline - time.monotonic()))

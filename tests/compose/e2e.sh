@@ -150,6 +150,26 @@ t_build=$(now_ms)
 }
 log "up after $(($(now_ms) - t_build)) ms"
 
+# --- safe by default (issue 16) ----------------------------------------------------
+# The first `up` made the cluster secret and the API token (docker/
+# entrypoint.sh); every call below proves them.
+coord=$(dc ps -q coordinator)
+REPLICACAO_API_TOKEN=$(docker exec "$coord" cat /var/lib/replicacao-secrets/api-token)
+REPLICACAO_CLUSTER_SECRET=$(docker exec "$coord" cat /var/lib/replicacao-secrets/cluster-secret)
+export REPLICACAO_API_TOKEN REPLICACAO_CLUSTER_SECRET
+[ ${#REPLICACAO_API_TOKEN} -ge 32 ] && [ ${#REPLICACAO_CLUSTER_SECRET} -ge 32 ] ||
+  die "the generated token or secret is too short"
+published=$(docker port "$coord" 8080/tcp)
+[ "$published" = "127.0.0.1:$port" ] || die "the coordinator is published on '$published', not 127.0.0.1:$port"
+for r in $(dc ps -q replica); do
+  [ -z "$(docker port "$r")" ] || die "replica container $r publishes $(docker port "$r")"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/cluster")
+[ "$code" = 401 ] || die "GET /api/cluster without the token: $code, want 401"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $REPLICACAO_API_TOKEN" "$base/api/cluster")
+[ "$code" = 200 ] || die "GET /api/cluster with the token: $code, want 200"
+log "secrets made by the first up; coordinator on 127.0.0.1:$port only, replicas publish nothing, no token 401"
+
 c=$(api wait --replicas 3 --voters --caught-up --timeout 90)
 log "cluster ready: $(summary "$c")"
 

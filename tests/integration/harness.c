@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 #include "clock.h"
+#include "peer_auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -500,6 +501,18 @@ struct it_cluster *it_cluster_new(unsigned n)
     return cl;
 }
 
+void it_cluster_secret(struct it_cluster *cl)
+{
+    static struct peer_auth auth; /* the client keeps a pointer */
+    char err[256];
+    snprintf(cl->secret_file, sizeof(cl->secret_file), "%s/cluster-secret", g_dir);
+    if (peer_auth_create_secret(cl->secret_file, err, sizeof(err)) != 0 ||
+        peer_auth_load(&auth, cl->secret_file, err, sizeof(err)) != 0) {
+        IT_FAIL("%s", err);
+    }
+    client_use_auth(&auth);
+}
+
 bool it_up(const struct it_cluster *cl, unsigned i)
 {
     return cl->r[i].pid > 0 && !cl->r[i].paused;
@@ -544,6 +557,10 @@ void it_start(struct it_cluster *cl, unsigned i)
     if (cl->segment_bytes > 0) {
         argv[na++] = "--segment-bytes";
         argv[na++] = seg;
+    }
+    if (cl->secret_file[0] != '\0') {
+        argv[na++] = "--cluster-secret-file";
+        argv[na++] = cl->secret_file;
     }
     /* The replica reads REPLICA_* from the environment: keep the caller's
      * from leaking in. Built before fork: the child only execs. */

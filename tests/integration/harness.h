@@ -107,6 +107,7 @@ struct it_cluster {
     unsigned election_max_ms;
     unsigned initial_size;  /* --initial-size; 0: n */
     unsigned segment_bytes; /* --segment-bytes; 0: the replica's default */
+    char secret_file[512];  /* --cluster-secret-file; "" none (see it_cluster_secret) */
 };
 
 /* Parse argv (argv[1]: the replica binary), make the run directory, install
@@ -115,6 +116,10 @@ void it_init(int argc, char **argv, const char *name);
 /* Describe n replicas r1..rn (free loopback ports, data dirs, logs). */
 struct it_cluster *it_cluster_new(unsigned n);
 void it_start_all(struct it_cluster *cl);
+/* Give the cluster a secret (a new file in the run dir) before it starts:
+ * every replica gets it, and every connection this process opens through
+ * the blocking client proves it from now on. */
+void it_cluster_secret(struct it_cluster *cl);
 /* Start replica i with its id, data dir and port (also a restart). */
 void it_start(struct it_cluster *cl, unsigned i);
 /* Send sig and reap: SIGKILL now, SIGTERM with the same reaping. Fails if
