@@ -191,8 +191,16 @@ log "swarm of 3 managers up and the image on every node in $(($(now_ms) - t)) ms
 dn n1 node ls
 
 # --- deploy ------------------------------------------------------------------------------
+# The two Docker secrets the stack names, made as the README says; every API
+# call proves the token.
+mkdir -p "$work/secrets"
+for f in cluster-secret api-token; do
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secrets/$f"
+done
+REPLICACAO_API_TOKEN=$(cat "$work/secrets/api-token")
+export REPLICACAO_API_TOKEN
 t=$(now_ms)
-REPLICACAO_IMAGE=$image REPLICACAO_DEAD_MEMBER_TIMEOUT=8s REPLICACAO_UPDATE_DELAY=12s \
+REPLICACAO_SECRETS_DIR=$work/secrets REPLICACAO_IMAGE=$image REPLICACAO_DEAD_MEMBER_TIMEOUT=8s REPLICACAO_UPDATE_DELAY=12s \
   dn n1 stack deploy --resolve-image never -c "$top/docker-stack.yml" "$stack" >"$work/deploy.log" 2>&1 || {
   cat "$work/deploy.log"
   die "docker stack deploy failed"
