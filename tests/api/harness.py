@@ -192,6 +192,8 @@ class Coordinator:
         self.extra = list(extra)
         self.tmp = tempfile.mkdtemp(prefix=f"replicacao-{name}-")
         self.data_dir = os.path.join(self.tmp, "data")
+        # --spawn makes the cluster's secret here (what replctl must prove).
+        self.secret_file = os.path.join(self.data_dir, "cluster-secret")
         self.log_path = os.path.join(self.tmp, "coordinator.log")
         self.proc = None
         self.port = None

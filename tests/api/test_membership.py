@@ -376,7 +376,8 @@ class WithoutSpawnTests(unittest.TestCase):
         cls.port = free_port()
         cls.tmp_log = open(os.path.join(cls.spawner.tmp, "plain.log"), "ab")
         replicas = ",".join(f"{HOST}:{cls.spawner.base_port + i}" for i in range(3))
-        args = [Config.coordinator, "--listen", f"{HOST}:{cls.port}", "--replicas", replicas]
+        args = [Config.coordinator, "--listen", f"{HOST}:{cls.port}", "--replicas", replicas,
+                "--cluster-secret-file", cls.spawner.secret_file]
         if Config.dashboard_dir:
             args += ["--dashboard-dir", Config.dashboard_dir]
         cls.plain = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=cls.tmp_log,

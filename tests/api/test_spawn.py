@@ -183,11 +183,13 @@ class GiveUpTests(unittest.TestCase):
         # The way out: force the survivor's configuration (UNSAFE).
         ctl = replctl()
         addr = next(r["address"] for r in c["replicas"] if r["id"] == survivor)
-        p = subprocess.run([ctl, "-a", addr, "members"], capture_output=True, timeout=30)
+        secret = ["--cluster-secret-file", self.co.secret_file]
+        p = subprocess.run([ctl, *secret, "-a", addr, "members"], capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p)
         out = p.stdout.decode()
         self.assertIn("voters=r1,r2,r3", out)
-        p = subprocess.run([ctl, "-a", addr, "force-config"], capture_output=True, timeout=30)
+        p = subprocess.run([ctl, *secret, "-a", addr, "force-config"], capture_output=True,
+                           timeout=30)
         self.assertEqual(p.returncode, 0, p)
         self.assertIn("UNSAFE", p.stderr.decode())
         self.assertIn(f"forced: voter={survivor} learners=", p.stdout.decode())
@@ -214,10 +216,25 @@ class GiveUpTests(unittest.TestCase):
 class ReplctlTests(CoordinatorTestCase):
     coordinator_name = "replctl"
 
-    def run_ctl(self, *args):
+    def run_ctl(self, *args, secret=True):
         addrs = ",".join(f"127.0.0.1:{self.co.base_port + i}" for i in range(3))
-        return subprocess.run([replctl(), "-a", addrs, "-t", "15000", *args],
+        proof = ["--cluster-secret-file", self.co.secret_file] if secret else []
+        return subprocess.run([replctl(), *proof, "-a", addrs, "-t", "15000", *args],
                               capture_output=True, timeout=60)
+
+    def test_secret_needed(self):
+        """--spawn gives its cluster a secret (0600, in its data dir);
+        replctl without it is refused and told why."""
+        self.assertEqual(os.stat(self.co.secret_file).st_mode & 0o777, 0o600)
+        p = self.run_ctl("status", secret=False)
+        self.assertEqual(p.returncode, 1, p)
+        self.assertIn("cluster secret", p.stderr.decode())
+        env = dict(os.environ, REPLCTL_CLUSTER_SECRET_FILE=self.co.secret_file)
+        addr = f"127.0.0.1:{self.co.base_port}"
+        p = subprocess.run([replctl(), "-a", addr, "status"], capture_output=True, timeout=60,
+                           env=env)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn("id=r1", p.stdout.decode())
 
     def test_members_and_remove(self):
         c = self.co.wait_primary(all_up=True)
