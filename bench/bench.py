@@ -316,6 +316,12 @@ class Ours:
         self.data = os.path.join(ctx.work, tag)
         self.proc = None
 
+    def lg(self, cmd):
+        """loadgen CMD, proving the cluster secret --spawn made (builds from
+        before issue 16 make none)."""
+        secret = os.path.join(self.data, "cluster-secret")
+        return [self.ctx.bins["loadgen"], cmd] + (["-K", secret] if os.path.exists(secret) else [])
+
     def start(self):
         argv = [self.ctx.bins["coordinator"], "--listen", f"127.0.0.1:{self.http_port}",
                 "--spawn", str(self.n), "--spawn-base-port", str(self.base),
@@ -408,7 +414,7 @@ class Ours:
         self.ctx.procs.stop(pids, grace=3.0)  # already gone when the coordinator stopped them
 
     def loadgen(self, conns, size, secs, extra=()):
-        argv = [self.ctx.bins["loadgen"], "write", "-a", self.addrs, "-c", str(conns), "-s",
+        argv = [*self.lg("write"), "-a", self.addrs, "-c", str(conns), "-s",
                 str(size), "-d", str(secs), "-P", f"{self.tag}-lg{random.randrange(1 << 30)}",
                 *extra]
         return run_json(argv, secs + 60)
@@ -416,7 +422,7 @@ class Ours:
     def read(self, level, conns, secs, after, target=None):
         """loadgen read: linearizable at the primary, serializable at one backup
         (unless `target`), the page of READ_LIMIT entries after `after`."""
-        argv = [self.ctx.bins["loadgen"], "read", "-a", self.addrs, "-C", level, "-c", str(conns),
+        argv = [*self.lg("read"), "-a", self.addrs, "-C", level, "-c", str(conns),
                 "-l", str(READ_LIMIT), "-i", str(after), "-d", str(secs)]
         if target:
             argv += ["-T", target]
@@ -436,7 +442,7 @@ class Ours:
 
     def fill_for_reads(self, n=1000):
         """n 16-byte requests (loadgen, 16 connections), then recent_page()."""
-        w = run_json([self.ctx.bins["loadgen"], "write", "-a", self.addrs, "-c", "16", "-s", "16",
+        w = run_json([*self.lg("write"), "-a", self.addrs, "-c", "16", "-s", "16",
                       "-n", str(n), "-d", "60", "-P", f"{self.tag}-fill{random.randrange(1 << 30)}"], 120)
         if w["ops"] < n:
             raise Failure(f"only {w['ops']} of {n} writes committed before the reads")
@@ -446,7 +452,7 @@ class Ours:
         """The `after` of the most recent READ_LIMIT entries, once every replica has them
         (asked of the replicas themselves: the coordinator's view lags by its status period)."""
         addrs = self.addrs.split(",")
-        status = lambda addr: run_json([self.ctx.bins["loadgen"], "status", "-a", addr, "-t", "2000"], 10)
+        status = lambda addr: run_json([*self.lg("status"), "-a", addr, "-t", "2000"], 10)
         commit = max(status(addr)["commit_index"] for addr in addrs)
         deadline = time.monotonic() + 30
         while min(status(addr)["commit_index"] for addr in addrs) < commit:
@@ -458,7 +464,7 @@ class Ours:
     def failover_direct(self):
         c = self.wait_settled(30)
         pid = self.replica_pids()[c["primary"]]
-        argv = [self.ctx.bins["loadgen"], "failover", "-a", self.addrs, "-k", str(pid), "-t",
+        argv = [*self.lg("failover"), "-a", self.addrs, "-k", str(pid), "-t",
                 "30000", "-P", f"{self.tag}-fo{random.randrange(1 << 30)}"]
         r = run_json(argv, 60)
         self.ctx.procs.forget(pid)
@@ -1856,7 +1862,7 @@ def profile(ctx, a):
             backup = sorted(r for r in pids if r != prim)[0]
             procs = {"primary": pids[prim], "backup": pids[backup], "coordinator": o.proc.pid}
             if mode == "proto":
-                load = subprocess.Popen([ctx.bins["loadgen"], "write", "-a", o.addrs, "-c", "64", "-s", "16",
+                load = subprocess.Popen([*o.lg("write"), "-a", o.addrs, "-c", "64", "-s", "16",
                                          "-d", str(win + 4), "-P", f"prof{random.randrange(1 << 30)}"],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             else:
@@ -1867,7 +1873,7 @@ def profile(ctx, a):
             procs["load tool"] = load.pid
             time.sleep(2)
             addr = f"127.0.0.1:{o.base + int(prim[1:]) - 1}"
-            st = lambda: run_json([ctx.bins["loadgen"], "status", "-a", addr, "-t", "2000"], 10)["commit_index"]
+            st = lambda: run_json([*o.lg("status"), "-a", addr, "-t", "2000"], 10)["commit_index"]
             # perf's windows: `sleep PW` after its setup; our own rate window sits inside it
             pw = win + 4
             stats = {k: perf_syscalls(p, pw, os.path.join(out, f"{mode}-{k}.syscalls"))

@@ -42,6 +42,7 @@
  */
 #include "addr.h"
 #include "client.h"
+#include "peer_auth.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -759,7 +760,8 @@ static void usage(FILE *out)
             "       loadgen failover -a ADDRS -k PRIMARY_PID [-t TIMEOUT_MS]\n"
             "       loadgen catchup  -a ADDR -i INDEX [-r] [-t TIMEOUT_MS] [-S "
             "START_MONOTONIC_MS]\n"
-            "       loadgen status   -a ADDR\n");
+            "       loadgen status   -a ADDR\n"
+            "every command: -K CLUSTER_SECRET_FILE proves the cluster's secret\n");
 }
 
 int main(int argc, char **argv)
@@ -780,7 +782,8 @@ int main(int argc, char **argv)
     const char *addrs = NULL;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:C:T:l:r")) != -1) {
+    static struct peer_auth auth; /* client_use_auth keeps a pointer */
+    while ((opt = getopt(argc, argv, "a:c:s:d:n:p:t:k:i:P:S:C:T:l:rK:")) != -1) {
         switch (opt) {
         case 'a':
             addrs = optarg;
@@ -840,6 +843,15 @@ int main(int argc, char **argv)
         case 'P':
             snprintf(o.prefix, sizeof(o.prefix), "%s", optarg);
             break;
+        case 'K': {
+            char why[256];
+            if (peer_auth_load(&auth, optarg, why, sizeof(why)) != 0) {
+                fprintf(stderr, "loadgen: %s\n", why);
+                return 2;
+            }
+            client_use_auth(&auth);
+            break;
+        }
         default:
             usage(stderr);
             return 2;

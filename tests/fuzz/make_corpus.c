@@ -324,6 +324,28 @@ static void envelopes(struct buf *stream)
     env.traffic = &traffic;
     put_envelope("traffic", &env, NULL);
 
+    /* The handshake with a secret: a Hello with its nonce, an Auth with a
+     * proof, a member key and a signature (the sizes wire.c insists on). */
+    static uint8_t nonce[AUTH_NONCE_BYTES], proof[AUTH_PROOF_BYTES], key[AUTH_KEY_BYTES],
+        sig[AUTH_SIGNATURE_BYTES];
+    memset(nonce, 0x5a, sizeof(nonce));
+    Replicacao__Hello shello = REPLICACAO__HELLO__INIT;
+    shello.name = "r1";
+    shello.address = "10.0.0.1:5000";
+    shello.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
+    wire_init(&env, "r1", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_HELLO;
+    env.hello = &shello;
+    put_envelope("hello_nonce", &env, NULL);
+    Replicacao__Auth auth = REPLICACAO__AUTH__INIT;
+    auth.proof = (ProtobufCBinaryData){sizeof(proof), proof};
+    auth.member_key = (ProtobufCBinaryData){sizeof(key), key};
+    auth.signature = (ProtobufCBinaryData){sizeof(sig), sig};
+    wire_init(&env, "r1", 0);
+    env.body_case = REPLICACAO__ENVELOPE__BODY_AUTH;
+    env.auth = &auth;
+    put_envelope("auth", &env, NULL);
+
     Replicacao__Error error = REPLICACAO__ERROR__INIT;
     error.message = "wrong protocol version";
     wire_init(&env, "r1", 0);

@@ -173,8 +173,8 @@ static void check_unchanged(const struct it_cluster *cl, const struct state *bef
         state_of(cl, i, &now);
         IT_CHECK(now.epoch == before[i].epoch && now.last_index == before[i].last_index &&
                      strcmp(now.members, before[i].members) == 0,
-                 "%s: %s went from epoch %llu, last index %llu, members %s to %llu, %llu, %s",
-                 what, cl->r[i].id, (unsigned long long)before[i].epoch,
+                 "%s: %s went from epoch %llu, last index %llu, members %s to %llu, %llu, %s", what,
+                 cl->r[i].id, (unsigned long long)before[i].epoch,
                  (unsigned long long)before[i].last_index, before[i].members,
                  (unsigned long long)now.epoch, (unsigned long long)now.last_index, now.members);
         if (i == target) {
