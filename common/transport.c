@@ -364,8 +364,18 @@ static void learn_target(struct transport *t, const char *addr)
     }
 }
 
-/* The other end failed the handshake: counted, logged as a warning with
- * the reason whoever it is, closed before any of its messages is read. */
+/* The other end broke the handshake's protocol: counted, and logged like
+ * any broken protocol (conn_reject), every time. */
+static void refuse_broken(struct conn *c, const char *why)
+{
+    c->t->auth_refused++;
+    conn_reject(c, why);
+}
+
+/* The other end could not prove the secret or its key (a stranger, or a
+ * member configured with another secret, which retries several times a
+ * second): counted, logged as a warning with the reason, closed before any
+ * of its messages is read. */
 static void refuse(struct conn *c, const char *why)
 {
     struct transport *t = c->t;
@@ -482,12 +492,12 @@ static bool hello_received(struct conn *c, const Envelope *env)
 {
     struct transport *t = c->t;
     if (env->body_case != REPLICACAO__ENVELOPE__BODY_HELLO) {
-        refuse(c, "first message was not a hello");
+        refuse_broken(c, "first message was not a hello");
         return false;
     }
     c->is_client = env->hello->kind == REPLICACAO__HELLO__KIND__CLIENT;
     if (!c->is_client && env->from[0] == '\0') {
-        refuse(c, "replica hello without an id");
+        refuse_broken(c, "replica hello without an id");
         return false;
     }
     snprintf(c->peer_id, sizeof(c->peer_id), "%s", env->from);
@@ -523,7 +533,7 @@ static bool auth_received(struct conn *c, const Envelope *env)
 {
     struct transport *t = c->t;
     if (env->body_case != REPLICACAO__ENVELOPE__BODY_AUTH) {
-        refuse(c, "a message before the proof of the cluster secret");
+        refuse_broken(c, "a message before the proof of the cluster secret");
         return false;
     }
     uint8_t transcript[32];
