@@ -4,11 +4,12 @@ health checks do not; a wrong or malformed token is 401, the read-only token
 may read but not change anything (403); the WebSocket takes it as ?token=."""
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 import uuid
 
-from harness import Coordinator, CoordinatorTestCase, WebSocket, http_request
+from harness import Config, Coordinator, CoordinatorTestCase, WebSocket
 
 TOKEN = "t0k-" + uuid.uuid4().hex
 READ_TOKEN = "r3ad-" + uuid.uuid4().hex
@@ -238,10 +239,8 @@ class RefusedStartTests(unittest.TestCase):
     """A coordinator told to require a token it cannot read never starts."""
 
     def test_refused(self):
-        from harness import Config
         if not Config.coordinator:
             raise unittest.SkipTest("coordinator binary not given")
-        import subprocess
         d, paths = token_dir()
         try:
             empty = os.path.join(d, "empty")
