@@ -8,7 +8,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
       libuv1-dev libprotobuf-c-dev protobuf-c-compiler libcivetweb-dev libcjson-dev \
-      libsodium-dev \
+      libsodium-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -21,9 +21,14 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DREPLICACAO_TESTS=OFF \
  && cmake --build /build -j"$(nproc)" \
  && cmake --install /build --strip
 
+# libssl3: the coordinator's token digests (libcrypto), and civetweb's HTTPS
+# (--tls-cert), which opens OpenSSL at run time through the two stand-in
+# libraries under /usr/local/lib/replicacao (coordinator/sslcompat.c), so
+# the libssl.so links of libssl-dev are not needed here.
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libuv1 libprotobuf-c1 libcivetweb1 libcjson1 libsodium23 \
+      libssl3 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /var/lib/replicacao --shell /usr/sbin/nologin replicacao \
@@ -31,6 +36,7 @@ RUN apt-get update \
  && chown replicacao:replicacao /var/lib/replicacao /var/lib/replicacao-secrets \
  && chmod 0700 /var/lib/replicacao-secrets
 COPY --from=build /usr/local/bin/replica /usr/local/bin/replctl /usr/local/bin/coordinator /usr/local/bin/
+COPY --from=build /usr/local/lib/replicacao /usr/local/lib/replicacao
 COPY dashboard /usr/local/share/replicacao/dashboard
 COPY docker/entrypoint.sh /usr/local/bin/replicacao-entrypoint
 USER replicacao

@@ -383,6 +383,13 @@ enum api_head_result api_parse_head(const char *b, size_t n, size_t max_body, st
             }
             out->body_len = value;
             have_length = true;
+        } else if (IS("Authorization")) {
+            if (out->has_auth) {
+                return API_HEAD_OTHER;
+            }
+            out->has_auth = true;
+            out->auth_off = (size_t)(v - b);
+            out->auth_len = vn;
         } else if (IS("Transfer-Encoding") || IS("Expect") || IS("Upgrade")) {
             return API_HEAD_OTHER;
         } else if (IS("Connection")) {

@@ -84,7 +84,10 @@ enum api_head_result {
 struct api_head {
     size_t head_len; /* the body starts here */
     size_t body_len;
-    bool close; /* Connection: close */
+    bool close;      /* Connection: close */
+    size_t auth_off; /* the Authorization value, trimmed: b + auth_off, auth_len */
+    size_t auth_len; /* bytes; 0 when there is none (twice: civetweb's) */
+    bool has_auth;
 };
 enum api_head_result api_parse_head(const char *b, size_t n, size_t max_body, struct api_head *out);
 

@@ -17,6 +17,7 @@
  */
 #include "front.h"
 #include "api_input.h"
+#include "auth.h"
 #include "cluster.h"
 #include "logging.h"
 #include "respond.h"
@@ -349,6 +350,17 @@ static void native_dispatch(struct fconn *fc, const struct api_head *rq)
     api_write_free(&w);
 }
 
+/* Does a whole request carry the token a write needs? */
+static bool authorised(const struct front *f, const char *b, const struct api_head *rq)
+{
+    if (f->o.auth == NULL || !f->o.auth->on) {
+        return true;
+    }
+    size_t tl = 0;
+    const char *token = rq->has_auth ? auth_bearer(b + rq->auth_off, rq->auth_len, &tl) : NULL;
+    return auth_check(f->o.auth, "POST", "/api/requests", token, tl) == AUTH_OK;
+}
+
 static void native_parse(struct fconn *fc)
 {
     struct api_head rq;
@@ -369,6 +381,10 @@ static void native_parse(struct fconn *fc)
         }
         return;
     case API_HEAD_READY:
+        if (!authorised(fc->f, fc->buf, &rq)) {
+            pipe_start(fc); /* civetweb answers 401 or 403, as for every other call */
+            return;
+        }
         native_dispatch(fc, &rq);
         return;
     }

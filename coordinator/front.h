@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+struct auth;
 struct cluster;
 struct front;
 
@@ -28,6 +29,7 @@ struct front_options {
     size_t max_body_bytes; /* larger bodies go to civetweb (its 413) */
     size_t max_data_bytes; /* a request's "data": larger is 400 too_large */
     unsigned request_timeout_ms;
+    const struct auth *auth; /* a write without the API token goes to civetweb (its 401) */
 };
 
 /* Any thread but the loop's: listen and serve on the cluster's loop. NULL

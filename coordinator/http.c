@@ -11,12 +11,14 @@
  */
 #include "http.h"
 #include "api_input.h"
+#include "auth.h"
 #include "cluster.h"
 #include "history.h"
 #include "lab.h"
 #include "logging.h"
 #include "metrics.h"
 #include "respond.h"
+#include "tls.h"
 #include "validate.h"
 #include "view.h"
 
@@ -523,14 +525,62 @@ static int send_static(struct http *h, struct mg_connection *conn, const char *r
     return 200;
 }
 
-/* Every request is authorised: there are no credentials to check. An auth
- * handler that says so keeps civetweb from looking for a .htpasswd file on
- * every request (a failed stat each). */
+/* Every request passes here before any handler, the WebSocket's upgrade
+ * included (civetweb asks the auth handler first): a call that needs a
+ * token (auth.h) and lacks a good one is answered 401 or 403 here, and
+ * goes no further. Browsers cannot set headers on a WebSocket, so /api/ws
+ * also takes the token as ?token= (percent-encoded). Without a token every
+ * request is authorised, and the handler still keeps civetweb from looking
+ * for a .htpasswd file on every request (a failed stat each). */
 static int auth_handler(struct mg_connection *conn, void *cbdata)
 {
-    (void)conn;
-    (void)cbdata;
-    return 1;
+    struct http *h = cbdata;
+    const struct auth *a = h->o.auth;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (a == NULL || !a->on || ri->request_method == NULL || ri->request_uri == NULL) {
+        return 1; /* nothing to check, or request_handler's 404 */
+    }
+    const char *path = ri->request_uri;
+    const char *header = mg_get_header(conn, "Authorization");
+    size_t tl = 0;
+    const char *token = header ? auth_bearer(header, strlen(header), &tl) : NULL;
+    char query_token[AUTH_TOKEN_MAX + 1];
+    if (token == NULL && strcmp(path, "/api/ws") == 0 && ri->query_string != NULL) {
+        int n = mg_get_var(ri->query_string, strlen(ri->query_string), "token", query_token,
+                           sizeof(query_token));
+        if (n > 0) {
+            token = query_token;
+            tl = (size_t)n;
+        } else if (n == -2) {
+            token = ""; /* too long to be one: a wrong token */
+        }
+    }
+    enum auth_result r = auth_check(a, ri->request_method, path, token, tl);
+    if (r == AUTH_OK) {
+        return 1;
+    }
+    const char *code = r == AUTH_READ_ONLY ? "forbidden" : "unauthorized";
+    const char *msg =
+        r == AUTH_MISSING   ? "this call needs the API token: Authorization: Bearer <token>"
+        : r == AUTH_INVALID ? "the token is not valid"
+                            : "the read-only token cannot change anything: use the API token";
+    const char *extra = r == AUTH_MISSING   ? "WWW-Authenticate: Bearer realm=\"replicacao\"\r\n"
+                        : r == AUTH_INVALID ? "WWW-Authenticate: Bearer realm=\"replicacao\", "
+                                              "error=\"invalid_token\"\r\n"
+                                            : "";
+    int status = r == AUTH_READ_ONLY ? 403 : 401;
+    bool body = ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding") != NULL;
+    if (body) {
+        /* Its body stays unread: close rather than have civetweb read and
+         * drop it for a caller who may not call. */
+        char hdrs[160];
+        snprintf(hdrs, sizeof(hdrs), "%sConnection: close\r\n", extra);
+        send_error(conn, status, code, msg, hdrs);
+        mg_close_connection(conn);
+    } else {
+        send_error(conn, status, code, msg, extra);
+    }
+    return 0;
 }
 
 /* Routing is on the path exactly as sent. civetweb runs with decode_url
@@ -802,10 +852,39 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* With TLS: load OpenSSL into civetweb, and join the certificate and key
+ * for it (tls.h; main checked both files already). 0, or -1 with a reason. */
+static int tls_prepare(struct http *h, struct tls_pem *pem, char *ports, size_t plen, char *err,
+                       size_t errlen)
+{
+    if (tls_load_openssl(err, errlen) != 0) {
+        return -1;
+    }
+    if ((mg_init_library(MG_FEATURES_WEBSOCKET | MG_FEATURES_SSL) & MG_FEATURES_SSL) == 0) {
+        snprintf(err, errlen, "--tls-cert: civetweb cannot load OpenSSL (libssl3)");
+        return -1;
+    }
+    if (tls_listening_port(h->o.listen, ports, plen) != 0) {
+        snprintf(err, errlen, "--listen %s is too long", h->o.listen);
+        return -1;
+    }
+    return tls_pem_open(pem, h->o.tls_cert, h->o.tls_key, err, errlen);
+}
+
 int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
 {
     h->cluster = c;
-    char threads[16], timeout[16];
+    char threads[16], timeout[16], ports[160];
+    bool tls = h->o.tls_cert[0] != '\0';
+    struct tls_pem pem = {.fd = -1};
+    snprintf(ports, sizeof(ports), "127.0.0.1:0");
+    if (tls) {
+        if (tls_prepare(h, &pem, ports, sizeof(ports), err, errlen) != 0) {
+            return -1;
+        }
+    } else {
+        mg_init_library(MG_FEATURES_WEBSOCKET);
+    }
     /* civetweb holds a thread per connection, idle ones included: keep
      * plenty, and give up on a request that has not arrived in 5 s (our
      * own waiting for the cluster is not socket time). */
@@ -813,7 +892,7 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
     snprintf(timeout, sizeof(timeout), "%u", 5000u);
     const char *options[] = {
         "listening_ports",
-        "127.0.0.1:0",
+        ports,
         "num_threads",
         threads,
         "request_timeout_ms",
@@ -827,16 +906,27 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
         /* request_uri stays the path as sent (see request_handler). */
         "decode_url",
         "no",
+        /* Only with TLS: the joined certificate and key; TLS 1.2 and up. */
+        tls ? "ssl_certificate" : NULL,
+        pem.path,
+        "ssl_protocol_version",
+        "4",
         NULL,
     };
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof(callbacks));
     callbacks.log_message = log_message;
     callbacks.http_error = http_error;
-    mg_init_library(MG_FEATURES_WEBSOCKET);
-    h->ctx = mg_start(&callbacks, h, options);
+    char why[256] = "";
+    unsigned code = 0;
+    struct mg_init_data init = {
+        .callbacks = &callbacks, .user_data = h, .configuration_options = options};
+    struct mg_error_data error = {.code = &code, .text = why, .text_buffer_size = sizeof(why)};
+    h->ctx = mg_start2(&init, &error);
+    tls_pem_close(&pem); /* loaded, or never will be */
     if (h->ctx == NULL) {
-        snprintf(err, errlen, "cannot start the HTTP server on 127.0.0.1");
+        snprintf(err, errlen, "cannot start the HTTP%s server on %s: %s", tls ? "S" : "",
+                 tls ? h->o.listen : "127.0.0.1", why[0] ? why : "civetweb failed");
         return -1;
     }
     struct mg_server_port port;
@@ -845,6 +935,8 @@ int http_start(struct http *h, struct cluster *c, char *err, size_t errlen)
         return -1;
     }
     h->port = (unsigned)port.port;
+    /* The auth handler first: with TLS the public port is open already,
+     * and no request may reach a handler before it is in place. */
     mg_set_auth_handler(h->ctx, "/", auth_handler, h);
     mg_set_request_handler(h->ctx, "/", request_handler, h);
     mg_set_websocket_handler(h->ctx, "/api/ws", NULL, ws_ready, ws_data, ws_close, h);

@@ -4,7 +4,8 @@
  *
  * civetweb listens on a loopback port only: the public port is the front
  * door's (front.h), which answers plain writes itself and hands civetweb
- * every other connection.
+ * every other connection. With TLS (--tls-cert) there is no front door:
+ * civetweb serves HTTPS on the public address itself.
  */
 #ifndef COORDINATOR_HTTP_H
 #define COORDINATOR_HTTP_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct auth;
 struct cluster;
 struct history;
 struct metrics;
@@ -25,6 +27,9 @@ struct http_options {
     unsigned request_timeout_ms;
     unsigned threads;
     struct history *history; /* sent to each WebSocket client on connect; NULL: none */
+    const struct auth *auth; /* who may call what (auth.h); NULL: anybody */
+    char tls_cert[1024];     /* "": plain HTTP on loopback, behind the front door */
+    char tls_key[1024];
 };
 
 /* Created before the cluster (which publishes into it), started after. */
@@ -34,7 +39,8 @@ struct http *http_new(const struct http_options *o, struct metrics *m);
 void http_publish(void *http, const char *json, size_t len);
 /* cluster_listening_fn: is any WebSocket client connected? */
 bool http_listening(void *http);
-/* Serve on 127.0.0.1, a port of the system's choosing (http_port). */
+/* Serve on 127.0.0.1, a port of the system's choosing (http_port); with
+ * TLS, HTTPS on the public address (o->listen). */
 int http_start(struct http *h, struct cluster *c, char *err, size_t errlen);
 unsigned http_port(const struct http *h);
 /* Stop serving: every connection is closed, WebSocket clients included.

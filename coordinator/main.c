@@ -4,6 +4,7 @@
  * SIGINT or SIGTERM.
  */
 #include "cluster.h"
+#include "auth.h"
 #include "bounds.h"
 #include "flags.h"
 #include "front.h"
@@ -13,6 +14,7 @@
 #include "metrics.h"
 #include "peer_auth.h"
 #include "supervisor.h"
+#include "tls.h"
 #include "validate.h"
 
 #include <arpa/inet.h>
@@ -54,6 +56,15 @@ static const struct flag flags[] = {
      "the replicas' shared secret, proved on every connection to them (with --spawn: default "
      "DIR/cluster-secret, made if missing, given to every replica)"},
     {"log-level", "COORDINATOR_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+    {"api-token-file", "COORDINATOR_API_TOKEN_FILE", "PATH",
+     "every API call needs Authorization: Bearer <the token in PATH> (default: none)"},
+    {"api-read-token-file", "COORDINATOR_API_READ_TOKEN_FILE", "PATH",
+     "a second token that may only read (GET, the WebSocket)"},
+    {"metrics-open", "COORDINATOR_METRICS_OPEN", NULL,
+     "/metrics needs no token (env: true or false)"},
+    {"tls-cert", "COORDINATOR_TLS_CERT", "PATH",
+     "serve HTTPS with this PEM certificate (chain); needs --tls-key"},
+    {"tls-key", "COORDINATOR_TLS_KEY", "PATH", "the PEM private key of --tls-cert"},
 };
 
 struct config {
@@ -64,6 +75,8 @@ struct config {
     unsigned status_interval_ms;
     size_t history_events;
     int level;
+    const char *token_file, *read_token_file;
+    bool metrics_open;
 };
 
 /* Each value is checked here, once, against bounds.h. */
@@ -83,6 +96,19 @@ static int apply(void *ctx, const char *name, const char *v)
         return flags_text(c->spawn.data_dir, sizeof(c->spawn.data_dir), v);
     } else if (strcmp(name, "dashboard-dir") == 0) {
         return flags_text(c->http.dashboard_dir, sizeof(c->http.dashboard_dir), v);
+    } else if (strcmp(name, "api-token-file") == 0) {
+        c->token_file = v;
+    } else if (strcmp(name, "api-read-token-file") == 0) {
+        c->read_token_file = v;
+    } else if (strcmp(name, "metrics-open") == 0) {
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            return -1;
+        }
+        c->metrics_open = strcmp(v, "true") == 0;
+    } else if (strcmp(name, "tls-cert") == 0) {
+        return flags_text(c->http.tls_cert, sizeof(c->http.tls_cert), v);
+    } else if (strcmp(name, "tls-key") == 0) {
+        return flags_text(c->http.tls_key, sizeof(c->http.tls_key), v);
     } else if (strcmp(name, "log-level") == 0) {
         c->level = log_level_parse(v);
         return c->level < 0 ? -1 : 0;
@@ -218,8 +244,27 @@ int main(int argc, char **argv)
     log_setup("coordinator", (enum log_level)cfg.level);
     find_defaults(&cfg);
 
-    struct cluster_options co = {.status_interval_ms = cfg.status_interval_ms};
     char err[256];
+    /* Refused before anything starts: a coordinator meant to be closed must
+     * never come up open. */
+    struct auth api_auth;
+    if (auth_setup(&api_auth, cfg.token_file, cfg.read_token_file, cfg.metrics_open, err,
+                   sizeof(err)) != 0) {
+        fprintf(stderr, "coordinator: %s\n", err);
+        return 2;
+    }
+    cfg.http.auth = &api_auth;
+    bool tls = cfg.http.tls_cert[0] != '\0';
+    if (tls != (cfg.http.tls_key[0] != '\0')) {
+        fprintf(stderr, "coordinator: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (tls && tls_check(cfg.http.tls_cert, cfg.http.tls_key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "coordinator: %s\n", err);
+        return 2;
+    }
+
+    struct cluster_options co = {.status_interval_ms = cfg.status_interval_ms};
     if (addr_list_parse(cfg.replicas, "5000", &co.replicas, err, sizeof(err)) != 0) {
         fprintf(stderr, "coordinator: --replicas: %s\n", err);
         return 2;
@@ -303,18 +348,23 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* With TLS civetweb owns the public port (the front door reads plain
+     * HTTP only); without, the front door does and hands civetweb the rest. */
     struct front *front = NULL;
-    if (http_start(http, cluster, err, sizeof(err)) == 0) {
+    bool serving = http_start(http, cluster, err, sizeof(err)) == 0;
+    if (serving && !tls) {
         struct front_options fo = {
             .listen = cfg.http.listen,
             .backend_port = http_port(http),
             .max_body_bytes = cfg.http.max_body_bytes,
             .max_data_bytes = cfg.http.max_data_bytes,
             .request_timeout_ms = cfg.http.request_timeout_ms,
+            .auth = &api_auth,
         };
         front = front_start(cluster, &fo, err, sizeof(err));
+        serving = front != NULL;
     }
-    if (front == NULL) {
+    if (!serving) {
         log_error("%s", err);
         http_stop(http);
         cluster_stop(cluster);
@@ -322,13 +372,15 @@ int main(int argc, char **argv)
         history_free(history);
         return 1;
     }
-    log_info("listening on http://%s (dashboard from %s)%s", cfg.http.listen,
-             cfg.http.dashboard_dir, cfg.spawn.n ? ", supervising local replicas" : "");
+    log_info("listening on %s://%s (dashboard from %s)%s%s", tls ? "https" : "http",
+             cfg.http.listen, cfg.http.dashboard_dir,
+             cfg.spawn.n ? ", supervising local replicas" : "",
+             api_auth.on ? ", API token required" : "");
 
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("signal %d: stopping", sig);
-    front_stop(front); /* no new requests; piped connections end here */
+    front_stop(front); /* no new requests; piped connections end here (NULL with TLS) */
     http_stop(http);
     cluster_stop(cluster);
     http_free(http);

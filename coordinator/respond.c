@@ -17,6 +17,7 @@ static const struct respond_status STATUSES[] = {
     {201, "Created", NULL, NULL},
     {202, "Accepted", NULL, NULL},
     {400, "Bad Request", "bad_request", "the request is not valid HTTP"},
+    {401, "Unauthorized", "unauthorized", "this call needs the API token"},
     {403, "Forbidden", "forbidden", "that is not allowed"},
     {404, "Not Found", "not_found", "no such resource"},
     {405, "Method Not Allowed", "method_not_allowed", "that method is not supported here"},

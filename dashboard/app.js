@@ -330,14 +330,24 @@
 
   // ================================================================ HTTP
 
-  /* Returns {ok, status, body, error}; `error` is a readable string on failure. */
+  /* Returns {ok, status, body, error}; `error` is a readable string on failure.
+   * A 401 (the coordinator wants its API token) asks for it (auth.js) and
+   * then makes the call again. */
   async function api(method, path, body, timeoutMs = 15000) {
+    const res = await apiOnce(method, path, body, timeoutMs);
+    if (res.status !== 401 || !window.ReplAuth) return res;
+    await window.ReplAuth.login();
+    return api(method, path, body, timeoutMs);
+  }
+
+  async function apiOnce(method, path, body, timeoutMs) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    const auth = window.ReplAuth ? window.ReplAuth.headers : (h) => h;
     try {
       const res = await fetch(path, {
         method,
-        headers: body !== undefined ? { 'Content-Type': 'application/json' } : undefined,
+        headers: auth(body !== undefined ? { 'Content-Type': 'application/json' } : undefined),
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal: ctl.signal,
         cache: 'no-store',
@@ -1814,7 +1824,8 @@
   let ws = null, attempt = 0, retryTimer = null, countdownTimer = null, retryAt = 0;
 
   function wsUrl() {
-    return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/ws`;
+    const url = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/api/ws`;
+    return window.ReplAuth ? window.ReplAuth.wsUrl(url) : url;
   }
 
   function setConn(kind, text) {
@@ -1870,6 +1881,15 @@
   }
 
   function scheduleReconnect() {
+    if (window.ReplAuth && window.ReplAuth.waiting()) {
+      // Refused for want of the token (the form is up): no "connection
+      // lost" banner; the login connects again.
+      clearTimeout(retryTimer); retryTimer = null;
+      clearInterval(countdownTimer); countdownTimer = null;
+      $('#banner').hidden = true;
+      setConn('connecting', 'waiting for the API token');
+      return;
+    }
     attempt += 1;
     const base = Math.min(CFG.backoffMaxMs, CFG.backoffBaseMs * 2 ** (attempt - 1));
     const delay = Math.round(base * (0.75 + Math.random() * 0.5));
@@ -1951,5 +1971,8 @@
   setConn('connecting', 'connecting…');
   connect();
   seedSequence();
+  // A WebSocket refused for want of the token just closes (a browser shows
+  // no status): once the token is in, connect again at once.
+  if (window.ReplAuth) window.ReplAuth.onLogin(() => { if (!state.connected) { attempt = 0; connect(); } });
   window.__dashboard = state;  // for debugging and tests
 })();

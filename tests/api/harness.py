@@ -6,7 +6,8 @@
   fresh data dir; stopped by pid (SIGTERM, then SIGKILL after a timeout),
   and afterwards no replica whose command line names that data dir may
   survive.
-- http_request(): one request on a fresh connection, parsed.
+- http_request(): one request on a fresh connection, parsed; optionally
+  with an API token (Authorization: Bearer) and over TLS (an ssl context).
 - WebSocket: a small RFC 6455 client on a socket (masked frames out,
   unmasked frames in, pings answered with masked pongs), with a reader
   thread that timestamps every message with time.monotonic().
@@ -125,8 +126,11 @@ class Response:
         return f"<{self.status} {self.body[:300]!r}>"
 
 
-def http_request(port, method, path, body=None, headers=None, timeout=30):
-    """One request on its own connection. body: bytes, str or a JSON value."""
+def http_request(port, method, path, body=None, headers=None, timeout=30, token=None,
+                 ssl_context=None):
+    """One request on its own connection. body: bytes, str or a JSON value.
+    token: sent as Authorization: Bearer (headers given win); ssl_context:
+    HTTPS, verified with that context."""
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
     if isinstance(body, str):
@@ -134,8 +138,13 @@ def http_request(port, method, path, body=None, headers=None, timeout=30):
     h = {"Connection": "close"}
     if body is not None:
         h["Content-Type"] = "application/json"
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
     h.update(headers or {})
-    conn = httpclient.HTTPConnection(HOST, port, timeout=timeout)
+    if ssl_context is not None:
+        conn = httpclient.HTTPSConnection(HOST, port, timeout=timeout, context=ssl_context)
+    else:
+        conn = httpclient.HTTPConnection(HOST, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=h)
         r = conn.getresponse()
@@ -183,13 +192,17 @@ def _die_with_parent():
 
 
 class Coordinator:
-    """`coordinator --spawn 3` on loopback with a fresh temp data dir."""
+    """`coordinator --spawn 3` on loopback with a fresh temp data dir.
+    token: the API token its own calls send (for a coordinator started with
+    --api-token-file); ssl_context: it serves HTTPS (--tls-cert)."""
 
-    def __init__(self, n=3, extra=(), name="api"):
+    def __init__(self, n=3, extra=(), name="api", token=None, ssl_context=None):
         if not Config.coordinator or not Config.replica:
             raise unittest.SkipTest("coordinator/replica binaries not given")
         self.n = n
         self.extra = list(extra)
+        self.token = token
+        self.ssl_context = ssl_context
         self.tmp = tempfile.mkdtemp(prefix=f"replicacao-{name}-")
         self.data_dir = os.path.join(self.tmp, "data")
         # --spawn makes the cluster's secret here (what replctl must prove).
@@ -289,14 +302,19 @@ class Coordinator:
         return self.proc is not None and self.proc.poll() is None
 
     # -- HTTP helpers ------------------------------------------------------
+    def _kw(self, kw):
+        kw.setdefault("token", self.token)
+        kw.setdefault("ssl_context", self.ssl_context)
+        return kw
+
     def get(self, path, **kw):
-        return http_request(self.port, "GET", path, **kw)
+        return http_request(self.port, "GET", path, **self._kw(kw))
 
     def post(self, path, body=None, **kw):
-        return http_request(self.port, "POST", path, body=body, **kw)
+        return http_request(self.port, "POST", path, body=body, **self._kw(kw))
 
     def request(self, method, path, body=None, **kw):
-        return http_request(self.port, method, path, body=body, **kw)
+        return http_request(self.port, method, path, body=body, **self._kw(kw))
 
     def cluster(self):
         r = self.get("/api/cluster", timeout=10)
@@ -417,16 +435,25 @@ class WebSocket:
     unless read=False, in which case nothing is ever read (a stalled
     client)."""
 
-    def __init__(self, port, path="/api/ws", read=True, rcvbuf=None, timeout=10):
+    def __init__(self, port, path="/api/ws", read=True, rcvbuf=None, timeout=10, headers=None,
+                 ssl_context=None):
+        """headers: extra handshake headers (e.g. Authorization); ssl_context:
+        wss, verified with that context (then read=False: one thread at a
+        time may use a TLS socket; read with next_frame())."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect((HOST, port))
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=HOST)
+            read = False
         key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        scheme = "https" if ssl_context is not None else "http"
         req = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-               f"Sec-WebSocket-Version: 13\r\nOrigin: http://{HOST}:{port}\r\n\r\n")
+               f"Sec-WebSocket-Version: 13\r\nOrigin: {scheme}://{HOST}:{port}\r\n{extra}\r\n")
         self.sock.sendall(req.encode())
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
@@ -543,6 +570,19 @@ class WebSocket:
             self.closed.set()
 
     # -- reading -----------------------------------------------------------------
+    def next_frame(self, timeout=10):
+        """Without the reader thread (read=False): the next text message,
+        parsed, answering pings on the way."""
+        self.sock.settimeout(timeout)
+        while True:
+            _fin, opcode, payload = self._read_frame()
+            if opcode == 0x9:
+                self.send_frame(0xA, payload)
+            elif opcode == 0x8:
+                raise ConnectionError("closed by the server")
+            elif opcode == 0x1:
+                return json.loads(payload.decode("utf-8"))
+
     def next(self, timeout=10):
         """(time, message) or raise AssertionError on timeout."""
         try:

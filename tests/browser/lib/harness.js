@@ -89,15 +89,18 @@ async function httpOk(url) {
 
 /* GET and parse JSON. A GET is safe to repeat: a network error (a pooled
  * keep-alive connection the server closed just as it was reused) is retried
- * once, and the cause is kept in the message. */
-async function getJson(url) {
+ * once, and the cause is kept in the message. `token`: the API token, sent
+ * as Authorization: Bearer. */
+async function getJson(url, { token = null } = {}) {
+  const opts = () => ({ signal: AbortSignal.timeout(5000),
+    headers: token ? { Authorization: `Bearer ${token}` } : {} });
   let res;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    res = await fetch(url, opts());
   } catch (e) {
     const why = e.cause ? `${e.cause.code || ''} ${e.cause.message || e.cause}`.trim() : e.message;
     console.error(`# getJson ${url}: ${e.message} (${why}); retrying once`);
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    res = await fetch(url, opts());
   }
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return res.json();
@@ -107,9 +110,13 @@ async function getJson(url) {
  * has a primary. The coordinator runs in its own process group so that stop()
  * can also reach the replicas it spawned if it has to be killed hard. */
 class Coordinator {
-  constructor(name, { spawnCount = 3, sparePorts = 0 } = {}) {
+  /* extraArgs: more coordinator flags; token: the API token its own calls
+   * send (with --api-token-file among extraArgs). */
+  constructor(name, { spawnCount = 3, sparePorts = 0, extraArgs = [], token = null } = {}) {
     this.name = name;
     this.spawnCount = spawnCount;
+    this.extraArgs = extraArgs;
+    this.token = token;
     this.sparePorts = sparePorts;   // free ports after the spawned ones, for replicas added later
     this.proc = null;
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `replicacao-browser-${name}-`));
@@ -128,6 +135,7 @@ class Coordinator {
       '--spawn-base-port', String(this.ports.replicaBase),
       '--data-dir', this.dataDir,
       '--dashboard-dir', DASHBOARD_DIR,
+      ...this.extraArgs,
     ];
     const log = fs.openSync(this.logPath, 'a');
     fs.writeSync(log, `\n=== ${new Date().toISOString()} ${COORDINATOR_BIN} ${args.join(' ')}\n`);
@@ -146,7 +154,7 @@ class Coordinator {
 
   async waitForPrimary(timeoutMs = 30000) {
     return waitFor(`${this.name}: a primary`, async () => {
-      const c = await getJson(`${this.url}/api/cluster`);
+      const c = await getJson(`${this.url}/api/cluster`, { token: this.token });
       return c.primary && c.replicas.some((r) => r.id === c.primary && r.status === 'up') ? c : null;
     }, { timeoutMs });
   }
