@@ -3,6 +3,9 @@
 #
 # Builds the image, starts docker-compose.yml as its own project on a free
 # port, and through the coordinator's HTTP API checks:
+#   0. safe defaults (issue 16): the first `up` made the cluster secret and
+#      the API token; only the coordinator's port is published, on
+#      127.0.0.1; a call without the token is 401;
 #   1. 3 replicas come up with one primary; 20 requests are acknowledged;
 #   2. 10 times: `docker kill` the primary's container, the next write is
 #      committed by a new primary within 2 s (timed, printed), `docker start`
@@ -11,9 +14,10 @@
 #   4. `docker pause` of the primary: a write commits in a higher epoch from
 #      a new primary; writes sent directly to the paused old primary (replctl
 #      from another container, which follows "not primary" hints, and a
-#      one-shot wire client from the host whose request is already in the
-#      old primary's socket when it resumes) are never acknowledged in the
-#      old epoch; after unpause the old primary is a backup in the new epoch;
+#      one-shot wire client from the host, whose handshake waits for the old
+#      primary to resume and whose request follows at once) are never
+#      acknowledged in the old epoch; after unpause the old primary is a
+#      backup in the new epoch;
 #   5. every acknowledged request is in the committed log exactly once, at
 #      its acknowledged index and epoch, and nothing of the old epoch was
 #      committed after the new epoch began;
@@ -275,7 +279,7 @@ sleep "$sleep_s"
 direct_id=$project-direct-1
 raw_id=$project-raw-1
 log "sending $direct_id directly to the paused $old_ip:5000 (replctl in $other)," \
-  "and $raw_id (one-shot wire client from the host, pipelined, no hint followed)"
+  "and $raw_id (one-shot wire client from the host: it proves the secret, then sends; no hint followed)"
 python3 "$api_py" x raw-put "$old_ip:5000" "$raw_id" "raw, sent to the paused primary" --timeout 10 \
   >"$work/raw.out" 2>&1 &
 raw_pid=$!
@@ -372,9 +376,14 @@ wait "$writer_pid" || die "the writer failed: $(cat "$work/writer.err")"
 writer_pid=
 log "writer during the scaling cycle: $(cat "$work/writer.out")"
 log "configuration settled after each scale command (replicas:ms): ${settle[*]}"
-leftover=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
+# The one volume the project means to keep is `secrets` (the cluster secret
+# and the API token, shared by every container): no other may pile up.
+secrets_vol=${project}_secrets
+leftover=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" |
+  grep -vcx "$secrets_vol" || true)
 anonymous=$(docker ps -a --filter "label=com.docker.compose.project=$project" -q |
-  xargs -r docker inspect -f '{{range .Mounts}}{{.Type}} {{end}}' | grep -c volume || true)
+  xargs -r docker inspect -f '{{range .Mounts}}{{.Type}}:{{.Name}} {{end}}' | tr ' ' '\n' |
+  grep '^volume:' | grep -vcx "volume:$secrets_vol" || true)
 [ "$leftover" -eq 0 ] && [ "$anonymous" -eq 0 ] ||
   die "volumes left: $leftover labelled, $anonymous mounted by containers"
 
