@@ -19,15 +19,20 @@
  * count of refused handshakes went up. A control shows the messages are not
  * harmless by themselves: the same Fail over a connection that proves the
  * secret makes a replica exit (75). At the end a write commits and every
- * acknowledged one is in every log once (it_check_logs).
+ * acknowledged one is in every log once (it_check_logs). Before all that:
+ * without a secret a replica refuses a non-loopback address unless
+ * --insecure.
  */
 #include "harness.h"
 
 #include "peer_auth.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -191,11 +196,75 @@ static void snapshot(const struct it_cluster *cl, struct state *out)
     }
 }
 
+/* The replica binary on a non-loopback address without a secret: refused
+ * (exit 2, saying why) unless --insecure, which starts and warns. The
+ * process is this test's own: SIGKILLed and reaped here, and it dies with
+ * the test (PR_SET_PDEATHSIG) whatever happens. */
+static void no_secret_no_network(const char *bin, const struct it_replica *spare)
+{
+    const char *port = strrchr(spare->addr, ':') + 1;
+    char listen[64], peers[64], dir[600], log[600];
+    snprintf(listen, sizeof(listen), "0.0.0.0:%s", port);
+    snprintf(peers, sizeof(peers), "127.0.0.1:%s", port);
+    snprintf(dir, sizeof(dir), "%s-insecure", spare->data_dir);
+    snprintf(log, sizeof(log), "%s-insecure.log", spare->data_dir);
+    for (int insecure = 0; insecure <= 1; insecure++) {
+        char *args[] = {(char *)bin, "--id",
+                        "lone",      "--listen",
+                        listen,      "--advertise",
+                        peers,       "--peers",
+                        peers,       "--initial-size",
+                        "1",         "--data-dir",
+                        dir,         insecure ? "--insecure" : NULL,
+                        NULL};
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        IT_CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            if (getppid() != parent || fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+                _exit(127);
+            }
+            unsetenv("REPLICA_CLUSTER_SECRET_FILE");
+            execv(bin, args);
+            _exit(127);
+        }
+        int st = 0;
+        int64_t deadline = it_now_ms() + (insecure ? 1000 : 5000); /* running after 1 s: started */
+        pid_t done = 0;
+        while ((done = waitpid(pid, &st, WNOHANG)) == 0 && it_now_ms() < deadline) {
+            it_sleep_ms(20);
+        }
+        if (!insecure) {
+            IT_CHECK(done == pid && WIFEXITED(st) && WEXITSTATUS(st) == 2,
+                     "a replica on %s without a secret: wait status 0x%x, want exit 2", listen,
+                     done == pid ? st : -1);
+        } else {
+            bool running = done == 0;
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            IT_CHECK(running, "a replica on %s with --insecure exited: status 0x%x", listen, st);
+        }
+    }
+    char text[8192] = "";
+    FILE *f = fopen(log, "r");
+    IT_CHECK(f != NULL, "open %s", log);
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    IT_CHECK(strstr(text, "refusing to listen on 0.0.0.0") != NULL &&
+                 strstr(text, "--insecure: listening on 0.0.0.0") != NULL,
+             "the refusal and the warning are not in %s:\n%s", log, text);
+    it_log("without a secret: refused on %s, started with --insecure (warned)", listen);
+}
+
 int main(int argc, char **argv)
 {
     it_init(argc, argv, "peer_auth");
     struct it_cluster *cl = it_cluster_new(4); /* r4: the impostor process, started late */
     cl->initial_size = 3;
+    no_secret_no_network(argv[1], &cl->r[3]);
     it_cluster_secret(cl);
     for (unsigned i = 0; i < 3; i++) {
         it_start(cl, i);
