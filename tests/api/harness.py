@@ -381,8 +381,14 @@ class CoordinatorTestCase(unittest.TestCase):
     coordinator_name = "api"
 
     @classmethod
+    def make_coordinator(cls):
+        """The coordinator the class's tests share (a subclass may give it
+        files, a token, TLS)."""
+        return Coordinator(extra=cls.coordinator_args, name=cls.coordinator_name)
+
+    @classmethod
     def setUpClass(cls):
-        cls.co = Coordinator(extra=cls.coordinator_args, name=cls.coordinator_name)
+        cls.co = cls.make_coordinator()
         try:
             cls.co.start()
         except BaseException:

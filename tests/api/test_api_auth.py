@@ -58,18 +58,11 @@ class AuthTests(CoordinatorTestCase):
     coordinator_name = "auth"
 
     @classmethod
-    def setUpClass(cls):
+    def make_coordinator(cls):
         cls.tokens, paths = token_dir()
-        cls.co = Coordinator(name=cls.coordinator_name, token=TOKEN,
-                             extra=["--api-token-file", paths["token"],
-                                    "--api-read-token-file", paths["read"]])
-        try:
-            cls.co.start()
-        except BaseException:
-            cls.co.stop(check=False)
-            cls.co.cleanup(keep=True)
-            raise
-        cls.port = cls.co.port
+        return Coordinator(name=cls.coordinator_name, token=TOKEN,
+                           extra=["--api-token-file", paths["token"],
+                                  "--api-read-token-file", paths["read"]])
 
     @classmethod
     def tearDownClass(cls):

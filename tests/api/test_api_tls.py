@@ -33,23 +33,16 @@ class TlsTests(CoordinatorTestCase):
     coordinator_name = "tls"
 
     @classmethod
-    def setUpClass(cls):
+    def make_coordinator(cls):
         cls.dir = tempfile.mkdtemp(prefix="replicacao-tls-")
         cls.cert, key = make_pair(cls.dir)
         token = os.path.join(cls.dir, "token")
         with open(token, "w", encoding="ascii") as f:
             f.write(TOKEN + "\n")
         cls.ctx = ssl.create_default_context(cafile=cls.cert)
-        cls.co = Coordinator(name=cls.coordinator_name, token=TOKEN, ssl_context=cls.ctx,
-                             extra=["--api-token-file", token, "--tls-cert", cls.cert,
-                                    "--tls-key", key])
-        try:
-            cls.co.start()
-        except BaseException:
-            cls.co.stop(check=False)
-            cls.co.cleanup(keep=True)
-            raise
-        cls.port = cls.co.port
+        return Coordinator(name=cls.coordinator_name, token=TOKEN, ssl_context=cls.ctx,
+                           extra=["--api-token-file", token, "--tls-cert", cls.cert,
+                                  "--tls-key", key])
 
     @classmethod
     def tearDownClass(cls):
