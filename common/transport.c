@@ -115,7 +115,7 @@ struct target {
     bool retry_is_immediate; /* this connect follows a close: refusal means gone */
     unsigned backoff_ms;
     unsigned missing;
-    bool learned; /* from a replica's Hello, not from discovery: never missing */
+    bool learned;      /* from a replica's Hello, not from discovery: never missing */
     bool told_failing; /* closed before its Hello, logged once until it works */
     uv_timer_t timer;
     struct target *next;
