@@ -226,8 +226,12 @@ void conn_close(struct conn *c, const char *reason)
         if (tg->told_failing) {
             log_debug("closing %s: %s", c->desc, reason);
         } else {
-            log_info("closing %s: %s before its hello%s", c->desc, reason,
-                     t->o.auth ? "" : " (does it want a cluster secret we do not have?)");
+            /* Closed at once after our Hello without a word: what a replica
+             * that wants a secret does to one without it. */
+            bool hint = !t->o.auth && strcmp(reason, "closed by peer") == 0;
+            log_info("closing %s: %s%s", c->desc, reason,
+                     hint ? " before its hello (does it want a cluster secret we do not have?)"
+                          : "");
             tg->told_failing = true;
         }
     } else if (reason != NULL) {
@@ -1322,7 +1326,9 @@ int transport_listen(struct transport *t, const char *hostport, char *err, size_
  * ====================================================================== */
 
 /* Connections whose TCP is up but whose handshake has not finished in
- * time: closed (an outbound one is retried with its backoff). */
+ * time: closed. One that dialled us and said nothing is refused (counted);
+ * one we dialled whose process does not answer (stopped, hung) is simply
+ * closed and retried with its backoff, as any unreachable peer. */
 static void handshake_timer_cb(uv_timer_t *timer)
 {
     struct transport *t = timer->data;
@@ -1330,9 +1336,13 @@ static void handshake_timer_cb(uv_timer_t *timer)
     struct conn *next;
     for (struct conn *c = t->conns; c; c = next) {
         next = c->next;
-        bool tcp_up = c->target == NULL || c->tcp_connected;
-        if (!c->hello_done && tcp_up && now - c->opened_ms > HANDSHAKE_TIMEOUT_MS) {
+        if (c->hello_done || now - c->opened_ms <= HANDSHAKE_TIMEOUT_MS) {
+            continue;
+        }
+        if (c->target == NULL) {
             refuse(c, "no handshake within 10 s");
+        } else if (c->tcp_connected) {
+            conn_close(c, "no answer to our hello within 10 s");
         }
     }
 }
