@@ -148,6 +148,8 @@ struct transport {
     uint64_t auth_refused;
     int64_t refused_logged_ms;
     uint64_t refused_unlogged;
+    int64_t refused_told_ms; /* on_refused */
+    uint64_t refused_untold;
     char readbuf[64 * 1024];
 };
 
@@ -368,11 +370,25 @@ static void learn_target(struct transport *t, const char *addr)
     }
 }
 
+/* Count a refused handshake, and tell the owner at most once a second. */
+static void count_refusal(struct conn *c, const char *why)
+{
+    struct transport *t = c->t;
+    t->auth_refused++;
+    t->refused_untold++;
+    int64_t now = clock_mono_ms();
+    if (t->cb.on_refused != NULL && now - t->refused_told_ms >= 1000) {
+        t->cb.on_refused(t, c->desc, why, t->refused_untold - 1);
+        t->refused_told_ms = now;
+        t->refused_untold = 0;
+    }
+}
+
 /* The other end broke the handshake's protocol: counted, and logged like
  * any broken protocol (conn_reject), every time. */
 static void refuse_broken(struct conn *c, const char *why)
 {
-    c->t->auth_refused++;
+    count_refusal(c, why);
     conn_reject(c, why);
 }
 
@@ -383,7 +399,7 @@ static void refuse_broken(struct conn *c, const char *why)
 static void refuse(struct conn *c, const char *why)
 {
     struct transport *t = c->t;
-    t->auth_refused++;
+    count_refusal(c, why);
     /* A misconfigured peer retries several times a second: say it once a
      * second at most, with how many were refused meanwhile. */
     int64_t now = clock_mono_ms();

@@ -46,6 +46,10 @@ struct transport_callbacks {
     void (*on_message)(struct transport *t, struct conn *c, const Envelope *env);
     /* The connection is going away (the conn is freed after this). */
     void (*on_closed)(struct transport *t, struct conn *c);
+    /* Connections failed their handshake: at most once a second, the last
+     * one (`who`: "client replctl (from 10.0.0.9)", `why`) and how many
+     * more were refused since the previous call. May be NULL. */
+    void (*on_refused)(struct transport *t, const char *who, const char *why, uint64_t more);
     /* Outbound to replica `id` closed and an immediate reconnect was
      * refused: its process is most likely gone. */
     void (*on_peer_gone)(struct transport *t, const char *id);

@@ -23,6 +23,7 @@ static const char *const event_names[EVENT_COUNT] = {
     [EVENT_FORCED_CONFIG] = "forced_config",
     [EVENT_DISK_FULL] = "disk_full",
     [EVENT_DISK_OK] = "disk_ok",
+    [EVENT_HANDSHAKE_REFUSED] = "handshake_refused",
     [EVENT_FAILED] = "failed",
     [EVENT_DOWN] = "down",
     [EVENT_UP] = "up",

@@ -19,18 +19,19 @@ enum role {
 
 enum event_type {
     /* Reported by replicas. */
-    EVENT_ELECTED,          /* subject became primary */
-    EVENT_STEPPED_DOWN,     /* a primary gave up its role */
-    EVENT_ELECTION_STARTED, /* a real (not pre-) vote began */
-    EVENT_PRIMARY_LOST,     /* the primary's process is gone */
-    EVENT_JOINED,           /* subject was added as a learner */
-    EVENT_CAUGHT_UP,        /* subject was promoted to voter */
-    EVENT_COMMITTED,        /* the commit index moved */
-    EVENT_REMOVED,          /* subject was removed from the configuration */
-    EVENT_HANDOVER,         /* a primary that removed itself hands over to subject */
-    EVENT_FORCED_CONFIG,    /* UNSAFE: the configuration was forced (quorum loss) */
-    EVENT_DISK_FULL,        /* the log cannot be written: writes stop here */
-    EVENT_DISK_OK,          /* ... and can again */
+    EVENT_ELECTED,           /* subject became primary */
+    EVENT_STEPPED_DOWN,      /* a primary gave up its role */
+    EVENT_ELECTION_STARTED,  /* a real (not pre-) vote began */
+    EVENT_PRIMARY_LOST,      /* the primary's process is gone */
+    EVENT_JOINED,            /* subject was added as a learner */
+    EVENT_CAUGHT_UP,         /* subject was promoted to voter */
+    EVENT_COMMITTED,         /* the commit index moved */
+    EVENT_REMOVED,           /* subject was removed from the configuration */
+    EVENT_HANDOVER,          /* a primary that removed itself hands over to subject */
+    EVENT_FORCED_CONFIG,     /* UNSAFE: the configuration was forced (quorum loss) */
+    EVENT_DISK_FULL,         /* the log cannot be written: writes stop here */
+    EVENT_DISK_OK,           /* ... and can again */
+    EVENT_HANDSHAKE_REFUSED, /* a connection failed its handshake (no or a wrong proof) */
     /* Reported by the coordinator. */
     EVENT_FAILED,            /* failed on request */
     EVENT_DOWN,              /* contact lost */

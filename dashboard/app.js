@@ -1528,7 +1528,7 @@
     request_sent: ['→', 'info'], request_committed: ['✓', 'good'], request_failed: ['⚠', 'bad'],
     local_lost: ['↻', 'warn'], local_back: ['⇄', 'good'],
     removed: ['−', 'warn'], handover: ['⇢', 'warn'], forced_config: ['⚠', 'alarm'], start_failed: ['✕', 'bad'],
-    disk_full: ['⛁', 'bad'], disk_ok: ['⛁', 'good'],
+    disk_full: ['⛁', 'bad'], disk_ok: ['⛁', 'good'], handshake_refused: ['⊘', 'alarm'],
     joined_view: ['◌', 'info'],
     fault_started: ['⚡', 'warn'], fault_added: ['⚡', 'warn'], fault: ['⚡', 'warn'],
     fault_healed: ['✓', 'good'], fault_expired: ['✓', 'good'], fault_removed: ['✓', 'good'],
@@ -1575,6 +1575,8 @@
       case 'start_failed': return [b(who), ' keeps crashing at start: given up (not restarted again)'];
       case 'disk_full': return [b(who), '\u2019s disk is full: it stopped taking writes', ev.detail ? ` (${ev.detail})` : ''];
       case 'disk_ok': return [b(who), ' can write its log again and resumes'];
+      case 'handshake_refused':
+        return [b(who), ' turned a connection away in its handshake', ev.detail ? `: ${ev.detail}` : ''];
       case 'committed': return ['commit index → ', b(ev.index)];
       case 'failed': return [b(who), ' failed'];
       case 'down': return [b(who), ' is unreachable (down)'];

@@ -22,6 +22,7 @@
 #include "storage/wal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1065,6 +1066,19 @@ static void on_hello(struct transport *t, struct conn *c)
     }
 }
 
+/* A stranger, or a member with another secret, was turned away: the
+ * dashboard shows it (the transport calls at most once a second). */
+static void on_refused(struct transport *t, const char *who, const char *why, uint64_t more)
+{
+    char detail[sizeof(((struct core_event *)0)->detail)];
+    if (more > 0) {
+        snprintf(detail, sizeof(detail), "%s: %s (and %" PRIu64 " more refused)", who, why, more);
+    } else {
+        snprintf(detail, sizeof(detail), "%s: %s", who, why);
+    }
+    node_event(transport_data(t), EVENT_HANDSHAKE_REFUSED, detail);
+}
+
 static void on_message(struct transport *t, struct conn *c, const Envelope *env)
 {
     struct node *n = transport_data(t);
@@ -1282,6 +1296,7 @@ int node_run(const struct node_options *o)
         .on_hello = on_hello,
         .on_message = on_message,
         .on_closed = on_closed,
+        .on_refused = on_refused,
         .on_peer_gone = on_peer_gone,
     };
     n->t = transport_new(&n->loop, &to, &cb);

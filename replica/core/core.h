@@ -229,7 +229,7 @@ struct core_event {
     char subject[CORE_ID_MAX]; /* the replica it is about */
     uint64_t epoch;
     uint64_t index;
-    char detail[96];
+    char detail[160]; /* for people: cut to fit */
 };
 
 /* A message to one peer. `early`: a primary's Append, which may leave before

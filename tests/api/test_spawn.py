@@ -224,11 +224,21 @@ class ReplctlTests(CoordinatorTestCase):
 
     def test_secret_needed(self):
         """--spawn gives its cluster a secret (0600, in its data dir);
-        replctl without it is refused and told why."""
+        replctl without it is refused and told why, and the dashboard's
+        stream says which replica turned it away."""
         self.assertEqual(os.stat(self.co.secret_file).st_mode & 0o777, 0o600)
-        p = self.run_ctl("status", secret=False)
-        self.assertEqual(p.returncode, 1, p)
-        self.assertIn("cluster secret", p.stderr.decode())
+        ws = WebSocket(self.port)
+        try:
+            p = self.run_ctl("status", secret=False)
+            self.assertEqual(p.returncode, 1, p)
+            self.assertIn("cluster secret", p.stderr.decode())
+            _, ev = ws.wait_event(lambda e: e.get("type") == "handshake_refused", timeout=10,
+                                  what="handshake_refused event")
+        finally:
+            ws.close()
+        self.assertEqual(ev["replica"], "r1", ev)
+        self.assertIn("client replctl", ev["detail"], ev)
+        self.assertIn("no proof of the cluster secret", ev["detail"], ev)
         env = dict(os.environ, REPLCTL_CLUSTER_SECRET_FILE=self.co.secret_file)
         addr = f"127.0.0.1:{self.co.base_port}"
         p = subprocess.run([replctl(), "-a", addr, "status"], capture_output=True, timeout=60,
