@@ -12,6 +12,7 @@
  * fsyncs the log once and only then writes what the core sent or replied.
  */
 #include "node.h"
+#include "validate.h"
 #include "clock.h"
 #include "logging.h"
 #include "net/codec.h"
@@ -571,8 +572,9 @@ static void node_event(struct node *n, enum event_type type, const char *detail)
     struct core_event ev = {
         .type = type, .epoch = core_epoch(n->core), .index = core_last_index(n->core)};
     snprintf(ev.subject, sizeof(ev.subject), "%s", n->o.id);
-    /* Cut to fit: the detail is for people, the disk state is in Status. */
-    size_t len = strnlen(detail, sizeof(ev.detail) - 1);
+    /* Cut to fit, between characters (a peer's Hello may name it in any
+     * script): the detail is for people, the disk state is in Status. */
+    size_t len = utf8_cut(detail, strlen(detail), sizeof(ev.detail) - 1);
     memcpy(ev.detail, detail, len);
     ev.detail[len] = '\0';
     sink_event(&n->sink, &ev);
