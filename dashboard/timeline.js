@@ -26,6 +26,10 @@
   let dragging = false;
 
   const fmt = d3.timeFormat('%H:%M:%S');
+  /* The axis in the 24-hour clock the events use (d3's default, "11:58",
+   * leaves morning and evening to guess); whole minutes without seconds. */
+  const fmtMinute = d3.timeFormat('%H:%M');
+  const axisFormat = (d) => (d.getSeconds() || d.getMilliseconds() ? fmt(d) : fmtMinute(d));
   const fmtMs = (t) => `${fmt(new Date(t))}.${String(Math.floor(t % 1000)).padStart(3, '0')}`;
   const dur = (ms) => (ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`);
 
@@ -197,7 +201,8 @@
     });
 
     root.select('.tl-axis').attr('transform', `translate(0,${TOP + lanes.length * LANE + 2})`)
-      .call(d3.axisBottom(x).ticks(Math.max(2, Math.floor((w - LEFT) / 90))).tickSizeOuter(0));
+      .call(d3.axisBottom(x).ticks(Math.max(2, Math.floor((w - LEFT) / 90))).tickFormat(axisFormat)
+        .tickSizeOuter(0));
 
     // The cursor (its time is in the status line, not over the failover labels).
     const cg = root.select('.tl-cursor').selectAll('g').data(cursor === null ? [] : [cursor]).join((enter) => {

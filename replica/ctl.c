@@ -38,7 +38,8 @@ static void usage(FILE *out)
                  "COMMAND\n\n"
                  "The cluster's secret is read from --cluster-secret-file, else from\n"
                  "$REPLCTL_CLUSTER_SECRET_FILE, else from $REPLICA_CLUSTER_SECRET_FILE (so it\n"
-                 "works as is inside a replica's container).\n\n"
+                 "works as is inside a replica's container). Options may also follow the\n"
+                 "command.\n\n"
                  "commands:\n"
                  "  status                       one replica's view (role, epoch, indices, peers)\n"
                  "  put [-i CLIENT_ID] DATA      replicate DATA; prints index, epoch, primary\n"
@@ -478,121 +479,114 @@ static int cmd_watch(struct client *c)
     }
 }
 
-int main(int argc, char **argv)
+/* What the options say, before and after the command alike. */
+struct ctl_args {
+    const char *addr_arg, *client_id, *filter_name, *level, *keep, *secret_file;
+    int timeout;
+    unsigned long long after;
+    unsigned limit;
+};
+
+/* One option: 0 taken, 1 --help (printed), 2 bad (said why). */
+static int take_option(struct ctl_args *a, int opt, const char *arg)
 {
-    const char *addr_arg = NULL, *client_id = NULL, *filter_name = NULL, *level = NULL;
-    int timeout = 5000;
-    unsigned long long after = 0, u;
-    unsigned limit = LIMIT_READ_DEFAULT;
-    const char *secret_file = getenv("REPLCTL_CLUSTER_SECRET_FILE");
-    if (secret_file == NULL || secret_file[0] == '\0') {
-        secret_file = getenv("REPLICA_CLUSTER_SECRET_FILE");
-    }
-    static const struct option before_cmd[] = {
-        {"cluster-secret-file", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
-    int opt;
-    while ((opt = getopt_long(argc, argv, "+a:t:i:f:c:s:n:h", before_cmd, NULL)) != -1) {
-        switch (opt) {
-        case 'S':
-            secret_file = optarg;
-            break;
-        case 'c':
-            level = optarg;
-            break;
-        case 'a':
-            addr_arg = optarg;
-            break;
-        case 't':
-            if (flags_uint(optarg, 1, LIMIT_TIMING_MS_MAX, &u) != 0) {
-                fprintf(stderr, "replctl: -t wants milliseconds (1 to %u)\n", LIMIT_TIMING_MS_MAX);
-                return 2;
-            }
-            timeout = (int)u;
-            break;
-        case 'i':
-            client_id = optarg;
-            break;
-        case 'f':
-            filter_name = optarg;
-            break;
-        case 's':
-            if (flags_uint(optarg, 0, UINT64_MAX, &after) != 0) {
-                fprintf(stderr, "replctl: -s wants an index (a number)\n");
-                return 2;
-            }
-            break;
-        case 'n':
-            if (flags_uint(optarg, 1, LIMIT_READ_MAX, &u) != 0) {
-                fprintf(stderr, "replctl: -n wants 1 to %d\n", LIMIT_READ_MAX);
-                return 2;
-            }
-            limit = (unsigned)u;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
+    unsigned long long u;
+    switch (opt) {
+    case 'a':
+        a->addr_arg = arg;
+        return 0;
+    case 'S':
+        a->secret_file = arg;
+        return 0;
+    case 'c':
+        a->level = arg;
+        return 0;
+    case 'k':
+        a->keep = arg;
+        return 0;
+    case 'i':
+        a->client_id = arg;
+        return 0;
+    case 'f':
+        a->filter_name = arg;
+        return 0;
+    case 't':
+        if (flags_uint(arg, 1, LIMIT_TIMING_MS_MAX, &u) != 0) {
+            fprintf(stderr, "replctl: -t wants milliseconds (1 to %u)\n", LIMIT_TIMING_MS_MAX);
             return 2;
         }
-    }
-    if (addr_arg == NULL || optind >= argc || timeout <= 0) {
+        a->timeout = (int)u;
+        return 0;
+    case 's':
+        if (flags_uint(arg, 0, UINT64_MAX, &a->after) != 0) {
+            fprintf(stderr, "replctl: -s wants an index (a number)\n");
+            return 2;
+        }
+        return 0;
+    case 'n':
+        if (flags_uint(arg, 1, LIMIT_READ_MAX, &u) != 0) {
+            fprintf(stderr, "replctl: -n wants 1 to %d\n", LIMIT_READ_MAX);
+            return 2;
+        }
+        a->limit = (unsigned)u;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 1;
+    default:
         usage(stderr);
         return 2;
     }
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_args a = {.timeout = 5000, .limit = LIMIT_READ_DEFAULT};
+    a.secret_file = getenv("REPLCTL_CLUSTER_SECRET_FILE");
+    if (a.secret_file == NULL || a.secret_file[0] == '\0') {
+        a.secret_file = getenv("REPLICA_CLUSTER_SECRET_FILE");
+    }
+    static const struct option longopts[] = {{"cluster-secret-file", required_argument, NULL, 'S'},
+                                             {"keep", required_argument, NULL, 'k'},
+                                             {NULL, 0, NULL, 0}};
+    /* Options come before the command and may also follow it: put -i ID
+     * DATA, read -f synced, force-config --keep r2,r3. */
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, "+a:t:i:f:c:s:n:k:h", longopts, NULL)) != -1) {
+        if ((rc = take_option(&a, opt, optarg)) != 0) {
+            return rc == 1 ? 0 : 2;
+        }
+    }
+    if (a.addr_arg == NULL || optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind];
+    optind++;
+    while ((opt = getopt_long(argc, argv, "a:t:i:f:c:s:n:k:h", longopts, NULL)) != -1) {
+        if ((rc = take_option(&a, opt, optarg)) != 0) {
+            return rc == 1 ? 0 : 2;
+        }
+    }
     struct addr_list addrs;
     char err[256];
-    if (addr_list_parse(addr_arg, "5000", &addrs, err, sizeof(err)) != 0 || addrs.n == 0) {
+    if (addr_list_parse(a.addr_arg, "5000", &addrs, err, sizeof(err)) != 0 || addrs.n == 0) {
         fprintf(stderr, "replctl: -a: %s\n", addrs.n == 0 ? "no address" : err);
         return 2;
     }
     static struct peer_auth auth; /* client_use_auth keeps a pointer */
-    if (secret_file != NULL && secret_file[0] != '\0') {
-        if (peer_auth_load(&auth, secret_file, err, sizeof(err)) != 0) {
+    if (a.secret_file != NULL && a.secret_file[0] != '\0') {
+        if (peer_auth_load(&auth, a.secret_file, err, sizeof(err)) != 0) {
             fprintf(stderr, "replctl: %s\n", err);
             return 2;
         }
         client_use_auth(&auth);
     }
-    const char *cmd = argv[optind];
-    const char *keep = NULL;
-    /* Options may also follow the command: put -i ID DATA, read -f synced,
-     * force-config --keep r2,r3. */
-    optind++;
-    static const struct option after_cmd[] = {{"keep", required_argument, NULL, 'k'},
-                                              {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "i:f:c:s:n:k:", after_cmd, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            level = optarg;
-            break;
-        case 'k':
-            keep = optarg;
-            break;
-        case 'i':
-            client_id = optarg;
-            break;
-        case 'f':
-            filter_name = optarg;
-            break;
-        case 's':
-            if (flags_uint(optarg, 0, UINT64_MAX, &after) != 0) {
-                fprintf(stderr, "replctl: -s wants an index (a number)\n");
-                return 2;
-            }
-            break;
-        case 'n':
-            if (flags_uint(optarg, 1, LIMIT_READ_MAX, &u) != 0) {
-                fprintf(stderr, "replctl: -n wants 1 to %d\n", LIMIT_READ_MAX);
-                return 2;
-            }
-            limit = (unsigned)u;
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
+    const char *client_id = a.client_id, *filter_name = a.filter_name, *level = a.level;
+    const char *keep = a.keep;
+    int timeout = a.timeout;
+    unsigned long long after = a.after;
+    unsigned limit = a.limit;
     if (keep != NULL && strcmp(cmd, "force-config") != 0) {
         fprintf(stderr, "replctl: --keep goes with force-config only\n");
         return 2;
@@ -663,7 +657,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "replctl: %s\n", err);
         return 1;
     }
-    int rc = 2;
+    rc = 2;
     if (strcmp(cmd, "status") == 0) {
         rc = cmd_status(&c, timeout);
     } else if (strcmp(cmd, "watch") == 0) {
