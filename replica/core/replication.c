@@ -201,9 +201,17 @@ static bool store_entries(struct core *c, const struct core_msg *m)
     size_t i = 0;
     const struct core_entry *es = m->append.entries;
     /* Entries we already hold are skipped: a duplicate or late Append must
-     * not truncate anything it does not conflict with. */
-    while (i < m->append.n_entries && prev + i + 1 <= last_index(c) &&
-           (prev + i + 1 <= c->commit || epoch_at(c, prev + i + 1) == es[i].epoch)) {
+     * not truncate anything it does not conflict with. A committed one is
+     * the primary's too, whether we still hold it or retention dropped it;
+     * one that differs (only a forged commit can make that) refuses it all. */
+    while (i < m->append.n_entries && prev + i + 1 <= last_index(c)) {
+        uint64_t ours = epoch_at(c, prev + i + 1);
+        if (ours != es[i].epoch && prev + i + 1 <= c->commit && ours != 0) {
+            return false;
+        }
+        if (ours != es[i].epoch && prev + i + 1 > c->commit) {
+            break;
+        }
         i++;
     }
     if (i == m->append.n_entries) {
@@ -279,10 +287,16 @@ void recv_append(struct core *c, int64_t now, const struct core_msg *m)
         return;
     }
     /* A committed entry is the primary's too (and retention may have
-     * dropped it here, epoch and all): only newer ones are compared. */
-    if (prev > c->commit && epoch_at(c, prev) != m->append.prev_epoch) {
+     * dropped it here, epoch and all): only newer ones are compared... */
+    uint64_t ours = epoch_at(c, prev);
+    if (prev > c->commit && ours != m->append.prev_epoch) {
         r.append_response.hint_index = conflict_hint(c, prev);
         out_send(c, m->from, &r);
+        return;
+    }
+    /* ... and one we hold that differs was never the primary's: only a
+     * forged commit gets there. Refused: our log keeps its epochs in order. */
+    if (prev <= c->commit && ours != 0 && ours != m->append.prev_epoch) {
         return;
     }
     if (!store_entries(c, m)) {
