@@ -146,10 +146,8 @@ struct transport {
     bool was_paused;
     uv_timer_t handshake_timer; /* closes connections that never finish their Hellos */
     uint64_t auth_refused;
-    int64_t refused_logged_ms;
-    uint64_t refused_unlogged;
-    int64_t refused_told_ms; /* on_refused */
-    uint64_t refused_untold;
+    int64_t refused_news_ms; /* the last refusal logged and told (once a second) */
+    uint64_t refused_quiet;  /* refused since, neither logged nor told */
     char readbuf[64 * 1024];
 };
 
@@ -370,51 +368,51 @@ static void learn_target(struct transport *t, const char *addr)
     }
 }
 
-/* Count a refused handshake, and tell the owner at most once a second. */
-static void count_refusal(struct conn *c, const char *why)
+/* Count a refused handshake. At most once a second it is news: true,
+ * with how many more were refused since the last news in *more (the log
+ * says so and the owner hears of it). A misconfigured peer retries several
+ * times a second; nobody needs each of those. */
+static bool count_refusal(struct conn *c, const char *why, uint64_t *more)
 {
     struct transport *t = c->t;
     t->auth_refused++;
-    t->refused_untold++;
     int64_t now = clock_mono_ms();
-    if (t->cb.on_refused != NULL && now - t->refused_told_ms >= 1000) {
-        t->cb.on_refused(t, c->desc, why, t->refused_untold - 1);
-        t->refused_told_ms = now;
-        t->refused_untold = 0;
+    if (now - t->refused_news_ms < 1000) {
+        t->refused_quiet++;
+        return false;
     }
+    *more = t->refused_quiet;
+    t->refused_news_ms = now;
+    t->refused_quiet = 0;
+    if (t->cb.on_refused != NULL) {
+        t->cb.on_refused(t, c->desc, why, *more);
+    }
+    return true;
 }
 
 /* The other end broke the handshake's protocol: counted, and logged like
  * any broken protocol (conn_reject), every time. */
 static void refuse_broken(struct conn *c, const char *why)
 {
-    count_refusal(c, why);
+    uint64_t more;
+    count_refusal(c, why, &more);
     conn_reject(c, why);
 }
 
 /* The other end could not prove the secret or its key (a stranger, or a
- * member configured with another secret, which retries several times a
- * second): counted, logged as a warning with the reason, closed before any
- * of its messages is read. */
+ * member configured with another secret): counted, logged as a warning
+ * with the reason at most once a second, closed before any of its messages
+ * is read. */
 static void refuse(struct conn *c, const char *why)
 {
-    struct transport *t = c->t;
-    count_refusal(c, why);
-    /* A misconfigured peer retries several times a second: say it once a
-     * second at most, with how many were refused meanwhile. */
-    int64_t now = clock_mono_ms();
-    if (now - t->refused_logged_ms < 1000) {
-        t->refused_unlogged++;
+    uint64_t more = 0;
+    if (!count_refusal(c, why, &more)) {
         log_debug("%s refused: %s", c->desc, why);
+    } else if (more > 0) {
+        log_warn("%s refused: %s (and %" PRIu64 " more refused in the last second)", c->desc, why,
+                 more);
     } else {
-        if (t->refused_unlogged > 0) {
-            log_warn("%s refused: %s (and %" PRIu64 " more refused in the last second)", c->desc,
-                     why, t->refused_unlogged);
-        } else {
-            log_warn("%s refused: %s", c->desc, why);
-        }
-        t->refused_logged_ms = now;
-        t->refused_unlogged = 0;
+        log_warn("%s refused: %s", c->desc, why);
     }
     conn_close(c, NULL);
 }
