@@ -13,9 +13,12 @@
 #include "peer_auth.h"
 
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define RETRY_MIN_MS   100
 #define RETRY_MAX_MS   2000
@@ -37,6 +40,19 @@
  * frame larger than this closes the connection: a Hello and an Auth take
  * well under 1 KiB, and nobody unproven makes us buffer megabytes. */
 #define HANDSHAKE_FRAME_MAX LIMIT_FRAME_BYTES_MIN
+/* A machine that vanishes (power, cable, a lost node) sends no FIN or RST:
+ * with the kernel's defaults its connections look open for 11 minutes when
+ * idle (keepalive: 75 s x 9 probes) or 15 when data waits for an ACK
+ * (tcp_retries2), and the replicas count a ghost as connected, never
+ * removing it, or adding it back as a learner. Probes start after
+ * KEEPALIVE_IDLE_S of silence, and a connection whose other end has
+ * answered nothing (no data, no ACK, no probe's answer) for DEAD_PEER_MS is
+ * closed like any other. A paused or SIGSTOPped process still answers (its
+ * kernel does), until it stops taking data for DEAD_PEER_MS: then it is
+ * closed too, and reconnects once it runs again. */
+#define KEEPALIVE_IDLE_S  3
+#define KEEPALIVE_INTVL_S 1
+#define DEAD_PEER_MS      10000
 
 /* A frame a link delay holds until `due`. */
 struct delayed {
@@ -848,10 +864,26 @@ void conn_set_data(struct conn *c, void *data)
     c->data = data;
 }
 
+static void set_dead_peer_limits(uv_tcp_t *tcp)
+{
+    uv_tcp_keepalive(tcp, 1, KEEPALIVE_IDLE_S);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0) {
+        return;
+    }
+    /* Best effort: a kernel without them keeps its defaults. */
+    int intvl = KEEPALIVE_INTVL_S;
+    int count = DEAD_PEER_MS / 1000 / KEEPALIVE_INTVL_S;
+    unsigned user_timeout = DEAD_PEER_MS;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
 static void conn_start(struct conn *c)
 {
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, 10);
+    set_dead_peer_limits(&c->tcp);
     uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
@@ -1169,9 +1201,14 @@ static void target_free_cb(uv_handle_t *h)
 static void target_remove(struct target *tg)
 {
     if (tg->conn) {
-        struct conn *c = tg->conn;
         tg->state = TARGET_SELF; /* no reconnect from conn_close */
-        conn_close(c, "address no longer resolves");
+        conn_close(tg->conn, "address no longer resolves");
+    }
+    /* Discovery dropped a replica we knew: a machine that vanished closes
+     * nothing, and we may never have seen its connection fail. Unless
+     * another of its addresses reaches it, it is gone. */
+    if (tg->id[0] != '\0' && target_with_id(tg->t, tg->id, tg) == NULL) {
+        report_gone(tg, "its address no longer resolves");
     }
     uv_close((uv_handle_t *)&tg->timer, target_free_cb);
 }

@@ -546,23 +546,11 @@ static void update_listed(struct node *n)
         return;
     }
     struct core_status st;
-    int64_t now = now_ms();
-    core_get_status(n->core, now, &st);
+    core_get_status(n->core, now_ms(), &st);
     for (unsigned i = 0; i < st.config.n; i++) {
         const char *id = st.config.members[i].id;
         if (strcmp(id, n->o.id) != 0) {
             core_peer_listed(n->core, id, transport_peer_listed(n->t, id));
-        }
-    }
-    /* A machine that vanished (power, network) closes nothing: its address
-     * stops resolving while our connection to it still looks open, and the
-     * transport drops that connection without a "gone" report. Unlisted and
-     * unconnected is down, or the dead-member cleanup would wait forever. */
-    for (unsigned i = 0; i < st.n_peers; i++) {
-        const struct core_peer_status *p = &st.peers[i];
-        if (p->up && !transport_peer_listed(n->t, p->id) && transport_peer(n->t, p->id) == NULL) {
-            log_info("peer %s is gone: no longer discovered and not connected", p->id);
-            core_peer_down(n->core, now, p->id);
         }
     }
 }

@@ -5,6 +5,7 @@
   api.py URL cluster                              the /api/cluster JSON
   api.py URL wait --replicas N [--primary-not ID] [--min-epoch E]
                   [--voters] [--caught-up] [--up ID] [--backup ID] [--epoch E]
+                  [--members N] [--new-voter "ID ..."]
                   [--timeout S]                   poll until it holds; print the snapshot
   api.py URL put ID DATA [--timeout S] [--t0 MS]  POST, retrying 503/504/no answer with
                                                   the same id until 201; prints the reply
@@ -87,7 +88,27 @@ def opts(args, spec):
     return out, pos
 
 
-def holds(c, o):
+# How far back a replica's commit index may be and still count as caught up
+# while writes go on (see caught_up).
+CAUGHT_UP_WINDOW_S = 1.0
+
+
+def caught_up(r, c, seen):
+    """Has replica r caught up? It holds the commit index of this snapshot, or,
+    with writes going on, at least the one the cluster had CAUGHT_UP_WINDOW_S
+    ago: a backup learns a commit with the primary's next message, and the
+    coordinator asks each replica at its own moment, so under a steady stream
+    of writes every snapshot can show the backups an entry or two behind.
+    seen: [(monotonic time, cluster commit index)] of the earlier snapshots."""
+    ci = c.get("commit_index", 0)
+    rc = r.get("commit_index")
+    if rc == ci:
+        return True
+    old = [commit for t, commit in seen if t <= time.monotonic() - CAUGHT_UP_WINDOW_S]
+    return bool(old) and rc is not None and rc >= old[-1]
+
+
+def holds(c, o, seen=()):
     """Why the snapshot does not satisfy the wait options yet ('' when it does)."""
     reps = c.get("replicas") or []
     up = [r for r in reps if r.get("status") == "up"]
@@ -115,7 +136,7 @@ def holds(c, o):
     if o.get("caught-up"):
         ci = c.get("commit_index", 0)
         lagging = ["%s(%s/%s)" % (r["id"], r.get("commit_index"), ci) for r in up
-                   if r.get("commit_index") != ci]
+                   if not caught_up(r, c, seen)]
         if lagging:
             return "not caught up: " + ",".join(lagging)
         if any(r.get("epoch") != c.get("epoch") for r in up):
@@ -130,6 +151,12 @@ def holds(c, o):
                 return "%s is %s" % (rid, r.get("role"))
             if key == "backup" and o.get("epoch") is not None and r.get("epoch") != o["epoch"]:
                 return "%s in epoch %s" % (rid, r.get("epoch"))
+    if o.get("new-voter") is not None:
+        # A replica not among the given ids is an up, caught-up voter.
+        known = o["new-voter"].split()
+        if not any(r["id"] not in known and r.get("voter") and caught_up(r, c, seen)
+                   for r in up):
+            return "no caught-up voter other than " + " ".join(known)
     if want is not None and len(others) < want - 1:
         return "backups missing"
     n = o.get("members")
@@ -151,16 +178,19 @@ def holds(c, o):
 def cmd_wait(base, args):
     o, _ = opts(args, {"replicas": int, "primary-not": str, "min-epoch": int, "voters": bool,
                        "caught-up": bool, "up": str, "backup": str, "epoch": int,
-                       "members": int, "timeout": float})
+                       "members": int, "new-voter": str, "timeout": float})
     deadline = time.monotonic() + o.get("timeout", 90.0)
     why = "no answer from the coordinator"
+    seen = []
     while time.monotonic() < deadline:
         c = cluster(base)
         if c is not None:
-            why = holds(c, o)
+            why = holds(c, o, seen)
             if not why:
                 print(json.dumps(c))
                 return
+            seen.append((time.monotonic(), c.get("commit_index", 0)))
+            seen = seen[-100:]
         time.sleep(0.1)
     fail("wait %s: timed out after %.0f s: %s" % (" ".join(args), o.get("timeout", 90.0), why))
 

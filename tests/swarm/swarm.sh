@@ -260,21 +260,8 @@ read -r node_ms new epoch < <(jf "$r" elapsed_ms primary epoch)
 [ "$new" != "$old" ] && [ "$epoch" -gt "$old_epoch" ] || die "no new primary after the node loss: $r"
 log "node loss: next write committed by $new in epoch $epoch, $node_ms ms after the link went down"
 # The rescheduled replica: a new id (its volume is new), a caught-up voter.
-voter_ms=
-deadline=$(($(now_ms) + 150000))
-while [ "$(now_ms)" -lt "$deadline" ]; do
-  c=$(api cluster 2>/dev/null) || { sleep 0.5; continue; }
-  if python3 -c 'import json, sys
-c, before = json.loads(sys.argv[1]), sys.argv[2].split()
-ci = c.get("commit_index")
-sys.exit(0 if any(r["id"] not in before and r.get("voter") and r.get("status") == "up" and
-                  r.get("commit_index") == ci for r in c["replicas"]) else 1)' "$c" "$before"; then
-    voter_ms=$(($(now_ms) - t_down))
-    break
-  fi
-  sleep 0.5
-done
-[ -n "$voter_ms" ] || die "no rescheduled replica became a voter: $(summary "$c")"
+c=$(api wait --new-voter "$before" --timeout 150) || die "no rescheduled replica became a voter"
+voter_ms=$(($(now_ms) - t_down))
 c=$(wait_members 3 120) || die "the configuration did not settle on the live replicas"
 clean_ms=$(($(now_ms) - t_down))
 after=$(ids_of "$c")
