@@ -1198,17 +1198,17 @@ static void target_free_cb(uv_handle_t *h)
     handle_closed(t);
 }
 
-static void target_remove(struct target *tg)
+/* Drop a target (already unlinked from the list), closing its connection
+ * for `why`; `gone`: the replica behind it counts as gone, unless another
+ * of its addresses reaches it. */
+static void target_remove(struct target *tg, const char *why, bool gone)
 {
     if (tg->conn) {
         tg->state = TARGET_SELF; /* no reconnect from conn_close */
-        conn_close(tg->conn, "address no longer resolves");
+        conn_close(tg->conn, why);
     }
-    /* Discovery dropped a replica we knew: a machine that vanished closes
-     * nothing, and we may never have seen its connection fail. Unless
-     * another of its addresses reaches it, it is gone. */
-    if (tg->id[0] != '\0' && target_with_id(tg->t, tg->id, tg) == NULL) {
-        report_gone(tg, "its address no longer resolves");
+    if (gone && tg->id[0] != '\0' && target_with_id(tg->t, tg->id, tg) == NULL) {
+        report_gone(tg, why);
     }
     uv_close((uv_handle_t *)&tg->timer, target_free_cb);
 }
@@ -1254,7 +1254,10 @@ void transport_set_targets(struct transport *t, const char *const *addrs, size_t
         if (tg->missing >= MISSING_PASSES) {
             *pp = tg->next;
             log_info("forgetting %s: no longer resolves", tg->addr);
-            target_remove(tg);
+            /* Discovery dropped a replica we knew: a machine that vanished
+             * closes nothing, and we may never have seen its connection
+             * fail. */
+            target_remove(tg, "address no longer resolves", true);
         } else {
             pp = &tg->next;
         }
@@ -1295,7 +1298,7 @@ void transport_forget_peer(struct transport *t, const char *id)
         if (tg->learned && strcmp(tg->id, id) == 0) {
             *pp = tg->next;
             log_info("forgetting %s (%s): no longer a member", tg->id, tg->addr);
-            target_remove(tg);
+            target_remove(tg, "no longer a member", false);
         } else {
             pp = &tg->next;
         }
