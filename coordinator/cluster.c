@@ -2310,16 +2310,64 @@ struct lab_call {
     struct cluster_reply *out;
 };
 
+/* The replica whose display name is `name`, when exactly one has it;
+ * *several: more than one has. */
+static struct replica *replica_named(struct cluster *c, const char *name, bool *several)
+{
+    struct replica *found = NULL;
+    *several = false;
+    for (unsigned i = 0; i < c->n_replicas; i++) {
+        struct replica *r = &c->replicas[i];
+        if (r->id[0] != '\0' && strcmp(r->name, name) == 0) {
+            *several = found != NULL;
+            if (*several) {
+                return NULL;
+            }
+            found = r;
+        }
+    }
+    return found;
+}
+
+/* Every replica a fault names, as its id: an id, or a name exactly one
+ * replica has (what compose and Swarm users see: replica-2 for
+ * replica-2-58e83d6a). False, with the error set, otherwise. */
+static bool fault_ids(struct cluster *c, struct lab_fault *f, struct cluster_reply *out)
+{
+    char msg[200];
+    for (unsigned i = 0; i < f->n_ids; i++) {
+        if (replica_find(c, f->ids[i]) != NULL) {
+            continue;
+        }
+        bool several;
+        const struct replica *r = replica_named(c, f->ids[i], &several);
+        if (several) {
+            snprintf(msg, sizeof(msg), "several replicas are named %s: give an id", f->ids[i]);
+            set_error(out, 400, "bad_request", msg);
+            return false;
+        }
+        if (r == NULL) {
+            snprintf(msg, sizeof(msg), "no replica with id or name %s", f->ids[i]);
+            set_error(out, 404, "unknown_replica", msg);
+            return false;
+        }
+        if (lab_names(f, r->id)) {
+            snprintf(msg, sizeof(msg), "replica %s is named twice (%s is its name)", r->id,
+                     f->ids[i]);
+            set_error(out, 400, "bad_request", msg);
+            return false;
+        }
+        snprintf(f->ids[i], sizeof(f->ids[i]), "%s", r->id);
+    }
+    return true;
+}
+
 static int fault_add_fn(struct cluster *c, void *arg)
 {
     struct lab_call *a = arg;
-    for (unsigned i = 0; i < a->fault->n_ids; i++) {
-        if (replica_find(c, a->fault->ids[i]) == NULL) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "no replica with id %s", a->fault->ids[i]);
-            set_error(a->out, 404, "unknown_replica", msg);
-            return 0;
-        }
+    struct lab_fault asked = *a->fault;
+    if (!fault_ids(c, &asked, a->out)) {
+        return 0;
     }
     if (c->n_faults >= LIMIT_FAULTS) {
         set_error(a->out, 409, "too_many_faults",
@@ -2327,7 +2375,7 @@ static int fault_add_fn(struct cluster *c, void *arg)
         return 0;
     }
     struct lab_fault *f = &c->faults[c->n_faults++];
-    *f = *a->fault;
+    *f = asked;
     lab_start(f, ++c->next_fault_id, clock_mono_ms(), clock_wall_ms());
     lab_event(c, EVENT_FAULT_ADDED, f, NULL);
     lab_push_all(c);

@@ -177,6 +177,24 @@ log "secrets made by the first up; coordinator on 127.0.0.1:$port only, replicas
 c=$(api wait --replicas 3 --voters --caught-up --timeout 90)
 log "cluster ready: $(summary "$c")"
 
+# --- the fault lab takes the names compose shows ---------------------------------------
+# A backup's display name is its container's (project_replica_N), not its id.
+read -r lab_name lab_id < <(python3 -c 'import json, sys
+c = json.loads(sys.argv[1])
+b = [r for r in c["replicas"] if r["id"] != c["primary"]][0]
+print(b["name"], b["id"])' "$c")
+[ "$lab_name" != "$lab_id" ] || die "replica $lab_id has no name of its own"
+r=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $REPLICACAO_API_TOKEN" \
+  -H 'Content-Type: application/json' -X POST "$base/api/faults" \
+  -d "{\"kind\": \"isolate\", \"replica\": \"$lab_name\", \"duration_ms\": 60000}")
+[ "${r##* }" = 201 ] || die "isolating $lab_name by its name: $r"
+read -r fid freplica < <(jf "${r% *}" id replica)
+[ "$freplica" = "$lab_id" ] || die "the fault on $lab_name names $freplica, not $lab_id"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $REPLICACAO_API_TOKEN" \
+  -X DELETE "$base/api/faults/$fid")
+[ "$code" = 200 ] || die "healing fault $fid: $code"
+log "fault lab: isolated $lab_name by its name (fault on $lab_id), healed"
+
 # --- 20 requests ------------------------------------------------------------------
 for i in $(seq 1 20); do
   api put "$project-init-$i" "initial request $i" --timeout 30 >>"$acks"
