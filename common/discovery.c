@@ -23,6 +23,8 @@ struct discovery {
     unsigned interval_ms;
     uv_timer_t timer;
     unsigned outstanding; /* lookups in flight this pass */
+    bool unsure;          /* a lookup of this pass failed without an answer */
+    bool told_unsure;     /* ... and that was logged (once per outage) */
     bool stopping;
     void (*done)(void *arg);
     void *done_arg;
@@ -60,6 +62,18 @@ static void add_addr(struct discovery *d, const struct sockaddr *sa, const char 
 
 static void pass_finished(struct discovery *d)
 {
+    if (d->unsure) {
+        /* No answer is not "no such name": a DNS server restarting or out
+         * of reach for a few seconds must not make every peer look gone
+         * (the transport drops targets absent from a few passes in a row,
+         * closing their connections). Keep what we have; the next pass
+         * asks again. */
+        return;
+    }
+    if (d->told_unsure) {
+        log_info("peer discovery answers again");
+        d->told_unsure = false;
+    }
     const char *list[MAX_ADDRS];
     for (size_t i = 0; i < d->n_addrs; i++) {
         list[i] = d->addrs[i];
@@ -74,6 +88,18 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     const struct addr_item *it = &d->peers.items[l->item];
     if (status < 0) {
         log_debug("resolve %s: %s", it->host, uv_strerror(status));
+    }
+    /* NXDOMAIN (and a name without addresses) is an answer: nobody is
+     * there (compose and Swarm answer so once every container of a service
+     * is gone). Anything else is no answer. */
+    if (status < 0 && status != UV_EAI_NONAME && status != UV_EAI_NODATA) {
+        if (!d->told_unsure) {
+            log_warn("peer discovery: resolving %s failed (%s): keeping the peers we know until "
+                     "it answers",
+                     it->host, uv_strerror(status));
+            d->told_unsure = true;
+        }
+        d->unsure = true;
     }
     for (struct addrinfo *ai = res; ai && !d->stopping; ai = ai->ai_next) {
         add_addr(d, ai->ai_addr, it->port);
@@ -94,6 +120,7 @@ static void tick(uv_timer_t *timer)
         return; /* the previous pass is still resolving */
     }
     d->n_addrs = 0;
+    d->unsure = false;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     for (unsigned i = 0; i < d->peers.n; i++) {
         struct lookup *l = calloc(1, sizeof(*l));
