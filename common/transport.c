@@ -354,6 +354,16 @@ static void redial_now(struct transport *t, const char *id, const char *addr)
     for (struct target *tg = t->targets; tg; tg = tg->next) {
         bool same = tg->id[0] != '\0' ? strcmp(tg->id, id) == 0
                                       : addr[0] != '\0' && strcmp(tg->addr, addr) == 0;
+        if (same && tg->state == TARGET_CONNECTING && tg->conn != NULL &&
+            !tg->conn->tcp_connected) {
+            /* Still on a connect sent while it was down: its address
+             * answered nothing, and the kernel resends that SYN on its own
+             * schedule, a second and more apart. Start a fresh one. (A
+             * replica back from a forced recovery must hear the new primary
+             * before its old peers can elect one of their own.) */
+            tg->retry_is_immediate = false;
+            conn_close(tg->conn, NULL);
+        }
         if (tg->state == TARGET_IDLE && same) {
             uv_timer_stop(&tg->timer);
             tg->backoff_ms = RETRY_MIN_MS;
